@@ -1,0 +1,209 @@
+//! Typed settings read from `SLIPWAY_*` environment variables, validated at
+//! start. This is the only module that reads the environment.
+
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is required")]
+    Missing { name: &'static str },
+    #[error("{name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Reads one variable; the single place `std::env::var` is called.
+fn raw(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T, E: std::fmt::Display>(
+    name: &'static str,
+    default: T,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, ConfigError> {
+    match raw(name) {
+        None => Ok(default),
+        Some(value) => parse(value.trim()).map_err(|e| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+            value,
+        }),
+    }
+}
+
+fn duration(name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    parsed(name, default, humantime::parse_duration)
+}
+
+/// Settings every process shares: where the database and broker are and how
+/// the queue topology is named.
+#[derive(Debug, Clone)]
+pub struct CommonSettings {
+    pub database_url: SecretString,
+    pub amqp_url: SecretString,
+    /// Prefix for every exchange and queue name; lets tests and benchmarks
+    /// share a broker without seeing each other's messages.
+    pub queue_prefix: String,
+    pub log_retention: Duration,
+    /// `json` for production, anything else for human-readable lines.
+    pub log_json: bool,
+}
+
+impl CommonSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            database_url: raw("SLIPWAY_DATABASE_URL")
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/slipway".into())
+                .into(),
+            amqp_url: raw("SLIPWAY_AMQP_URL")
+                .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+                .into(),
+            queue_prefix: raw("SLIPWAY_QUEUE_PREFIX").unwrap_or_default(),
+            log_retention: duration("SLIPWAY_LOG_RETENTION", Duration::from_secs(30 * 24 * 3600))?,
+            log_json: raw("SLIPWAY_LOG_FORMAT").is_some_and(|f| f == "json"),
+        })
+    }
+}
+
+/// Settings of one worker process (one stage each).
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub common: CommonSettings,
+    pub metrics_addr: SocketAddr,
+    /// Jobs this process runs at once; also its AMQP prefetch.
+    pub concurrency: u16,
+    pub worker_id: String,
+    pub heartbeat_interval: Duration,
+    /// A running job whose heartbeat is older than this is taken back by the sweeper.
+    pub lease_timeout: Duration,
+    pub sweep_interval: Duration,
+    pub stage_timeout: Duration,
+    /// Attempts a job of this stage gets before it is dead-lettered.
+    pub max_attempts: i32,
+    /// Delay tiers for retries; each is one delay queue with a fixed TTL.
+    pub retry_tiers: Vec<Duration>,
+    pub shutdown_grace: Duration,
+    /// The program the probe job runs as a child process.
+    pub probe_command: String,
+}
+
+impl WorkerSettings {
+    /// `default_stage_timeout` differs by stage: a build may run for hours.
+    pub fn from_env(default_stage_timeout: Duration) -> Result<Self, ConfigError> {
+        let concurrency: u16 = parsed("SLIPWAY_CONCURRENCY", 4, str::parse)?;
+        if concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                name: "SLIPWAY_CONCURRENCY",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        let retry_tiers = parsed(
+            "SLIPWAY_RETRY_TIERS",
+            vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+                Duration::from_secs(600),
+            ],
+            |s| {
+                s.split(',')
+                    .map(|part| humantime::parse_duration(part.trim()))
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        )?;
+        if retry_tiers.is_empty() || retry_tiers.iter().any(|t| t.is_zero()) {
+            return Err(ConfigError::Invalid {
+                name: "SLIPWAY_RETRY_TIERS",
+                value: format!("{retry_tiers:?}"),
+                reason: "needs at least one non-zero delay".into(),
+            });
+        }
+        let heartbeat_interval = duration("SLIPWAY_HEARTBEAT_INTERVAL", Duration::from_secs(2))?;
+        let lease_timeout = duration("SLIPWAY_LEASE_TIMEOUT", Duration::from_secs(12))?;
+        if lease_timeout <= heartbeat_interval * 2 {
+            return Err(ConfigError::Invalid {
+                name: "SLIPWAY_LEASE_TIMEOUT",
+                value: format!("{lease_timeout:?}"),
+                reason: "must exceed two heartbeat intervals".into(),
+            });
+        }
+        Ok(Self {
+            common: CommonSettings::from_env()?,
+            metrics_addr: parsed(
+                "SLIPWAY_METRICS_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 9100)),
+                str::parse,
+            )?,
+            concurrency,
+            worker_id: raw("SLIPWAY_WORKER_ID").unwrap_or_else(default_worker_id),
+            heartbeat_interval,
+            lease_timeout,
+            sweep_interval: duration("SLIPWAY_SWEEP_INTERVAL", Duration::from_secs(3))?,
+            stage_timeout: duration("SLIPWAY_STAGE_TIMEOUT", default_stage_timeout)?,
+            max_attempts: parsed("SLIPWAY_MAX_ATTEMPTS", 5, str::parse)?,
+            retry_tiers,
+            shutdown_grace: duration("SLIPWAY_SHUTDOWN_GRACE", Duration::from_secs(30))?,
+            probe_command: raw("SLIPWAY_PROBE_COMMAND").unwrap_or_else(|| "sleep".into()),
+        })
+    }
+}
+
+/// Settings of the API process.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub common: CommonSettings,
+    pub api_addr: SocketAddr,
+    pub admin_token: SecretString,
+    /// 32-byte AEAD key for secrets at rest, given as 64 hex characters.
+    pub secret_key: SecretString,
+}
+
+impl ApiSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let admin_token = raw("SLIPWAY_ADMIN_TOKEN").ok_or(ConfigError::Missing {
+            name: "SLIPWAY_ADMIN_TOKEN",
+        })?;
+        if admin_token.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "SLIPWAY_ADMIN_TOKEN",
+                value: "<hidden>".into(),
+                reason: "must be at least 32 characters".into(),
+            });
+        }
+        let secret_key = raw("SLIPWAY_SECRET_KEY").ok_or(ConfigError::Missing {
+            name: "SLIPWAY_SECRET_KEY",
+        })?;
+        if hex::decode(secret_key.trim()).map(|k| k.len()) != Ok(32) {
+            return Err(ConfigError::Invalid {
+                name: "SLIPWAY_SECRET_KEY",
+                value: "<hidden>".into(),
+                reason: "must be 64 hex characters (32 bytes)".into(),
+            });
+        }
+        Ok(Self {
+            common: CommonSettings::from_env()?,
+            api_addr: parsed(
+                "SLIPWAY_API_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+                str::parse,
+            )?,
+            admin_token: admin_token.into(),
+            secret_key: secret_key.into(),
+        })
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}-{}", std::process::id())
+}

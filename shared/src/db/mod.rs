@@ -1,0 +1,57 @@
+//! Database access: the pool, migrations and the functions that change
+//! deployments, jobs, the outbox, logs and dead jobs. Every state change is a
+//! conditional update; functions take an executor so callers own the
+//! transaction.
+
+pub mod dead;
+pub mod deployments;
+pub mod jobs;
+pub mod logs;
+pub mod outbox;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A pool that connects lazily, so a process starts (and serves /healthz)
+/// while Postgres is still down and reconnects after it restarts.
+pub fn pool(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url.expose_secret())?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options))
+}
+
+/// Applies migrations, waiting for Postgres to come up first.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    use backon::{ExponentialBuilder, Retryable};
+    (|| async { MIGRATOR.run(pool).await })
+        .retry(
+            ExponentialBuilder::default()
+                .with_max_delay(Duration::from_secs(2))
+                .with_max_times(30),
+        )
+        .notify(|error, wait| tracing::warn!(%error, ?wait, "migrations failed; retrying"))
+        .await?;
+    Ok(())
+}
+
+/// Whether an error means "the database is unreachable right now" (worth
+/// waiting for) rather than a bug or a constraint.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
+    ) || matches!(error, sqlx::Error::Database(db) if db.code().is_some_and(|c|
+        // admin_shutdown, crash_shutdown, cannot_connect_now, serialization, deadlock
+        matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "40001" | "40P01")))
+}

@@ -1,0 +1,41 @@
+//! The transactional outbox: a message is written in the transaction that
+//! causes it and published by the relay after commit.
+
+use crate::job::JobMessage;
+use sqlx::PgConnection;
+
+/// Headers carried on every job message.
+pub const TRACEPARENT: &str = "traceparent";
+pub const DEAD_REASON: &str = "x-slipway-dead-reason";
+
+/// Queues `message` for publishing to queue `routing_key` (default exchange).
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    routing_key: &str,
+    message: &JobMessage,
+    traceparent: &str,
+    dead_reason: Option<&str>,
+) -> sqlx::Result<()> {
+    let mut headers = serde_json::json!({ TRACEPARENT: traceparent });
+    if let Some(reason) = dead_reason {
+        headers[DEAD_REASON] = reason.into();
+    }
+    sqlx::query(
+        "INSERT INTO outbox (exchange, routing_key, payload, headers) VALUES ('', $1, $2, $3)",
+    )
+    .bind(routing_key)
+    .bind(sqlx::types::Json(message))
+    .bind(headers)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub exchange: String,
+    pub routing_key: String,
+    pub payload: serde_json::Value,
+    pub headers: serde_json::Value,
+}

@@ -1,0 +1,20 @@
+//! Code every Slipway process shares: the deployment state machine and job
+//! definitions, the queue runtime (topology, outbox relay, consumer, retries,
+//! dead letters, sweeper, cancellation), database access, the log sink,
+//! configuration, telemetry and metrics.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod job;
+pub mod logsink;
+pub mod metrics;
+pub mod probe;
+pub mod process;
+pub mod queue;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+
+pub use job::{JobContext, JobError, JobHandler, JobMessage, Stage};
+pub use state::DeploymentState;

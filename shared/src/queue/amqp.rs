@@ -1,0 +1,59 @@
+//! Broker connections with backoff, and reading message headers.
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Connection, ConnectionProperties};
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Connects, retrying with capped exponential backoff until the broker
+/// answers or `shutdown` fires (then `None`).
+pub async fn connect(url: &SecretString, shutdown: &CancellationToken) -> Option<Connection> {
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(3))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        match Connection::connect(url.expose_secret(), ConnectionProperties::default()).await {
+            Ok(connection) => return Some(connection),
+            Err(error) => {
+                let wait = delays.next().unwrap_or(Duration::from_secs(3));
+                tracing::warn!(%error, ?wait, "cannot reach RabbitMQ; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => return None,
+                }
+            }
+        }
+    }
+}
+
+/// A header as text, whatever AMQP type the broker chose for it.
+pub fn header_text(headers: &Option<FieldTable>, key: &str) -> Option<String> {
+    let value = headers.as_ref()?.inner().get(key)?;
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        other => header_int_value(other).map(|n| n.to_string()),
+    }
+}
+
+pub fn header_int(headers: &Option<FieldTable>, key: &str) -> Option<i64> {
+    header_int_value(headers.as_ref()?.inner().get(key)?)
+}
+
+fn header_int_value(value: &AMQPValue) -> Option<i64> {
+    Some(match value {
+        AMQPValue::ShortShortInt(n) => i64::from(*n),
+        AMQPValue::ShortShortUInt(n) => i64::from(*n),
+        AMQPValue::ShortInt(n) => i64::from(*n),
+        AMQPValue::ShortUInt(n) => i64::from(*n),
+        AMQPValue::LongInt(n) => i64::from(*n),
+        AMQPValue::LongUInt(n) => i64::from(*n),
+        AMQPValue::LongLongInt(n) => *n,
+        _ => return None,
+    })
+}
