@@ -15,6 +15,7 @@ pub mod queue;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod worker;
 
 pub use job::{JobContext, JobError, JobHandler, JobMessage, Stage};
 pub use state::DeploymentState;

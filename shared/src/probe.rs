@@ -36,6 +36,17 @@ pub struct ProbeSpec {
     pub fail_times: i32,
 }
 
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        ProbeSpec {
+            duration_ms: default_duration(),
+            fail_stage: None,
+            fail_kind: None,
+            fail_times: one(),
+        }
+    }
+}
+
 fn default_duration() -> u64 {
     100
 }

@@ -1,0 +1,83 @@
+//! The API's one error type: 4xx answers carry a stable `code` and a clear
+//! `message`; a 500 is logged with its cause chain and says nothing inside.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("this token may not do that")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            code: "invalid_request",
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Unexpected(anyhow::Error::new(error).context("database error"))
+    }
+}
+
+impl From<slipway_shared::domain::Invalid> for ApiError {
+    fn from(error: slipway_shared::domain::Invalid) -> Self {
+        ApiError::Invalid {
+            code: "validation_failed",
+            message: error.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
+            ApiError::Unexpected(error) => {
+                tracing::error!(error = format!("{error:#}"), "request failed");
+                let body =
+                    json!({"code": "internal", "message": "internal error; see the server log"});
+                return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+            }
+        };
+        let status = match (&self, code) {
+            (ApiError::Invalid { .. }, "malformed_json" | "bad_path" | "bad_query") => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => status,
+        };
+        (
+            status,
+            Json(json!({"code": code, "message": self.to_string()})),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,87 @@
+//! Extractors whose rejections are JSON `{code, message}` errors instead of
+//! axum's plain-text ones.
+
+use crate::error::ApiError;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let code = match rejection {
+            JsonRejection::JsonDataError(_) => "validation_failed",
+            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+            _ => "malformed_json",
+        };
+        ApiError::Invalid {
+            code,
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::Invalid {
+            code: "bad_path",
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::Invalid {
+            code: "bad_query",
+            message: rejection.body_text(),
+        }
+    }
+}
+
+/// A JSON body that may be absent (empty body means `T::default()`).
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::Invalid {
+                code: "malformed_json",
+                message: e.body_text(),
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut deserializer)
+            .map(OptionalJson)
+            .map_err(|e| {
+                let code = if e.inner().is_data() {
+                    "validation_failed"
+                } else {
+                    "malformed_json"
+                };
+                ApiError::Invalid {
+                    code,
+                    message: format!("invalid body: {e}"),
+                }
+            })
+    }
+}

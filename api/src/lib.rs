@@ -1,0 +1,71 @@
+//! The Slipway API: a thin axum service that validates requests, writes to
+//! Postgres and enqueues work through the outbox; it also runs an outbox
+//! relay so jobs it creates are published even with no worker up.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod log_stream;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+use secrecy::ExposeSecret;
+use slipway_shared::config::ApiSettings;
+use slipway_shared::db;
+use slipway_shared::queue::{relay, topology::QueueNames};
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    pool: sqlx::PgPool,
+    settings: ApiSettings,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Migrates the database and binds the listener (port 0 picks one).
+    pub async fn build(
+        settings: ApiSettings,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Application> {
+        let pool = db::pool(&settings.common.database_url, 32)?;
+        db::migrate(&pool).await?;
+        let state = state::AppState {
+            pool: pool.clone(),
+            names: QueueNames::new(settings.common.queue_prefix.clone()),
+            admin_token_hash: auth::hash(settings.admin_token.expose_secret()),
+            amqp_url: settings.common.amqp_url.clone(),
+            logs: log_stream::LogHub::start(pool.clone(), shutdown.clone()),
+        };
+        let listener = tokio::net::TcpListener::bind(settings.api_addr).await?;
+        Ok(Application {
+            listener,
+            router: startup::router(state),
+            pool,
+            settings,
+            shutdown,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the shutdown token fires.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let relay = tokio::spawn(relay::run(
+            self.pool.clone(),
+            self.settings.common.amqp_url.clone(),
+            self.shutdown.clone(),
+        ));
+        tracing::info!(addr = %self.listener.local_addr()?, "api listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(self.shutdown.cancelled_owned())
+            .await?;
+        let _ = relay.await;
+        Ok(())
+    }
+}

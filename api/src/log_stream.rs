@@ -1,0 +1,55 @@
+//! One shared `LISTEN slipway_logs` per API process, fanned out to every SSE
+//! client, so followers do not hold a database connection each.
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct LogHub {
+    tx: broadcast::Sender<Uuid>,
+}
+
+impl LogHub {
+    pub fn start(pool: PgPool, shutdown: CancellationToken) -> LogHub {
+        let (tx, _) = broadcast::channel(4096);
+        tokio::spawn(listen(pool, tx.clone(), shutdown));
+        LogHub { tx }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Uuid> {
+        self.tx.subscribe()
+    }
+}
+
+async fn listen(pool: PgPool, tx: broadcast::Sender<Uuid>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "log listener cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if listener.listen("slipway_logs").await.is_err() {
+            continue;
+        }
+        loop {
+            tokio::select! {
+                notification = listener.recv() => match notification {
+                    Ok(n) => {
+                        for id in n.payload().split(',').filter_map(|s| s.parse().ok()) {
+                            let _ = tx.send(id);
+                        }
+                    }
+                    Err(_) => break,
+                },
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+}

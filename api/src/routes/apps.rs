@@ -1,0 +1,271 @@
+//! Apps of a project: name, default source, build and runtime settings,
+//! env vars.
+
+use crate::auth::Project;
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use slipway_shared::domain::{GitRef, GitUrl, Slug};
+use sqlx::PgConnection;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    name: String,
+    git_url: Option<String>,
+    git_ref: Option<String>,
+    #[serde(default)]
+    build: Map<String, Value>,
+    #[serde(default)]
+    runtime: Map<String, Value>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApp {
+    git_url: Option<String>,
+    git_ref: Option<String>,
+    build: Option<Map<String, Value>>,
+    runtime: Option<Map<String, Value>>,
+    env: Option<BTreeMap<String, String>>,
+}
+
+fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for (key, value) in env {
+        let ok = !key.is_empty()
+            && key.len() <= 128
+            && key
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && !key.starts_with(|c: char| c.is_ascii_digit());
+        if !ok {
+            return Err(ApiError::Invalid {
+                code: "validation_failed",
+                message: format!("env: `{key}` must be A-Z, 0-9 and _ and not start with a digit"),
+            });
+        }
+        if value.len() > 32 * 1024 || value.contains('\0') {
+            return Err(ApiError::Invalid {
+                code: "validation_failed",
+                message: format!("env: value of `{key}` is too long or has a NUL byte"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn parse_source(
+    git_url: Option<&str>,
+    git_ref: Option<&str>,
+) -> Result<(Option<GitUrl>, Option<GitRef>), ApiError> {
+    Ok((
+        git_url.map(GitUrl::parse).transpose()?,
+        git_ref.map(GitRef::parse).transpose()?,
+    ))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn create(
+    project: Project,
+    State(state): State<AppState>,
+    Json(body): Json<CreateApp>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let name = Slug::parse("name", &body.name)?;
+    let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
+    validate_env(&body.env)?;
+    let mut tx = state.pool.begin().await?;
+    let id = Uuid::now_v7();
+    let inserted = sqlx::query(
+        "INSERT INTO apps (id, project_id, name, git_url, git_ref, build_settings, runtime_settings)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, name) DO NOTHING",
+    )
+    .bind(id)
+    .bind(project.id)
+    .bind(name.as_str())
+    .bind(git_url.as_ref().map(GitUrl::as_str))
+    .bind(git_ref.as_ref().map(GitRef::as_str))
+    .bind(Value::Object(body.build))
+    .bind(Value::Object(body.runtime))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(ApiError::conflict(
+            "conflict",
+            format!("app `{name}` exists in this project"),
+        ));
+    }
+    replace_env(&mut tx, id, &body.env).await?;
+    let app = read(&mut tx, project.id, name.as_str()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(app)))
+}
+
+async fn replace_env(
+    conn: &mut PgConnection,
+    app_id: Uuid,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM app_env_vars WHERE app_id = $1")
+        .bind(app_id)
+        .execute(&mut *conn)
+        .await?;
+    let keys: Vec<&str> = env.keys().map(String::as_str).collect();
+    let values: Vec<&str> = env.values().map(String::as_str).collect();
+    sqlx::query(
+        "INSERT INTO app_env_vars (app_id, key, secret, value_plain)
+         SELECT $1, k, false, v FROM UNNEST($2::text[], $3::text[]) AS t(k, v)",
+    )
+    .bind(app_id)
+    .bind(&keys)
+    .bind(&values)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(serde::Serialize, sqlx::FromRow)]
+struct AppRow {
+    id: Uuid,
+    name: String,
+    git_url: Option<String>,
+    git_ref: Option<String>,
+    build: Value,
+    runtime: Value,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The app as the API shows it; `NotFound` for another project's app.
+pub async fn read(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let row: Option<AppRow> = sqlx::query_as(
+        "SELECT id, name, git_url, git_ref, build_settings AS build, runtime_settings AS runtime, created_at, updated_at
+         FROM apps WHERE project_id = $1 AND name = $2",
+    )
+    .bind(project_id)
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or(ApiError::NotFound("app"))?;
+    let id = row.id;
+    let env: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT key, value_plain FROM app_env_vars WHERE app_id = $1 ORDER BY key")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let env: Map<String, Value> = env
+        .into_iter()
+        .map(|(k, v)| (k, v.map_or(Value::Null, Value::String)))
+        .collect();
+    let mut app = serde_json::to_value(row).map_err(anyhow::Error::from)?;
+    app["env"] = Value::Object(env);
+    Ok(app)
+}
+
+pub async fn get(
+    project: Project,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(axum::Json(read(&mut conn, project.id, &name).await?))
+}
+
+pub async fn list(
+    project: Project,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM apps WHERE project_id = $1 ORDER BY name")
+            .bind(project.id)
+            .fetch_all(&state.pool)
+            .await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut items = Vec::with_capacity(names.len());
+    for name in names {
+        items.push(read(&mut conn, project.id, &name).await?);
+    }
+    Ok(axum::Json(json!({ "items": items })))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn update(
+    project: Project,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<UpdateApp>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
+    if let Some(env) = &body.env {
+        validate_env(env)?;
+    }
+    let mut tx = state.pool.begin().await?;
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE apps SET git_url = COALESCE($3, git_url), git_ref = COALESCE($4, git_ref),
+                build_settings = COALESCE($5, build_settings), runtime_settings = COALESCE($6, runtime_settings),
+                updated_at = now()
+         WHERE project_id = $1 AND name = $2 RETURNING id",
+    )
+    .bind(project.id)
+    .bind(&name)
+    .bind(git_url.as_ref().map(GitUrl::as_str))
+    .bind(git_ref.as_ref().map(GitRef::as_str))
+    .bind(body.build.map(Value::Object))
+    .bind(body.runtime.map(Value::Object))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let id = id.ok_or(ApiError::NotFound("app"))?;
+    if let Some(env) = &body.env {
+        replace_env(&mut tx, id, env).await?;
+    }
+    let app = read(&mut tx, project.id, &name).await?;
+    tx.commit().await?;
+    Ok(axum::Json(app))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn delete(
+    project: Project,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2 FOR UPDATE")
+            .bind(project.id)
+            .bind(&name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let id = id.ok_or(ApiError::NotFound("app"))?;
+    let busy: bool = sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM deployments WHERE app_id = $1 AND state NOT IN {})",
+        slipway_shared::DeploymentState::TERMINAL_SQL
+    ))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if busy {
+        return Err(ApiError::conflict(
+            "app_busy",
+            "the app has deployments in progress; cancel them first",
+        ));
+    }
+    sqlx::query("DELETE FROM apps WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

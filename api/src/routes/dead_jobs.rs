@@ -1,0 +1,46 @@
+//! Dead jobs of the caller's project: list and re-drive.
+
+use crate::auth::Project;
+use crate::error::ApiError;
+use crate::extract::Path;
+use crate::state::AppState;
+use axum::extract::State;
+use serde_json::{json, Value};
+use slipway_shared::db::dead::{self, Redrive};
+use uuid::Uuid;
+
+pub async fn list(
+    project: Project,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let items = dead::list(&state.pool, project.id, 200).await?;
+    Ok(axum::Json(json!({ "items": items })))
+}
+
+#[tracing::instrument(skip_all, fields(dead_job.id = %id))]
+pub async fn redrive(
+    project: Project,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let outcome = dead::redrive(&mut tx, &state.names, project.id, id).await?;
+    match outcome {
+        Redrive::Redriven { deployment_id } => {
+            tx.commit().await?;
+            Ok(axum::Json(
+                json!({"id": id, "deployment_id": deployment_id, "redriven": true}),
+            ))
+        }
+        Redrive::NotFound => Err(ApiError::NotFound("dead job")),
+        Redrive::AlreadyRedriven => Err(ApiError::conflict(
+            "already_redriven",
+            "this dead job was already re-driven",
+        )),
+        Redrive::NoJob => Err(ApiError::conflict(
+            "not_redrivable",
+            "the dead message names no job that still exists",
+        )),
+        Redrive::Conflict(message) => Err(ApiError::conflict("not_redrivable", message)),
+    }
+}

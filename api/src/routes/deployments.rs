@@ -1,0 +1,226 @@
+//! Deployments: create (202 + Location), read with timeline and attempts,
+//! list per app (paginated), cancel.
+
+use crate::auth::Project;
+use crate::error::ApiError;
+use crate::extract::{OptionalJson, Path, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use slipway_shared::db::deployments::{self, CancelOutcome, NewDeployment};
+use slipway_shared::domain::GitRef;
+use uuid::Uuid;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployment {
+    git_ref: Option<String>,
+}
+
+/// Answers 202 with the new deployment's id and a `Location` header.
+pub fn accepted(id: Uuid, state: &str) -> Response {
+    let location = format!("/v1/deployments/{id}");
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location.clone())],
+        axum::Json(json!({"id": id, "state": state, "url": location})),
+    )
+        .into_response()
+}
+
+#[tracing::instrument(skip_all, fields(app = %app))]
+pub async fn create(
+    project: Project,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    OptionalJson(body): OptionalJson<CreateDeployment>,
+) -> Result<Response, ApiError> {
+    let requested_ref = body.git_ref.as_deref().map(GitRef::parse).transpose()?;
+    let mut tx = state.pool.begin().await?;
+    let found: Option<(Uuid, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT id, git_url, git_ref FROM apps WHERE project_id = $1 AND name = $2")
+            .bind(project.id)
+            .bind(&app)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (app_id, git_url, default_ref) = found.ok_or(ApiError::NotFound("app"))?;
+    let git_url = git_url.ok_or_else(|| ApiError::Invalid {
+        code: "no_source",
+        message: "the app has no git_url; set one with PATCH /v1/apps/{app}".into(),
+    })?;
+    let git_ref = requested_ref
+        .map(|r| r.as_str().to_owned())
+        .or(default_ref)
+        .unwrap_or_else(|| "HEAD".into());
+    let created = deployments::create(
+        &mut tx,
+        &state.names,
+        NewDeployment {
+            project_id: project.id,
+            app_id: Some(app_id),
+            kind: "app",
+            source: json!({"git_url": git_url, "git_ref": git_ref}),
+            probe: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(accepted(created.id, "queued"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    /// The `next` cursor of the previous page.
+    before: Option<Uuid>,
+}
+
+pub async fn list(
+    project: Project,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::Invalid {
+            code: "validation_failed",
+            message: "limit: must be 1 to 100".into(),
+        });
+    }
+    let app_id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2")
+            .bind(project.id)
+            .bind(&app)
+            .fetch_optional(&state.pool)
+            .await?;
+    let app_id = app_id.ok_or(ApiError::NotFound("app"))?;
+    // Ids are UUIDv7: ordering by id is ordering by creation time.
+    let rows: Vec<Summary> = sqlx::query_as(
+        "SELECT id, state, source, error_code, created_at, finished_at FROM deployments
+         WHERE app_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+    )
+    .bind(app_id)
+    .bind(query.before)
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<&Summary> = rows.iter().take(limit as usize).collect();
+    let next = if more {
+        items.last().map(|s| s.id)
+    } else {
+        None
+    };
+    Ok(axum::Json(json!({"items": items, "next": next})))
+}
+
+#[derive(serde::Serialize, sqlx::FromRow)]
+struct Summary {
+    id: Uuid,
+    state: String,
+    source: Value,
+    error_code: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(serde::Serialize, sqlx::FromRow)]
+struct Detail {
+    id: Uuid,
+    app: Option<String>,
+    kind: String,
+    state: String,
+    source: Value,
+    probe: Option<Value>,
+    resolved_commit: Option<String>,
+    image_digest: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    trace_id: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(serde::Serialize, sqlx::FromRow)]
+struct EventRow {
+    from: Option<String>,
+    to: String,
+    at: chrono::DateTime<chrono::Utc>,
+    detail: Option<String>,
+}
+
+#[derive(serde::Serialize, sqlx::FromRow)]
+struct AttemptRow {
+    stage: String,
+    job_state: String,
+    max_attempts: i32,
+    attempt: i32,
+    worker: String,
+    claimed_at: chrono::DateTime<chrono::Utc>,
+    heartbeat_at: chrono::DateTime<chrono::Utc>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    outcome: Option<String>,
+    error: Option<String>,
+}
+
+pub async fn get(
+    project: Project,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let detail: Option<Detail> = sqlx::query_as(
+        "SELECT d.id, a.name AS app, d.kind, d.state, d.source, d.probe, d.resolved_commit, d.image_digest,
+                d.error_code, d.error_message, d.trace_id, d.created_at, d.updated_at, d.finished_at
+         FROM deployments d LEFT JOIN apps a ON a.id = d.app_id WHERE d.id = $1 AND d.project_id = $2",
+    )
+    .bind(id)
+    .bind(project.id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let detail = detail.ok_or(ApiError::NotFound("deployment"))?;
+    let events: Vec<EventRow> = sqlx::query_as(
+        "SELECT from_state AS \"from\", to_state AS \"to\", at, detail FROM deployment_events
+         WHERE deployment_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    let attempts: Vec<AttemptRow> = sqlx::query_as(
+        "SELECT j.stage, j.state AS job_state, j.max_attempts, a.attempt, a.worker, a.claimed_at,
+                a.heartbeat_at, a.finished_at, a.outcome, a.error
+         FROM jobs j JOIN job_attempts a ON a.job_id = j.id WHERE j.deployment_id = $1
+         ORDER BY a.claimed_at",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut body = serde_json::to_value(&detail).map_err(anyhow::Error::from)?;
+    body["events"] = serde_json::to_value(events).map_err(anyhow::Error::from)?;
+    body["attempts"] = serde_json::to_value(attempts).map_err(anyhow::Error::from)?;
+    Ok(axum::Json(body))
+}
+
+#[tracing::instrument(skip_all, fields(deployment.id = %id))]
+pub async fn cancel(
+    project: Project,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let outcome = deployments::cancel(&mut tx, &state.names, project.id, id).await?;
+    tx.commit().await?;
+    match outcome {
+        CancelOutcome::Cancelled => Ok(axum::Json(json!({"id": id, "state": "cancelled"}))),
+        CancelOutcome::AlreadyEnded(s) => Err(ApiError::conflict(
+            "already_finished",
+            format!("the deployment already ended: {s}"),
+        )),
+        CancelOutcome::NotFound => Err(ApiError::NotFound("deployment")),
+    }
+}

@@ -1,0 +1,132 @@
+//! Deployment logs: polled with `?after=SEQ&limit=N`, or followed as an SSE
+//! stream whose event ids are sequence numbers (so `Last-Event-ID` resumes
+//! without loss).
+
+use crate::auth::Project;
+use crate::error::ApiError;
+use crate::extract::{Path, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use slipway_shared::db::logs;
+use std::convert::Infallible;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn check_access(state: &AppState, project: Project, id: Uuid) -> Result<String, ApiError> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT state FROM deployments WHERE id = $1 AND project_id = $2")
+            .bind(id)
+            .bind(project.id)
+            .fetch_optional(&state.pool)
+            .await?;
+    found.ok_or(ApiError::NotFound("deployment"))
+}
+
+pub async fn poll(
+    project: Project,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(query): Query<LogQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::Invalid {
+            code: "validation_failed",
+            message: "limit: must be 1 to 10000".into(),
+        });
+    }
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::Invalid {
+            code: "validation_failed",
+            message: "after: must not be negative".into(),
+        });
+    }
+    let deployment_state = check_access(&state, project, id).await?;
+    let lines = logs::after(&state.pool, id, after, limit).await?;
+    let next = lines.last().map_or(after, |l| l.seq);
+    Ok(axum::Json(
+        json!({"lines": lines, "next": next, "state": deployment_state}),
+    ))
+}
+
+pub async fn stream(
+    project: Project,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(query): Query<LogQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    check_access(&state, project, id).await?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    let mut after = resume.or(query.after).unwrap_or(0).max(0);
+    let mut wake = state.logs.subscribe();
+    let pool = state.pool.clone();
+    let stream = async_stream::stream! {
+        loop {
+            match logs::after(&pool, id, after, 1000).await {
+                Ok(lines) => {
+                    let full = lines.len() == 1000;
+                    for line in lines {
+                        after = line.seq;
+                        let data = serde_json::to_string(&line).unwrap_or_default();
+                        yield Ok(Event::default().id(line.seq.to_string()).event("log").data(data));
+                    }
+                    if full {
+                        continue;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "log stream query failed"),
+            }
+            let finished: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT state FROM deployments WHERE id = $1 AND state IN {}",
+                slipway_shared::DeploymentState::TERMINAL_SQL
+            ))
+            .bind(id)
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten();
+            if let Some(final_state) = finished {
+                // One last read: lines flushed just before the final state change.
+                if let Ok(lines) = logs::after(&pool, id, after, 10_000).await {
+                    for line in lines {
+                        let data = serde_json::to_string(&line).unwrap_or_default();
+                        yield Ok(Event::default().id(line.seq.to_string()).event("log").data(data));
+                    }
+                }
+                yield Ok(Event::default().event("end").data(json!({"state": final_state}).to_string()));
+                break;
+            }
+            // Woken by the shared listener; the timer is the backstop for
+            // notifications missed while its connection was down.
+            let deadline = tokio::time::sleep(Duration::from_secs(1));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    woken = wake.recv() => match woken {
+                        Ok(woken_id) if woken_id != id => continue,
+                        _ => break,
+                    },
+                    _ = &mut deadline => break,
+                }
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

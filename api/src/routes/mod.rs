@@ -1,0 +1,10 @@
+//! One module per resource.
+
+pub mod apps;
+pub mod dead_jobs;
+pub mod deployments;
+pub mod health;
+pub mod logs;
+pub mod openapi;
+pub mod probes;
+pub mod projects;

@@ -1,0 +1,13 @@
+//! What every handler shares.
+
+use crate::log_stream::LogHub;
+use slipway_shared::queue::topology::QueueNames;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: sqlx::PgPool,
+    pub names: QueueNames,
+    pub admin_token_hash: Vec<u8>,
+    pub amqp_url: secrecy::SecretString,
+    pub logs: LogHub,
+}
