@@ -31,7 +31,9 @@ pub struct ProbeSpec {
     pub fail_stage: Option<Stage>,
     #[serde(default)]
     pub fail_kind: Option<ProbeFailure>,
-    /// How many attempts fail before one succeeds.
+    /// How many claims of the failing stage's job fail before one succeeds.
+    /// Counted by fencing token, which never resets, so a re-driven job
+    /// gets past its failures.
     #[serde(default = "one")]
     pub fail_times: i32,
 }
@@ -87,7 +89,7 @@ impl JobHandler for ProbeHandler {
                 finished.status
             )));
         }
-        if spec.fail_stage == Some(ctx.info.stage) && ctx.info.attempt <= spec.fail_times {
+        if spec.fail_stage == Some(ctx.info.stage) && ctx.info.lease_token <= i64::from(spec.fail_times) {
             let message = format!(
                 "probe asked to fail attempt {} of {}",
                 ctx.info.attempt, ctx.info.stage

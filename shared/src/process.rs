@@ -16,10 +16,20 @@ pub struct Finished {
     pub status: ExitStatus,
 }
 
+const SETPRIV: &str = "/usr/bin/setpriv";
+
 /// A command with only PATH and HOME from the platform's environment, so
-/// no platform secret (database URL, keys) reaches a child.
+/// no platform secret (database URL, keys) reaches a child. Where util-linux'
+/// `setpriv` exists the child also gets SIGKILL when the worker dies, so a
+/// killed worker leaves no orphan running its job (the sweeper re-runs it).
 pub fn clean_command(program: &str) -> Command {
-    let mut command = Command::new(program);
+    let mut command = if std::path::Path::new(SETPRIV).exists() {
+        let mut command = Command::new(SETPRIV);
+        command.args(["--pdeathsig", "KILL", "--", program]);
+        command
+    } else {
+        Command::new(program)
+    };
     command
         .env_clear()
         .env(
@@ -48,6 +58,7 @@ pub async fn run_logged(
         JobError::permanent("spawn_failed", format!("cannot start {command:?}: {e}"))
     })?;
     let pid = child.id().unwrap_or(0);
+    logs.info(format!("started process group {pid}")).await;
     let stdout = child
         .stdout
         .take()
