@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Slipway's test command (see README): backing services, format, lints, binaries, tests.
+#
+#   scripts/test.sh
+#
+# Every step runs even when an earlier one failed (so one run shows every
+# problem), except that the tests are skipped when the services or the build
+# are broken. The exit code is non-zero when any step failed.
+#
+# Environment (defaults in brackets):
+#   SLIPWAY_TEST_DATABASE_URL [postgres://postgres@127.0.0.1:5432/postgres]
+#       admin connection; tests create their own databases (slipway_test_*)
+#   SLIPWAY_TEST_AMQP_URL     [amqp://guest:guest@127.0.0.1:5672/%2f]
+#   SLIPWAY_TEST_THREADS      [2]
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export CI="${CI:-true}"
+export SLIPWAY_TEST_DATABASE_URL="${SLIPWAY_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export SLIPWAY_TEST_AMQP_URL="${SLIPWAY_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+TEST_THREADS="${SLIPWAY_TEST_THREADS:-2}"
+
+STEPS=6
+step_no=0
+failed=()
+passed=()
+
+header() {
+    step_no=$((step_no + 1))
+    printf '\n==> [%d/%d] %s\n' "$step_no" "$STEPS" "$1"
+}
+
+# run_step NAME CMD... : run a step, record its result, never abort the script.
+run_step() {
+    local name=$1 start rc=0
+    shift
+    header "$name"
+    printf '    $ %s\n' "$*"
+    start=$SECONDS
+    "$@" </dev/null || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        printf '<== %s: ok (%ds)\n' "$name" $((SECONDS - start))
+        passed+=("$name")
+    else
+        printf '<== %s: FAILED with exit code %d (%ds)\n' "$name" "$rc" $((SECONDS - start))
+        failed+=("$name")
+    fi
+    return "$rc"
+}
+
+skip_step() {
+    header "$1"
+    printf '<== %s: SKIPPED (%s)\n' "$1" "$2"
+    failed+=("$1 (skipped)")
+}
+
+drop_leftover_test_databases() {
+    # Databases that earlier (killed or failed) test runs left behind. A plain
+    # DROP fails for a database that still has connections, so the databases
+    # of a test run that is going on right now are left alone.
+    local dbs db n=0
+    dbs=$(psql -X -w "$SLIPWAY_TEST_DATABASE_URL" -Atc \
+        "select datname from pg_database where datname like 'slipway\_test\_%' order by 1") || return 1
+    while IFS= read -r db; do
+        [ -n "$db" ] || continue
+        if psql -X -w "$SLIPWAY_TEST_DATABASE_URL" -qc "drop database if exists \"$db\"" >/dev/null 2>&1; then
+            n=$((n + 1))
+        else
+            printf '    kept %s (in use)\n' "$db"
+        fi
+    done <<<"$dbs"
+    printf '    dropped %d leftover test database(s)\n' "$n"
+}
+
+services_ok=1
+build_ok=1
+
+run_step "backing services (scripts/services.sh)" bash scripts/services.sh || services_ok=0
+run_step "format (cargo fmt --check)" cargo fmt --all --check || true
+run_step "lint (cargo clippy)" cargo clippy --workspace --all-targets -- -D warnings || true
+run_step "build binaries (cargo build --bins)" cargo build --workspace --bins || build_ok=0
+
+if [ "$services_ok" -eq 1 ]; then
+    run_step "drop leftover slipway_test_* databases" drop_leftover_test_databases || true
+else
+    skip_step "drop leftover slipway_test_* databases" "services are not up"
+fi
+
+if [ "$services_ok" -eq 1 ] && [ "$build_ok" -eq 1 ]; then
+    run_step "tests (cargo test)" cargo test --workspace -- --test-threads="$TEST_THREADS" || true
+else
+    skip_step "tests (cargo test)" "services or build failed"
+fi
+
+printf '\n==> steps: %d ok, %d not ok\n' "${#passed[@]}" "${#failed[@]}"
+if [ "${#failed[@]}" -gt 0 ]; then
+    printf '    FAILED: %s\n' "${failed[@]}"
+    exit 1
+fi
+printf '    all steps passed\n'

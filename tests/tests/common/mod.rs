@@ -1,0 +1,363 @@
+//! A fleet of real Slipway processes for one test: its own database and
+//! queue prefix, the API binary and worker binaries as OS processes, and an
+//! HTTP client holding a project token.
+
+#![allow(dead_code)]
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use slipway_testkit::{
+    free_port, fresh_database, fresh_database_on, unique_prefix, wait_http_ok, Proc, TestDb,
+};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
+pub const TERMINAL: &[&str] = &["live", "failed", "cancelled", "superseded"];
+
+pub struct Options {
+    pub build_workers: usize,
+    pub provision_workers: usize,
+    pub deploy_workers: usize,
+    pub amqp_url: String,
+    /// Admin URL of a test-owned Postgres cluster; the system one if `None`.
+    pub postgres_admin_url: Option<String>,
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            build_workers: 1,
+            provision_workers: 1,
+            deploy_workers: 1,
+            amqp_url: slipway_testkit::rabbit_url(),
+            postgres_admin_url: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+pub struct Worker {
+    pub id: String,
+    pub stage: &'static str,
+    pub proc: Proc,
+}
+
+pub struct Fleet {
+    pub db: TestDb,
+    pub prefix: String,
+    pub amqp_url: String,
+    pub api: Proc,
+    pub api_url: String,
+    pub workers: Vec<Worker>,
+    pub client: reqwest::Client,
+    pub token: String,
+    pub project_id: Uuid,
+    extra_env: Vec<(&'static str, String)>,
+    spawned: usize,
+}
+
+impl Fleet {
+    pub async fn start(options: Options) -> anyhow::Result<Fleet> {
+        let db = match &options.postgres_admin_url {
+            Some(admin) => fresh_database_on(admin).await?,
+            None => fresh_database().await?,
+        };
+        let port = free_port();
+        let prefix = format!("{}.", unique_prefix());
+        let env = base_env(&db.url, &options.amqp_url, &prefix, &options.env);
+        let mut api_env = env.clone();
+        api_env.push(("SLIPWAY_API_ADDR".into(), format!("127.0.0.1:{port}")));
+        api_env.push(("SLIPWAY_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()));
+        api_env.push(("SLIPWAY_SECRET_KEY".into(), "ab".repeat(32)));
+        let mut fleet = Fleet {
+            api: Proc::spawn("slipway-api", &api_env)?,
+            db,
+            prefix,
+            amqp_url: options.amqp_url.clone(),
+            api_url: format!("http://127.0.0.1:{port}"),
+            workers: Vec::new(),
+            client: reqwest::Client::new(),
+            token: String::new(),
+            project_id: Uuid::nil(),
+            extra_env: options.env.clone(),
+            spawned: 0,
+        };
+        wait_http_ok(
+            &format!("{}/healthz", fleet.api_url),
+            Duration::from_secs(30),
+        )
+        .await
+        .with_context(|| fleet.api.log_tail(30))?;
+        for (stage, count) in [
+            ("build", options.build_workers),
+            ("provision", options.provision_workers),
+            ("deploy", options.deploy_workers),
+        ] {
+            for _ in 0..count {
+                fleet.spawn_worker(stage)?;
+            }
+        }
+        let project = fleet
+            .admin_post("/v1/projects", json!({"name": "p"}))
+            .await?;
+        fleet.project_id = project["id"].as_str().context("project id")?.parse()?;
+        let token = fleet
+            .admin_post(
+                &format!("/v1/projects/{}/tokens", fleet.project_id),
+                json!({"name": "test"}),
+            )
+            .await?;
+        fleet.token = token["token"].as_str().context("token")?.to_owned();
+        Ok(fleet)
+    }
+
+    fn base_env(&self) -> Vec<(String, String)> {
+        base_env(&self.db.url, &self.amqp_url, &self.prefix, &self.extra_env)
+    }
+
+    /// Starts one more worker process for `stage`; returns its id.
+    pub fn spawn_worker(&mut self, stage: &'static str) -> anyhow::Result<String> {
+        self.spawned += 1;
+        let id = format!("{stage}-{}", self.spawned);
+        let mut env = self.base_env();
+        env.push(("SLIPWAY_WORKER_ID".into(), id.clone()));
+        let proc = Proc::spawn(&format!("slipway-worker-{stage}"), &env)?;
+        self.workers.push(Worker {
+            id: id.clone(),
+            stage,
+            proc,
+        });
+        Ok(id)
+    }
+
+    pub fn worker(&mut self, id: &str) -> &mut Worker {
+        self.workers
+            .iter_mut()
+            .find(|w| w.id == id)
+            .expect("known worker")
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = format!("--- api\n{}\n", self.api.log_tail(40));
+        for worker in &self.workers {
+            out.push_str(&format!(
+                "--- {}\n{}\n",
+                worker.id,
+                worker.proc.log_tail(40)
+            ));
+        }
+        out
+    }
+
+    async fn admin_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.api_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        Ok(response.json().await?)
+    }
+
+    /// A request with the project token; returns status and JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.api_url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    pub async fn probe(&self, body: Value) -> anyhow::Result<Uuid> {
+        let (status, answer) = self
+            .call(reqwest::Method::POST, "/v1/probes", Some(body))
+            .await?;
+        anyhow::ensure!(status == 202, "probe: {status} {answer}");
+        Ok(answer["id"].as_str().context("id")?.parse()?)
+    }
+
+    pub async fn deployment(&self, id: Uuid) -> anyhow::Result<Value> {
+        let (status, body) = self
+            .call(reqwest::Method::GET, &format!("/v1/deployments/{id}"), None)
+            .await?;
+        anyhow::ensure!(status == 200, "deployment {id}: {status} {body}");
+        Ok(body)
+    }
+
+    /// Waits until the deployment is in one of `states`.
+    pub async fn wait_state(
+        &self,
+        id: Uuid,
+        states: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let deployment = self.deployment(id).await?;
+            let state = deployment["state"].as_str().unwrap_or_default().to_owned();
+            if states.contains(&state.as_str()) {
+                return Ok(deployment);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "deployment {id} is {state}, wanted {states:?}\n{deployment:#}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the deployment's job for `stage` is running; returns the worker holding it.
+    pub async fn wait_running(
+        &self,
+        deployment: Uuid,
+        stage: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let worker: Option<String> = sqlx::query_scalar(
+                "SELECT lease_worker FROM jobs WHERE deployment_id = $1 AND stage = $2 AND state = 'running'",
+            )
+            .bind(deployment)
+            .bind(stage)
+            .fetch_optional(&self.db.pool)
+            .await?;
+            if let Some(worker) = worker {
+                return Ok(worker);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{stage} of {deployment} never ran\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The process group the probe's child runs in, from the deployment's logs.
+    pub async fn child_pgid(
+        &self,
+        deployment: Uuid,
+        stage: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<i32> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let line: Option<String> = sqlx::query_scalar(
+                "SELECT line FROM deployment_logs WHERE deployment_id = $1 AND stage = $2
+                 AND line LIKE 'started process group %' ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(deployment)
+            .bind(stage)
+            .fetch_optional(&self.db.pool)
+            .await?;
+            if let Some(line) = line {
+                return Ok(line.trim_start_matches("started process group ").parse()?);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no child pid logged\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many effect rows each of the deployment's jobs wrote.
+    pub async fn effects(&self, deployment: Uuid) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT stage, count(*) FROM probe_effects WHERE deployment_id = $1 GROUP BY stage ORDER BY stage",
+        )
+        .bind(deployment)
+        .fetch_all(&self.db.pool)
+        .await?)
+    }
+
+    pub async fn stop(mut self) {
+        for worker in &mut self.workers {
+            let _ = worker.proc.sigterm();
+        }
+        let _ = self.api.sigterm();
+        for worker in &mut self.workers {
+            worker.proc.wait_exit(Duration::from_secs(20)).await;
+        }
+        self.api.wait_exit(Duration::from_secs(10)).await;
+        self.db.drop_database().await;
+    }
+}
+
+fn base_env(
+    db_url: &str,
+    amqp_url: &str,
+    prefix: &str,
+    extra: &[(&'static str, String)],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("SLIPWAY_DATABASE_URL", db_url.to_owned()),
+        ("SLIPWAY_AMQP_URL", amqp_url.to_owned()),
+        ("SLIPWAY_QUEUE_PREFIX", prefix.to_owned()),
+        ("SLIPWAY_METRICS_ADDR", "127.0.0.1:0".into()),
+        ("SLIPWAY_HEARTBEAT_INTERVAL", "500ms".into()),
+        ("SLIPWAY_LEASE_TIMEOUT", "5s".into()),
+        ("SLIPWAY_SWEEP_INTERVAL", "500ms".into()),
+        ("SLIPWAY_RETRY_TIERS", "300ms,600ms,1200ms".into()),
+        ("SLIPWAY_MAX_ATTEMPTS", "3".into()),
+        ("SLIPWAY_SHUTDOWN_GRACE", "15s".into()),
+        ("RUST_LOG", "info,slipway_shared=debug".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (key, value) in extra {
+        env.retain(|(k, _)| k != key);
+        env.push(((*key).to_owned(), value.clone()));
+    }
+    env
+}
+
+pub fn states(deployment: &Value) -> Vec<String> {
+    deployment["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(|e| e["to"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub const HAPPY_PATH: &[&str] = &[
+    "queued",
+    "building",
+    "built",
+    "provisioning",
+    "provisioned",
+    "deploying",
+    "verifying",
+    "live",
+];
