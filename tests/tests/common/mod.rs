@@ -119,9 +119,21 @@ impl Fleet {
 
     /// Starts one more worker process for `stage`; returns its id.
     pub fn spawn_worker(&mut self, stage: &'static str) -> anyhow::Result<String> {
+        self.spawn_worker_with(stage, &[])
+    }
+
+    pub fn spawn_worker_with(
+        &mut self,
+        stage: &'static str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
         self.spawned += 1;
         let id = format!("{stage}-{}", self.spawned);
         let mut env = self.base_env();
+        for (key, value) in extra {
+            env.retain(|(k, _)| k != key);
+            env.push(((*key).to_owned(), (*value).to_owned()));
+        }
         env.push(("SLIPWAY_WORKER_ID".into(), id.clone()));
         let proc = Proc::spawn(&format!("slipway-worker-{stage}"), &env)?;
         self.workers.push(Worker {

