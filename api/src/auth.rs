@@ -72,9 +72,10 @@ impl FromRequestParts<AppState> for Project {
                 .await?;
         match project {
             Some(id) => Ok(Project { id }),
-            None if bool::from(hash(token).ct_eq(&state.admin_token_hash)) => Err(
-                ApiError::invalid("the admin token manages projects; use a project token here"),
-            ),
+            // The admin token manages projects; project resources need a project token.
+            None if bool::from(hash(token).ct_eq(&state.admin_token_hash)) => {
+                Err(ApiError::Forbidden)
+            }
             None => Err(ApiError::Unauthorized),
         }
     }

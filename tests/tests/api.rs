@@ -1,0 +1,531 @@
+//! The API in-process against a real database and broker: auth, project
+//! isolation, validation errors that write nothing, pagination, the SSE log
+//! stream's resume, and the operational endpoints.
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+use slipway_shared::config::ApiSettings;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const ADMIN: &str = "api-test-admin-token-0123456789abcdef0123";
+
+struct Api {
+    url: String,
+    client: Client,
+    db: slipway_testkit::TestDb,
+    shutdown: CancellationToken,
+}
+
+impl Api {
+    async fn start() -> anyhow::Result<Api> {
+        let db = slipway_testkit::fresh_database().await?;
+        let settings = ApiSettings {
+            common: slipway_shared::config::CommonSettings {
+                database_url: db.url.clone().into(),
+                amqp_url: slipway_testkit::rabbit_url().into(),
+                queue_prefix: format!("{}.", slipway_testkit::unique_prefix()),
+                log_retention: Duration::from_secs(3600),
+                log_json: false,
+            },
+            api_addr: "127.0.0.1:0".parse()?,
+            admin_token: ADMIN.to_owned().into(),
+            secret_key: "cd".repeat(32).into(),
+        };
+        let shutdown = CancellationToken::new();
+        let app = slipway_api::Application::build(settings, shutdown.clone()).await?;
+        let url = format!("http://{}", app.local_addr()?);
+        tokio::spawn(app.run());
+        Ok(Api {
+            url,
+            client: Client::new(),
+            db,
+            shutdown,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A project and a token for it.
+    async fn project(&self, name: &str) -> (Uuid, String) {
+        let (status, project) = self
+            .call(
+                Method::POST,
+                "/v1/projects",
+                Some(ADMIN),
+                Some(&json!({"name": name}).to_string()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{project}");
+        let id: Uuid = project["id"].as_str().unwrap().parse().unwrap();
+        let (status, token) = self
+            .call(
+                Method::POST,
+                &format!("/v1/projects/{id}/tokens"),
+                Some(ADMIN),
+                Some(r#"{"name":"t"}"#),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        (id, token["token"].as_str().unwrap().to_owned())
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.db.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_required_and_scoped() -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let (_, token) = api.project("alpha").await;
+    let (status, body) = api.call(Method::GET, "/v1/apps", None, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (status, _) = api
+        .call(Method::GET, "/v1/apps", Some("slw_0000"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = api
+        .call(Method::GET, "/v1/projects", Some(&token), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (status, _) = api.call(Method::GET, "/v1/apps", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api.call(Method::GET, "/v1/apps", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Tokens are stored hashed, never in the clear.
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_sha256 FROM api_tokens")
+        .fetch_one(&api.db.pool)
+        .await?;
+    assert_eq!(stored.len(), 32);
+    assert!(!String::from_utf8_lossy(&stored).contains(&token[4..]));
+    api.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn another_projects_resources_answer_404() -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let (_, alpha) = api.project("alpha").await;
+    let (_, beta) = api.project("beta").await;
+    let app = json!({"name": "web", "git_url": "https://example.invalid/web.git"}).to_string();
+    assert_eq!(
+        api.call(Method::POST, "/v1/apps", Some(&alpha), Some(&app))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, created) = api
+        .call(
+            Method::POST,
+            "/v1/apps/web/deployments",
+            Some(&alpha),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = created["id"].as_str().unwrap();
+    for (method, path) in [
+        (Method::GET, "/v1/apps/web".to_owned()),
+        (Method::PATCH, "/v1/apps/web".to_owned()),
+        (Method::DELETE, "/v1/apps/web".to_owned()),
+        (Method::POST, "/v1/apps/web/deployments".to_owned()),
+        (Method::GET, "/v1/apps/web/deployments".to_owned()),
+        (Method::GET, format!("/v1/deployments/{id}")),
+        (Method::POST, format!("/v1/deployments/{id}/cancel")),
+        (Method::GET, format!("/v1/deployments/{id}/logs")),
+        (Method::GET, format!("/v1/deployments/{id}/logs/stream")),
+    ] {
+        let body = (method == Method::PATCH || method == Method::POST).then_some("{}");
+        let (status, answer) = api.call(method.clone(), &path, Some(&beta), body).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{method} {path}"
+        );
+    }
+    let (_, listed) = api.call(Method::GET, "/v1/apps", Some(&beta), None).await;
+    assert_eq!(listed["items"], json!([]));
+    let (status, deployment) = api
+        .call(
+            Method::GET,
+            &format!("/v1/deployments/{id}"),
+            Some(&alpha),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(deployment["state"], "queued");
+    api.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn invalid_input_gets_a_clear_4xx_and_writes_nothing() -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let (_, token) = api.project("alpha").await;
+    let t = Some(token.as_str());
+    let cases: &[(Method, &str, &str, u16, &str)] = &[
+        (Method::POST, "/v1/apps", "{not json", 400, "malformed_json"),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": "Bad Name"}"#,
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "surprise": 1}"#,
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "git_url": "ftp://x"}"#,
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "git_ref": "a..b"}"#,
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "env": {"bad-key": "x"}}"#,
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": 7}"#,
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/probes",
+            r#"{"duration_ms": -1}"#,
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/probes",
+            r#"{"duration_ms": 99999999}"#,
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/probes",
+            r#"{"fail_stage": "launch"}"#,
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::GET,
+            "/v1/deployments/not-a-uuid",
+            "",
+            400,
+            "bad_path",
+        ),
+        (
+            Method::POST,
+            "/v1/dead-jobs/not-a-uuid/redrive",
+            "",
+            400,
+            "bad_path",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let body = (!body.is_empty()).then_some(*body);
+        let (got, answer) = api.call(method.clone(), path, t, body).await;
+        assert_eq!(
+            (got.as_u16(), answer["code"].as_str()),
+            (*status, Some(*code)),
+            "{method} {path} {body:?}: {answer}"
+        );
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(api.count("apps").await, 0);
+    assert_eq!(api.count("deployments").await, 0);
+    // An app without a source cannot be deployed, and nothing is written.
+    assert_eq!(
+        api.call(Method::POST, "/v1/apps", t, Some(r#"{"name": "web"}"#))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, answer) = api
+        .call(Method::POST, "/v1/apps/web/deployments", t, None)
+        .await;
+    assert_eq!(
+        (status.as_u16(), answer["code"].as_str()),
+        (422, Some("no_source"))
+    );
+    let (status, answer) = api
+        .call(Method::POST, "/v1/apps", t, Some(r#"{"name": "web"}"#))
+        .await;
+    assert_eq!(
+        (status.as_u16(), answer["code"].as_str()),
+        (409, Some("conflict"))
+    );
+    let (status, _) = api
+        .call(Method::GET, "/v1/apps/web/deployments?limit=0", t, None)
+        .await;
+    assert_eq!(status.as_u16(), 422);
+    let (status, _) = api
+        .call(
+            Method::GET,
+            "/v1/deployments/00000000-0000-0000-0000-000000000000/logs?after=x",
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(status.as_u16(), 400);
+    assert_eq!(api.count("deployments").await, 0);
+    assert_eq!(api.count("outbox").await, 0);
+    let huge = format!(
+        r#"{{"name": "big", "env": {{"A": "{}"}}}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let (status, _) = api.call(Method::POST, "/v1/apps", t, Some(&huge)).await;
+    assert_eq!(status.as_u16(), 413);
+    assert_eq!(api.count("apps").await, 1);
+    api.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn deployments_are_accepted_listed_by_page_and_cancellable() -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let (_, token) = api.project("alpha").await;
+    let t = Some(token.as_str());
+    let app = json!({"name": "web", "git_url": "https://example.invalid/web.git", "git_ref": "main", "env": {"MODE": "prod"}});
+    let (status, created) = api
+        .call(Method::POST, "/v1/apps", t, Some(&app.to_string()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["env"]["MODE"], "prod");
+    let response = api
+        .client
+        .post(format!("{}/v1/apps/web/deployments", api.url))
+        .bearer_auth(&token)
+        .json(&json!({"git_ref": "v2"}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let location = response.headers()["location"].to_str()?.to_owned();
+    let first: Value = response.json().await?;
+    assert_eq!(
+        location,
+        format!("/v1/deployments/{}", first["id"].as_str().unwrap())
+    );
+    let (_, deployment) = api.call(Method::GET, &location, t, None).await;
+    assert_eq!(
+        deployment["source"],
+        json!({"git_url": "https://example.invalid/web.git", "git_ref": "v2"})
+    );
+    // Two more: the second is held behind the first, the third supersedes it.
+    api.call(Method::POST, "/v1/apps/web/deployments", t, None)
+        .await;
+    api.call(Method::POST, "/v1/apps/web/deployments", t, None)
+        .await;
+    let (_, page) = api
+        .call(Method::GET, "/v1/apps/web/deployments?limit=2", t, None)
+        .await;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1]["state"], "superseded");
+    let (_, rest) = api
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/apps/web/deployments?limit=2&before={}",
+                page["next"].as_str().unwrap()
+            ),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["items"][0]["id"], first["id"]);
+    assert_eq!(rest["next"], Value::Null);
+    // Deleting a busy app is refused; cancelling the running one frees the lane.
+    let (status, answer) = api.call(Method::DELETE, "/v1/apps/web", t, None).await;
+    assert_eq!(
+        (status.as_u16(), answer["code"].as_str()),
+        (409, Some("app_busy"))
+    );
+    let (status, _) = api
+        .call(Method::POST, &format!("{location}/cancel"), t, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let newest = items[0]["id"].as_str().unwrap();
+    let (_, newest) = api
+        .call(Method::GET, &format!("/v1/deployments/{newest}"), t, None)
+        .await;
+    assert_eq!(newest["state"], "queued");
+    let dispatched: bool = sqlx::query_scalar("SELECT dispatched FROM deployments WHERE id = $1")
+        .bind(newest["id"].as_str().unwrap().parse::<Uuid>()?)
+        .fetch_one(&api.db.pool)
+        .await?;
+    assert!(
+        dispatched,
+        "the held deployment took the lane when the running one was cancelled"
+    );
+    api.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_log_stream_resumes_after_last_event_id_and_ends_with_the_deployment(
+) -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let (project, token) = api.project("alpha").await;
+    let names = slipway_shared::queue::topology::QueueNames::new("unused.");
+    let mut tx = api.db.pool.begin().await?;
+    let created = slipway_shared::db::deployments::create(
+        &mut tx,
+        &names,
+        slipway_shared::db::deployments::NewDeployment {
+            project_id: project,
+            app_id: None,
+            kind: "probe",
+            source: json!({}),
+            probe: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let stop = CancellationToken::new();
+    let (sink, task) = slipway_shared::logsink::LogSink::start(
+        api.db.pool.clone(),
+        Duration::from_millis(20),
+        stop.clone(),
+    );
+    sink.register_secrets(created.id, vec!["hunter2-secret".into()]);
+    let logs = sink.handle(created.id, "build", 1);
+    for n in 1..=5 {
+        logs.line("stdout", format!("line {n} token=hunter2-secret"))
+            .await;
+    }
+    logs.flush().await;
+    let mut tx = api.db.pool.begin().await?;
+    slipway_shared::db::deployments::cancel(&mut tx, &names, project, created.id).await?;
+    tx.commit().await?;
+
+    let body = api
+        .client
+        .get(format!(
+            "{}/v1/deployments/{}/logs/stream",
+            api.url, created.id
+        ))
+        .bearer_auth(&token)
+        .header("Last-Event-ID", "2")
+        .send()
+        .await?
+        .text()
+        .await?;
+    let ids: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert_eq!(ids, ["3", "4", "5"], "{body}");
+    assert!(body.contains("event: end"), "{body}");
+    assert!(
+        !body.contains("hunter2-secret") && body.contains("[REDACTED]"),
+        "secrets are redacted before storage"
+    );
+    let (_, polled) = api
+        .call(
+            Method::GET,
+            &format!("/v1/deployments/{}/logs?after=4", created.id),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(polled["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(polled["next"], 5);
+    stop.cancel();
+    task.await?;
+    api.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn operational_endpoints_answer() -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    assert_eq!(
+        api.call(Method::GET, "/healthz", None, None).await.0,
+        StatusCode::OK
+    );
+    let (status, ready) = api.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready, json!({"postgres": true, "rabbitmq": true}));
+    let (status, doc) = api.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let (status, metrics) = api.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(
+        text.contains(
+            "slipway_http_requests_total{method=\"GET\",route=\"/openapi.json\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    let (status, body) = api.call(Method::GET, "/nope", None, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    api.stop().await;
+    Ok(())
+}
