@@ -9,6 +9,8 @@ use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
 
+type Time = chrono::DateTime<chrono::Utc>;
+
 const T: Duration = Duration::from_secs(60);
 
 #[tokio::test]
@@ -64,7 +66,8 @@ async fn a_retryable_error_is_retried_on_the_backoff_schedule_then_succeeds() ->
         .await?;
     let deployment = fleet.wait_state(id, TERMINAL, T).await?;
     assert_eq!(deployment["state"], "live", "{deployment:#}");
-    let claims: Vec<(i32, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>, Option<String>)> = sqlx::query_as(
+    type Claim = (i32, Time, Option<Time>, Option<String>);
+    let claims: Vec<Claim> = sqlx::query_as(
         "SELECT a.attempt, a.claimed_at, a.finished_at, a.outcome FROM job_attempts a JOIN jobs j ON j.id = a.job_id
          WHERE j.deployment_id = $1 AND j.stage = 'provision' ORDER BY a.attempt",
     )
