@@ -39,6 +39,7 @@ impl Application {
             admin_token_hash: auth::hash(settings.admin_token.expose_secret()),
             amqp_url: settings.common.amqp_url.clone(),
             logs: log_stream::LogHub::start(pool.clone(), shutdown.clone()),
+            secrets: slipway_shared::secrets::SecretBox::from_hex(&settings.secret_key)?,
         };
         let listener = tokio::net::TcpListener::bind(settings.api_addr).await?;
         Ok(Application {

@@ -10,4 +10,5 @@ pub struct AppState {
     pub admin_token_hash: Vec<u8>,
     pub amqp_url: secrecy::SecretString,
     pub logs: LogHub,
+    pub secrets: slipway_shared::secrets::SecretBox,
 }

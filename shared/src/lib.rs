@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod probe;
 pub mod process;
 pub mod queue;
+pub mod secrets;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;

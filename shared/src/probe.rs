@@ -89,7 +89,9 @@ impl JobHandler for ProbeHandler {
                 finished.status
             )));
         }
-        if spec.fail_stage == Some(ctx.info.stage) && ctx.info.lease_token <= i64::from(spec.fail_times) {
+        if spec.fail_stage == Some(ctx.info.stage)
+            && ctx.info.lease_token <= i64::from(spec.fail_times)
+        {
             let message = format!(
                 "probe asked to fail attempt {} of {}",
                 ctx.info.attempt, ctx.info.stage

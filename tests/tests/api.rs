@@ -500,6 +500,59 @@ async fn the_log_stream_resumes_after_last_event_id_and_ends_with_the_deployment
 }
 
 #[tokio::test]
+async fn secret_env_vars_are_encrypted_at_rest_and_never_shown() -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let (_, token) = api.project("alpha").await;
+    let t = Some(token.as_str());
+    let body =
+        json!({"name": "web", "env": {"MODE": "prod"}, "secrets": {"API_KEY": "sk-live-4242"}})
+            .to_string();
+    let (status, app) = api.call(Method::POST, "/v1/apps", t, Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["secrets"], json!({"API_KEY": "********"}));
+    assert!(!app.to_string().contains("sk-live-4242"));
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("SELECT value_sealed FROM app_env_vars WHERE key = 'API_KEY'")
+            .fetch_one(&api.db.pool)
+            .await?;
+    assert!(!String::from_utf8_lossy(&sealed).contains("sk-live-4242"));
+    let opened =
+        slipway_shared::secrets::SecretBox::from_hex(&"cd".repeat(32).into())?.open(&sealed)?;
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&opened),
+        "sk-live-4242"
+    );
+    // Turning a plain var into a secret moves it; reading never shows the value.
+    let (status, app) = api
+        .call(
+            Method::PATCH,
+            "/v1/apps/web",
+            t,
+            Some(r#"{"secrets": {"MODE": "hidden"}}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    assert_eq!(app["env"], json!({}));
+    assert_eq!(app["secrets"], json!({"MODE": "********"}));
+    let (_, listed) = api.call(Method::GET, "/v1/apps", t, None).await;
+    assert!(!listed.to_string().contains("hidden") && !listed.to_string().contains("sk-live"));
+    let (status, answer) = api
+        .call(
+            Method::PATCH,
+            "/v1/apps/web",
+            t,
+            Some(r#"{"env": {"X": "1"}, "secrets": {"X": "2"}}"#),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), answer["code"].as_str()),
+        (422, Some("validation_failed"))
+    );
+    api.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn operational_endpoints_answer() -> anyhow::Result<()> {
     let api = Api::start().await?;
     assert_eq!(

@@ -14,6 +14,8 @@ use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+const MASK: &str = "********";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
@@ -26,6 +28,9 @@ pub struct CreateApp {
     runtime: Map<String, Value>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Secret env vars: stored encrypted, never shown again.
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -36,10 +41,20 @@ pub struct UpdateApp {
     build: Option<Map<String, Value>>,
     runtime: Option<Map<String, Value>>,
     env: Option<BTreeMap<String, String>>,
+    secrets: Option<BTreeMap<String, String>>,
 }
 
-fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    for (key, value) in env {
+fn validate_env(
+    env: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    if let Some(key) = env.keys().find(|k| secrets.contains_key(*k)) {
+        return Err(ApiError::Invalid {
+            code: "validation_failed",
+            message: format!("`{key}` is in both env and secrets"),
+        });
+    }
+    for (key, value) in env.iter().chain(secrets) {
         let ok = !key.is_empty()
             && key.len() <= 128
             && key
@@ -80,7 +95,7 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = Slug::parse("name", &body.name)?;
     let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
-    validate_env(&body.env)?;
+    validate_env(&body.env, &body.secrets)?;
     let mut tx = state.pool.begin().await?;
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
@@ -104,6 +119,7 @@ pub async fn create(
         ));
     }
     replace_env(&mut tx, id, &body.env).await?;
+    replace_secrets(&mut tx, &state.secrets, id, &body.secrets).await?;
     let app = read(&mut tx, project.id, name.as_str()).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(app)))
@@ -144,6 +160,31 @@ struct AppRow {
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+async fn replace_secrets(
+    conn: &mut PgConnection,
+    secrets: &slipway_shared::secrets::SecretBox,
+    app_id: Uuid,
+    values: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let keys: Vec<&str> = values.keys().map(String::as_str).collect();
+    sqlx::query("DELETE FROM app_env_vars WHERE app_id = $1 AND (secret OR key = ANY($2))")
+        .bind(app_id)
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
+    let sealed: Vec<Vec<u8>> = values.values().map(|v| secrets.seal(v)).collect();
+    sqlx::query(
+        "INSERT INTO app_env_vars (app_id, key, secret, value_sealed)
+         SELECT $1, k, true, v FROM UNNEST($2::text[], $3::bytea[]) AS t(k, v)",
+    )
+    .bind(app_id)
+    .bind(&keys)
+    .bind(&sealed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The app as the API shows it; `NotFound` for another project's app.
 pub async fn read(
     conn: &mut PgConnection,
@@ -160,17 +201,25 @@ pub async fn read(
     .await?;
     let row = row.ok_or(ApiError::NotFound("app"))?;
     let id = row.id;
-    let env: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT key, value_plain FROM app_env_vars WHERE app_id = $1 ORDER BY key")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let env: Map<String, Value> = env
+    let vars: Vec<(String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT key, secret, value_plain FROM app_env_vars WHERE app_id = $1 ORDER BY key",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Secret values are never returned: only their names, masked.
+    let (secret, plain): (Vec<_>, Vec<_>) = vars.into_iter().partition(|(_, secret, _)| *secret);
+    let env: Map<String, Value> = plain
         .into_iter()
-        .map(|(k, v)| (k, v.map_or(Value::Null, Value::String)))
+        .map(|(k, _, v)| (k, v.map_or(Value::Null, Value::String)))
+        .collect();
+    let secrets: Map<String, Value> = secret
+        .into_iter()
+        .map(|(k, _, _)| (k, Value::String(MASK.into())))
         .collect();
     let mut app = serde_json::to_value(row).map_err(anyhow::Error::from)?;
     app["env"] = Value::Object(env);
+    app["secrets"] = Value::Object(secrets);
     Ok(app)
 }
 
@@ -208,9 +257,10 @@ pub async fn update(
     Json(body): Json<UpdateApp>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
-    if let Some(env) = &body.env {
-        validate_env(env)?;
-    }
+    validate_env(
+        body.env.as_ref().unwrap_or(&BTreeMap::new()),
+        body.secrets.as_ref().unwrap_or(&BTreeMap::new()),
+    )?;
     let mut tx = state.pool.begin().await?;
     let id: Option<Uuid> = sqlx::query_scalar(
         "UPDATE apps SET git_url = COALESCE($3, git_url), git_ref = COALESCE($4, git_ref),
@@ -229,6 +279,9 @@ pub async fn update(
     let id = id.ok_or(ApiError::NotFound("app"))?;
     if let Some(env) = &body.env {
         replace_env(&mut tx, id, env).await?;
+    }
+    if let Some(secrets) = &body.secrets {
+        replace_secrets(&mut tx, &state.secrets, id, secrets).await?;
     }
     let app = read(&mut tx, project.id, &name).await?;
     tx.commit().await?;
