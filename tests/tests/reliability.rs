@@ -81,6 +81,58 @@ async fn a_job_of_a_killed_worker_runs_again_on_another_and_its_effect_happens_o
 }
 
 #[tokio::test]
+async fn a_paused_worker_that_lost_its_lease_cannot_commit_a_late_result() -> anyhow::Result<()> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut fleet = Fleet::start(Options {
+        build_workers: 2,
+        ..Options::default()
+    })
+    .await?;
+    let id = fleet.probe(json!({"duration_ms": 2000})).await?;
+    let holder = fleet.wait_running(id, "build", T).await?;
+    let pid = Pid::from_raw(fleet.worker(&holder).proc.pid() as i32);
+    kill(pid, Signal::SIGSTOP)?;
+    // The sweeper of the other worker takes the job back and runs it again.
+    slipway_testkit::wait_until(T, "another worker claims the job", || async {
+        let claims: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+             WHERE j.deployment_id = $1 AND j.stage = 'build'",
+        )
+        .bind(id)
+        .fetch_one(&fleet.db.pool)
+        .await
+        .unwrap_or(0);
+        claims == 2
+    })
+    .await?;
+    // Let the paused worker's child finish its work, then wake the worker:
+    // it now holds a finished job whose lease is gone.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    kill(pid, Signal::SIGCONT)?;
+    let deployment = fleet.wait_state(id, TERMINAL, T).await?;
+    assert_eq!(deployment["state"], "live", "{deployment:#}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        fleet.effects(id).await?[0],
+        ("build".into(), 1),
+        "the late result wrote nothing\n{}",
+        fleet.logs()
+    );
+    let first: Option<String> = sqlx::query_scalar(
+        "SELECT a.outcome FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+         WHERE j.deployment_id = $1 AND j.stage = 'build' AND a.worker = $2",
+    )
+    .bind(id)
+    .bind(&holder)
+    .fetch_one(&fleet.db.pool)
+    .await?;
+    assert_eq!(first.as_deref(), Some("lost"));
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_broker_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
     let mut broker = RabbitNode::start().await?;
     let fleet = Fleet::start(Options {

@@ -7,9 +7,24 @@ use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// AMQP heartbeat unless the URL sets one: the broker declares a hung
+/// worker dead after about two missed beats and requeues what was in its
+/// prefetch window, so a stopped process cannot sit on re-enqueued jobs for
+/// long (the broker's default of 60 s would hold them for minutes).
+pub const DEFAULT_HEARTBEAT_SECS: u16 = 5;
+
 /// Connects, retrying with capped exponential backoff until the broker
 /// answers or `shutdown` fires (then `None`).
 pub async fn connect(url: &SecretString, shutdown: &CancellationToken) -> Option<Connection> {
+    let mut uri: lapin::uri::AMQPUri = match url.expose_secret().parse() {
+        Ok(uri) => uri,
+        Err(error) => {
+            tracing::error!(%error, "SLIPWAY_AMQP_URL is not an AMQP URL");
+            shutdown.cancelled().await;
+            return None;
+        }
+    };
+    uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECS);
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(3))
@@ -17,7 +32,7 @@ pub async fn connect(url: &SecretString, shutdown: &CancellationToken) -> Option
         .without_max_times()
         .build();
     loop {
-        match Connection::connect(url.expose_secret(), ConnectionProperties::default()).await {
+        match Connection::connect_uri(uri.clone(), ConnectionProperties::default()).await {
             Ok(connection) => return Some(connection),
             Err(error) => {
                 let wait = delays.next().unwrap_or(Duration::from_secs(3));

@@ -214,7 +214,11 @@ impl Fleet {
         let (status, body) = self
             .call(reqwest::Method::GET, &format!("/v1/deployments/{id}"), None)
             .await?;
-        anyhow::ensure!(status == 200, "deployment {id}: {status} {body}");
+        anyhow::ensure!(
+            status == 200,
+            "deployment {id}: {status} {body}\n{}",
+            self.api.log_tail(20)
+        );
         Ok(body)
     }
 
