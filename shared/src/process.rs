@@ -67,7 +67,10 @@ pub async fn run_logged(
         .stderr
         .take()
         .map(|err| tokio::spawn(pump(err, logs.clone(), "stderr")));
+    // Biased: a child that already finished reports its result even if a
+    // cancel arrived at the same moment; fencing decides whether it counts.
     let status = tokio::select! {
+        biased;
         status = child.wait() => status,
         _ = cancel.cancelled() => {
             kill_group(pid);
