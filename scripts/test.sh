@@ -18,11 +18,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export CI="${CI:-true}"
 export SLIPWAY_TEST_DATABASE_URL="${SLIPWAY_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-export SLIPWAY_TEST_AMQP_URL="${SLIPWAY_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+# The suite runs against a RabbitMQ node of its own (started below) unless
+# SLIPWAY_TEST_AMQP_URL names one: it creates and deletes many queues, and a
+# shared broker's state must not decide whether the tests pass.
+OWN_BROKER=0
+[ -n "${SLIPWAY_TEST_AMQP_URL:-}" ] || OWN_BROKER=1
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 TEST_THREADS="${SLIPWAY_TEST_THREADS:-2}"
 
-STEPS=6
+STEPS=7
 step_no=0
 failed=()
 passed=()
@@ -86,6 +90,39 @@ if [ "$services_ok" -eq 1 ]; then
     run_step "drop leftover slipway_test_* databases" drop_leftover_test_databases || true
 else
     skip_step "drop leftover slipway_test_* databases" "services are not up"
+fi
+
+BROKER_PID=
+stop_test_broker() {
+    if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -TERM "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+}
+trap stop_test_broker EXIT
+
+start_test_broker() {
+    mkdir -p .slipway
+    cargo build -p slipway-testkit --bin slipway-test-broker || return 1
+    : >.slipway/test-broker.url
+    target/debug/slipway-test-broker >.slipway/test-broker.url 2>.slipway/test-broker.log &
+    BROKER_PID=$!
+    local waited=0
+    until [ -s .slipway/test-broker.url ]; do
+        if ! kill -0 "$BROKER_PID" 2>/dev/null || [ "$waited" -ge 120 ]; then
+            tail -n 20 .slipway/test-broker.log
+            return 1
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    SLIPWAY_TEST_AMQP_URL=$(head -n 1 .slipway/test-broker.url)
+    export SLIPWAY_TEST_AMQP_URL
+    printf '    test broker: %s (pid %s)\n' "$SLIPWAY_TEST_AMQP_URL" "$BROKER_PID"
+}
+
+if [ "$OWN_BROKER" -eq 1 ] && [ "$services_ok" -eq 1 ] && [ "$build_ok" -eq 1 ]; then
+    run_step "test-owned RabbitMQ node" start_test_broker || build_ok=0
 fi
 
 if [ "$services_ok" -eq 1 ] && [ "$build_ok" -eq 1 ]; then

@@ -173,6 +173,15 @@ async fn flusher(
                 SinkMessage::Line(line) => batch.push(line),
                 SinkMessage::Flush(done) => {
                     waiters.push(done);
+                    // Write now, together with whatever else is already
+                    // waiting (other jobs' flushes too): one transaction for all.
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(SinkMessage::Line(line)) => batch.push(line),
+                            Ok(SinkMessage::Flush(done)) => waiters.push(done),
+                            Err(_) => break,
+                        }
+                    }
                     break;
                 }
             }

@@ -182,6 +182,70 @@ async fn a_spent_attempt_budget_dead_letters_the_job_and_re_drive_finishes_it() 
 }
 
 #[tokio::test]
+async fn a_stage_that_overruns_its_time_limit_fails_and_its_process_is_stopped(
+) -> anyhow::Result<()> {
+    let fleet = Fleet::start(Options {
+        env: vec![("SLIPWAY_STAGE_TIMEOUT", "1s".into())],
+        ..Options::default()
+    })
+    .await?;
+    let id = fleet.probe(json!({"duration_ms": 30000})).await?;
+    let child = fleet.child_pgid(id, "build", T).await?;
+    let deployment = fleet.wait_state(id, TERMINAL, T).await?;
+    assert_eq!(deployment["state"], "failed");
+    assert_eq!(deployment["error_code"], "stage_timeout", "{deployment:#}");
+    assert!(
+        !slipway_testkit::process_group_alive(child),
+        "the overrunning child was killed"
+    );
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_undecodable_message_is_dead_lettered_and_recorded() -> anyhow::Result<()> {
+    let fleet = Fleet::start(Options::default()).await?;
+    // A probe first, so the worker has declared its topology.
+    let id = fleet.probe(json!({"duration_ms": 10})).await?;
+    fleet.wait_state(id, TERMINAL, T).await?;
+    let connection =
+        lapin::Connection::connect(&fleet.amqp_url, lapin::ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_publish(
+            "".into(),
+            format!("{}slipway.build", fleet.prefix).as_str().into(),
+            lapin::options::BasicPublishOptions::default(),
+            b"{this is not a job",
+            lapin::BasicProperties::default().with_message_id("poison-1".into()),
+        )
+        .await?
+        .await?;
+    let deadline = tokio::time::Instant::now() + T;
+    let reason = loop {
+        let reason: Option<String> =
+            sqlx::query_scalar("SELECT reason FROM dead_jobs WHERE message_id = 'poison-1'")
+                .fetch_optional(&fleet.db.pool)
+                .await?;
+        if let Some(reason) = reason {
+            break reason;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never recorded\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(reason.starts_with("rejected"), "{reason}");
+    // The worker is still fine.
+    let id = fleet.probe(json!({"duration_ms": 10})).await?;
+    assert_eq!(fleet.wait_state(id, TERMINAL, T).await?["state"], "live");
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn fifty_concurrent_requests_for_one_app_never_run_two_at_once() -> anyhow::Result<()> {
     let fleet = Fleet::start(Options {
         build_workers: 2,

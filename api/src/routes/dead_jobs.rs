@@ -28,6 +28,7 @@ pub async fn redrive(
     match outcome {
         Redrive::Redriven { deployment_id } => {
             tx.commit().await?;
+            slipway_shared::db::outbox::committed();
             Ok(axum::Json(
                 json!({"id": id, "deployment_id": deployment_id, "redriven": true}),
             ))

@@ -68,6 +68,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    slipway_shared::db::outbox::committed();
     Ok(accepted(created.id, "queued"))
 }
 
@@ -215,6 +216,7 @@ pub async fn cancel(
     let mut tx = state.pool.begin().await?;
     let outcome = deployments::cancel(&mut tx, &state.names, project.id, id).await?;
     tx.commit().await?;
+    slipway_shared::db::outbox::committed();
     match outcome {
         CancelOutcome::Cancelled => Ok(axum::Json(json!({"id": id, "state": "cancelled"}))),
         CancelOutcome::AlreadyEnded(s) => Err(ApiError::conflict(

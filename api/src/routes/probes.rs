@@ -64,5 +64,6 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    slipway_shared::db::outbox::committed();
     Ok(accepted(created.id, "queued"))
 }

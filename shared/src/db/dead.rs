@@ -81,7 +81,9 @@ pub async fn record(
             }
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    crate::db::outbox::committed();
+    Ok(())
 }
 
 async fn current_state(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<DeploymentState>> {

@@ -221,6 +221,7 @@ pub async fn complete(
         }
     }
     tx.commit().await?;
+    crate::db::outbox::committed();
     Ok(true)
 }
 
@@ -386,5 +387,8 @@ pub async fn sweep(
         ids.push(job_id);
     }
     tx.commit().await?;
+    if !ids.is_empty() {
+        crate::db::outbox::committed();
+    }
     Ok(ids)
 }

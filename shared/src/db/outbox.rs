@@ -3,6 +3,23 @@
 
 use crate::job::JobMessage;
 use sqlx::PgConnection;
+use std::sync::LazyLock;
+use tokio::sync::Notify;
+
+static COMMITTED: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+/// Tells this process' relay that a transaction which wrote outbox rows has
+/// committed. Cheaper than NOTIFY (which serialises commits cluster-wide);
+/// other processes' relays hear the trigger's NOTIFY or their timer.
+pub fn committed() {
+    // `notify_one` keeps a permit when the relay is busy, so no wake is lost.
+    COMMITTED.notify_one();
+}
+
+/// Resolves at the next `committed()` (or at once if one is pending).
+pub async fn wait_committed() {
+    COMMITTED.notified().await;
+}
 
 /// Headers carried on every job message.
 pub const TRACEPARENT: &str = "traceparent";

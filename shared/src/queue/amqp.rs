@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 /// worker dead after about two missed beats and requeues what was in its
 /// prefetch window, so a stopped process cannot sit on re-enqueued jobs for
 /// long (the broker's default of 60 s would hold them for minutes).
-pub const DEFAULT_HEARTBEAT_SECS: u16 = 5;
+pub const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+/// A broker that accepts TCP but never answers (wedged) must not hang us.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects, retrying with capped exponential backoff until the broker
 /// answers or `shutdown` fires (then `None`).
@@ -32,7 +34,18 @@ pub async fn connect(url: &SecretString, shutdown: &CancellationToken) -> Option
         .without_max_times()
         .build();
     loop {
-        match Connection::connect_uri(uri.clone(), ConnectionProperties::default()).await {
+        let attempt = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect_uri(uri.clone(), ConnectionProperties::default()),
+        );
+        let result = tokio::select! {
+            result = attempt => result.unwrap_or_else(|_| Err(lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the broker did not complete the AMQP handshake",
+            )))),
+            _ = shutdown.cancelled() => return None,
+        };
+        match result {
             Ok(connection) => return Some(connection),
             Err(error) => {
                 let wait = delays.next().unwrap_or(Duration::from_secs(3));

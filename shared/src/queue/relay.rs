@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 const BATCH: i64 = 500;
 const RESCAN: Duration = Duration::from_secs(1);
+/// A broker that stops confirming is treated as a lost connection.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown`, reconnecting to either side after a failure.
 pub async fn run(pool: PgPool, amqp_url: SecretString, shutdown: CancellationToken) {
@@ -69,6 +71,7 @@ async fn relay_once(
         }
         tokio::select! {
             notification = listener.recv() => { notification?; }
+            _ = crate::db::outbox::wait_committed() => {}
             _ = tokio::time::sleep(RESCAN) => {}
             _ = shutdown.cancelled() => {
                 let _ = connection.close(200, "shutdown".into()).await;
@@ -84,7 +87,7 @@ async fn publish_batch(pool: &PgPool, channel: &Channel) -> anyhow::Result<(usiz
     let mut tx = pool.begin().await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, exchange, routing_key, payload, headers FROM outbox
-         ORDER BY id FOR UPDATE SKIP LOCKED LIMIT $1",
+         ORDER BY attempts, id FOR UPDATE SKIP LOCKED LIMIT $1",
     )
     .bind(BATCH)
     .fetch_all(&mut *tx)
@@ -120,7 +123,10 @@ async fn publish_batch(pool: &PgPool, channel: &Channel) -> anyhow::Result<(usiz
     let mut done = Vec::with_capacity(rows.len());
     let mut failed: Vec<(i64, String)> = Vec::new();
     for (row, confirm) in rows.iter().zip(pending) {
-        match confirm.await? {
+        let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+            .await
+            .map_err(|_| anyhow::anyhow!("no publisher confirm within {CONFIRM_TIMEOUT:?}"))??;
+        match confirmation {
             Confirmation::Ack(None) => done.push(row.id),
             Confirmation::Ack(Some(returned)) => failed.push((
                 row.id,

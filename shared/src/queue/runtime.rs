@@ -504,7 +504,18 @@ impl Runtime {
             .await;
             match alive {
                 Ok(alive) => {
-                    for (id, job) in running.iter().filter(|(id, _)| !alive.contains(id)) {
+                    // A job may have committed its outcome (and left the
+                    // registry) since the snapshot; only jobs still here lost their lease.
+                    let still_running: Vec<_> = self
+                        .registry
+                        .snapshot()
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect();
+                    for (id, job) in running
+                        .iter()
+                        .filter(|(id, _)| !alive.contains(id) && still_running.contains(id))
+                    {
                         tracing::warn!(job.id = %id, "lease lost; stopping the job");
                         job.stop(StopReason::LeaseLost);
                     }
