@@ -126,7 +126,7 @@ if [ "$OWN_BROKER" -eq 1 ] && [ "$services_ok" -eq 1 ] && [ "$build_ok" -eq 1 ];
 fi
 
 if [ "$services_ok" -eq 1 ] && [ "$build_ok" -eq 1 ]; then
-    run_step "tests (cargo test)" cargo test --workspace -- --test-threads="$TEST_THREADS" || true
+    run_step "tests (cargo test)" cargo test --workspace --no-fail-fast -- --test-threads="$TEST_THREADS" || true
 else
     skip_step "tests (cargo test)" "services or build failed"
 fi

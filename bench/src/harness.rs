@@ -200,14 +200,19 @@ pub async fn create_probe(
     )
     .await?;
     tx.commit().await?;
+    // As the API does: wake this process' relay after the commit.
+    slipway_shared::db::outbox::committed();
     Ok(created.id)
 }
 
 /// A pool on the scenario's database, sized by the caller.
 pub async fn pool(env: &Env, max: u32) -> anyhow::Result<PgPool> {
+    // Named like every Slipway process' pool, so the outbox trigger knows
+    // this process wakes its own relay.
+    let options: sqlx::postgres::PgConnectOptions = env.db.url.parse()?;
     Ok(sqlx::postgres::PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
-        .connect(&env.db.url)
+        .connect_with(options.application_name(slipway_shared::db::APPLICATION_NAME))
         .await?)
 }

@@ -13,7 +13,7 @@ fn fake_bin_dir() -> std::path::PathBuf {
     let script = dir.join("fake-worker");
     std::fs::write(
         &script,
-        "#!/bin/sh\necho \"started with FOO=$FOO\"\nsleep 300 &\ntrap 'echo bye; exit 0' TERM\nwait\n",
+        "#!/bin/sh\ntrap 'echo bye; exit 0' TERM\nsleep 300 &\necho \"started with FOO=$FOO\"\nwait\n",
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -79,17 +79,34 @@ async fn a_retryable_error_is_retried_on_the_backoff_schedule_then_succeeds() ->
         .map(|c| c.3.clone().unwrap_or_default())
         .collect();
     assert_eq!(outcomes, ["retry", "retry", "succeeded"]);
-    // Tiers are 300ms, 600ms, 1200ms: each wait is at least the first tier,
-    // and the second is no shorter than the first (exponential, snapped to a tier).
+    // Each retry names the delay tier it went through (300ms, 600ms or
+    // 1200ms, chosen from the attempt number with jitter), and the next
+    // attempt started no earlier than that tier's delay after the failure.
+    let tiers: Vec<i64> = sqlx::query_scalar(
+        "SELECT line FROM deployment_logs WHERE deployment_id = $1 AND line LIKE 'failed, will retry%' ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(&fleet.db.pool)
+    .await?
+    .iter()
+    .map(|line: &String| {
+        let ms = line.split(".delay.").nth(1).and_then(|rest| rest.split("ms").next()).unwrap_or_default();
+        ms.parse::<i64>().expect("a delay tier in the retry line")
+    })
+    .collect();
+    assert_eq!(tiers.len(), 2);
+    assert!(
+        tiers.iter().all(|t| [300, 600, 1200].contains(t)),
+        "{tiers:?}"
+    );
+    assert_eq!(tiers[0], 300, "the first retry uses the first tier");
     let waits: Vec<i64> = claims
         .windows(2)
         .map(|w| (w[1].1 - w[0].2.expect("finished")).num_milliseconds())
         .collect();
-    assert!(waits.iter().all(|w| *w >= 280), "{waits:?}");
-    assert!(
-        waits[1] >= 560,
-        "second retry waits at least the 600ms tier: {waits:?}"
-    );
+    for (wait, tier) in waits.iter().zip(&tiers) {
+        assert!(*wait >= tier - 20, "waited {wait}ms for the {tier}ms tier");
+    }
     assert_eq!(fleet.effects(id).await?.len(), 3);
     fleet.stop().await;
     Ok(())

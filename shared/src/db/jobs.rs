@@ -21,6 +21,55 @@ pub async fn claim(
     max_attempts: i32,
 ) -> sqlx::Result<Option<JobInfo>> {
     let mut tx = pool.begin().await?;
+    let claimed = claim_in(&mut tx, message, worker_id, max_attempts).await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Claims several jobs in one transaction: one commit (one WAL flush) for
+/// all. If any statement fails, the batch is rolled back and each job is
+/// claimed in a transaction of its own, so one job's error stays its own.
+pub async fn claim_many(
+    pool: &PgPool,
+    messages: &[JobMessage],
+    worker_id: &str,
+    max_attempts: i32,
+) -> Vec<Result<Option<JobInfo>, String>> {
+    let batch = async {
+        let mut tx = pool.begin().await?;
+        let mut claimed = Vec::with_capacity(messages.len());
+        for message in messages {
+            claimed.push(Ok(
+                claim_in(&mut tx, message, worker_id, max_attempts).await?
+            ));
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(claimed)
+    };
+    match batch.await {
+        Ok(claimed) => claimed,
+        Err(_) if messages.len() > 1 => {
+            let mut claimed = Vec::with_capacity(messages.len());
+            for message in messages {
+                claimed.push(
+                    claim(pool, message, worker_id, max_attempts)
+                        .await
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            claimed
+        }
+        Err(error) => vec![Err(error.to_string())],
+    }
+}
+
+/// Claims the job in an open transaction; see [`claim`].
+pub async fn claim_in(
+    conn: &mut PgConnection,
+    message: &JobMessage,
+    worker_id: &str,
+    max_attempts: i32,
+) -> sqlx::Result<Option<JobInfo>> {
     let claimed: Option<(i32, i64, String, String)> = sqlx::query_as(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_token = lease_token + 1,
                 lease_worker = $2, heartbeat_at = now(), max_attempts = $3
@@ -30,7 +79,7 @@ pub async fn claim(
     .bind(message.job_id)
     .bind(worker_id)
     .bind(max_attempts)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some((attempt, lease_token, stage, kind)) = claimed else {
         return Ok(None);
@@ -48,20 +97,19 @@ pub async fn claim(
          JOIN jobs j ON j.deployment_id = d.id WHERE j.id = $1 FOR UPDATE OF d",
     )
     .bind(message.job_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
     let state: DeploymentState = state
         .parse()
         .map_err(|e: crate::state::UnknownState| sqlx::Error::Protocol(e.to_string()))?;
     if state == stage.entry_state() {
-        transition(&mut tx, deployment_id, state, stage.running_state(), None).await?;
+        transition(conn, deployment_id, state, stage.running_state(), None).await?;
     } else if state != stage.running_state() {
         // The deployment moved on (cancelled, failed) while this job waited.
         sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = now() WHERE id = $1")
             .bind(message.job_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await?;
         return Ok(None);
     }
     sqlx::query(
@@ -71,9 +119,8 @@ pub async fn claim(
     .bind(attempt)
     .bind(lease_token)
     .bind(worker_id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    tx.commit().await?;
     Ok(Some(JobInfo {
         job_id: message.job_id,
         deployment_id,
@@ -135,6 +182,57 @@ pub async fn complete(
     effects: &Effects,
 ) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
+    let fenced = complete_in(&mut tx, names, job, outcome, effects).await?;
+    tx.commit().await?;
+    crate::db::outbox::committed();
+    Ok(fenced)
+}
+
+/// An outcome to commit with [`complete_many`].
+pub type Completion = (JobInfo, Outcome, std::sync::Arc<Effects>);
+
+/// Commits several outcomes in one transaction; like [`claim_many`], a
+/// failing batch falls back to one transaction per outcome.
+pub async fn complete_many(
+    pool: &PgPool,
+    names: &QueueNames,
+    completions: &[Completion],
+) -> Vec<Result<bool, String>> {
+    let batch = async {
+        let mut tx = pool.begin().await?;
+        let mut fenced = Vec::with_capacity(completions.len());
+        for (job, outcome, effects) in completions {
+            fenced.push(Ok(complete_in(&mut tx, names, job, outcome, effects).await?));
+        }
+        tx.commit().await?;
+        crate::db::outbox::committed();
+        Ok::<_, sqlx::Error>(fenced)
+    };
+    match batch.await {
+        Ok(fenced) => fenced,
+        Err(_) if completions.len() > 1 => {
+            let mut fenced = Vec::with_capacity(completions.len());
+            for (job, outcome, effects) in completions {
+                fenced.push(
+                    complete(pool, names, job, outcome, effects)
+                        .await
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            fenced
+        }
+        Err(error) => vec![Err(error.to_string())],
+    }
+}
+
+/// Finishes the attempt in an open transaction; see [`complete`].
+pub async fn complete_in(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    job: &JobInfo,
+    outcome: &Outcome,
+    effects: &Effects,
+) -> sqlx::Result<bool> {
     let (job_state, attempt_outcome, error) = match outcome {
         Outcome::Succeeded => ("succeeded", "succeeded", None),
         Outcome::Retry { error, .. } => ("retry_wait", "retry", Some(error.clone())),
@@ -162,7 +260,7 @@ pub async fn complete(
     .bind(&error)
     .bind(terminal)
     .bind(matches!(outcome, Outcome::HandedBack))
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected()
         == 1;
@@ -170,7 +268,7 @@ pub async fn complete(
         return Ok(false);
     }
     finish_attempt(
-        &mut tx,
+        conn,
         job.job_id,
         job.lease_token,
         attempt_outcome,
@@ -181,25 +279,25 @@ pub async fn complete(
     match outcome {
         Outcome::Succeeded => {
             for effect in effects {
-                effect.apply(&mut tx, job).await?;
+                effect.apply(conn, job).await?;
             }
-            advance(&mut tx, names, job).await?;
+            advance(conn, names, job).await?;
         }
         Outcome::Retry { delay_queue, .. } => {
             let message = message_for(job);
-            outbox::enqueue(&mut tx, delay_queue, &message, &job.trace_id, None).await?;
+            outbox::enqueue(conn, delay_queue, &message, &job.trace_id, None).await?;
         }
         Outcome::Failed {
             code,
             message,
             dead,
         } => {
-            fail(&mut tx, names, job.deployment_id, running, code, message).await?;
+            fail(conn, names, job.deployment_id, running, code, message).await?;
             if *dead {
                 let msg = message_for(job);
                 let reason = format!("attempts_exhausted: {message}");
                 outbox::enqueue(
-                    &mut tx,
+                    conn,
                     &names.dead(job.stage),
                     &msg,
                     &job.trace_id,
@@ -210,18 +308,9 @@ pub async fn complete(
         }
         Outcome::HandedBack => {
             let message = message_for(job);
-            outbox::enqueue(
-                &mut tx,
-                &names.stage(job.stage),
-                &message,
-                &job.trace_id,
-                None,
-            )
-            .await?;
+            outbox::enqueue(conn, &names.stage(job.stage), &message, &job.trace_id, None).await?;
         }
     }
-    tx.commit().await?;
-    crate::db::outbox::committed();
     Ok(true)
 }
 

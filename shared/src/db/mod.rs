@@ -19,8 +19,13 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// A pool that connects lazily, so a process starts (and serves /healthz)
 /// while Postgres is still down and reconnects after it restarts.
+/// Every Slipway process names its connections so; the outbox trigger skips
+/// the NOTIFY for them because they wake their own relay after committing.
+pub const APPLICATION_NAME: &str = "slipway";
+
 pub fn pool(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url.expose_secret())?;
+    let options =
+        PgConnectOptions::from_str(url.expose_secret())?.application_name(APPLICATION_NAME);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))

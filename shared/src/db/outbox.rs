@@ -55,4 +55,5 @@ pub struct OutboxRow {
     pub routing_key: String,
     pub payload: serde_json::Value,
     pub headers: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }

@@ -3,6 +3,7 @@
 //! and cancellation.
 
 pub mod amqp;
+pub mod batch;
 pub mod cancel;
 pub mod dead_letters;
 pub mod relay;

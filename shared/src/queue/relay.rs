@@ -86,7 +86,7 @@ async fn relay_once(
 async fn publish_batch(pool: &PgPool, channel: &Channel) -> anyhow::Result<(usize, usize)> {
     let mut tx = pool.begin().await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(
-        "SELECT id, exchange, routing_key, payload, headers FROM outbox
+        "SELECT id, exchange, routing_key, payload, headers, created_at FROM outbox
          ORDER BY attempts, id FOR UPDATE SKIP LOCKED LIMIT $1",
     )
     .bind(BATCH)
@@ -96,11 +96,9 @@ async fn publish_batch(pool: &PgPool, channel: &Channel) -> anyhow::Result<(usiz
         METRICS.outbox_lag_seconds.set(0.0);
         return Ok((0, 0));
     }
-    let lag: Option<f64> = sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM outbox",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    // The batch holds the oldest rows (by attempts, then id): their age is the lag.
+    let oldest = rows.iter().map(|row| row.created_at).min();
+    let lag = oldest.map(|at| (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0);
     METRICS.outbox_lag_seconds.set(lag.unwrap_or(0.0).max(0.0));
 
     let mut pending = Vec::with_capacity(rows.len());

@@ -12,6 +12,7 @@ use crate::db::{self, jobs::Outcome};
 use crate::job::{JobContext, JobError, JobHandler, JobInfo, JobMessage, Stage};
 use crate::logsink::LogSink;
 use crate::metrics::METRICS;
+use crate::queue::batch::Batcher;
 use crate::queue::cancel::{self, Registry, RunningJob, StopReason};
 use crate::queue::topology::{self, QueueNames};
 use crate::queue::{amqp, dead_letters, relay, retry};
@@ -39,8 +40,19 @@ pub const DELIVERY_LIMIT: i64 = 5;
 /// worker, so it never sits unacked near the broker's consumer timeout.
 const PARK_TIMEOUT: Duration = Duration::from_secs(60);
 
+type Claims = Batcher<JobMessage, Result<Option<JobInfo>, String>>;
+type Completions = Batcher<db::jobs::Completion, Result<bool, String>>;
+
+/// Requests per claim or outcome transaction, at most.
+const MAX_BATCH: usize = 64;
+/// Batches of one kind in flight at once: their statements overlap on
+/// several connections while each keeps its single commit.
+const BATCHES_AT_ONCE: usize = 4;
+
 pub struct Runtime {
     pool: PgPool,
+    claims: Claims,
+    completions: Completions,
     names: QueueNames,
     settings: WorkerSettings,
     stage: Stage,
@@ -51,9 +63,39 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Needs a Tokio runtime: it starts the claim and outcome batchers.
     pub fn new(pool: PgPool, settings: WorkerSettings, stage: Stage, logs: LogSink) -> Self {
+        let names = QueueNames::new(settings.common.queue_prefix.clone());
+        let claims = {
+            let (pool, worker, max_attempts) = (
+                pool.clone(),
+                settings.worker_id.clone(),
+                settings.max_attempts,
+            );
+            Batcher::start(
+                MAX_BATCH,
+                BATCHES_AT_ONCE,
+                move |messages: Vec<JobMessage>| {
+                    let (pool, worker) = (pool.clone(), worker.clone());
+                    async move { db::jobs::claim_many(&pool, &messages, &worker, max_attempts).await }
+                },
+            )
+        };
+        let completions = {
+            let (pool, names) = (pool.clone(), names.clone());
+            Batcher::start(
+                MAX_BATCH,
+                BATCHES_AT_ONCE,
+                move |completions: Vec<db::jobs::Completion>| {
+                    let (pool, names) = (pool.clone(), names.clone());
+                    async move { db::jobs::complete_many(&pool, &names, &completions).await }
+                },
+            )
+        };
         Self {
-            names: QueueNames::new(settings.common.queue_prefix.clone()),
+            claims,
+            completions,
+            names,
             slots: Arc::new(Semaphore::new(usize::from(settings.concurrency))),
             pool,
             settings,
@@ -310,14 +352,8 @@ impl Runtime {
     ) -> Option<Option<JobInfo>> {
         let mut wait = Duration::from_millis(50);
         loop {
-            match db::jobs::claim(
-                &self.pool,
-                message,
-                &self.settings.worker_id,
-                self.settings.max_attempts,
-            )
-            .await
-            {
+            let claimed = self.claims.call(message.clone()).await;
+            match claimed.unwrap_or_else(|| Err("the claim batcher stopped".into())) {
                 Ok(claimed) => return Some(claimed),
                 Err(error) => {
                     tracing::warn!(%error, job.id = %message.job_id, "claim failed; retrying");
@@ -361,7 +397,7 @@ impl Runtime {
         if let Some((outcome, effects)) = outcome {
             ctx.logs.info(describe(&outcome)).await;
             ctx.logs.flush().await;
-            self.commit(&ctx.info, &outcome, &effects).await;
+            self.commit(&ctx.info, &outcome, &Arc::new(effects)).await;
             record_metrics(stage, &outcome);
         } else {
             ctx.logs
@@ -456,10 +492,12 @@ impl Runtime {
 
     /// Commits the outcome, waiting out a database outage: the lease stays
     /// ours (the keeper heartbeats it) until this returns.
-    async fn commit(&self, job: &JobInfo, outcome: &Outcome, effects: &crate::job::Effects) {
+    async fn commit(&self, job: &JobInfo, outcome: &Outcome, effects: &Arc<crate::job::Effects>) {
         let mut wait = Duration::from_millis(50);
         loop {
-            match db::jobs::complete(&self.pool, &self.names, job, outcome, effects).await {
+            let completion = (job.clone(), outcome.clone(), effects.clone());
+            let committed = self.completions.call(completion).await;
+            match committed.unwrap_or_else(|| Err("the outcome batcher stopped".into())) {
                 Ok(true) => return,
                 Ok(false) => {
                     tracing::info!("outcome not recorded: the lease was taken back");
@@ -489,19 +527,7 @@ impl Runtime {
             }
             let ids: Vec<uuid::Uuid> = running.iter().map(|(id, _)| *id).collect();
             let tokens: Vec<i64> = running.iter().map(|(_, job)| job.lease_token).collect();
-            let alive: Result<Vec<uuid::Uuid>, _> = sqlx::query_scalar(
-                "WITH l AS (SELECT * FROM UNNEST($1::uuid[], $2::bigint[]) AS t(id, token)),
-                      j AS (UPDATE jobs SET heartbeat_at = now() FROM l
-                            WHERE jobs.id = l.id AND jobs.lease_token = l.token AND jobs.state = 'running'
-                            RETURNING jobs.id, jobs.lease_token),
-                      a AS (UPDATE job_attempts SET heartbeat_at = now() FROM j
-                            WHERE job_attempts.job_id = j.id AND job_attempts.lease_token = j.lease_token)
-                 SELECT id FROM j",
-            )
-            .bind(&ids)
-            .bind(&tokens)
-            .fetch_all(&self.pool)
-            .await;
+            let alive = renew_leases(&self.pool, &ids, &tokens).await;
             match alive {
                 Ok(alive) => {
                     // A job may have committed its outcome (and left the
@@ -550,6 +576,39 @@ impl Runtime {
             }
         }
     }
+}
+
+/// Heartbeats the given leases and returns the jobs whose lease is still
+/// ours. Rows locked right now (their outcome is being committed) are
+/// skipped instead of waited for: a heartbeat must never queue behind, or
+/// hold up, the commits of the jobs it keeps alive.
+async fn renew_leases(
+    pool: &PgPool,
+    ids: &[uuid::Uuid],
+    tokens: &[i64],
+) -> sqlx::Result<Vec<uuid::Uuid>> {
+    sqlx::query(
+        "WITH l AS (SELECT * FROM UNNEST($1::uuid[], $2::bigint[]) AS t(id, token)),
+              mine AS (SELECT jobs.id, jobs.lease_token FROM jobs JOIN l ON jobs.id = l.id AND jobs.lease_token = l.token
+                       WHERE jobs.state = 'running' FOR UPDATE OF jobs SKIP LOCKED),
+              j AS (UPDATE jobs SET heartbeat_at = now() FROM mine WHERE jobs.id = mine.id RETURNING jobs.id)
+         UPDATE job_attempts SET heartbeat_at = now() FROM mine
+         WHERE job_attempts.job_id = mine.id AND job_attempts.lease_token = mine.lease_token",
+    )
+    .bind(ids)
+    .bind(tokens)
+    .execute(pool)
+    .await?;
+    // A plain read: which of these leases still exist at all.
+    sqlx::query_scalar(
+        "SELECT jobs.id FROM jobs JOIN UNNEST($1::uuid[], $2::bigint[]) AS l(id, token)
+           ON jobs.id = l.id AND jobs.lease_token = l.token
+         WHERE jobs.state = 'running'",
+    )
+    .bind(ids)
+    .bind(tokens)
+    .fetch_all(pool)
+    .await
 }
 
 fn describe(outcome: &Outcome) -> String {
