@@ -292,5 +292,36 @@ ensure_rabbitmq() {
     printf 'rabbitmq   %s (127.0.0.1:%s, stream_queue on, policy slipway-stage-queues)\n' "$state" "$AMQP_PORT"
 }
 
-ensure_postgres
-ensure_rabbitmq
+# The broker accepts TCP and answers the AMQP protocol header with its
+# Connection.Start: a wedged broker accepts connections but never answers.
+amqp_answers() {
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1"; printf "AMQP\x00\x00\x09\x01" >&3; head -c 1 <&3 >/dev/null' \
+        "$AMQP_HOST" "$AMQP_PORT" 2>/dev/null
+}
+
+# The test suite starts RabbitMQ nodes of its own: it needs the broker
+# installed, not the host's broker running (whose state it must not depend on).
+ensure_rabbitmq_installed() {
+    if ! command -v rabbitmq-server >/dev/null || ! command -v rabbitmqctl >/dev/null; then
+        need_root "installing rabbitmq"
+        apt_install rabbitmq-server
+        printf 'rabbitmq   installed (not started: the tests run their own nodes)\n'
+    else
+        printf 'rabbitmq   installed (the tests run their own nodes)\n'
+    fi
+}
+
+case "${1:-}" in
+    --for-tests)
+        ensure_postgres
+        ensure_rabbitmq_installed
+        ;;
+    "")
+        ensure_postgres
+        ensure_rabbitmq
+        amqp_answers || die "RabbitMQ on $AMQP_HOST:$AMQP_PORT accepts connections but does not answer AMQP (wedged?). Restart it (rabbitmqctl stop_app; rabbitmqctl start_app) or point SLIPWAY_AMQP_URL at another broker."
+        ;;
+    *)
+        die "usage: scripts/services.sh [--for-tests]"
+        ;;
+esac

@@ -81,7 +81,11 @@ drop_leftover_test_databases() {
 services_ok=1
 build_ok=1
 
-run_step "backing services (scripts/services.sh)" bash scripts/services.sh || services_ok=0
+if [ "$OWN_BROKER" -eq 1 ]; then
+    run_step "backing services (scripts/services.sh --for-tests)" bash scripts/services.sh --for-tests || services_ok=0
+else
+    run_step "backing services (scripts/services.sh)" bash scripts/services.sh || services_ok=0
+fi
 run_step "format (cargo fmt --check)" cargo fmt --all --check || true
 run_step "lint (cargo clippy)" cargo clippy --workspace --all-targets -- -D warnings || true
 run_step "build binaries (cargo build --bins)" cargo build --workspace --bins || build_ok=0
