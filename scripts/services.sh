@@ -295,6 +295,7 @@ ensure_rabbitmq() {
 # The broker accepts TCP and answers the AMQP protocol header with its
 # Connection.Start: a wedged broker accepts connections but never answers.
 amqp_answers() {
+    # shellcheck disable=SC2016 # $0 and $1 expand in the inner shell
     timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1"; printf "AMQP\x00\x00\x09\x01" >&3; head -c 1 <&3 >/dev/null' \
         "$AMQP_HOST" "$AMQP_PORT" 2>/dev/null
 }
