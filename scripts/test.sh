@@ -81,6 +81,19 @@ drop_leftover_test_databases() {
 services_ok=1
 build_ok=1
 
+run_tests() {
+    mkdir -p .slipway
+    local rc=0
+    cargo test --workspace --lib --bins --tests --no-fail-fast -- --test-threads="$TEST_THREADS" 2>&1 |
+        tee .slipway/test-output.log || rc=$?
+    # One closing line with the totals over every test binary.
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+         END { printf "tests: %d passed, %d failed\n", p, f }' .slipway/test-output.log >.slipway/test-totals
+    TEST_TOTALS=$(cat .slipway/test-totals)
+    return "$rc"
+}
+TEST_TOTALS=
+
 if [ "$OWN_BROKER" -eq 1 ]; then
     run_step "backing services (scripts/services.sh --for-tests)" bash scripts/services.sh --for-tests || services_ok=0
 else
@@ -130,7 +143,9 @@ if [ "$OWN_BROKER" -eq 1 ] && [ "$services_ok" -eq 1 ] && [ "$build_ok" -eq 1 ];
 fi
 
 if [ "$services_ok" -eq 1 ] && [ "$build_ok" -eq 1 ]; then
-    run_step "tests (cargo test)" cargo test --workspace --no-fail-fast -- --test-threads="$TEST_THREADS" || true
+    # No doc tests: the crates have none, and their empty results would be
+    # the run's closing lines.
+    run_step "tests (cargo test)" run_tests || true
 else
     skip_step "tests (cargo test)" "services or build failed"
 fi
@@ -138,6 +153,9 @@ fi
 printf '\n==> steps: %d ok, %d not ok\n' "${#passed[@]}" "${#failed[@]}"
 if [ "${#failed[@]}" -gt 0 ]; then
     printf '    FAILED: %s\n' "${failed[@]}"
+    [ -z "$TEST_TOTALS" ] || printf '%s\n' "$TEST_TOTALS"
     exit 1
 fi
 printf '    all steps passed\n'
+# The closing line: totals over every test binary.
+[ -z "$TEST_TOTALS" ] || printf '%s\n' "$TEST_TOTALS"
