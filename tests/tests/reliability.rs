@@ -158,8 +158,10 @@ async fn a_broker_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_postgres_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
     let mut cluster = PgCluster::start().await?;
-    let fleet = Fleet::start(Options {
+    let mut fleet = Fleet::start(Options {
         postgres_admin_url: Some(cluster.admin_url()),
         ..Options::default()
     })
@@ -169,7 +171,23 @@ async fn a_postgres_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
         ids.push(fleet.probe(json!({"duration_ms": 700})).await?);
     }
     fleet.wait_running(ids[0], "build", T).await?;
+    // Deliveries that arrive while Postgres is down must wait for it, not be
+    // acked unclaimed: pause the build worker so new deliveries pile up in
+    // its prefetch, stop Postgres, then let the worker take them.
+    let build = fleet
+        .workers
+        .iter()
+        .find(|w| w.stage == "build")
+        .map(|w| w.id.clone())
+        .expect("a build worker");
+    let pid = Pid::from_raw(fleet.worker(&build).proc.pid() as i32);
+    kill(pid, Signal::SIGSTOP)?;
+    for _ in 0..3 {
+        ids.push(fleet.probe(json!({"duration_ms": 50})).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster.stop().await?;
+    kill(pid, Signal::SIGCONT)?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.restart().await?;
     all_live_once(&fleet, &ids).await?;
