@@ -163,6 +163,8 @@ async fn a_postgres_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
     let mut cluster = PgCluster::start().await?;
     let mut fleet = Fleet::start(Options {
         postgres_admin_url: Some(cluster.admin_url()),
+        // Free slots, so deliveries during the outage are claimed at once.
+        env: vec![("SLIPWAY_CONCURRENCY", "16".into())],
         ..Options::default()
     })
     .await?;
