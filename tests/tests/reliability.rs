@@ -164,7 +164,12 @@ async fn a_postgres_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
     let mut fleet = Fleet::start(Options {
         postgres_admin_url: Some(cluster.admin_url()),
         // Free slots, so deliveries during the outage are claimed at once.
-        env: vec![("SLIPWAY_CONCURRENCY", "16".into())],
+        // An outage longer than the pool's 5 s acquire timeout, so claims
+        // and commits really fail meanwhile; leases outlive it.
+        env: vec![
+            ("SLIPWAY_CONCURRENCY", "16".into()),
+            ("SLIPWAY_LEASE_TIMEOUT", "20s".into()),
+        ],
         ..Options::default()
     })
     .await?;
@@ -190,7 +195,7 @@ async fn a_postgres_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster.stop().await?;
     kill(pid, Signal::SIGCONT)?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     cluster.restart().await?;
     all_live_once(&fleet, &ids).await?;
     // Log lines written across the outage are all there, numbered without gaps.
