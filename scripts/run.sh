@@ -13,7 +13,8 @@
 # running after this script ends: stop them with scripts/stop.sh.
 #
 # Environment: SLIPWAY_RUN_TIMEOUT (seconds to wait for readiness and for each
-# deployment, default 60).
+# deployment, default 60); SLIPWAY_AMQP_URL (use this broker instead of the
+# host's RabbitMQ on 127.0.0.1:5672).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,7 +25,9 @@ TIMEOUT="${SLIPWAY_RUN_TIMEOUT:-60}"
 API_ADDR=127.0.0.1:8080
 API="http://$API_ADDR"
 DATABASE_URL=postgres://postgres@127.0.0.1:5432/slipway
-AMQP_URL='amqp://guest:guest@127.0.0.1:5672/%2f'
+# SLIPWAY_AMQP_URL points the fleet at another broker; then the host's own
+# RabbitMQ is neither needed nor started.
+AMQP_URL="${SLIPWAY_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 CONCURRENCY=4
 WORKERS=(slipway-worker-build slipway-worker-provision slipway-worker-deploy)
 declare -A METRICS_ADDR=(
@@ -280,7 +283,11 @@ fi
 command -v curl >/dev/null 2>&1 || die "curl is required"
 
 step "backing services"
-bash scripts/services.sh
+if [ -n "${SLIPWAY_AMQP_URL:-}" ]; then
+    bash scripts/services.sh --for-tests
+else
+    bash scripts/services.sh
+fi
 
 step "release build"
 cargo build --release --bins \

@@ -306,9 +306,9 @@ ensure_rabbitmq_installed() {
     if ! command -v rabbitmq-server >/dev/null || ! command -v rabbitmqctl >/dev/null; then
         need_root "installing rabbitmq"
         apt_install rabbitmq-server
-        printf 'rabbitmq   installed (not started: the tests run their own nodes)\n'
+        printf 'rabbitmq   installed (the host broker is not used)\n'
     else
-        printf 'rabbitmq   installed (the tests run their own nodes)\n'
+        printf 'rabbitmq   installed (the host broker is not used)\n'
     fi
 }
 
