@@ -23,9 +23,10 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn invalid(message: impl Into<String>) -> Self {
+    /// A request that parsed but breaks a rule (422 `validation_failed`).
+    pub fn validation(message: impl Into<String>) -> Self {
         ApiError::Invalid {
-            code: "invalid_request",
+            code: "validation_failed",
             message: message.into(),
         }
     }

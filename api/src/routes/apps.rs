@@ -49,10 +49,9 @@ fn validate_env(
     secrets: &BTreeMap<String, String>,
 ) -> Result<(), ApiError> {
     if let Some(key) = env.keys().find(|k| secrets.contains_key(*k)) {
-        return Err(ApiError::Invalid {
-            code: "validation_failed",
-            message: format!("`{key}` is in both env and secrets"),
-        });
+        return Err(ApiError::validation(format!(
+            "`{key}` is in both env and secrets"
+        )));
     }
     for (key, value) in env.iter().chain(secrets) {
         let ok = !key.is_empty()
@@ -62,16 +61,14 @@ fn validate_env(
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
             && !key.starts_with(|c: char| c.is_ascii_digit());
         if !ok {
-            return Err(ApiError::Invalid {
-                code: "validation_failed",
-                message: format!("env: `{key}` must be A-Z, 0-9 and _ and not start with a digit"),
-            });
+            return Err(ApiError::validation(format!(
+                "env: `{key}` must be A-Z, 0-9 and _ and not start with a digit"
+            )));
         }
         if value.len() > 32 * 1024 || value.contains('\0') {
-            return Err(ApiError::Invalid {
-                code: "validation_failed",
-                message: format!("env: value of `{key}` is too long or has a NUL byte"),
-            });
+            return Err(ApiError::validation(format!(
+                "env: value of `{key}` is too long or has a NUL byte"
+            )));
         }
     }
     Ok(())

@@ -88,10 +88,7 @@ pub async fn list(
 ) -> Result<axum::Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::Invalid {
-            code: "validation_failed",
-            message: "limit: must be 1 to 100".into(),
-        });
+        return Err(ApiError::validation("limit: must be 1 to 100"));
     }
     let app_id: Option<Uuid> =
         sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2")

@@ -42,17 +42,11 @@ pub async fn poll(
 ) -> Result<axum::Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::Invalid {
-            code: "validation_failed",
-            message: "limit: must be 1 to 10000".into(),
-        });
+        return Err(ApiError::validation("limit: must be 1 to 10000"));
     }
     let after = query.after.unwrap_or(0);
     if after < 0 {
-        return Err(ApiError::Invalid {
-            code: "validation_failed",
-            message: "after: must not be negative".into(),
-        });
+        return Err(ApiError::validation("after: must not be negative"));
     }
     let deployment_state = check_access(&state, project, id).await?;
     let lines = logs::after(&state.pool, id, after, limit).await?;

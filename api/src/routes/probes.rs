@@ -27,16 +27,12 @@ pub async fn create(
     OptionalJson(body): OptionalJson<CreateProbe>,
 ) -> Result<Response, ApiError> {
     if body.spec.duration_ms > MAX_PROBE_DURATION_MS {
-        return Err(ApiError::Invalid {
-            code: "validation_failed",
-            message: format!("duration_ms: at most {MAX_PROBE_DURATION_MS}"),
-        });
+        return Err(ApiError::validation(format!(
+            "duration_ms: at most {MAX_PROBE_DURATION_MS}"
+        )));
     }
     if !(1..=100).contains(&body.spec.fail_times) {
-        return Err(ApiError::Invalid {
-            code: "validation_failed",
-            message: "fail_times: must be 1 to 100".into(),
-        });
+        return Err(ApiError::validation("fail_times: must be 1 to 100"));
     }
     let mut tx = state.pool.begin().await?;
     let app_id: Option<Uuid> = match &body.app {

@@ -67,10 +67,7 @@ pub async fn create_token(
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.len() > 100 {
-        return Err(ApiError::Invalid {
-            code: "validation_failed",
-            message: "name: must be 1 to 100 characters".into(),
-        });
+        return Err(ApiError::validation("name: must be 1 to 100 characters"));
     }
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)")
         .bind(project_id)
