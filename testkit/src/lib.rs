@@ -8,10 +8,12 @@
 //! next to the system services and next to other people's tests.
 
 mod db;
+pub mod git;
 mod os;
 mod pg;
 mod process;
 mod rabbit;
+pub mod registry;
 mod util;
 
 pub use db::{admin_database_url, fresh_database, fresh_database_on, TestDb};

@@ -1,6 +1,11 @@
 //! The build worker: consumes the `build` stage queue with the shared runtime
 //! and runs the probe job and the build job.
 
+pub mod config;
+pub mod image;
+pub mod plan;
+pub mod source;
+
 use slipway_shared::config::WorkerSettings;
 use slipway_shared::job::Stage;
 use slipway_shared::worker::NotImplemented;

@@ -1,0 +1,1 @@
+//! A test-owned OCI registry (docker-registry) on a loopback port.

@@ -1,0 +1,1 @@
+//! Build settings from the environment (registry, engine, base images, limits).

@@ -1,0 +1,1 @@
+//! Building an image with buildah/podman and pushing it to a registry.

@@ -1,0 +1,1 @@
+//! Fetching an app's source: git refs (shallow) and uploaded archives.
