@@ -3,7 +3,7 @@
 //! token, so a duplicate or stale delivery changes nothing.
 
 use crate::db::deployments::{self, create_job, fail, release_lane, transition};
-use crate::db::outbox;
+use crate::db::{job_batches, outbox};
 use crate::job::{Effects, JobInfo, JobMessage, Stage};
 use crate::queue::topology::QueueNames;
 use crate::state::DeploymentState;
@@ -26,9 +26,10 @@ pub async fn claim(
     Ok(claimed)
 }
 
-/// Claims several jobs in one transaction: one commit (one WAL flush) for
-/// all. If any statement fails, the batch is rolled back and each job is
-/// claimed in a transaction of its own, so one job's error stays its own.
+/// Claims several jobs in one transaction with set-based statements: a few
+/// round trips and one commit (one WAL flush) for all. If any statement
+/// fails, the batch is rolled back and each job is claimed in a transaction
+/// of its own, so one job's error stays its own.
 pub async fn claim_many(
     pool: &PgPool,
     messages: &[JobMessage],
@@ -37,14 +38,9 @@ pub async fn claim_many(
 ) -> Vec<Result<Option<JobInfo>, String>> {
     let batch = async {
         let mut tx = pool.begin().await?;
-        let mut claimed = Vec::with_capacity(messages.len());
-        for message in messages {
-            claimed.push(Ok(
-                claim_in(&mut tx, message, worker_id, max_attempts).await?
-            ));
-        }
+        let claimed = job_batches::claim_all(&mut tx, messages, worker_id, max_attempts).await?;
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(claimed)
+        Ok::<_, sqlx::Error>(claimed.into_iter().map(Ok).collect())
     };
     match batch.await {
         Ok(claimed) => claimed,
@@ -200,13 +196,10 @@ pub async fn complete_many(
 ) -> Vec<Result<bool, String>> {
     let batch = async {
         let mut tx = pool.begin().await?;
-        let mut fenced = Vec::with_capacity(completions.len());
-        for (job, outcome, effects) in completions {
-            fenced.push(Ok(complete_in(&mut tx, names, job, outcome, effects).await?));
-        }
+        let fenced = job_batches::complete_all(&mut tx, names, completions).await?;
         tx.commit().await?;
         crate::db::outbox::committed();
-        Ok::<_, sqlx::Error>(fenced)
+        Ok::<_, sqlx::Error>(fenced.into_iter().map(Ok).collect())
     };
     match batch.await {
         Ok(fenced) => fenced,
@@ -225,6 +218,40 @@ pub async fn complete_many(
     }
 }
 
+/// What an outcome writes on the job row and its attempt row.
+pub(crate) struct OutcomeRecord {
+    pub job_state: &'static str,
+    pub attempt_outcome: &'static str,
+    pub error: Option<String>,
+    /// The job will not run again.
+    pub terminal: bool,
+}
+
+impl OutcomeRecord {
+    pub fn of(outcome: &Outcome) -> OutcomeRecord {
+        let (job_state, attempt_outcome, error) = match outcome {
+            Outcome::Succeeded => ("succeeded", "succeeded", None),
+            Outcome::Retry { error, .. } => ("retry_wait", "retry", Some(error.clone())),
+            Outcome::Failed {
+                code,
+                message,
+                dead,
+            } => (
+                if *dead { "dead" } else { "failed" },
+                if *dead { "dead" } else { "failed" },
+                Some(format!("{code}: {message}")),
+            ),
+            Outcome::HandedBack => ("queued", "handed_back", None),
+        };
+        OutcomeRecord {
+            job_state,
+            attempt_outcome,
+            error,
+            terminal: matches!(job_state, "succeeded" | "failed" | "dead"),
+        }
+    }
+}
+
 /// Finishes the attempt in an open transaction; see [`complete`].
 pub async fn complete_in(
     conn: &mut PgConnection,
@@ -233,21 +260,7 @@ pub async fn complete_in(
     outcome: &Outcome,
     effects: &Effects,
 ) -> sqlx::Result<bool> {
-    let (job_state, attempt_outcome, error) = match outcome {
-        Outcome::Succeeded => ("succeeded", "succeeded", None),
-        Outcome::Retry { error, .. } => ("retry_wait", "retry", Some(error.clone())),
-        Outcome::Failed {
-            code,
-            message,
-            dead,
-        } => (
-            if *dead { "dead" } else { "failed" },
-            if *dead { "dead" } else { "failed" },
-            Some(format!("{code}: {message}")),
-        ),
-        Outcome::HandedBack => ("queued", "handed_back", None),
-    };
-    let terminal = matches!(job_state, "succeeded" | "failed" | "dead");
+    let record = OutcomeRecord::of(outcome);
     let fenced = sqlx::query(
         "UPDATE jobs SET state = $3, last_error = COALESCE($4, last_error),
                 attempts = attempts - CASE WHEN $6 THEN 1 ELSE 0 END,
@@ -256,9 +269,9 @@ pub async fn complete_in(
     )
     .bind(job.job_id)
     .bind(job.lease_token)
-    .bind(job_state)
-    .bind(&error)
-    .bind(terminal)
+    .bind(record.job_state)
+    .bind(&record.error)
+    .bind(record.terminal)
     .bind(matches!(outcome, Outcome::HandedBack))
     .execute(&mut *conn)
     .await?
@@ -271,10 +284,24 @@ pub async fn complete_in(
         conn,
         job.job_id,
         job.lease_token,
-        attempt_outcome,
-        error.as_deref(),
+        record.attempt_outcome,
+        record.error.as_deref(),
     )
     .await?;
+    follow_up(conn, names, job, outcome, effects).await?;
+    Ok(true)
+}
+
+/// What follows a fenced outcome: the handler's effects and the next stage,
+/// a retry through a delay queue, the deployment failed (and dead-lettered),
+/// or the job handed back to its queue.
+pub(crate) async fn follow_up(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    job: &JobInfo,
+    outcome: &Outcome,
+    effects: &Effects,
+) -> sqlx::Result<()> {
     let running = job.stage.running_state();
     match outcome {
         Outcome::Succeeded => {
@@ -311,7 +338,7 @@ pub async fn complete_in(
             outbox::enqueue(conn, &names.stage(job.stage), &message, &job.trace_id, None).await?;
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 fn message_for(job: &JobInfo) -> JobMessage {

@@ -5,6 +5,7 @@
 
 pub mod dead;
 pub mod deployments;
+pub mod job_batches;
 pub mod jobs;
 pub mod logs;
 pub mod outbox;

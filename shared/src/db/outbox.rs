@@ -25,6 +25,15 @@ pub async fn wait_committed() {
 pub const TRACEPARENT: &str = "traceparent";
 pub const DEAD_REASON: &str = "x-slipway-dead-reason";
 
+/// The headers an outbox row carries to the broker.
+pub fn headers(traceparent: &str, dead_reason: Option<&str>) -> serde_json::Value {
+    let mut headers = serde_json::json!({ TRACEPARENT: traceparent });
+    if let Some(reason) = dead_reason {
+        headers[DEAD_REASON] = reason.into();
+    }
+    headers
+}
+
 /// Queues `message` for publishing to queue `routing_key` (default exchange).
 pub async fn enqueue(
     conn: &mut PgConnection,
@@ -33,16 +42,12 @@ pub async fn enqueue(
     traceparent: &str,
     dead_reason: Option<&str>,
 ) -> sqlx::Result<()> {
-    let mut headers = serde_json::json!({ TRACEPARENT: traceparent });
-    if let Some(reason) = dead_reason {
-        headers[DEAD_REASON] = reason.into();
-    }
     sqlx::query(
         "INSERT INTO outbox (exchange, routing_key, payload, headers) VALUES ('', $1, $2, $3)",
     )
     .bind(routing_key)
     .bind(sqlx::types::Json(message))
-    .bind(headers)
+    .bind(headers(traceparent, dead_reason))
     .execute(conn)
     .await?;
     Ok(())
