@@ -1,1 +1,3 @@
 //! Fetching an app's source: git refs (shallow) and uploaded archives.
+
+pub mod git;
