@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# Make sure this host can build and store images for Slipway:
+#   - podman, buildah, runc, skopeo, docker-registry, debootstrap installed
+#   - a containers.conf that works here (runc, cgroupfs, file events logger,
+#     ulimits that need no CAP_SYS_RESOURCE): $SLIPWAY_STATE_DIR/containers.conf
+#   - an OCI registry answering on $SLIPWAY_REGISTRY (started if nothing answers)
+#   - the local base images: a Debian bookworm rootfs from debootstrap, and one
+#     image per stack built FROM it with its toolchain (nothing can be pulled
+#     from public registries here)
+#
+#   scripts/build-tools.sh [--env-file FILE]
+#
+# Idempotent, non-interactive, needs root. Fast (a few seconds) when all is in
+# place. Progress goes to stderr; stdout gets the environment the workers and
+# tests need, as `export NAME=VALUE` lines (also written to FILE with
+# --env-file). A base image is rebuilt when its recipe in this file changes
+# (the recipe's hash is kept as an image label).
+#
+# Environment (defaults in brackets):
+#   SLIPWAY_STATE_DIR          [/var/lib/slipway]  containers.conf, registry, rootfs cache
+#   SLIPWAY_REGISTRY           [127.0.0.1:5000]    registry address (loopback only)
+#   SLIPWAY_BASE_IMAGE_DEBIAN  [localhost/slipway/debian:bookworm]
+#   SLIPWAY_BASE_IMAGE_NODE    [localhost/slipway/node:bookworm]
+#   SLIPWAY_BASE_IMAGE_PYTHON  [localhost/slipway/python:bookworm]
+#   SLIPWAY_BASE_IMAGE_GO      [localhost/slipway/go:bookworm]
+#   SLIPWAY_BASE_IMAGE_STATIC  [localhost/slipway/static:bookworm]
+#   SLIPWAY_BASE_IMAGE_RUST    [localhost/slipway/rust:bookworm]
+#   SLIPWAY_DEBIAN_MIRROR      [http://deb.debian.org/debian]
+#   SLIPWAY_EXTRA_CA_CERTS     [the host's]  PEM file of extra trust anchors for the
+#       images. By default: every certificate in the host's CA bundle that Debian's
+#       ca-certificates does not ship (a TLS-intercepting proxy's CA, say), so that
+#       npm and pip inside a build reach their registries as the host does.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive CI="${CI:-true}"
+
+STATE_DIR="${SLIPWAY_STATE_DIR:-/var/lib/slipway}"
+REGISTRY="${SLIPWAY_REGISTRY:-127.0.0.1:5000}"
+MIRROR="${SLIPWAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+IMG_DEBIAN="${SLIPWAY_BASE_IMAGE_DEBIAN:-localhost/slipway/debian:bookworm}"
+IMG_NODE="${SLIPWAY_BASE_IMAGE_NODE:-localhost/slipway/node:bookworm}"
+IMG_PYTHON="${SLIPWAY_BASE_IMAGE_PYTHON:-localhost/slipway/python:bookworm}"
+IMG_GO="${SLIPWAY_BASE_IMAGE_GO:-localhost/slipway/go:bookworm}"
+IMG_STATIC="${SLIPWAY_BASE_IMAGE_STATIC:-localhost/slipway/static:bookworm}"
+IMG_RUST="${SLIPWAY_BASE_IMAGE_RUST:-localhost/slipway/rust:bookworm}"
+ENV_FILE=
+RECIPE_LABEL=io.slipway.recipe
+
+log() { printf 'build-tools: %s\n' "$*" >&2; }
+die() {
+    printf 'build-tools: ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --env-file)
+        ENV_FILE=${2:?--env-file needs a path}
+        shift 2
+        ;;
+    *) die "unknown argument: $1" ;;
+    esac
+done
+
+[ "$(id -u)" -eq 0 ] || die "needs root (rootful buildah/podman, debootstrap, a registry)"
+case "$REGISTRY" in
+127.*:* | localhost:*) ;;
+*) die "SLIPWAY_REGISTRY=$REGISTRY: this script only starts a registry on loopback" ;;
+esac
+
+# --- packages ---------------------------------------------------------------
+
+install_packages() {
+    local wanted=(podman buildah runc skopeo docker-registry debootstrap curl ca-certificates)
+    local missing=() pkg
+    for pkg in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "packages: all present"
+        return
+    fi
+    log "packages: installing ${missing[*]}"
+    apt-get update -qq </dev/null || log "apt-get update failed; trying the install anyway"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >&2
+}
+
+# --- containers.conf ----------------------------------------------------------
+
+CONTAINERS_CONF_PATH="$STATE_DIR/containers.conf"
+
+# crun fails on these hybrid-cgroup hosts and the default ulimits cannot be
+# raised without CAP_SYS_RESOURCE (see docs/machine-notes.md).
+write_containers_conf() {
+    local want
+    want=$(
+        cat <<'EOF'
+# Written by scripts/build-tools.sh; point CONTAINERS_CONF here.
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+    )
+    mkdir -p "$STATE_DIR"
+    if [ -f "$CONTAINERS_CONF_PATH" ] && [ "$(cat "$CONTAINERS_CONF_PATH")" = "$want" ]; then
+        log "containers.conf: $CONTAINERS_CONF_PATH up to date"
+    else
+        printf '%s\n' "$want" >"$CONTAINERS_CONF_PATH.tmp"
+        mv "$CONTAINERS_CONF_PATH.tmp" "$CONTAINERS_CONF_PATH"
+        log "containers.conf: wrote $CONTAINERS_CONF_PATH"
+    fi
+    export CONTAINERS_CONF="$CONTAINERS_CONF_PATH"
+}
+
+# --- registry ---------------------------------------------------------------
+
+registry_answers() {
+    curl -fsS -o /dev/null --max-time 2 "http://$REGISTRY/v2/" 2>/dev/null
+}
+
+start_registry() {
+    if registry_answers; then
+        log "registry: $REGISTRY answers"
+        return
+    fi
+    local dir="$STATE_DIR/registry"
+    mkdir -p "$dir/data"
+    cat >"$dir/config.yml" <<EOF
+# Written by scripts/build-tools.sh.
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+EOF
+    if [ -f "$dir/registry.pid" ] && kill -0 "$(cat "$dir/registry.pid")" 2>/dev/null; then
+        log "registry: pid $(cat "$dir/registry.pid") runs but $REGISTRY does not answer yet"
+    else
+        log "registry: starting docker-registry on $REGISTRY (storage $dir/data)"
+        setsid nohup docker-registry serve "$dir/config.yml" </dev/null >>"$dir/registry.log" 2>&1 &
+        echo $! >"$dir/registry.pid"
+    fi
+    local i
+    for ((i = 0; i < 100; i++)); do
+        registry_answers && {
+            log "registry: $REGISTRY answers (pid $(cat "$dir/registry.pid"))"
+            return
+        }
+        sleep 0.1
+    done
+    tail -n 20 "$dir/registry.log" >&2 || true
+    die "registry on $REGISTRY did not answer /v2/ within 10 s"
+}
+
+# --- base images --------------------------------------------------------------
+
+image_recipe() { # image -> its label value, empty when the image is missing
+    podman image inspect --format "{{ index .Labels \"$RECIPE_LABEL\" }}" "$1" 2>/dev/null || true
+}
+
+hash_of() { printf '%s' "$1" | sha256sum | cut -c1-16; }
+
+debian_image() {
+    local recipe="debootstrap minbase bookworm $MIRROR v1" hash cache rootfs start
+    hash=$(hash_of "$recipe")
+    if [ "$(image_recipe "$IMG_DEBIAN")" = "$hash" ]; then
+        log "image $IMG_DEBIAN: present"
+        return
+    fi
+    cache="$STATE_DIR/base/debian-bookworm-$hash.tar"
+    mkdir -p "$STATE_DIR/base"
+    if [ ! -s "$cache" ]; then
+        rootfs=$(mktemp -d "$STATE_DIR/base/rootfs.XXXXXX")
+        log "image $IMG_DEBIAN: debootstrap --variant=minbase bookworm (about 30 s)"
+        start=$SECONDS
+        debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR" >"$STATE_DIR/base/debootstrap.log" 2>&1 ||
+            {
+                tail -n 20 "$STATE_DIR/base/debootstrap.log" >&2
+                rm -rf "$rootfs"
+                die "debootstrap failed"
+            }
+        # Keep the image small and apt quiet inside builds.
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
+            >"$rootfs/etc/apt/apt.conf.d/99slipway"
+        tar -C "$rootfs" -cf "$cache.tmp" .
+        mv "$cache.tmp" "$cache"
+        rm -rf "$rootfs"
+        log "image $IMG_DEBIAN: rootfs cached in $cache ($((SECONDS - start)) s)"
+    fi
+    start=$SECONDS
+    podman import --change "LABEL $RECIPE_LABEL=$hash" --change 'CMD ["/bin/bash"]' \
+        "$cache" "$IMG_DEBIAN" >/dev/null
+    log "image $IMG_DEBIAN: imported ($((SECONDS - start)) s)"
+}
+
+EXTRA_CA="$STATE_DIR/base/extra-ca.crt"
+
+extra_ca_certs() {
+    mkdir -p "$STATE_DIR/base"
+    if [ -n "${SLIPWAY_EXTRA_CA_CERTS:-}" ]; then
+        cp "$SLIPWAY_EXTRA_CA_CERTS" "$EXTRA_CA.tmp"
+    else
+        # Certificates are compared as text: the host bundle is the
+        # concatenation of the shipped files plus whatever was added.
+        awk 'FNR == 1 { f++ }
+             /-----BEGIN CERTIFICATE-----/ { c = ""; inside = 1 }
+             inside { sub(/\r$/, ""); c = c $0 "\n" }
+             /-----END CERTIFICATE-----/ { inside = 0; if (f == 1) known[c] = 1; else if (!(c in known)) printf "%s", c }' \
+            <(cat /usr/share/ca-certificates/*/*.crt 2>/dev/null) /etc/ssl/certs/ca-certificates.crt >"$EXTRA_CA.tmp"
+    fi
+    mv "$EXTRA_CA.tmp" "$EXTRA_CA"
+    log "extra CA certificates for the images: $(grep -c 'BEGIN CERTIFICATE' "$EXTRA_CA" || true)"
+}
+
+# stack_image NAME IMAGE CONTAINERFILE-BODY: builds IMAGE FROM the Debian image,
+# with the extra CA certificates installed before anything is fetched.
+stack_image() {
+    local name=$1 image=$2 body=$3 hash dir start
+    hash=$(hash_of "$IMG_DEBIAN $(image_recipe "$IMG_DEBIAN") $(cat "$EXTRA_CA") $body")
+    if [ "$(image_recipe "$image")" = "$hash" ]; then
+        log "image $image: present"
+        return
+    fi
+    dir=$(mktemp -d)
+    mkdir "$dir/ca"
+    # update-ca-certificates wants one certificate per file.
+    awk '/-----BEGIN CERTIFICATE-----/ { n++ } n { print > (dir "/ca/slipway-extra-" n ".crt") }' dir="$dir" "$EXTRA_CA"
+    body="COPY ca/ /usr/local/share/ca-certificates/
+$body"
+    printf 'FROM %s\n%s\nLABEL %s=%s\n' "$IMG_DEBIAN" "$body" "$RECIPE_LABEL" "$hash" >"$dir/Containerfile"
+    log "image $image: building the $name toolchain image"
+    start=$SECONDS
+    if ! buildah bud --pull=never --layers=false -f "$dir/Containerfile" -t "$image" "$dir" >"$dir/build.log" 2>&1; then
+        tail -n 30 "$dir/build.log" >&2
+        rm -rf "$dir"
+        die "building $image failed"
+    fi
+    rm -rf "$dir"
+    log "image $image: built ($((SECONDS - start)) s)"
+}
+
+APT='RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends'
+APT_CLEAN='&& rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb'
+
+stack_images() {
+    # pnpm is not packaged in Debian; it comes from the npm registry, pinned.
+    stack_image node "$IMG_NODE" "$APT ca-certificates nodejs npm yarnpkg $APT_CLEAN
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+RUN ln -sf /usr/bin/yarnpkg /usr/local/bin/yarn && npm install -g --no-fund --no-audit pnpm@8.15.9 && npm cache clean --force"
+    stack_image python "$IMG_PYTHON" "$APT ca-certificates python3 python3-pip python3-venv $APT_CLEAN
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
+    stack_image go "$IMG_GO" "$APT ca-certificates golang-go git $APT_CLEAN
+ENV GOTOOLCHAIN=local GOPATH=/go"
+    # busybox httpd is the small static file server.
+    stack_image static "$IMG_STATIC" "$APT busybox $APT_CLEAN"
+    stack_image rust "$IMG_RUST" "$APT ca-certificates rustc cargo libc6-dev gcc $APT_CLEAN"
+}
+
+# --- main ---------------------------------------------------------------------
+
+start_all=$SECONDS
+install_packages
+write_containers_conf
+start_registry
+debian_image
+extra_ca_certs
+stack_images
+
+env_lines=$(
+    cat <<EOF
+export CONTAINERS_CONF=$CONTAINERS_CONF_PATH
+export SLIPWAY_CONTAINERS_CONF=$CONTAINERS_CONF_PATH
+export SLIPWAY_REGISTRY=$REGISTRY
+export SLIPWAY_BASE_IMAGE_DEBIAN=$IMG_DEBIAN
+export SLIPWAY_BASE_IMAGE_NODE=$IMG_NODE
+export SLIPWAY_BASE_IMAGE_PYTHON=$IMG_PYTHON
+export SLIPWAY_BASE_IMAGE_GO=$IMG_GO
+export SLIPWAY_BASE_IMAGE_STATIC=$IMG_STATIC
+export SLIPWAY_BASE_IMAGE_RUST=$IMG_RUST
+EOF
+)
+if [ -n "$ENV_FILE" ]; then
+    mkdir -p "$(dirname "$ENV_FILE")"
+    printf '%s\n' "$env_lines" >"$ENV_FILE"
+    log "environment written to $ENV_FILE"
+fi
+printf '%s\n' "$env_lines"
+log "ready in $((SECONDS - start_all)) s"
