@@ -18,6 +18,14 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A refusal whose status no other variant names (401 for webhooks,
+    /// 413, 415).
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -27,6 +35,14 @@ impl ApiError {
     pub fn validation(message: impl Into<String>) -> Self {
         ApiError::Invalid {
             code: "validation_failed",
+            message: message.into(),
+        }
+    }
+
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Refused {
+            status,
+            code,
             message: message.into(),
         }
     }
@@ -62,6 +78,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
+            ApiError::Refused { status, code, .. } => (*status, *code),
             ApiError::Unexpected(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 let body =

@@ -85,3 +85,27 @@ where
             })
     }
 }
+
+/// Reads a whole body of at most `limit` bytes; past it, 413 with `code`.
+/// For routes that take more (uploads) or other bodies (webhooks) than the
+/// router-wide limit allows, with a JSON error either way.
+pub async fn limited_body(
+    body: axum::body::Body,
+    limit: u64,
+    code: &'static str,
+) -> Result<axum::body::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::refused(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            code,
+            format!("the body is larger than {limit} bytes"),
+        )),
+        Err(e) => Err(ApiError::Invalid {
+            code: "bad_body",
+            message: format!("the body could not be read: {e}"),
+        }),
+    }
+}

@@ -3,15 +3,17 @@
 //! relay so jobs it creates are published even with no worker up.
 
 pub mod auth;
+pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod log_stream;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod webhook;
 
 use secrecy::ExposeSecret;
-use slipway_shared::config::ApiSettings;
+use slipway_shared::config::{ApiSettings, ArchiveSettings};
 use slipway_shared::db;
 use slipway_shared::queue::{relay, topology::QueueNames};
 use std::net::SocketAddr;
@@ -26,9 +28,18 @@ pub struct Application {
 }
 
 impl Application {
-    /// Migrates the database and binds the listener (port 0 picks one).
+    /// Migrates the database and binds the listener (port 0 picks one);
+    /// archive uploads get the default limits.
     pub async fn build(
         settings: ApiSettings,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Application> {
+        Self::build_with(settings, ArchiveSettings::default(), shutdown).await
+    }
+
+    pub async fn build_with(
+        settings: ApiSettings,
+        archives: ArchiveSettings,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Application> {
         let pool = db::pool(&settings.common.database_url, 32)?;
@@ -40,6 +51,7 @@ impl Application {
             amqp_url: settings.common.amqp_url.clone(),
             logs: log_stream::LogHub::start(pool.clone(), shutdown.clone()),
             secrets: slipway_shared::secrets::SecretBox::from_hex(&settings.secret_key)?,
+            archives,
         };
         let listener = tokio::net::TcpListener::bind(settings.api_addr).await?;
         Ok(Application {

@@ -1,14 +1,15 @@
 //! `slipway-api`: settings, telemetry, serve until SIGTERM.
 
 use anyhow::Context;
-use slipway_shared::config::ApiSettings;
+use slipway_shared::config::{ApiSettings, ArchiveSettings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = ApiSettings::from_env().context("invalid configuration")?;
+    let archives = ArchiveSettings::from_env().context("invalid configuration")?;
     slipway_shared::telemetry::init("slipway-api", settings.common.log_json);
     let shutdown = slipway_shared::shutdown::on_signal();
-    slipway_api::Application::build(settings, shutdown)
+    slipway_api::Application::build_with(settings, archives, shutdown)
         .await?
         .run()
         .await

@@ -1,6 +1,8 @@
 //! Builds the router and runs the server.
 
-use crate::routes::{apps, dead_jobs, deployments, health, logs, openapi, probes, projects};
+use crate::routes::{
+    apps, dead_jobs, deployments, health, hooks, logs, openapi, probes, projects, versions,
+};
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -40,9 +42,25 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
+        .route(
+            "/v1/apps/{app}/webhook-secret",
+            post(hooks::create_secret).delete(hooks::delete_secret),
+        )
+        .route("/v1/apps/{app}/versions/{id}", get(versions::get))
+        .route(
+            "/v1/apps/{app}/versions/{id}/archive",
+            get(versions::download),
+        )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        // Added after the layer, so outside its limit: these read their
+        // bodies themselves, with limits of their own.
+        .route(
+            "/v1/apps/{app}/versions",
+            post(versions::upload).get(versions::list),
+        )
+        .route("/v1/hooks/{provider}/{app_id}", post(hooks::receive))
         .fallback(|| async { crate::error::ApiError::NotFound("route") })
         .layer(axum::middleware::from_fn(record_metrics))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .with_state(state)
 }
 

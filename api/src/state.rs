@@ -11,4 +11,5 @@ pub struct AppState {
     pub amqp_url: secrecy::SecretString,
     pub logs: LogHub,
     pub secrets: slipway_shared::secrets::SecretBox,
+    pub archives: slipway_shared::config::ArchiveSettings,
 }

@@ -201,6 +201,70 @@ impl ApiSettings {
     }
 }
 
+/// Limits on uploaded source archives: the API checks them at upload, the
+/// build worker again when it unpacks.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchiveSettings {
+    /// `SLIPWAY_MAX_ARCHIVE_SIZE`: the upload itself (default 100 MiB).
+    pub max_archive_bytes: u64,
+    /// `SLIPWAY_MAX_UNPACKED_SIZE` (default 2 GiB) and
+    /// `SLIPWAY_MAX_ARCHIVE_ENTRIES` (default 100,000).
+    pub unpack: crate::archive::Limits,
+}
+
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        ArchiveSettings {
+            max_archive_bytes: 100 * 1024 * 1024,
+            unpack: crate::archive::Limits::default(),
+        }
+    }
+}
+
+impl ArchiveSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let default = ArchiveSettings::default();
+        Ok(ArchiveSettings {
+            max_archive_bytes: parsed(
+                "SLIPWAY_MAX_ARCHIVE_SIZE",
+                default.max_archive_bytes,
+                byte_size,
+            )?,
+            unpack: crate::archive::Limits {
+                max_unpacked_bytes: parsed(
+                    "SLIPWAY_MAX_UNPACKED_SIZE",
+                    default.unpack.max_unpacked_bytes,
+                    byte_size,
+                )?,
+                max_entries: parsed(
+                    "SLIPWAY_MAX_ARCHIVE_ENTRIES",
+                    default.unpack.max_entries,
+                    str::parse,
+                )?,
+            },
+        })
+    }
+}
+
+/// `1048576`, `512KiB`, `100MiB`, `2GiB`.
+fn byte_size(value: &str) -> Result<u64, String> {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale: u64 = match &value[digits.len()..] {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        unit => return Err(format!("unknown unit `{unit}` (use B, KiB, MiB or GiB)")),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "must be a positive size like 100MiB".to_owned())
+}
+
 fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())

@@ -1,7 +1,8 @@
-//! Apps of a project: name, default source, build and runtime settings,
-//! env vars.
+//! Apps of a project: name, default source (with its private-repository
+//! credential), build and runtime settings, env vars.
 
 use crate::auth::Project;
+use crate::credentials::{self, GitCredentialInput};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -9,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use slipway_shared::db::sources::{self, StoredGitCredential};
 use slipway_shared::domain::{GitRef, GitUrl, Slug};
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
@@ -31,6 +33,8 @@ pub struct CreateApp {
     /// Secret env vars: stored encrypted, never shown again.
     #[serde(default)]
     secrets: BTreeMap<String, String>,
+    /// A private repository's token or deploy key: stored encrypted, never shown again.
+    git_credential: Option<GitCredentialInput>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +46,9 @@ pub struct UpdateApp {
     runtime: Option<Map<String, Value>>,
     env: Option<BTreeMap<String, String>>,
     secrets: Option<BTreeMap<String, String>>,
+    /// Absent keeps the credential, `null` removes it.
+    #[serde(default, deserialize_with = "credentials::present_or_null")]
+    git_credential: Option<Option<GitCredentialInput>>,
 }
 
 fn validate_env(
@@ -93,6 +100,14 @@ pub async fn create(
     let name = Slug::parse("name", &body.name)?;
     let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
     validate_env(&body.env, &body.secrets)?;
+    let credential = body
+        .git_credential
+        .map(StoredGitCredential::try_from)
+        .transpose()?;
+    credentials::check_fits_url(
+        git_url.as_ref().map(GitUrl::as_str),
+        credential.as_ref().map(StoredGitCredential::kind),
+    )?;
     let mut tx = state.pool.begin().await?;
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
@@ -117,6 +132,9 @@ pub async fn create(
     }
     replace_env(&mut tx, id, &body.env).await?;
     replace_secrets(&mut tx, &state.secrets, id, &body.secrets).await?;
+    if let Some(credential) = &credential {
+        sources::set_git_credential(&mut tx, &state.secrets, id, credential).await?;
+    }
     let app = read(&mut tx, project.id, name.as_str()).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(app)))
@@ -214,9 +232,18 @@ pub async fn read(
         .into_iter()
         .map(|(k, _, _)| (k, Value::String(MASK.into())))
         .collect();
+    let (credential, webhook): (Option<String>, bool) = sqlx::query_as(
+        "SELECT (SELECT kind FROM app_git_credentials WHERE app_id = $1),
+                EXISTS (SELECT 1 FROM app_webhook_secrets WHERE app_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
     let mut app = serde_json::to_value(row).map_err(anyhow::Error::from)?;
     app["env"] = Value::Object(env);
     app["secrets"] = Value::Object(secrets);
+    app["git_credential"] = credentials::view(credential.as_deref());
+    app["webhook"] = json!({"secret_set": webhook});
     Ok(app)
 }
 
@@ -258,6 +285,10 @@ pub async fn update(
         body.env.as_ref().unwrap_or(&BTreeMap::new()),
         body.secrets.as_ref().unwrap_or(&BTreeMap::new()),
     )?;
+    let credential = body
+        .git_credential
+        .map(|c| c.map(StoredGitCredential::try_from).transpose())
+        .transpose()?;
     let mut tx = state.pool.begin().await?;
     let id: Option<Uuid> = sqlx::query_scalar(
         "UPDATE apps SET git_url = COALESCE($3, git_url), git_ref = COALESCE($4, git_ref),
@@ -280,6 +311,23 @@ pub async fn update(
     if let Some(secrets) = &body.secrets {
         replace_secrets(&mut tx, &state.secrets, id, secrets).await?;
     }
+    match &credential {
+        Some(Some(credential)) => {
+            sources::set_git_credential(&mut tx, &state.secrets, id, credential).await?
+        }
+        Some(None) => sources::clear_git_credential(&mut tx, id).await?,
+        None => {}
+    }
+    // The URL and the credential may each have changed: check the pair as
+    // it now stands (an error drops the transaction).
+    let (url, kind): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT a.git_url, c.kind FROM apps a LEFT JOIN app_git_credentials c ON c.app_id = a.id
+         WHERE a.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    credentials::check_fits_url(url.as_deref(), kind.as_deref())?;
     let app = read(&mut tx, project.id, &name).await?;
     tx.commit().await?;
     Ok(axum::Json(app))
@@ -312,10 +360,16 @@ pub async fn delete(
             "the app has deployments in progress; cancel them first",
         ));
     }
+    let blobs: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT sha256 FROM app_versions WHERE app_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
     sqlx::query("DELETE FROM apps WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    crate::routes::versions::drop_unused_blobs(&mut tx, &blobs).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

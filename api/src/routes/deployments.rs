@@ -18,6 +18,8 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
     git_ref: Option<String>,
+    /// An uploaded archive of the app (`POST /v1/apps/{app}/versions`).
+    version: Option<Uuid>,
 }
 
 /// Answers 202 with the new deployment's id and a `Location` header.
@@ -39,6 +41,11 @@ pub async fn create(
     OptionalJson(body): OptionalJson<CreateDeployment>,
 ) -> Result<Response, ApiError> {
     let requested_ref = body.git_ref.as_deref().map(GitRef::parse).transpose()?;
+    if requested_ref.is_some() && body.version.is_some() {
+        return Err(ApiError::validation(
+            "give either git_ref or version, not both",
+        ));
+    }
     let mut tx = state.pool.begin().await?;
     let found: Option<(Uuid, Option<String>, Option<String>)> =
         sqlx::query_as("SELECT id, git_url, git_ref FROM apps WHERE project_id = $1 AND name = $2")
@@ -47,14 +54,20 @@ pub async fn create(
             .fetch_optional(&mut *tx)
             .await?;
     let (app_id, git_url, default_ref) = found.ok_or(ApiError::NotFound("app"))?;
-    let git_url = git_url.ok_or_else(|| ApiError::Invalid {
-        code: "no_source",
-        message: "the app has no git_url; set one with PATCH /v1/apps/{app}".into(),
-    })?;
-    let git_ref = requested_ref
-        .map(|r| r.as_str().to_owned())
-        .or(default_ref)
-        .unwrap_or_else(|| "HEAD".into());
+    let source = match body.version {
+        Some(version) => crate::routes::versions::for_deployment(&mut tx, app_id, version).await?,
+        None => {
+            let git_url = git_url.ok_or_else(|| ApiError::Invalid {
+                code: "no_source",
+                message: "the app has no git_url; set one with PATCH /v1/apps/{app} or deploy an uploaded version".into(),
+            })?;
+            let git_ref = requested_ref
+                .map(|r| r.as_str().to_owned())
+                .or(default_ref)
+                .unwrap_or_else(|| "HEAD".into());
+            json!({"git_url": git_url, "git_ref": git_ref})
+        }
+    };
     let created = deployments::create(
         &mut tx,
         &state.names,
@@ -62,7 +75,7 @@ pub async fn create(
             project_id: project.id,
             app_id: Some(app_id),
             kind: "app",
-            source: json!({"git_url": git_url, "git_ref": git_ref}),
+            source,
             probe: None,
         },
     )

@@ -23,6 +23,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/apps/{app}"),
     ("post", "/v1/apps/{app}/deployments"),
     ("get", "/v1/apps/{app}/deployments"),
+    ("post", "/v1/apps/{app}/versions"),
+    ("get", "/v1/apps/{app}/versions"),
+    ("get", "/v1/apps/{app}/versions/{id}"),
+    ("get", "/v1/apps/{app}/versions/{id}/archive"),
+    ("post", "/v1/apps/{app}/webhook-secret"),
+    ("delete", "/v1/apps/{app}/webhook-secret"),
+    ("post", "/v1/hooks/{provider}/{app_id}"),
     ("get", "/v1/deployments/{id}"),
     ("post", "/v1/deployments/{id}/cancel"),
     ("get", "/v1/deployments/{id}/logs"),
@@ -63,18 +70,52 @@ pub fn build() -> Value {
                 "post": op("Create a project token {name}; the token is shown once", a, &[("201", "{id, token}")])
             },
             "/v1/apps": {
-                "post": op("Create an app {name, git_url, git_ref, build, runtime, env}", p, &[("201", "the app")]),
+                "post": op("Create an app {name, git_url, git_ref, build, runtime, env, secrets, git_credential}; git_credential is {token, username?} for http(s) URLs or {ssh_key, known_hosts?} for SSH ones, stored encrypted and shown only as {kind, set}", p, &[("201", "the app")]),
                 "get": op("List the project's apps", p, &[("200", "{items}")])
             },
             "/v1/apps/{app}": {
                 "get": op("Read an app", p, &[("200", "the app")]),
-                "patch": op("Update an app", p, &[("200", "the app")]),
+                "patch": op("Update an app; git_credential: null removes the credential", p, &[("200", "the app")]),
                 "delete": op("Delete an app with no deployment in progress", p, &[("204", "deleted"), ("409", "busy")])
             },
             "/v1/apps/{app}/deployments": {
-                "post": op("Deploy the app {git_ref?}", p, &[("202", "{id, state} with Location")]),
+                "post": op("Deploy the app {git_ref?} or an uploaded archive {version}", p, &[("202", "{id, state} with Location")]),
                 "get": op("List the app's deployments (?limit, ?before cursor)", p, &[("200", "{items, next}")])
             },
+            "/v1/apps/{app}/versions": {
+                "post": {
+                    "summary": "Upload a .tar.gz or .zip of the app's source (application/gzip, application/zip, or detected from the bytes); every entry is checked (no absolute paths, `..`, links out, devices); stored by SHA-256",
+                    "security": [{p: []}],
+                    "requestBody": {"required": true, "content": {
+                        "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+                        "application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                    "responses": {
+                        "201": {"description": "the version {id, sha256, format, size, entries, files, unpacked_bytes, archive_url} with Location"},
+                        "413": {"description": "archive_too_large (SLIPWAY_MAX_ARCHIVE_SIZE, or unpacked beyond SLIPWAY_MAX_UNPACKED_SIZE / SLIPWAY_MAX_ARCHIVE_ENTRIES)"},
+                        "415": {"description": "unsupported_media_type"},
+                        "422": {"description": "archive_unsafe (names the entry) or archive_invalid"},
+                        "4XX": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                    }
+                },
+                "get": op("The app's versions, newest first (?limit, ?before cursor)", p, &[("200", "{items, next}")])
+            },
+            "/v1/apps/{app}/versions/{id}": {"get": op("A version", p, &[("200", "the version")])},
+            "/v1/apps/{app}/versions/{id}/archive": {"get": op("The uploaded bytes, unchanged (ETag is the SHA-256)", p, &[("200", "application/gzip or application/zip")])},
+            "/v1/apps/{app}/webhook-secret": {
+                "post": op("Create or rotate the app's push-webhook secret; shown once, with the hook URL per provider", p, &[("201", "{secret, urls}")]),
+                "delete": op("Remove the webhook secret: the app's hooks answer 404", p, &[("204", "removed")])
+            },
+            "/v1/hooks/{provider}/{app_id}": {"post": {
+                "summary": "A push webhook from github (X-Hub-Signature-256), gitlab (X-Gitlab-Token, or a signing token's webhook-signature) or gitea (X-Gitea-Signature), verified with the app's secret; a push to the app's repository and branch deploys the pushed commit",
+                "responses": {
+                    "202": {"description": "{deployed: true, id, state, url, commit, branch} with Location"},
+                    "200": {"description": "{deployed: false, reason}: a ping, another event, another branch, a tag, a deleted branch, a redelivery"},
+                    "401": {"description": "webhook_unsigned or webhook_bad_signature"},
+                    "404": {"description": "no such app, or it has no webhook secret"},
+                    "422": {"description": "webhook_repo_mismatch or webhook_bad_payload"},
+                    "4XX": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                }
+            }},
             "/v1/deployments/{id}": {"get": op("A deployment with its timeline and attempts", p, &[("200", "the deployment")])},
             "/v1/deployments/{id}/cancel": {"post": op("Cancel a deployment", p, &[("200", "cancelled"), ("409", "already ended")])},
             "/v1/deployments/{id}/logs": {"get": op("Log lines after ?after=SEQ (?limit=N)", p, &[("200", "{lines, next, state}")])},

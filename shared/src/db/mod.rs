@@ -9,6 +9,7 @@ pub mod job_batches;
 pub mod jobs;
 pub mod logs;
 pub mod outbox;
+pub mod sources;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
