@@ -1,1 +1,115 @@
-//! A test-owned OCI registry (docker-registry) on a loopback port.
+//! A test-owned OCI registry (docker-registry, the CNCF distribution
+//! registry) on a free loopback port with its own temp storage, so tests can
+//! push and pull without sharing the host's registry. Killed by pid (its own
+//! process group) and its storage removed on `Drop`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::os;
+use crate::util::{free_port, hex8, wait_http_ok};
+
+const BINARY: &str = "docker-registry";
+
+pub struct Registry {
+    addr: String,
+    dir: PathBuf,
+    child: tokio::process::Child,
+    pid: i32,
+}
+
+impl Registry {
+    /// Starts a registry on `127.0.0.1:<free port>` and waits until `/v2/`
+    /// answers. Fails with a hint when docker-registry is not installed.
+    pub async fn start() -> anyhow::Result<Registry> {
+        let dir = std::env::temp_dir().join(format!("slipway-registry-{}", hex8()));
+        std::fs::create_dir_all(dir.join("data"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        // A port grabbed between free_port and the bind makes the registry
+        // exit at once; a few attempts cover that race.
+        let mut last_error = None;
+        for _ in 0..3 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            match Self::start_on(&dir, &addr).await {
+                Ok(registry) => return Ok(registry),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Err(last_error.expect("at least one attempt"))
+    }
+
+    async fn start_on(dir: &std::path::Path, addr: &str) -> anyhow::Result<Registry> {
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.join("data").display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join("registry.log"))?;
+        let child = tokio::process::Command::new(BINARY)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("{BINARY} is not installed: run scripts/build-tools.sh (as root) first")
+            }
+            Err(e) => return Err(e).context("spawning docker-registry"),
+        };
+        let pid = child.id().context("registry has no pid")? as i32;
+        let mut registry = Registry {
+            addr: addr.to_string(),
+            dir: dir.to_path_buf(),
+            child,
+            pid,
+        };
+        let url = format!("http://{addr}/v2/");
+        let ready = tokio::select! {
+            ready = wait_http_ok(&url, Duration::from_secs(15)) => ready,
+            status = registry.child.wait() => Err(anyhow::anyhow!(
+                "docker-registry exited at once ({status:?}): {}",
+                os::file_tail(&dir.join("registry.log"), 10)
+            )),
+        };
+        match ready {
+            Ok(()) => Ok(registry),
+            Err(e) => {
+                os::kill_group(registry.pid);
+                // Keep the storage dir for the next attempt; only this process goes.
+                registry.dir = PathBuf::new();
+                Err(e)
+            }
+        }
+    }
+
+    /// `127.0.0.1:PORT`, as image references want it.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The registry process' pid (also its process group).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        os::kill_group(self.pid);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

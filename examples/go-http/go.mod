@@ -1,0 +1,3 @@
+module example.com/slipway/go-http
+
+go 1.19

@@ -1,0 +1,570 @@
+//! Builds against real buildah, podman and a test-owned registry: every
+//! example is detected, built, pushed, run by digest and answers HTTP; a
+//! failing build quotes its output; a one-line change reuses the cached
+//! dependency install; cancel kills a running build at once.
+//!
+//! Needs the tools and base images of `scripts/build-tools.sh`; without them
+//! every test fails with a message saying so (nothing is skipped).
+
+use slipway_shared::job::JobError;
+use slipway_shared::logsink::{LogHandle, LogSink};
+use slipway_testkit::registry::Registry;
+use slipway_testkit::{free_port, fresh_database, wait_http_ok, TestDb};
+use slipway_worker_build::config::BuildSettings;
+use slipway_worker_build::image::{self, BuildRequest, BuiltImage, ImageRepository};
+use slipway_worker_build::plan::{self, PlanSettings, Stack};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Everything one test needs: a database for its log lines, a registry, settings.
+struct Harness {
+    db: TestDb,
+    sink: LogSink,
+    stop: CancellationToken,
+    registry: Registry,
+    settings: BuildSettings,
+    project_id: Uuid,
+    /// Held for its Drop: the build work dirs.
+    _work: TempDir,
+}
+
+impl Harness {
+    async fn start() -> anyhow::Result<Harness> {
+        let mut settings = BuildSettings::from_env()?;
+        require_build_tools(&settings);
+        let registry = Registry::start().await?;
+        let work = TempDir::new("work");
+        settings.registry.address = registry.addr().to_string();
+        settings.registry.tls_verify = false;
+        settings.work_dir = work.path.clone();
+        let db = fresh_database().await?;
+        let project_id = Uuid::new_v4();
+        sqlx::query("INSERT INTO projects (id, name) VALUES ($1, $2)")
+            .bind(project_id)
+            .bind(format!("p-{project_id}"))
+            .execute(&db.pool)
+            .await?;
+        let stop = CancellationToken::new();
+        let (sink, _task) =
+            LogSink::start(db.pool.clone(), Duration::from_millis(20), stop.clone());
+        Ok(Harness {
+            db,
+            sink,
+            stop,
+            registry,
+            settings,
+            project_id,
+            _work: work,
+        })
+    }
+
+    /// A deployment row (log lines need one) and its log handle.
+    async fn deployment(&self) -> anyhow::Result<(Uuid, LogHandle)> {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO deployments (id, project_id, kind, state, trace_id) VALUES ($1, $2, 'app', 'building', '')",
+        )
+        .bind(id)
+        .bind(self.project_id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok((id, self.sink.handle(id, "build", 1)))
+    }
+
+    async fn log_lines(&self, id: Uuid) -> anyhow::Result<Vec<String>> {
+        self.sink.flush_deployment(id).await;
+        Ok(sqlx::query_scalar(
+            "SELECT line FROM deployment_logs WHERE deployment_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.db.pool)
+        .await?)
+    }
+
+    fn plan(&self, dir: &Path) -> plan::BuildPlan {
+        let settings = PlanSettings {
+            dockerfile: None,
+            base_images: self.settings.base_images.clone(),
+            build_args: Vec::new(),
+        };
+        plan::detect(dir, &settings)
+            .unwrap_or_else(|e| panic!("no plan for {}: {e}", dir.display()))
+    }
+
+    /// Detect, build and push `dir` as app `app`; the result and the deployment's log lines.
+    async fn build(
+        &self,
+        dir: &Path,
+        app: &str,
+    ) -> anyhow::Result<(Result<BuiltImage, JobError>, Vec<String>)> {
+        let plan = self.plan(dir);
+        let (id, logs) = self.deployment().await?;
+        let repository = ImageRepository::new(&self.settings.registry.address, "test", app);
+        let request = BuildRequest {
+            source_dir: dir,
+            plan: &plan,
+            repository: &repository,
+            deployment_id: id,
+            build_vars: &[],
+        };
+        let result =
+            image::build_and_push(&self.settings, &request, &logs, &CancellationToken::new()).await;
+        Ok((result, self.log_lines(id).await?))
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Fails (never skips) when the build tools or base images are missing.
+fn require_build_tools(settings: &BuildSettings) {
+    let hint =
+        "run scripts/build-tools.sh (as root) to install buildah/podman and build the base images";
+    for tool in ["buildah", "podman", "docker-registry", "unshare"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(found, "{tool} is not installed: {hint}");
+    }
+    let images = &settings.base_images;
+    for image in [
+        &images.debian,
+        &images.node,
+        &images.python,
+        &images.go,
+        &images.static_site,
+    ] {
+        let status = podman(settings).args(["image", "exists", image]).status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "base image {image} is missing: {hint}"
+        );
+    }
+}
+
+fn podman(settings: &BuildSettings) -> std::process::Command {
+    let mut command = std::process::Command::new("podman");
+    if let Some(conf) = &settings.containers_conf {
+        command.env("CONTAINERS_CONF", conf);
+    }
+    command
+}
+
+/// A directory under the temp dir, removed on drop.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "slipway-build-{what}-{}",
+            &Uuid::new_v4().simple().to_string()[..8]
+        ));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+/// A copy of an example (without host dependency folders) that a test may change.
+fn copy_example(name: &str) -> TempDir {
+    let dir = TempDir::new(name);
+    copy_dir(&example(name), &dir.path);
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let name = entry.file_name();
+        if name == "node_modules" || name == ".venv" || name == "__pycache__" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// A container of the test's, removed by name when dropped.
+struct Container {
+    name: String,
+    settings: BuildSettings,
+}
+
+impl Container {
+    fn run(settings: &BuildSettings, reference: &str, port: u16) -> anyhow::Result<Container> {
+        let name = format!(
+            "slipway-test-{}",
+            &Uuid::new_v4().simple().to_string()[..10]
+        );
+        let container = Container {
+            name: name.clone(),
+            settings: settings.clone(),
+        };
+        let output = podman(settings)
+            .args([
+                "run",
+                "-d",
+                "--rm",
+                "--init",
+                "--tls-verify=false",
+                "--name",
+                &name,
+            ])
+            .args([
+                "-p",
+                &format!("127.0.0.1:{port}:8080"),
+                "-e",
+                "PORT=8080",
+                reference,
+            ])
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "podman run {reference} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(container)
+    }
+
+    fn logs(&self) -> String {
+        podman(&self.settings)
+            .args(["logs", &self.name])
+            .output()
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman(&self.settings)
+            .args(["rm", "-f", "-t", "0", &self.name])
+            .output();
+    }
+}
+
+/// Builds an example, runs its image by digest and checks /healthz and /.
+async fn example_builds_and_serves(name: &str, stack: Stack) -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = example(name);
+    assert_eq!(h.plan(&dir).stack, stack);
+    let started = Instant::now();
+    let (result, lines) = h.build(&dir, name).await?;
+    let built =
+        result.unwrap_or_else(|e| panic!("{name} did not build: {e}\n{}", lines.join("\n")));
+    println!(
+        "{name}: build {:.1} s, push {:.1} s, total {:.1} s",
+        built.build_time.as_secs_f64(),
+        built.push_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(built.digest.starts_with("sha256:"), "{built:?}");
+    assert_eq!(
+        built.reference,
+        format!("{}/slipway/test-{name}@{}", h.registry.addr(), built.digest)
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("build plan: ")),
+        "plan in the logs"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("STEP ")),
+        "buildah output in the logs"
+    );
+
+    // Pushing what the registry holds already uploads nothing new.
+    let (_, logs) = h.deployment().await?;
+    let again = image::push(&h.settings, &built.tag, &logs, &CancellationToken::new()).await?;
+    assert_eq!(again.digest, built.digest);
+    println!("{name}: re-push {:.2} s", again.push_time.as_secs_f64());
+
+    let port = free_port();
+    let container = Container::run(&h.settings, &built.reference, port)?;
+    let base = format!("http://127.0.0.1:{port}");
+    if let Err(e) = wait_http_ok(&format!("{base}/healthz"), Duration::from_secs(30)).await {
+        panic!("{name}: {e}\ncontainer logs:\n{}", container.logs());
+    }
+    let page = reqwest::get(&base).await?.text().await?;
+    assert!(page.contains(name), "{name}: / shows {page}");
+    assert!(page.contains("VERSION 1"), "{name}: / shows {page}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn node_express_builds_and_serves() -> anyhow::Result<()> {
+    example_builds_and_serves("node-express", Stack::Node).await
+}
+
+#[tokio::test]
+async fn python_flask_builds_and_serves() -> anyhow::Result<()> {
+    example_builds_and_serves("python-flask", Stack::Python).await
+}
+
+#[tokio::test]
+async fn go_http_builds_and_serves() -> anyhow::Result<()> {
+    example_builds_and_serves("go-http", Stack::Go).await
+}
+
+#[tokio::test]
+async fn static_site_builds_and_serves() -> anyhow::Result<()> {
+    example_builds_and_serves("static-site", Stack::Static).await
+}
+
+#[tokio::test]
+async fn dockerfile_app_builds_and_serves() -> anyhow::Result<()> {
+    example_builds_and_serves("dockerfile-app", Stack::Dockerfile).await
+}
+
+#[tokio::test]
+async fn a_failing_build_quotes_its_last_lines() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = TempDir::new("failing");
+    let marker = format!("marker-{}", Uuid::new_v4().simple());
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN echo {marker}\nRUN false\n",
+            h.settings.base_images.debian
+        ),
+    )?;
+    let (result, lines) = h.build(&dir.path, "failing").await?;
+    match result {
+        Err(JobError::Permanent { code, message }) => {
+            assert_eq!(code, "build_failed");
+            assert!(message.contains(&marker), "marker in the error:\n{message}");
+            assert!(
+                message.contains("RUN false"),
+                "failing step in the error:\n{message}"
+            );
+            assert!(message.lines().count() <= 20, "{message}");
+        }
+        other => panic!("expected build_failed, got {other:?}"),
+    }
+    assert!(
+        lines.iter().any(|l| l == &marker),
+        "marker in the logs: {lines:#?}"
+    );
+    Ok(())
+}
+
+/// The lines after the step that runs `install` say whether it was cached.
+fn install_step_cached(lines: &[String], install: &str) -> bool {
+    let Some(step) = lines
+        .iter()
+        .position(|l| l.starts_with("STEP ") && l.contains(install))
+    else {
+        panic!("no step running {install:?} in\n{}", lines.join("\n"));
+    };
+    lines[step + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("STEP "))
+        .any(|l| l.starts_with("--> Using cache"))
+}
+
+/// First build with a dependency set nobody built before (so the install
+/// really runs), then a one-line change of the app's code.
+async fn rebuild_reuses_the_install(
+    name: &str,
+    unique_dependencies: impl Fn(&Path, &str),
+    code_file: &str,
+    install: &str,
+) -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = copy_example(name);
+    unique_dependencies(&dir.path, &Uuid::new_v4().simple().to_string()[..12]);
+
+    let (first, lines) = h.build(&dir.path, name).await?;
+    let first = first.unwrap_or_else(|e| panic!("first build: {e}\n{}", lines.join("\n")));
+    assert!(
+        !install_step_cached(&lines, install),
+        "the first install runs"
+    );
+
+    replace_in(
+        &dir.path.join(code_file),
+        "VERSION = \"1\"",
+        "VERSION = \"2\"",
+    );
+    let (second, lines) = h.build(&dir.path, name).await?;
+    let second = second.unwrap_or_else(|e| panic!("rebuild: {e}\n{}", lines.join("\n")));
+    assert!(
+        install_step_cached(&lines, install),
+        "the install step is a cache hit after a code change:\n{}",
+        lines.join("\n")
+    );
+    let ratio = second.build_time.as_secs_f64() / first.build_time.as_secs_f64();
+    println!(
+        "{name}: first build {:.1} s, rebuild after a one-line change {:.1} s ({:.0}%)",
+        first.build_time.as_secs_f64(),
+        second.build_time.as_secs_f64(),
+        ratio * 100.0
+    );
+    assert_ne!(
+        first.digest, second.digest,
+        "the change is in the new image"
+    );
+    // Generous against the 25% target, so a busy machine does not fail it.
+    assert!(
+        ratio < 0.5,
+        "rebuild took {:.0}% of the first build",
+        ratio * 100.0
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn node_rebuild_after_a_one_line_change_uses_the_cached_install() -> anyhow::Result<()> {
+    rebuild_reuses_the_install(
+        "node-express",
+        |dir, unique| {
+            replace_in(
+                &dir.join("package.json"),
+                "\"name\": \"node-express\"",
+                &format!("\"name\": \"node-express-{unique}\""),
+            );
+            replace_in(
+                &dir.join("package-lock.json"),
+                "\"name\": \"node-express\"",
+                &format!("\"name\": \"node-express-{unique}\""),
+            );
+        },
+        "server.js",
+        "npm ci",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn python_rebuild_after_a_one_line_change_uses_the_cached_install() -> anyhow::Result<()> {
+    rebuild_reuses_the_install(
+        "python-flask",
+        |dir, unique| {
+            let path = dir.join("requirements.txt");
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(path, format!("# build {unique}\n{text}")).unwrap();
+        },
+        "app.py",
+        "pip install",
+    )
+    .await
+}
+
+/// Whether any process' command line contains `needle`.
+fn process_with_cmdline(needle: &str) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(needle).then_some(pid)
+        })
+}
+
+#[tokio::test]
+async fn cancel_kills_a_running_build_within_a_second() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = TempDir::new("sleeping");
+    // A unique duration tells this build's sleep apart from any other process.
+    let seconds = format!("300.{}", 100_000 + rand_digits());
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN echo sleeping && sleep {seconds}\n",
+            h.settings.base_images.debian
+        ),
+    )?;
+    let plan = h.plan(&dir.path);
+    let (id, logs) = h.deployment().await?;
+    let repository = ImageRepository::new(&h.settings.registry.address, "test", "sleeping");
+    let cancel = CancellationToken::new();
+    let build = {
+        let (settings, dir, cancel) = (h.settings.clone(), dir.path.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let request = BuildRequest {
+                source_dir: &dir,
+                plan: &plan,
+                repository: &repository,
+                deployment_id: id,
+                build_vars: &[],
+            };
+            let result = image::build_and_push(&settings, &request, &logs, &cancel).await;
+            (result, Instant::now())
+        })
+    };
+    let needle = format!("sleep {seconds}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while process_with_cmdline(&needle).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the build never reached its sleep"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = h.log_lines(id).await?;
+    let group: i32 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("started process group "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no process group in {lines:#?}"));
+
+    let cancelled_at = Instant::now();
+    cancel.cancel();
+    let (result, returned_at) = build.await?;
+    let took = returned_at - cancelled_at;
+    println!("cancel returned after {} ms", took.as_millis());
+    assert!(matches!(result, Err(JobError::Cancelled)), "{result:?}");
+    assert!(took < Duration::from_millis(1500), "cancel took {took:?}");
+    // The kernel finishes off the PID namespace right after its first process dies.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !slipway_testkit::process_group_alive(group),
+        "the build's process group is gone"
+    );
+    assert_eq!(
+        process_with_cmdline(&needle),
+        None,
+        "the RUN step's sleep is gone"
+    );
+    Ok(())
+}
+
+fn rand_digits() -> u32 {
+    Uuid::new_v4().as_u128() as u32 % 800_000
+}

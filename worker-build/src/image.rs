@@ -1,1 +1,0 @@
-//! Building an image with buildah/podman and pushing it to a registry.
