@@ -43,6 +43,7 @@ const NOT_FOUND: &[&str] = &[
     "no such repository",
     "requested url returned error: 404",
     "could not be found",
+    "' not found",
     "not a git repository",
 ];
 const NETWORK: &[&str] = &[
@@ -159,26 +160,27 @@ pub(super) fn ref_not_found(ctx: &Context<'_>) -> JobError {
     )
 }
 
-/// git's own explanation: its fatal/error lines, else its last line.
+/// git's own explanation: from its first fatal/error line on (a cause may
+/// follow on the next line), else its last line.
 fn git_said(stderr: &[String]) -> String {
-    let fatal: Vec<&str> = stderr
+    let lines: Vec<&str> = stderr
         .iter()
         .map(|l| l.trim())
-        .filter_map(|l| {
-            l.strip_prefix("fatal: ")
-                .or_else(|| l.strip_prefix("error: "))
-        })
+        .filter(|l| !l.is_empty())
         .collect();
-    let said = if fatal.is_empty() {
-        stderr
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("fatal: ") || l.starts_with("error: "));
+    let said = match first {
+        Some(first) => lines[first..]
             .iter()
-            .rev()
-            .map(|l| l.trim())
-            .find(|l| !l.is_empty())
-            .unwrap_or("no message")
-            .to_owned()
-    } else {
-        fatal.join("; ")
+            .map(|l| {
+                l.trim_start_matches("fatal: ")
+                    .trim_start_matches("error: ")
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => lines.last().copied().unwrap_or("no message").to_owned(),
     };
     said.chars().take(500).collect()
 }
@@ -230,6 +232,10 @@ mod tests {
             of("Load key \"/tmp/k\": invalid format\ngit@h: Permission denied (publickey)."),
             Failure::BadKey
         );
+        assert_eq!(
+            of("fatal: repository 'http://h/x.git/' not found"),
+            Failure::RepoNotFound
+        );
         assert_eq!(of("fatal: something new"), Failure::Unknown);
     }
 
@@ -248,7 +254,14 @@ mod tests {
             message.contains("'abc1234'") && message.contains("40-character"),
             "{message}"
         );
-        let said = git_said(&["hint: x".into(), "fatal: unable to connect".into()]);
-        assert_eq!(said, "unable to connect");
+        let said = git_said(&[
+            "hint: x".into(),
+            "fatal: unable to connect to 127.0.0.1:".into(),
+            "127.0.0.1[0: 127.0.0.1]: errno=Connection refused".into(),
+        ]);
+        assert_eq!(
+            said,
+            "unable to connect to 127.0.0.1: 127.0.0.1[0: 127.0.0.1]: errno=Connection refused"
+        );
     }
 }
