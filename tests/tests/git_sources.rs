@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const TOKEN: &str = "glpat-s3cret-token-4242";
+/// `deployer:TOKEN` in base64, as an `Authorization: Basic` header carries it.
+const BASIC: &str = "ZGVwbG95ZXI6Z2xwYXQtczNjcmV0LXRva2VuLTQyNDI=";
 
 /// One deployment's logs in a fresh database, and a scratch dir.
 struct Harness {
@@ -324,10 +326,9 @@ async fn a_private_repository_needs_its_token_and_never_shows_it() -> anyhow::Re
         lines.len() > 10 && lines.iter().any(|l| l.contains("fetching 'main'")),
         "{lines:#?}"
     );
-    let basic = "ZGVwbG95ZXI6Z2xwYXQtczNjcmV0LXRva2VuLTQyNDI="; // base64 of deployer:TOKEN
     for line in lines.iter().chain(&errors) {
         assert!(
-            !line.contains(TOKEN) && !line.contains("s3cret") && !line.contains(basic),
+            !line.contains(TOKEN) && !line.contains("s3cret") && !line.contains(BASIC),
             "secret shown: {line}"
         );
     }
@@ -416,14 +417,14 @@ async fn file_urls_only_in_local_mode() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Process groups of live processes working in `dir`.
-fn groups_working_in(dir: &Path) -> Vec<i32> {
-    let mut groups = Vec::new();
+/// `(pid, process group)` of the live processes working in `dir`.
+fn processes_working_in(dir: &Path) -> Vec<(i32, i32)> {
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
             continue;
         };
-        if cwd != dir {
+        if std::fs::read_link(entry.path().join("cwd")).ok().as_deref() != Some(dir) {
             continue;
         }
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -431,10 +432,10 @@ fn groups_working_in(dir: &Path) -> Vec<i32> {
         };
         let rest = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
         if let Some(group) = rest.split_whitespace().nth(2).and_then(|g| g.parse().ok()) {
-            groups.push(group);
+            found.push((pid, group));
         }
     }
-    groups
+    found
 }
 
 #[tokio::test]
@@ -442,16 +443,16 @@ async fn cancel_stops_a_fetch_from_a_server_that_hangs() -> anyhow::Result<()> {
     let mut h = Harness::new().await?;
     let silent = SilentServer::start()?;
     let port = silent.port();
-    for url in [
-        format!("git://127.0.0.1:{port}/r.git"),
-        format!("http://127.0.0.1:{port}/r.git"),
+    for (url, credential) in [
+        (format!("git://127.0.0.1:{port}/r.git"), None),
+        (format!("http://127.0.0.1:{port}/r.git"), token(TOKEN)),
     ] {
         let before = silent.accepted();
         let dest = h.dest();
         let cancel = CancellationToken::new();
         let task = {
             let (src, dest, logs, cancel) = (
-                source(&url, "main", None),
+                source(&url, "main", credential),
                 dest.clone(),
                 h.logs.clone(),
                 cancel.clone(),
@@ -464,8 +465,17 @@ async fn cancel_stops_a_fetch_from_a_server_that_hangs() -> anyhow::Result<()> {
             silent.accepted() > before
         })
         .await?;
-        let groups = groups_working_in(&dest);
-        assert!(!groups.is_empty(), "git is running in {}", dest.display());
+        let running = processes_working_in(&dest);
+        assert!(!running.is_empty(), "git is running in {}", dest.display());
+        for (pid, _) in &running {
+            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let argv = String::from_utf8_lossy(&argv);
+            assert!(
+                !argv.contains("s3cret") && !argv.contains(BASIC),
+                "the token is not in argv: {argv}"
+            );
+        }
+        let groups: Vec<i32> = running.iter().map(|(_, group)| *group).collect();
         let cancelled_at = Instant::now();
         cancel.cancel();
         let result = tokio::time::timeout(Duration::from_secs(5), task).await??;

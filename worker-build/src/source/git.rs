@@ -18,6 +18,7 @@ mod url;
 use classify::{Context, Failure};
 use exec::{Deadline, Output};
 use secrecy::SecretString;
+use slipway_shared::db::sources::StoredGitCredential;
 use slipway_shared::domain::{GitRef, GitUrl};
 use slipway_shared::job::JobError;
 use slipway_shared::logsink::LogHandle;
@@ -46,6 +47,23 @@ pub enum GitCredential {
         private_key: SecretString,
         known_hosts: Option<String>,
     },
+}
+
+impl From<StoredGitCredential> for GitCredential {
+    fn from(stored: StoredGitCredential) -> Self {
+        match stored {
+            StoredGitCredential::Token { username, token } => {
+                GitCredential::Token { username, token }
+            }
+            StoredGitCredential::SshKey {
+                private_key,
+                known_hosts,
+            } => GitCredential::SshKey {
+                private_key,
+                known_hosts,
+            },
+        }
+    }
 }
 
 /// What to fetch.
