@@ -14,20 +14,21 @@ mod auth;
 mod classify;
 mod exec;
 mod url;
+mod workdir;
 
 use classify::{Context, Failure};
-use exec::{Deadline, Output};
+use exec::Deadline;
 use secrecy::SecretString;
 use slipway_shared::db::sources::StoredGitCredential;
 use slipway_shared::domain::{GitRef, GitUrl};
 use slipway_shared::job::JobError;
 use slipway_shared::logsink::LogHandle;
-use slipway_shared::process::clean_command;
 use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Scheme;
+use workdir::{fetch_head_kind, prepare_dest, Git};
 
 pub use auth::DEFAULT_TOKEN_USER;
 
@@ -264,116 +265,6 @@ async fn fetch_everything(git: &Git<'_>, id: &str, ctx: &Context<'_>) -> Result<
     }
 }
 
-struct Git<'a> {
-    dest: &'a Path,
-    access: &'a auth::Access,
-    allow_file: bool,
-    logs: &'a LogHandle,
-    cancel: &'a CancellationToken,
-    deadline: Deadline,
-}
-
-impl Git<'_> {
-    async fn run(&self, args: &[&str]) -> Result<Output, JobError> {
-        let mut command = clean_command("git");
-        command.args(args).current_dir(self.dest);
-        let protocols = if self.allow_file {
-            "https:http:ssh:git:file"
-        } else {
-            "https:http:ssh:git"
-        };
-        command
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ALLOW_PROTOCOL", protocols)
-            .envs(self.access.env.iter().map(|(k, v)| (k, v)));
-        let config = BASE_CONFIG.iter().map(|(k, v)| (*k, *v)).chain(
-            self.access
-                .config
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        let mut count = 0;
-        for (n, (key, value)) in config.enumerate() {
-            command
-                .env(format!("GIT_CONFIG_KEY_{n}"), key)
-                .env(format!("GIT_CONFIG_VALUE_{n}"), value);
-            count = n + 1;
-        }
-        command.env("GIT_CONFIG_COUNT", count.to_string());
-        exec::run(
-            command,
-            self.logs,
-            self.cancel,
-            self.deadline,
-            &self.access.scrubber,
-        )
-        .await
-    }
-
-    /// A step that talks to no server: a failure is the machine's, not the
-    /// repository's.
-    async fn local(&self, args: &[&str]) -> Result<Output, JobError> {
-        let output = self.run(args).await?;
-        if output.success() {
-            return Ok(output);
-        }
-        let said = output
-            .stderr
-            .last()
-            .map(String::as_str)
-            .unwrap_or("no message");
-        Err(JobError::Retryable(format!(
-            "git {} failed: {said}",
-            args[0]
-        )))
-    }
-}
-
-const BASE_CONFIG: &[(&str, &str)] = &[
-    ("init.defaultBranch", "main"),
-    ("advice.detachedHead", "false"),
-    ("protocol.version", "2"),
-    ("credential.helper", ""),
-    ("core.askPass", ""),
-    // A stalled HTTP transfer ends (retryably) instead of holding the job
-    // until its time limit.
-    ("http.lowSpeedLimit", "1"),
-    ("http.lowSpeedTime", "120"),
-    ("gc.auto", "0"),
-    ("maintenance.auto", "false"),
-];
-
-fn prepare_dest(dest: &Path) -> Result<(), JobError> {
-    let empty = match std::fs::read_dir(dest) {
-        Ok(mut entries) => entries.next().is_none(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dest).map_err(|e| {
-                JobError::Retryable(format!(
-                    "cannot create the work dir {}: {e}",
-                    dest.display()
-                ))
-            })?;
-            true
-        }
-        Err(e) => {
-            return Err(JobError::Retryable(format!(
-                "cannot read the work dir {}: {e}",
-                dest.display()
-            )))
-        }
-    };
-    if empty {
-        Ok(())
-    } else {
-        Err(JobError::permanent(
-            "source_workdir_not_empty",
-            format!("the work dir {} is not empty", dest.display()),
-        ))
-    }
-}
-
 /// `reference` as a full commit id (lowercased), if it is one.
 fn full_commit_id(reference: &str) -> Option<String> {
     is_hex_id(reference).then(|| reference.to_ascii_lowercase())
@@ -381,23 +272,6 @@ fn full_commit_id(reference: &str) -> Option<String> {
 
 fn is_hex_id(text: &str) -> bool {
     matches!(text.len(), 40 | 64) && text.chars().all(|c| c.is_ascii_hexdigit())
-}
-
-/// git records what a name matched: `<id>\t\tbranch 'main' of <url>`.
-fn fetch_head_kind(dest: &Path) -> RefKind {
-    let head = std::fs::read_to_string(dest.join(".git/FETCH_HEAD")).unwrap_or_default();
-    let description = head
-        .lines()
-        .next()
-        .and_then(|line| line.splitn(3, '\t').nth(2))
-        .unwrap_or("");
-    if description.starts_with("branch '") {
-        RefKind::Branch
-    } else if description.starts_with("tag '") {
-        RefKind::Tag
-    } else {
-        RefKind::Other
-    }
 }
 
 #[cfg(test)]
