@@ -293,7 +293,7 @@ async fn a_private_repository_needs_its_token_and_never_shows_it() -> anyhow::Re
     let (_, without) = h.fetch(&source(&url, "main", None), &opts).await;
     let (code, message) = permanent(without);
     assert_eq!(code, "source_auth_failed", "{message}");
-    assert!(message.contains("requires a credential"), "{message}");
+    assert!(message.contains("asks for a credential"), "{message}");
 
     let (_, wrong) = h
         .fetch(&source(&url, "main", token("not-the-token")), &opts)

@@ -211,3 +211,96 @@ fn quote(path: &Path) -> String {
 fn local_error(what: &str, e: std::io::Error) -> JobError {
     JobError::Retryable(format!("{what} failed: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_shared::domain::GitUrl;
+
+    fn remote(url: &str) -> Remote {
+        super::super::url::parse(&GitUrl::parse(url).unwrap()).unwrap()
+    }
+
+    fn token(username: Option<&str>) -> GitCredential {
+        GitCredential::Token {
+            username: username.map(String::from),
+            token: "t0ken-value".to_owned().into(),
+        }
+    }
+
+    fn code(result: Result<Access, JobError>) -> String {
+        match result {
+            Err(JobError::Permanent { code, .. }) => code,
+            Err(other) => panic!("expected a permanent error, got {other:?}"),
+            Ok(_) => panic!("expected a permanent error"),
+        }
+    }
+
+    #[test]
+    fn a_token_becomes_a_basic_header_scoped_to_the_repository() {
+        let access = prepare(&remote("https://h.example/o/r.git"), Some(&token(None))).unwrap();
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{DEFAULT_TOKEN_USER}:t0ken-value"));
+        assert_eq!(
+            access.config,
+            [(
+                "http.https://h.example/o/r.git.extraHeader".to_owned(),
+                format!("Authorization: Basic {basic}")
+            )]
+        );
+        assert!(access.env.is_empty());
+        let scrubbed = access.scrubber.scrub(format!("x t0ken-value {basic} y"));
+        assert_eq!(scrubbed, "x [REDACTED] [REDACTED] y");
+    }
+
+    #[test]
+    fn a_credential_for_another_transport_is_refused() {
+        let key = GitCredential::SshKey {
+            private_key: "k".to_owned().into(),
+            known_hosts: None,
+        };
+        assert_eq!(
+            code(prepare(&remote("git://h/r"), Some(&token(None)))),
+            "source_credential_mismatch"
+        );
+        assert_eq!(
+            code(prepare(&remote("ssh://h/r"), Some(&token(None)))),
+            "source_credential_mismatch"
+        );
+        assert_eq!(
+            code(prepare(&remote("https://h/r"), Some(&key))),
+            "source_credential_mismatch"
+        );
+    }
+
+    #[test]
+    fn a_deploy_key_lives_in_a_private_dir_until_the_fetch_ends() {
+        let key = GitCredential::SshKey {
+            private_key:
+                "-----BEGIN OPENSSH PRIVATE KEY-----\r\nabc\r\n-----END OPENSSH PRIVATE KEY-----"
+                    .to_owned()
+                    .into(),
+            known_hosts: Some("[h]:2222 ssh-ed25519 AAAA".into()),
+        };
+        let access = prepare(&remote("git@h:o/r.git"), Some(&key)).unwrap();
+        let (_, command) = access
+            .env
+            .iter()
+            .find(|(k, _)| k == "GIT_SSH_COMMAND")
+            .unwrap();
+        assert!(command.contains("StrictHostKeyChecking=yes") && command.contains("BatchMode=yes"));
+        let dir = access._key_dir.as_ref().unwrap().0.clone();
+        let key_file = dir.join("deploy_key");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let written = std::fs::read_to_string(&key_file).unwrap();
+        assert!(written.ends_with("KEY-----\n") && !written.contains('\r'));
+        drop(access);
+        assert!(!dir.exists(), "removed with the fetch");
+    }
+}

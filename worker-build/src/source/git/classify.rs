@@ -119,7 +119,7 @@ pub(super) fn job_error(failure: Failure, stderr: &[String], ctx: &Context<'_>) 
             "source_auth_failed",
             match ctx.credential {
                 Some(what) => format!("{url} refused the app's credential ({what}): check that it is valid, not expired, and may read the repository"),
-                None => format!("{url} requires a credential: give the app a token (https) or a deploy key (ssh)"),
+                None => format!("{url} asks for a credential: the repository is private (or does not exist); give the app a token (https) or a deploy key (ssh)"),
             },
         ),
         Failure::HostKey => JobError::permanent(
