@@ -303,7 +303,7 @@ async fn example_builds_and_serves(name: &str, stack: Stack) -> anyhow::Result<(
         "plan in the logs"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("STEP ")),
+        lines.iter().any(|l| is_step(l)),
         "buildah output in the logs"
     );
 
@@ -382,17 +382,19 @@ async fn a_failing_build_quotes_its_last_lines() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// buildah's step header: `STEP 2/5: ...`, or `[1/2] STEP 2/5: ...` in a multi-stage build.
+fn is_step(line: &str) -> bool {
+    line.starts_with("STEP ") || (line.starts_with('[') && line.contains("] STEP "))
+}
+
 /// The lines after the step that runs `install` say whether it was cached.
 fn install_step_cached(lines: &[String], install: &str) -> bool {
-    let Some(step) = lines
-        .iter()
-        .position(|l| l.starts_with("STEP ") && l.contains(install))
-    else {
+    let Some(step) = lines.iter().position(|l| is_step(l) && l.contains(install)) else {
         panic!("no step running {install:?} in\n{}", lines.join("\n"));
     };
     lines[step + 1..]
         .iter()
-        .take_while(|l| !l.starts_with("STEP "))
+        .take_while(|l| !is_step(l))
         .any(|l| l.starts_with("--> Using cache"))
 }
 

@@ -38,6 +38,9 @@ impl Writer {
         self
     }
 
+    /// Metadata (PORT, EXPOSE, CMD) goes right after FROM: there it is
+    /// cached with the base, while after the source copy every change would
+    /// pay one image commit per instruction (buildah commits each with --layers).
     pub fn port(&mut self) -> &mut Self {
         self.line(format!("ENV PORT={DEFAULT_PORT}"))
             .line(format!("EXPOSE {DEFAULT_PORT}"))

@@ -29,6 +29,16 @@ pub(crate) fn detect(
     let has_sum = tree.is_file("go.sum");
     let build = format!("CGO_ENABLED=0 go build -trimpath -o /out/{binary} {package}");
 
+    let start = match web {
+        Some(command) => StartCommand {
+            command: command.into(),
+            source: StartSource::Procfile,
+        },
+        None => StartCommand {
+            command: binary.clone(),
+            source: StartSource::Detected,
+        },
+    };
     let mut w = Writer::new("go");
     w.from(&settings.base_images.go, Some("build"))
         .line("WORKDIR /src")
@@ -42,20 +52,11 @@ pub(crate) fn detect(
         .line("COPY . .")
         .line(format!("RUN {build}"))
         .from(&settings.base_images.debian, None)
+        .port()
+        .start(&start.command)
         .line(format!(
             "COPY --from=build /out/{binary} /usr/local/bin/{binary}"
         ));
-    let start = match web {
-        Some(command) => StartCommand {
-            command: command.into(),
-            source: StartSource::Procfile,
-        },
-        None => StartCommand {
-            command: binary.clone(),
-            source: StartSource::Detected,
-        },
-    };
-    w.port().start(&start.command);
     let mut detected_from = vec!["go.mod".to_string()];
     if has_sum {
         detected_from.push("go.sum".into());

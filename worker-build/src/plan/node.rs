@@ -39,13 +39,17 @@ impl Manager {
     fn install(&self, production: bool) -> String {
         match (self.kind, self.lockfile.is_some(), production) {
             (PackageManager::Pnpm, _, true) => "pnpm install --frozen-lockfile --prod".into(),
-            (PackageManager::Pnpm, _, false) => "pnpm install --frozen-lockfile".into(),
+            (PackageManager::Pnpm, _, false) => {
+                "pnpm install --frozen-lockfile --production=false".into()
+            }
             (PackageManager::Yarn, _, true) => "yarn install --frozen-lockfile --production".into(),
-            (PackageManager::Yarn, _, false) => "yarn install --frozen-lockfile".into(),
+            (PackageManager::Yarn, _, false) => {
+                "yarn install --frozen-lockfile --production=false".into()
+            }
             (_, true, true) => "npm ci --omit=dev --no-audit --no-fund".into(),
-            (_, true, false) => "npm ci --no-audit --no-fund".into(),
+            (_, true, false) => "npm ci --include=dev --no-audit --no-fund".into(),
             (_, false, true) => "npm install --omit=dev --no-audit --no-fund".into(),
-            (_, false, false) => "npm install --no-audit --no-fund".into(),
+            (_, false, false) => "npm install --include=dev --no-audit --no-fund".into(),
         }
     }
 
@@ -110,7 +114,7 @@ pub(crate) fn detect(
         };
         // Built with Node, served as files.
         let mut w = Writer::new("static site built with node");
-        install_steps(&mut w, settings, &manager, &manager.install(false), "build");
+        install_steps(&mut w, settings, &manager, &manager.install(false), None);
         w.line(format!("RUN {build}"))
             .line(format!("RUN {}", static_site::COLLECT_OUTPUT));
         static_site::serve_stage(
@@ -138,13 +142,10 @@ pub(crate) fn detect(
     // Without a build step the dev dependencies are not needed at all.
     let install = manager.install(build.is_none());
     let mut w = Writer::new("node");
-    install_steps(&mut w, settings, &manager, &install, "app");
+    install_steps(&mut w, settings, &manager, &install, Some(&start.command));
     if let Some(build) = &build {
         w.line(format!("RUN {build}"));
     }
-    w.line("ENV NODE_ENV=production")
-        .port()
-        .start(&start.command);
     Ok(Some(BuildPlan {
         stack: Stack::Node,
         containerfile: Containerfile::Generated { text: w.finish() },
@@ -161,21 +162,28 @@ pub(crate) fn detect(
     }))
 }
 
-/// FROM, the manifest and lockfile alone, the install (its own cached
-/// layer), the build args, then the rest of the source.
+/// FROM, the start metadata of an app image (`start`; `None` makes it the
+/// `build` stage of a static site), the manifest and lockfile alone, the
+/// install (its own cached layer), the build args, then the rest of the source.
 fn install_steps(
     w: &mut Writer,
     settings: &PlanSettings,
     manager: &Manager,
     install: &str,
-    stage: &str,
+    start: Option<&str>,
 ) {
     w.from(
         &settings.base_images.node,
-        (stage != "app").then_some(stage),
+        start.is_none().then_some("build"),
     )
-    .line("WORKDIR /app")
-    .line(format!(
+    .line("WORKDIR /app");
+    if let Some(start) = start {
+        w.port().start(start);
+        // Production from the start, so a bundler builds for production;
+        // the install asks for dev dependencies explicitly when a build needs them.
+        w.line("ENV NODE_ENV=production");
+    }
+    w.line(format!(
         "COPY package.json {}./",
         manager
             .lockfile

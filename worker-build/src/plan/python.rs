@@ -91,6 +91,8 @@ pub(crate) fn detect(
     let mut w = Writer::new("python");
     w.from(&settings.base_images.python, None)
         .line("WORKDIR /app")
+        .port()
+        .start(&start.command)
         .line("ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH")
         .line("RUN python3 -m venv /opt/venv");
     let install = match &deps {
@@ -128,7 +130,6 @@ pub(crate) fn detect(
     ) {
         w.line("COPY . .");
     }
-    w.port().start(&start.command);
 
     Ok(Some(BuildPlan {
         stack: Stack::Python,

@@ -53,6 +53,16 @@ pub(crate) fn detect(
         && manifest.get("lib").is_none();
     let build = format!("cargo build --release{locked}");
 
+    let start = match web {
+        Some(command) => StartCommand {
+            command: command.into(),
+            source: StartSource::Procfile,
+        },
+        None => StartCommand {
+            command: binary.clone(),
+            source: StartSource::Detected,
+        },
+    };
     let mut w = Writer::new("rust");
     w.from(&settings.base_images.rust, Some("build"))
         .line("WORKDIR /src");
@@ -75,20 +85,11 @@ pub(crate) fn detect(
             "RUN {build} && cp target/release/{binary} /usr/local/bin/{binary}"
         ))
         .from(&settings.base_images.debian, None)
+        .port()
+        .start(&start.command)
         .line(format!(
             "COPY --from=build /usr/local/bin/{binary} /usr/local/bin/{binary}"
         ));
-    let start = match web {
-        Some(command) => StartCommand {
-            command: command.into(),
-            source: StartSource::Procfile,
-        },
-        None => StartCommand {
-            command: binary.clone(),
-            source: StartSource::Detected,
-        },
-    };
-    w.port().start(&start.command);
     let mut detected_from = vec!["Cargo.toml".to_string()];
     if has_lock {
         detected_from.push("Cargo.lock".into());

@@ -28,9 +28,9 @@ pub(crate) fn server_command() -> StartCommand {
 /// `source` is what to COPY, e.g. `public/` or `--from=build /out/`.
 pub(crate) fn serve_stage(w: &mut Writer, image: &str, source: &str) {
     w.from(image, None)
-        .line(format!("COPY {source} {WEB_ROOT}/"))
         .port()
-        .start(&server_command().command);
+        .start(&server_command().command)
+        .line(format!("COPY {source} {WEB_ROOT}/"));
 }
 
 pub(crate) fn detect(

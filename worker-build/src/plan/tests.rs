@@ -143,7 +143,7 @@ fn node_with_npm_lockfile_installs_in_its_own_layer_then_builds_and_starts() {
     assert_eq!(plan.package_manager, Some(PackageManager::Npm));
     assert_eq!(
         plan.install_command.as_deref(),
-        Some("npm ci --no-audit --no-fund")
+        Some("npm ci --include=dev --no-audit --no-fund")
     );
     assert_eq!(plan.build_command.as_deref(), Some("npm run build"));
     assert_eq!(
@@ -180,7 +180,7 @@ fn node_package_manager_follows_the_lockfile() {
     assert_eq!(pnpm.package_manager, Some(PackageManager::Pnpm));
     assert_eq!(
         pnpm.install_command.as_deref(),
-        Some("pnpm install --frozen-lockfile")
+        Some("pnpm install --frozen-lockfile --production=false")
     );
     let bare = plan(&[("package.json", r#"{"scripts":{"start":"node a.js"}}"#)]).unwrap();
     assert_eq!(
@@ -507,7 +507,7 @@ fn summary_and_json_show_the_plan() {
     assert!(
         lines
             .iter()
-            .any(|l| l == "  install: npm ci --no-audit --no-fund"),
+            .any(|l| l == "  install: npm ci --include=dev --no-audit --no-fund"),
         "{lines:?}"
     );
     assert!(
