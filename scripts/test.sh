@@ -99,6 +99,7 @@ if [ "$OWN_BROKER" -eq 1 ]; then
 else
     run_step "backing services (scripts/services.sh)" bash scripts/services.sh || services_ok=0
 fi
+run_step "build tools and base images (scripts/build-tools.sh)" bash scripts/build-tools.sh --env-file .slipway/build-tools.env && . .slipway/build-tools.env || true
 run_step "format (cargo fmt --check)" cargo fmt --all --check || true
 run_step "lint (cargo clippy)" cargo clippy --workspace --all-targets -- -D warnings || true
 run_step "build binaries (cargo build --bins)" cargo build --workspace --bins || build_ok=0
