@@ -30,60 +30,77 @@ pub struct Created {
 /// Creates a deployment. For an app, the app row is locked so concurrent
 /// requests serialise: an older held deployment is superseded, and the new
 /// one is dispatched only if nothing else of the app is in flight.
+///
+/// Everything after the lock is one statement, because on the API's hot
+/// path round trips, not rows, are what costs. The lock must stay a
+/// statement of its own: a statement's snapshot is taken when it starts, so
+/// one that waited for the lock inside a CTE would not see the deployment
+/// committed by the request that held it.
 pub async fn create(
     conn: &mut PgConnection,
     names: &QueueNames,
     new: NewDeployment,
 ) -> sqlx::Result<Created> {
-    let mut superseded = Vec::new();
-    let mut busy = false;
     if let Some(app_id) = new.app_id {
         sqlx::query("SELECT 1 FROM apps WHERE id = $1 FOR UPDATE")
             .bind(app_id)
             .execute(&mut *conn)
             .await?;
-        superseded = sqlx::query_scalar(
-            "UPDATE deployments SET state = 'superseded', updated_at = now(), finished_at = now()
-             WHERE app_id = $1 AND state = 'queued' AND NOT dispatched RETURNING id",
-        )
-        .bind(app_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        for id in &superseded {
-            record_event(
-                conn,
-                *id,
-                Some(DeploymentState::Queued),
-                DeploymentState::Superseded,
-                Some("a newer deployment was requested"),
-            )
-            .await?;
-        }
-        busy = lane_busy(conn, app_id).await?;
     }
     let id = Uuid::now_v7();
+    let job_id = Uuid::now_v7();
     let traceparent = crate::telemetry::new_traceparent();
-    sqlx::query(
-        "INSERT INTO deployments (id, project_id, app_id, kind, state, dispatched, source, probe, trace_id)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8)",
-    )
+    let kind = Stage::Build.job_kind(new.kind);
+    let message = JobMessage {
+        job_id,
+        deployment_id: id,
+        kind: kind.to_owned(),
+        stage: Stage::Build,
+    };
+    let (dispatched, superseded): (bool, Vec<Uuid>) = sqlx::query_as(&format!(
+        "WITH superseded AS (
+             UPDATE deployments SET state = 'superseded', updated_at = now(), finished_at = now()
+             WHERE app_id = $3 AND state = 'queued' AND NOT dispatched RETURNING id),
+         superseded_events AS (
+             INSERT INTO deployment_events (deployment_id, from_state, to_state, detail)
+             SELECT id, 'queued', 'superseded', 'a newer deployment was requested' FROM superseded),
+         lane AS (
+             SELECT NOT EXISTS (SELECT 1 FROM deployments WHERE app_id = $3 AND dispatched
+                                AND state NOT IN {terminal}) AS free),
+         created AS (
+             INSERT INTO deployments (id, project_id, app_id, kind, state, dispatched, source, probe, trace_id)
+             SELECT $1, $2, $3, $4, 'queued', lane.free, $5, $6, $7 FROM lane
+             RETURNING id, dispatched),
+         created_event AS (
+             INSERT INTO deployment_events (deployment_id, from_state, to_state)
+             SELECT id, NULL, 'queued' FROM created),
+         job AS (
+             INSERT INTO jobs (id, deployment_id, stage, kind, state, max_attempts)
+             SELECT $8, id, 'build', $9, 'queued', 0 FROM created WHERE dispatched),
+         message AS (
+             INSERT INTO outbox (exchange, routing_key, payload, headers)
+             SELECT '', $10, $11, $12 FROM created WHERE dispatched)
+         SELECT (SELECT dispatched FROM created),
+                COALESCE((SELECT array_agg(id) FROM superseded), '{{}}')",
+        terminal = DeploymentState::TERMINAL_SQL
+    ))
     .bind(id)
     .bind(new.project_id)
     .bind(new.app_id)
     .bind(new.kind)
-    .bind(!busy)
     .bind(&new.source)
     .bind(&new.probe)
     .bind(&traceparent)
-    .execute(&mut *conn)
+    .bind(job_id)
+    .bind(kind)
+    .bind(names.stage(Stage::Build))
+    .bind(sqlx::types::Json(&message))
+    .bind(outbox::headers(&traceparent, None))
+    .fetch_one(&mut *conn)
     .await?;
-    record_event(conn, id, None, DeploymentState::Queued, None).await?;
-    if !busy {
-        create_job(conn, names, id, Stage::Build, new.kind, &traceparent).await?;
-    }
     Ok(Created {
         id,
-        dispatched: !busy,
+        dispatched,
         superseded,
     })
 }
