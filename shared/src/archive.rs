@@ -177,9 +177,115 @@ enum Kind {
     Hardlink(String),
 }
 
+/// Extended headers (long names, pax records) larger than this are refused:
+/// the tar crate reads them whole into memory.
+const MAX_EXTENSION_BYTES: u64 = 64 * 1024;
+
+/// The decompressed tar stream is capped too, so a gzip bomb costs neither
+/// memory nor minutes of CPU: content plus generous room for headers.
+fn tar_stream_cap(limits: &Limits) -> u64 {
+    limits
+        .max_unpacked_bytes
+        .saturating_add(
+            limits
+                .max_entries
+                .saturating_mul(4 * 512 + MAX_EXTENSION_BYTES / 16),
+        )
+        .saturating_add(1 << 20)
+}
+
+/// A reader that fails once `left` bytes were read and more are offered.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    hit: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            self.hit.set(true);
+            return Err(io::Error::other("decompressed size limit reached"));
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+type CappedTar<'a> = tar::Archive<Capped<flate2::read::GzDecoder<&'a [u8]>>>;
+
+fn capped_tar<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+) -> (CappedTar<'a>, std::rc::Rc<std::cell::Cell<bool>>) {
+    let hit = std::rc::Rc::new(std::cell::Cell::new(false));
+    let reader = Capped {
+        inner: flate2::read::GzDecoder::new(bytes),
+        left: tar_stream_cap(limits),
+        hit: hit.clone(),
+    };
+    (tar::Archive::new(reader), hit)
+}
+
 fn tar_walk(bytes: &[u8], checker: &mut Checker, sink: &mut dyn Sink) -> Result<(), ArchiveError> {
+    tar_extension_check(bytes, &checker.limits)?;
+    let (mut archive, hit) = capped_tar(bytes, &checker.limits);
+    tar_entries(&mut archive, checker, sink).map_err(|e| match e {
+        ArchiveError::Invalid(_) if hit.get() => checker.stream_too_large(),
+        other => other,
+    })
+}
+
+/// A first pass over the raw headers, reading no extension into memory.
+fn tar_extension_check(bytes: &[u8], limits: &Limits) -> Result<(), ArchiveError> {
+    let (mut archive, hit) = capped_tar(bytes, limits);
+    let invalid = |e: io::Error| {
+        if hit.get() {
+            ArchiveError::TooLarge("the decompressed tar stream is too large".into())
+        } else {
+            ArchiveError::Invalid(e.to_string())
+        }
+    };
+    let entries = archive.entries().map_err(invalid)?.raw(true);
+    let mut headers = 0u64;
+    for entry in entries {
+        let entry = entry.map_err(invalid)?;
+        headers += 1;
+        if headers > limits.max_entries.saturating_mul(4).saturating_add(4) {
+            return Err(ArchiveError::TooLarge(format!(
+                "more than {} entries",
+                limits.max_entries
+            )));
+        }
+        let kind = entry.header().entry_type();
+        let extension = kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        if extension && entry.size() > MAX_EXTENSION_BYTES {
+            return Err(ArchiveError::Invalid(format!(
+                "an extended header of {} bytes (at most {MAX_EXTENSION_BYTES})",
+                entry.size()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn tar_entries<R: Read>(
+    archive: &mut tar::Archive<R>,
+    checker: &mut Checker,
+    sink: &mut dyn Sink,
+) -> Result<(), ArchiveError> {
     use tar::EntryType;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let entries = archive
         .entries()
         .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
@@ -384,6 +490,10 @@ impl Checker {
                 Ok(())
             }
         }
+    }
+
+    fn stream_too_large(&self) -> ArchiveError {
+        ArchiveError::TooLarge("the decompressed tar stream is too large".into())
     }
 
     fn too_large(&self) -> ArchiveError {
@@ -879,6 +989,25 @@ mod tests {
             inspect(&tar_gz(&entries), &small).unwrap_err().code(),
             "archive_too_large"
         );
+    }
+
+    #[test]
+    fn a_huge_extended_header_is_refused_unread() {
+        // A GNU long name of 50 MiB of zeros: the tar crate would read it
+        // whole into memory.
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(50 * 1024 * 1024);
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append(&header, io::repeat(b'a').take(50 * 1024 * 1024))
+            .unwrap();
+        let bytes = gzip(&builder.into_inner().unwrap());
+        assert!(bytes.len() < 1024 * 1024);
+        let err = inspect(&bytes, &Limits::default()).unwrap_err();
+        assert_eq!(err.code(), "archive_invalid", "{err}");
     }
 
     #[test]
