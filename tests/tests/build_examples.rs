@@ -615,3 +615,36 @@ async fn prune_keeps_the_newest_images_of_an_app() -> anyhow::Result<()> {
     assert!(again.removed_images.is_empty(), "{again:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_build_over_its_memory_limit_fails() -> anyhow::Result<()> {
+    let mut h = Harness::start().await?;
+    h.settings.memory_limit = Some("100m".into());
+    let dir = TempDir::new("memory");
+    let unique = Uuid::new_v4().simple().to_string();
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN python3 -c \"b = bytearray(300 * 1024 * 1024); print('{unique}', len(b))\"\n",
+            h.settings.base_images.python
+        ),
+    )?;
+    let (result, lines) = h.build(&dir.path, "memory").await?;
+    match result {
+        Err(JobError::Permanent { code, message }) => {
+            assert_eq!(code, "build_failed");
+            assert!(
+                message.contains("137") || message.contains("Killed"),
+                "{message}"
+            );
+        }
+        other => panic!("expected build_failed, got {other:?}\n{}", lines.join("\n")),
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("--memory") || l.contains("memory limit 100m")),
+        "{lines:#?}"
+    );
+    Ok(())
+}
