@@ -648,3 +648,26 @@ async fn a_build_over_its_memory_limit_fails() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_push_to_an_unreachable_registry_is_retryable() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let (built, lines) = h.build(&example("static-site"), "unreachable").await?;
+    let built = built.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    // Nothing listens on a port that was free a moment ago.
+    let tag = format!("127.0.0.1:{}/slipway/test-unreachable:x", free_port());
+    let tagged = podman(&h.settings)
+        .args(["tag", &built.tag, &tag])
+        .status()?;
+    assert!(tagged.success());
+    let (_, logs) = h.deployment().await?;
+    let result = image::push(&h.settings, &tag, &logs, &CancellationToken::new()).await;
+    let _ = podman(&h.settings).args(["rmi", &tag]).output();
+    match result {
+        Err(JobError::Retryable(message)) => {
+            assert!(message.contains("connection refused"), "{message}")
+        }
+        other => panic!("expected a retryable error, got {other:?}"),
+    }
+    Ok(())
+}
