@@ -346,6 +346,24 @@ async fn push_webhooks_deploy_the_pushed_commit_and_refuse_the_rest() -> anyhow:
     )
     .await?;
     assert_eq!(status, 404);
+    let huge = vec![b' '; 6 * 1024 * 1024];
+    let (status, answer) = hook(
+        &fleet,
+        &url("gh", "github"),
+        // The server stops reading: this connection must not be reused.
+        &[
+            gh_headers(signed(&secret("gh"), &huge), "push", "d7"),
+            vec![("connection", "close".to_owned())],
+        ]
+        .concat(),
+        &huge,
+    )
+    .await?;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{answer}"
+    );
     let (status, _) = hook(
         &fleet,
         &format!("/v1/hooks/bitbucket/{nosecret}"),
@@ -795,7 +813,18 @@ async fn archive_versions_round_trip_and_are_stored_once() -> anyhow::Result<()>
             .status()?;
         std::fs::read(dir.join("big.tgz"))?
     };
-    let (status, answer) = upload(&fleet, &token, "site", Some("application/gzip"), big).await?;
+    // Refused before it is read: this connection must not be reused.
+    let response = fleet
+        .client
+        .post(format!("{}/v1/apps/site/versions", fleet.api_url))
+        .bearer_auth(&token)
+        .header("content-type", "application/gzip")
+        .header("connection", "close")
+        .body(big)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await?;
     assert_eq!(
         (status, answer["code"].as_str()),
         (413, Some("archive_too_large")),
