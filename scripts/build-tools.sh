@@ -264,7 +264,9 @@ ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
 ENV GOTOOLCHAIN=local GOPATH=/go"
     # busybox httpd is the small static file server.
     stack_image static "$IMG_STATIC" "$APT busybox $APT_CLEAN"
-    stack_image rust "$IMG_RUST" "$APT ca-certificates rustc cargo libc6-dev gcc $APT_CLEAN"
+    # Debian ships a current Rust as rustc-web/cargo-web (rustc 1.63 cannot read
+    # today's Cargo.lock files).
+    stack_image rust "$IMG_RUST" "$APT ca-certificates rustc-web cargo-web libc6-dev gcc $APT_CLEAN"
 }
 
 # --- main ---------------------------------------------------------------------
