@@ -12,7 +12,7 @@ use slipway_testkit::registry::Registry;
 use slipway_testkit::{free_port, fresh_database, wait_http_ok, TestDb};
 use slipway_worker_build::config::BuildSettings;
 use slipway_worker_build::image::{self, BuildRequest, BuiltImage, ImageRepository};
-use slipway_worker_build::plan::{self, PlanSettings, Stack};
+use slipway_worker_build::plan::{self, Stack};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -87,12 +87,7 @@ impl Harness {
     }
 
     fn plan(&self, dir: &Path) -> plan::BuildPlan {
-        let settings = PlanSettings {
-            dockerfile: None,
-            base_images: self.settings.base_images.clone(),
-            build_args: Vec::new(),
-        };
-        plan::detect(dir, &settings)
+        plan::detect(dir, &self.settings.plan_settings(None, Vec::new()))
             .unwrap_or_else(|e| panic!("no plan for {}: {e}", dir.display()))
     }
 
@@ -102,6 +97,15 @@ impl Harness {
         dir: &Path,
         app: &str,
     ) -> anyhow::Result<(Result<BuiltImage, JobError>, Vec<String>)> {
+        self.build_with(dir, app, &[]).await
+    }
+
+    async fn build_with(
+        &self,
+        dir: &Path,
+        app: &str,
+        build_vars: &[(String, String)],
+    ) -> anyhow::Result<(Result<BuiltImage, JobError>, Vec<String>)> {
         let plan = self.plan(dir);
         let (id, logs) = self.deployment().await?;
         let repository = ImageRepository::new(&self.settings.registry.address, "test", app);
@@ -110,7 +114,7 @@ impl Harness {
             plan: &plan,
             repository: &repository,
             deployment_id: id,
-            build_vars: &[],
+            build_vars,
         };
         let result =
             image::build_and_push(&self.settings, &request, &logs, &CancellationToken::new()).await;
@@ -669,5 +673,28 @@ async fn a_push_to_an_unreachable_registry_is_retryable() -> anyhow::Result<()> 
         }
         other => panic!("expected a retryable error, got {other:?}"),
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn build_variables_reach_the_build_and_nothing_else_does() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = TempDir::new("args");
+    let unique = Uuid::new_v4().simple().to_string();
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!(
+            "FROM {}\nARG GREETING\nRUN echo \"greeting=$GREETING {unique}\" && echo \"database=$SLIPWAY_TEST_DATABASE_URL\"\n",
+            h.settings.base_images.debian
+        ),
+    )?;
+    let vars = [("GREETING".to_string(), "hello-from-a-build-var".to_string())];
+    let (result, lines) = h.build_with(&dir.path, "args", &vars).await?;
+    result.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    assert!(
+        lines.contains(&format!("greeting=hello-from-a-build-var {unique}")),
+        "{lines:#?}"
+    );
+    assert!(lines.contains(&"database=".to_string()), "{lines:#?}");
     Ok(())
 }

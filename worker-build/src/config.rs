@@ -209,6 +209,22 @@ impl BuildSettings {
     }
 }
 
+impl BuildSettings {
+    /// What `plan::detect` needs for one app: its Dockerfile path (if it
+    /// names one), the names of its build variables, and these base images.
+    pub fn plan_settings(
+        &self,
+        dockerfile: Option<PathBuf>,
+        build_arg_names: Vec<String>,
+    ) -> crate::plan::PlanSettings {
+        crate::plan::PlanSettings {
+            dockerfile,
+            base_images: self.base_images.clone(),
+            build_args: build_arg_names,
+        }
+    }
+}
+
 fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
