@@ -71,7 +71,10 @@ esac
 # --- packages ---------------------------------------------------------------
 
 install_packages() {
-    local wanted=(podman buildah runc skopeo docker-registry debootstrap curl ca-certificates)
+    # catatonit backs `podman run --init`; the CNI plugins and iptables
+    # publish ports (-p); podman only recommends or suggests them.
+    local wanted=(podman buildah runc skopeo docker-registry debootstrap curl ca-certificates
+        catatonit containernetworking-plugins iptables uidmap)
     local missing=() pkg
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
@@ -83,7 +86,7 @@ install_packages() {
     fi
     log "packages: installing ${missing[*]}"
     apt-get update -qq </dev/null || log "apt-get update failed; trying the install anyway"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >&2
+    apt-get install -y -qq "${missing[@]}" </dev/null >&2
 }
 
 # --- containers.conf ----------------------------------------------------------
