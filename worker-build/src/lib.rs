@@ -2,13 +2,15 @@
 //! and runs the probe job and the build job.
 
 pub mod config;
+pub mod handler;
 pub mod image;
 pub mod plan;
+pub mod reuse;
 pub mod source;
+pub mod target;
 
 use slipway_shared::config::WorkerSettings;
 use slipway_shared::job::Stage;
-use slipway_shared::worker::NotImplemented;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -17,15 +19,11 @@ pub const STAGE: Stage = Stage::Build;
 pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let build = handler::BuildWorkerSettings::from_env()?;
     slipway_shared::worker::run(
         STAGE,
         settings,
-        |runtime| {
-            runtime.with_handler(NotImplemented {
-                kind: "build.v1",
-                what: "Building an image from source",
-            })
-        },
+        |runtime| runtime.with_handler(handler::BuildHandler::new(build)),
         shutdown,
     )
     .await
