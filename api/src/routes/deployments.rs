@@ -150,6 +150,10 @@ struct Detail {
     probe: Option<Value>,
     resolved_commit: Option<String>,
     image_digest: Option<String>,
+    /// `REGISTRY/REPOSITORY@sha256:…`: what a deploy pulls.
+    image_ref: Option<String>,
+    /// The build plan the build stage followed (stack, commands, Containerfile).
+    build_plan: Option<Value>,
     error_code: Option<String>,
     error_message: Option<String>,
     trace_id: String,
@@ -187,7 +191,7 @@ pub async fn get(
 ) -> Result<axum::Json<Value>, ApiError> {
     let detail: Option<Detail> = sqlx::query_as(
         "SELECT d.id, a.name AS app, d.kind, d.state, d.source, d.probe, d.resolved_commit, d.image_digest,
-                d.error_code, d.error_message, d.trace_id, d.created_at, d.updated_at, d.finished_at
+                d.image_ref, d.build_plan, d.error_code, d.error_message, d.trace_id, d.created_at, d.updated_at, d.finished_at
          FROM deployments d LEFT JOIN apps a ON a.id = d.app_id WHERE d.id = $1 AND d.project_id = $2",
     )
     .bind(id)

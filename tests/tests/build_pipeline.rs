@@ -1,0 +1,251 @@
+//! The build stage through the real fleet: the API and worker binaries, a
+//! test-owned git daemon and registry, real buildah. A deployment of a git
+//! ref is built, pushed and recorded (commit, digest, plan); the same commit
+//! again reuses the image without building; a missing ref fails permanently
+//! with a clear message; an uploaded version builds too. The provision stage
+//! is not built yet, so every deployment ends there with `not_implemented`.
+
+mod common;
+
+use anyhow::Context;
+use common::{Fleet, Options};
+use reqwest::Method;
+use serde_json::{json, Value};
+use slipway_testkit::git::{seed_repo, GitDaemon};
+use slipway_testkit::registry::Registry;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use uuid::Uuid;
+
+const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .join("examples")
+        .join(name)
+}
+
+struct BuildFleet {
+    fleet: Fleet,
+    registry: Registry,
+    _dirs: tempfile::TempDir,
+}
+
+async fn start() -> anyhow::Result<BuildFleet> {
+    let registry = Registry::start().await?;
+    let dirs = tempfile::tempdir()?;
+    let build_dir = dirs.path().join("builds");
+    std::fs::create_dir_all(&build_dir)?;
+    let mut env = vec![
+        ("SLIPWAY_REGISTRY", registry.addr().to_string()),
+        ("SLIPWAY_BUILD_DIR", build_dir.display().to_string()),
+        ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
+    ];
+    if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
+        env.push(("CONTAINERS_CONF", conf));
+    }
+    let fleet = Fleet::start(Options {
+        env,
+        ..Options::default()
+    })
+    .await?;
+    Ok(BuildFleet {
+        fleet,
+        registry,
+        _dirs: dirs,
+    })
+}
+
+impl BuildFleet {
+    async fn create_app(&self, body: Value) -> anyhow::Result<()> {
+        let (status, answer) = self
+            .fleet
+            .call(Method::POST, "/v1/apps", Some(body))
+            .await?;
+        anyhow::ensure!(status == 201, "create app: {status} {answer}");
+        Ok(())
+    }
+
+    async fn deploy(&self, app: &str, body: Value) -> anyhow::Result<Uuid> {
+        let (status, answer) = self
+            .fleet
+            .call(
+                Method::POST,
+                &format!("/v1/apps/{app}/deployments"),
+                Some(body),
+            )
+            .await?;
+        anyhow::ensure!(status == 202, "deploy: {status} {answer}");
+        Ok(answer["id"].as_str().context("id")?.parse()?)
+    }
+
+    /// Waits for the deployment to end; returns it with its log lines.
+    async fn finished(&self, id: Uuid) -> anyhow::Result<(Value, Vec<String>)> {
+        let deployment = self
+            .fleet
+            .wait_state(id, common::TERMINAL, BUILD_TIMEOUT)
+            .await?;
+        let (status, logs) = self
+            .fleet
+            .call(
+                Method::GET,
+                &format!("/v1/deployments/{id}/logs?limit=1000"),
+                None,
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "logs: {status} {logs}");
+        let lines = logs["lines"]
+            .as_array()
+            .context("lines")?
+            .iter()
+            .filter_map(|l| l["line"].as_str().map(str::to_owned))
+            .collect();
+        Ok((deployment, lines))
+    }
+}
+
+fn went_through_built(deployment: &Value) -> bool {
+    common::states(deployment).iter().any(|s| s == "built")
+}
+
+/// The one honest end of a deployment until provisioning lands.
+fn assert_stopped_at_provision(deployment: &Value, logs: &[String]) {
+    assert_eq!(
+        deployment["error_code"],
+        "not_implemented",
+        "{deployment:#}\n{}",
+        logs.join("\n")
+    );
+    assert!(went_through_built(deployment), "{deployment:#}");
+}
+
+#[tokio::test]
+async fn a_git_ref_is_built_pushed_and_recorded_and_the_same_commit_is_not_rebuilt(
+) -> anyhow::Result<()> {
+    let build = start().await?;
+    let repos = tempfile::tempdir()?;
+    let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+    let daemon = GitDaemon::start(repos.path())?;
+    build
+        .create_app(json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main"}))
+        .await?;
+
+    let first = build.deploy("site", json!({})).await?;
+    let (deployment, logs) = build.finished(first).await?;
+    assert_stopped_at_provision(&deployment, &logs);
+    assert_eq!(deployment["resolved_commit"], repo.main.as_str());
+    let digest = deployment["image_digest"].as_str().unwrap_or_default();
+    assert!(digest.starts_with("sha256:"), "{deployment:#}");
+    let reference = deployment["image_ref"].as_str().unwrap_or_default();
+    assert!(
+        reference.starts_with(build.registry.addr()) && reference.ends_with(digest),
+        "{reference}"
+    );
+    assert_eq!(
+        deployment["build_plan"]["stack"], "static",
+        "{deployment:#}"
+    );
+    let text = logs.join("\n");
+    assert!(
+        text.contains(&format!("resolved to commit {}", repo.main)),
+        "{text}"
+    );
+    assert!(
+        text.contains("STEP"),
+        "the build's own output is in the logs:\n{text}"
+    );
+
+    let again = build.deploy("site", json!({})).await?;
+    let (deployment, logs) = build.finished(again).await?;
+    assert_stopped_at_provision(&deployment, &logs);
+    assert_eq!(deployment["image_digest"].as_str(), Some(digest));
+    let text = logs.join("\n");
+    assert!(text.contains("without building"), "{text}");
+    assert!(!text.contains("STEP"), "nothing was built:\n{text}");
+
+    // A new commit on the branch is a new build.
+    let changed = repo.push_change("main", "index.html", "<h1>changed</h1>\n")?;
+    let third = build.deploy("site", json!({})).await?;
+    let (deployment, logs) = build.finished(third).await?;
+    assert_stopped_at_provision(&deployment, &logs);
+    assert_eq!(deployment["resolved_commit"], changed.as_str());
+    assert_ne!(deployment["image_digest"].as_str(), Some(digest));
+
+    build.fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_ref_fails_permanently_naming_the_ref() -> anyhow::Result<()> {
+    let build = start().await?;
+    let repos = tempfile::tempdir()?;
+    seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+    let daemon = GitDaemon::start(repos.path())?;
+    build
+        .create_app(json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main"}))
+        .await?;
+
+    let id = build
+        .deploy("site", json!({"git_ref": "no-such-branch"}))
+        .await?;
+    let (deployment, logs) = build.finished(id).await?;
+    assert_eq!(deployment["state"], "failed");
+    assert_eq!(deployment["error_code"], "ref_not_found", "{deployment:#}");
+    let message = deployment["error_message"].as_str().unwrap_or_default();
+    assert!(message.contains("no-such-branch"), "{message}");
+    assert!(!went_through_built(&deployment));
+    // Permanent: one attempt, no retries.
+    let attempts = deployment["attempts"].as_array().context("attempts")?;
+    assert_eq!(attempts.len(), 1, "{deployment:#}\n{}", logs.join("\n"));
+
+    build.fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_uploaded_version_is_built() -> anyhow::Result<()> {
+    let build = start().await?;
+    build.create_app(json!({"name": "upload"})).await?;
+    let archive = tar_gz(&example("static-site"))?;
+    let answer = build
+        .fleet
+        .client
+        .post(format!("{}/v1/apps/upload/versions", build.fleet.api_url))
+        .bearer_auth(&build.fleet.token)
+        .header("content-type", "application/gzip")
+        .body(archive)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        answer.status().as_u16() == 201,
+        "upload: {}",
+        answer.status()
+    );
+    let version: Value = answer.json().await?;
+    let version_id = version["id"].as_str().context("version id")?;
+
+    let id = build
+        .deploy("upload", json!({"version": version_id}))
+        .await?;
+    let (deployment, logs) = build.finished(id).await?;
+    assert_stopped_at_provision(&deployment, &logs);
+    assert!(deployment["image_digest"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("sha256:")));
+    assert_eq!(deployment["resolved_commit"], Value::Null);
+
+    build.fleet.stop().await;
+    Ok(())
+}
+
+fn tar_gz(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let output = std::process::Command::new("tar")
+        .args(["-czf", "-", "-C"])
+        .arg(dir)
+        .arg(".")
+        .output()?;
+    anyhow::ensure!(output.status.success(), "tar failed");
+    Ok(output.stdout)
+}
