@@ -70,6 +70,7 @@ impl Env {
             common: self.common(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             concurrency,
+            prefetch: concurrency,
             worker_id: worker_id.to_owned(),
             heartbeat_interval: Duration::from_secs(2),
             lease_timeout: Duration::from_secs(12),

@@ -1,8 +1,9 @@
 //! `queue`: how fast jobs go through the real path — a transaction per job
 //! calling `deployments::create` (deployment, event, job and outbox row),
 //! the runtime's own outbox relay publishing with confirms, and one
-//! in-process `Runtime` for the build stage (prefetch = concurrency = 64)
-//! claiming, running a do-nothing `probe.v1` handler and committing the
+//! in-process `Runtime` for the build stage (prefetch 64, concurrency 256:
+//! a delivery is acked once claimed, so prefetch bounds only unclaimed
+//! deliveries while concurrency bounds running jobs) claiming, running a do-nothing `probe.v1` handler and committing the
 //! outcome (which also creates the provision job; its queue is declared so
 //! the relay can route it, and nobody consumes it). Compared, on the same
 //! broker and in the same run, with a bare lapin loop on a fresh quorum
@@ -31,6 +32,10 @@ use uuid::Uuid;
 const JOBS: usize = 20_000;
 const ENQUEUERS: usize = 16;
 const PREFETCH: u16 = 64;
+/// Jobs the runtime runs at once. Each job waits for three batched commits
+/// (claim, log flush, outcome), so with do-nothing jobs throughput is
+/// concurrency / cycle time; a worker with cheap jobs is configured so.
+const CONCURRENCY: u16 = 256;
 const CONFIRM_WINDOW: usize = 256;
 const LATENCY_RATE: u64 = 20;
 const LATENCY_SECONDS: u64 = 15;
@@ -73,8 +78,9 @@ async fn measure(env: &mut Env) -> anyhow::Result<Value> {
     let project = harness::create_project(&env.db.pool).await?;
     let enqueue_pool = harness::pool(env, ENQUEUERS as u32 + 1).await?;
 
-    let settings = env.worker_settings("bench-queue", PREFETCH);
-    let pool = slipway_shared::db::pool(&settings.common.database_url, u32::from(PREFETCH) + 6)?;
+    let mut settings = env.worker_settings("bench-queue", CONCURRENCY);
+    settings.prefetch = PREFETCH;
+    let pool = slipway_shared::db::pool(&settings.common.database_url, 64 + 6)?;
     let sink_stop = CancellationToken::new();
     let (logs, sink_task) = LogSink::start(pool.clone(), LOG_FLUSH_INTERVAL, sink_stop.clone());
     let started: Clock = Arc::default();
@@ -118,6 +124,7 @@ async fn measure(env: &mut Env) -> anyhow::Result<Value> {
         "scenario": "queue",
         "jobs": JOBS,
         "prefetch": PREFETCH,
+        "concurrency": CONCURRENCY,
         "enqueuers": ENQUEUERS,
         "relays": 1,
         "relay": "the runtime's own (no API relay)",

@@ -76,8 +76,12 @@ impl CommonSettings {
 pub struct WorkerSettings {
     pub common: CommonSettings,
     pub metrics_addr: SocketAddr,
-    /// Jobs this process runs at once; also its AMQP prefetch.
+    /// Jobs this process runs at once.
     pub concurrency: u16,
+    /// Deliveries the broker may send ahead of their claim. A delivery is
+    /// acked once its claim commits, so this bounds only deliveries waiting
+    /// to be claimed, not running jobs; it defaults to `concurrency`.
+    pub prefetch: u16,
     pub worker_id: String,
     pub heartbeat_interval: Duration,
     /// A running job whose heartbeat is older than this is taken back by the sweeper.
@@ -143,6 +147,7 @@ impl WorkerSettings {
                 str::parse,
             )?,
             concurrency,
+            prefetch: parsed("SLIPWAY_PREFETCH", concurrency, str::parse)?,
             worker_id: raw("SLIPWAY_WORKER_ID").unwrap_or_else(default_worker_id),
             heartbeat_interval,
             lease_timeout,

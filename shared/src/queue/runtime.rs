@@ -187,7 +187,7 @@ impl Runtime {
         .await?;
         // A new channel after every reconnect, so prefetch is applied again.
         channel
-            .basic_qos(self.settings.concurrency, BasicQosOptions::default())
+            .basic_qos(self.settings.prefetch.max(1), BasicQosOptions::default())
             .await?;
         let publisher = connection.create_channel().await?;
         publisher
@@ -227,7 +227,7 @@ impl Runtime {
                 FieldTable::default(),
             )
             .await?;
-        tracing::info!(%queue, prefetch = self.settings.concurrency, "consuming");
+        tracing::info!(%queue, prefetch = self.settings.prefetch, concurrency = self.settings.concurrency, "consuming");
         let intake = TaskTracker::new();
         loop {
             tokio::select! {
