@@ -72,9 +72,10 @@ esac
 
 install_packages() {
     # catatonit backs `podman run --init`; the CNI plugins and iptables
-    # publish ports (-p); podman only recommends or suggests them.
+    # publish ports (-p); podman only recommends or suggests them. git and
+    # openssh (client and server) fetch sources, deploy keys included.
     local wanted=(podman buildah runc skopeo docker-registry debootstrap curl ca-certificates
-        catatonit containernetworking-plugins iptables uidmap)
+        catatonit containernetworking-plugins iptables uidmap git openssh-client openssh-server)
     local missing=() pkg
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run Slipway's main job on this host (see README):
-#   backing services -> release build -> api + 3 workers -> a probe through the
-#   fleet -> deploy the example app examples/static-site.
+#   backing services -> build tools, registry and base images -> release
+#   build -> api + 3 workers -> a probe through the fleet -> deploy the
+#   example app examples/static-site (a git repository made from it under
+#   .slipway/run/, fetched by the build worker over file://).
 #
 # State (gitignored): .slipway/run/
 #   env            SLIPWAY_ADMIN_TOKEN, SLIPWAY_SECRET_KEY (generated once, mode 600)
@@ -289,6 +291,11 @@ else
     bash scripts/services.sh
 fi
 
+step "build tools, registry and base images"
+bash scripts/build-tools.sh --env-file .slipway/build-tools.env
+# shellcheck disable=SC1091 # CONTAINERS_CONF, SLIPWAY_REGISTRY, base images
+. .slipway/build-tools.env
+
 step "release build"
 cargo build --release --bins \
     -p slipway-api -p slipway-worker-build -p slipway-worker-provision -p slipway-worker-deploy
@@ -339,7 +346,8 @@ for w in "${WORKERS[@]}"; do
         SLIPWAY_AMQP_URL="$AMQP_URL" \
         SLIPWAY_SECRET_KEY="$SLIPWAY_SECRET_KEY" \
         SLIPWAY_METRICS_ADDR="${METRICS_ADDR[$w]}" \
-        SLIPWAY_CONCURRENCY="$CONCURRENCY"
+        SLIPWAY_CONCURRENCY="$CONCURRENCY" \
+        SLIPWAY_ALLOW_FILE_SOURCES=true
 done
 
 log "waiting for $API/readyz (up to ${TIMEOUT}s)"
@@ -436,12 +444,32 @@ else
 fi
 
 step "example app '$APP_NAME' (examples/static-site)"
+# The example becomes a git repository of its own with a fixed author date,
+# so every run has the same commit and a second run reuses its image.
+EXAMPLE_REPO="$ROOT/$STATE_DIR/example-repo"
+rm -rf "$EXAMPLE_REPO"
+cp -r examples/static-site "$EXAMPLE_REPO"
+(
+    cd "$EXAMPLE_REPO"
+    export GIT_AUTHOR_NAME=slipway GIT_AUTHOR_EMAIL=slipway@localhost
+    export GIT_COMMITTER_NAME=slipway GIT_COMMITTER_EMAIL=slipway@localhost
+    export GIT_AUTHOR_DATE=2026-01-01T00:00:00Z GIT_COMMITTER_DATE=2026-01-01T00:00:00Z
+    git init -q -b main . && git add -A && git commit -qm "static-site example"
+)
+log "example repository file://$EXAMPLE_REPO at $(git -C "$EXAMPLE_REPO" rev-parse HEAD)"
 DEPLOY_FINAL=""
 api POST /v1/apps "$PROJECT_TOKEN" \
-    "$(json_body name "$APP_NAME" git_url "file://$ROOT/examples/static-site" git_ref HEAD)"
+    "$(json_body name "$APP_NAME" git_url "file://$EXAMPLE_REPO" git_ref main)"
 case "$HTTP_STATUS" in
 200 | 201) log "created app $APP_NAME" ;;
-409) log "reusing app $APP_NAME" ;;
+409)
+    # The app of an earlier run: point it at this run's repository.
+    api PATCH "/v1/apps/$APP_NAME" "$PROJECT_TOKEN" \
+        "$(json_body git_url "file://$EXAMPLE_REPO" git_ref main)"
+    [ "$HTTP_STATUS" = 200 ] || api_fail "PATCH /v1/apps/$APP_NAME"
+    HTTP_STATUS=409
+    log "reusing app $APP_NAME"
+    ;;
 *) api_fail "POST /v1/apps" ;;
 esac
 if [ "$HTTP_STATUS" = 200 ] || [ "$HTTP_STATUS" = 201 ] || [ "$HTTP_STATUS" = 409 ]; then
@@ -474,6 +502,8 @@ failed | cancelled | superseded)
     code=$(json_str error_code <<<"$DEPLOY_JSON")
     msg=$(json_str error_message <<<"$DEPLOY_JSON")
     log "deployment ended '$DEPLOY_FINAL'${code:+ (error_code $code)}"
+    image=$(json_str image_ref <<<"$DEPLOY_JSON")
+    [ -z "$image" ] || log "built image: $image (commit $(json_str resolved_commit <<<"$DEPLOY_JSON"))"
     msg=${msg%.}
     printf 'The pipeline stops at %s: %s.\n' "${stage:-${DEPLOY_FINAL}}" "${msg:-${code:-$DEPLOY_FINAL}}"
     ;;

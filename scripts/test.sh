@@ -26,7 +26,7 @@ OWN_BROKER=0
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 TEST_THREADS="${SLIPWAY_TEST_THREADS:-2}"
 
-STEPS=7
+STEPS=8
 step_no=0
 failed=()
 passed=()
