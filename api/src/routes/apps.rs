@@ -244,6 +244,15 @@ pub async fn read(
     app["secrets"] = Value::Object(secrets);
     app["git_credential"] = credentials::view(credential.as_deref());
     app["webhook"] = json!({"secret_set": webhook});
+    let live: Option<Value> = sqlx::query_scalar(
+        "SELECT json_build_object('release', id, 'deployment', deployment_id, 'image_ref', image_ref,
+                                  'url', url, 'live_at', live_at)
+         FROM releases WHERE app_id = $1 AND state = 'live'",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    app["live"] = live.unwrap_or(Value::Null);
     Ok(app)
 }
 

@@ -154,6 +154,8 @@ struct Detail {
     image_ref: Option<String>,
     /// The build plan the build stage followed (stack, commands, Containerfile).
     build_plan: Option<Value>,
+    /// Where the deployment's release answers, once it went live.
+    url: Option<String>,
     error_code: Option<String>,
     error_message: Option<String>,
     trace_id: String,
@@ -191,7 +193,8 @@ pub async fn get(
 ) -> Result<axum::Json<Value>, ApiError> {
     let detail: Option<Detail> = sqlx::query_as(
         "SELECT d.id, a.name AS app, d.kind, d.state, d.source, d.probe, d.resolved_commit, d.image_digest,
-                d.image_ref, d.build_plan, d.error_code, d.error_message, d.trace_id, d.created_at, d.updated_at, d.finished_at
+                d.image_ref, d.build_plan, (SELECT url FROM releases WHERE deployment_id = d.id) AS url,
+                d.error_code, d.error_message, d.trace_id, d.created_at, d.updated_at, d.finished_at
          FROM deployments d LEFT JOIN apps a ON a.id = d.app_id WHERE d.id = $1 AND d.project_id = $2",
     )
     .bind(id)
