@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod job;
+pub mod local_target;
 pub mod logsink;
 pub mod metrics;
 pub mod probe;

@@ -1,9 +1,10 @@
 //! The provision worker: consumes the `provision` stage queue with the shared runtime
 //! and runs the probe job and the provision job.
 
+pub mod local;
+
 use slipway_shared::config::WorkerSettings;
 use slipway_shared::job::Stage;
-use slipway_shared::worker::NotImplemented;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -12,15 +13,11 @@ pub const STAGE: Stage = Stage::Provision;
 pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let target = slipway_shared::local_target::LocalTarget::from_env()?;
     slipway_shared::worker::run(
         STAGE,
         settings,
-        |runtime| {
-            runtime.with_handler(NotImplemented {
-                kind: "provision.v1",
-                what: "Provisioning a target",
-            })
-        },
+        |runtime| runtime.with_handler(local::LocalProvision::new(target)),
         shutdown,
     )
     .await

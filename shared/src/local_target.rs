@@ -1,0 +1,114 @@
+//! The `local` target: the container engine and Caddy on the Slipway host.
+//! Its settings are read by the provision worker (which checks them) and the
+//! deploy worker (which uses them).
+
+use crate::config::ConfigError;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct LocalTarget {
+    /// Caddy's admin API, e.g. `http://127.0.0.1:2019`.
+    pub caddy_admin: String,
+    /// The Caddy server (under `apps.http.servers`) that routes apps.
+    pub caddy_server: String,
+    /// Where that server listens, e.g. `127.0.0.1:8088`.
+    pub caddy_http_addr: String,
+    /// Apps answer at `APP.PROJECT.BASE_DOMAIN`.
+    pub base_domain: String,
+    /// The registry images are pulled from (`host:port`), and whether to
+    /// verify its TLS (off for a loopback registry).
+    pub registry: String,
+    pub registry_tls_verify: bool,
+    /// `CONTAINERS_CONF` for podman.
+    pub containers_conf: Option<PathBuf>,
+}
+
+impl LocalTarget {
+    /// `SLIPWAY_CADDY_ADMIN` (`http://127.0.0.1:2019`), `SLIPWAY_CADDY_SERVER`
+    /// (`slipway`), `SLIPWAY_CADDY_HTTP_ADDR` (`127.0.0.1:8088`),
+    /// `SLIPWAY_BASE_DOMAIN` (`localhost`), `SLIPWAY_REGISTRY`
+    /// (`127.0.0.1:5000`), `SLIPWAY_REGISTRY_TLS_VERIFY` (false on loopback),
+    /// `SLIPWAY_CONTAINERS_CONF` or `CONTAINERS_CONF`.
+    pub fn from_env() -> Result<LocalTarget, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<LocalTarget, ConfigError> {
+        let get = |name: &str, default: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let registry = get("SLIPWAY_REGISTRY", "127.0.0.1:5000");
+        let loopback = registry.starts_with("127.") || registry.starts_with("localhost");
+        let registry_tls_verify = match lookup("SLIPWAY_REGISTRY_TLS_VERIFY")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("") => !loopback,
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "SLIPWAY_REGISTRY_TLS_VERIFY",
+                    value: other.to_owned(),
+                    reason: "must be true or false".into(),
+                })
+            }
+        };
+        let caddy_admin = get("SLIPWAY_CADDY_ADMIN", "http://127.0.0.1:2019");
+        let caddy_admin = if caddy_admin.contains("://") {
+            caddy_admin
+        } else {
+            format!("http://{caddy_admin}")
+        };
+        Ok(LocalTarget {
+            caddy_admin: caddy_admin.trim_end_matches('/').to_owned(),
+            caddy_server: get("SLIPWAY_CADDY_SERVER", "slipway"),
+            caddy_http_addr: get("SLIPWAY_CADDY_HTTP_ADDR", "127.0.0.1:8088"),
+            base_domain: get("SLIPWAY_BASE_DOMAIN", "localhost"),
+            registry,
+            registry_tls_verify,
+            containers_conf: lookup("SLIPWAY_CONTAINERS_CONF")
+                .or_else(|| lookup("CONTAINERS_CONF"))
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from),
+        })
+    }
+
+    /// The URL an app answers at through this target's Caddy.
+    pub fn app_url(&self, host: &str) -> String {
+        let port = self
+            .caddy_http_addr
+            .rsplit_once(':')
+            .map_or("80", |(_, p)| p);
+        if port == "80" {
+            format!("http://{host}/")
+        } else {
+            format!("http://{host}:{port}/")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LocalTarget;
+
+    #[test]
+    fn defaults_and_urls() {
+        let target = LocalTarget::from_lookup(|_| None).expect("defaults are valid");
+        assert_eq!(target.caddy_admin, "http://127.0.0.1:2019");
+        assert!(!target.registry_tls_verify);
+        assert_eq!(
+            target.app_url("web.demo.localhost"),
+            "http://web.demo.localhost:8088/"
+        );
+        let bad = LocalTarget::from_lookup(|n| {
+            (n == "SLIPWAY_REGISTRY_TLS_VERIFY").then(|| "maybe".into())
+        });
+        assert!(bad.is_err());
+    }
+}
