@@ -206,6 +206,21 @@ impl ApiSettings {
     }
 }
 
+/// `SLIPWAY_SECRET_KEY` for a worker, which needs it only to open what the
+/// API sealed (git credentials, secret env vars): `None` when unset.
+pub fn worker_secret_box() -> Result<Option<crate::secrets::SecretBox>, ConfigError> {
+    let Some(key) = raw("SLIPWAY_SECRET_KEY").filter(|k| !k.trim().is_empty()) else {
+        return Ok(None);
+    };
+    crate::secrets::SecretBox::from_hex(&key.trim().to_owned().into())
+        .map(Some)
+        .map_err(|_| ConfigError::Invalid {
+            name: "SLIPWAY_SECRET_KEY",
+            value: "<hidden>".into(),
+            reason: "must be 64 hex characters (32 bytes)".into(),
+        })
+}
+
 /// Limits on uploaded source archives: the API checks them at upload, the
 /// build worker again when it unpacks.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,113 @@
+//! Release rows: the one a deploy starts (its id is its deployment's, so a
+//! re-run attempt finds what a crashed one started), the one serving the
+//! app, and the switch between them committed with the job's outcome.
+
+use async_trait::async_trait;
+use slipway_shared::job::{Effect, JobError, JobInfo};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Release {
+    pub id: Uuid,
+    pub deployment_id: Uuid,
+    pub image_ref: String,
+    pub container_name: String,
+    pub host_port: Option<i32>,
+    pub state: String,
+}
+
+fn database(error: sqlx::Error) -> JobError {
+    JobError::Retryable(format!("database: {error}"))
+}
+
+/// The deployment's release, created on its first attempt.
+pub async fn start(
+    pool: &PgPool,
+    app_id: Uuid,
+    deployment_id: Uuid,
+    image_ref: &str,
+    container_name: &str,
+) -> Result<Release, JobError> {
+    sqlx::query(
+        "INSERT INTO releases (id, app_id, deployment_id, image_ref, container_name, state)
+         VALUES ($1, $2, $1, $3, $4, 'starting') ON CONFLICT (deployment_id) DO NOTHING",
+    )
+    .bind(deployment_id)
+    .bind(app_id)
+    .bind(image_ref)
+    .bind(container_name)
+    .execute(pool)
+    .await
+    .map_err(database)?;
+    sqlx::query_as(
+        "SELECT id, deployment_id, image_ref, container_name, host_port, state FROM releases
+         WHERE deployment_id = $1",
+    )
+    .bind(deployment_id)
+    .fetch_one(pool)
+    .await
+    .map_err(database)
+}
+
+pub async fn set_port(pool: &PgPool, release_id: Uuid, port: u16) -> Result<(), JobError> {
+    sqlx::query("UPDATE releases SET host_port = $2 WHERE id = $1")
+        .bind(release_id)
+        .bind(i32::from(port))
+        .execute(pool)
+        .await
+        .map_err(database)?;
+    Ok(())
+}
+
+pub async fn mark_failed(pool: &PgPool, release_id: Uuid) -> Result<(), JobError> {
+    sqlx::query(
+        "UPDATE releases SET state = 'failed', stopped_at = now() WHERE id = $1 AND state = 'starting'",
+    )
+    .bind(release_id)
+    .execute(pool)
+    .await
+    .map_err(database)?;
+    Ok(())
+}
+
+/// The release serving the app, other than `except`.
+pub async fn live(pool: &PgPool, app_id: Uuid, except: Uuid) -> Result<Option<Release>, JobError> {
+    sqlx::query_as(
+        "SELECT id, deployment_id, image_ref, container_name, host_port, state FROM releases
+         WHERE app_id = $1 AND state = 'live' AND id <> $2",
+    )
+    .bind(app_id)
+    .bind(except)
+    .fetch_optional(pool)
+    .await
+    .map_err(database)
+}
+
+/// Makes `release` the app's serving release and the one it replaced
+/// stopped, in the transaction of the job's outcome.
+pub struct MarkLive {
+    pub app_id: Uuid,
+    pub release_id: Uuid,
+    pub url: String,
+}
+
+#[async_trait]
+impl Effect for MarkLive {
+    async fn apply(&self, conn: &mut PgConnection, _job: &JobInfo) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE releases SET state = 'stopped', stopped_at = now()
+             WHERE app_id = $1 AND state = 'live' AND id <> $2",
+        )
+        .bind(self.app_id)
+        .bind(self.release_id)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("UPDATE releases SET state = 'live', live_at = now(), url = $2 WHERE id = $1")
+            .bind(self.release_id)
+            .bind(&self.url)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! What a deploy is for: the deployment's image, its app and project, the
+//! app's runtime settings and its environment (secrets opened here, only
+//! to be handed to the container).
+
+use secrecy::ExposeSecret;
+use slipway_shared::job::JobError;
+use slipway_shared::secrets::SecretBox;
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub struct DeployTarget {
+    pub app_id: Uuid,
+    pub app: String,
+    pub project: String,
+    pub image_ref: String,
+    pub runtime: RuntimeSettings,
+    /// The container's environment: plain and secret variables.
+    pub env: Vec<(String, String)>,
+    /// Secret values, for redaction of log lines that echo them.
+    pub secret_values: Vec<String>,
+}
+
+/// The app's `runtime` settings, with defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeSettings {
+    /// The port the app listens on inside the container (given as `$PORT`).
+    pub port: u16,
+    pub health_path: String,
+    pub health_interval: Duration,
+    pub health_timeout: Duration,
+    pub health_attempts: u32,
+    /// Memory limit in the engine's format (`512m`), if any.
+    pub memory: Option<String>,
+    /// CPUs (`0.5`), if any.
+    pub cpus: Option<String>,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            port: 8080,
+            health_path: "/healthz".into(),
+            health_interval: Duration::from_millis(250),
+            health_timeout: Duration::from_secs(2),
+            health_attempts: 60,
+            memory: None,
+            cpus: None,
+        }
+    }
+}
+
+fn invalid(message: String) -> JobError {
+    JobError::permanent("invalid_runtime_settings", message)
+}
+
+impl RuntimeSettings {
+    /// Reads `port`, `health_path`, `health_interval_ms`, `health_timeout_ms`,
+    /// `health_attempts`, `memory`, `cpus`; anything else is ignored.
+    pub fn parse(value: &serde_json::Value) -> Result<RuntimeSettings, JobError> {
+        let mut settings = RuntimeSettings::default();
+        let number = |key: &str| -> Result<Option<u64>, JobError> {
+            match value.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                    invalid(format!("runtime.{key} must be a whole number, not {v}"))
+                }),
+            }
+        };
+        let text = |key: &str| -> Result<Option<String>, JobError> {
+            match value.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+                Some(v) => Err(invalid(format!("runtime.{key} must be a string, not {v}"))),
+            }
+        };
+        if let Some(port) = number("port")? {
+            settings.port = u16::try_from(port)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| invalid(format!("runtime.port {port} is not a port")))?;
+        }
+        if let Some(path) = text("health_path")? {
+            if !path.starts_with('/') {
+                return Err(invalid(format!(
+                    "runtime.health_path {path:?} must start with /"
+                )));
+            }
+            settings.health_path = path;
+        }
+        if let Some(ms) = number("health_interval_ms")? {
+            settings.health_interval = Duration::from_millis(ms.max(10));
+        }
+        if let Some(ms) = number("health_timeout_ms")? {
+            settings.health_timeout = Duration::from_millis(ms.max(10));
+        }
+        if let Some(n) = number("health_attempts")? {
+            settings.health_attempts = u32::try_from(n.clamp(1, 10_000)).unwrap_or(10_000);
+        }
+        settings.memory = text("memory")?;
+        settings.cpus = text("cpus")?;
+        Ok(settings)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    app_id: Option<Uuid>,
+    app: Option<String>,
+    project: String,
+    image_ref: Option<String>,
+    runtime_settings: Option<serde_json::Value>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EnvRow {
+    key: String,
+    secret: bool,
+    value_plain: Option<String>,
+    value_sealed: Option<Vec<u8>>,
+}
+
+fn database(error: sqlx::Error) -> JobError {
+    JobError::Retryable(format!("database: {error}"))
+}
+
+impl DeployTarget {
+    pub async fn load(
+        pool: &PgPool,
+        deployment_id: Uuid,
+        secrets: Option<&SecretBox>,
+    ) -> Result<DeployTarget, JobError> {
+        let row: Option<TargetRow> = sqlx::query_as(
+            "SELECT d.app_id, a.name AS app, p.name AS project, d.image_ref, a.runtime_settings
+             FROM deployments d JOIN projects p ON p.id = d.project_id
+             LEFT JOIN apps a ON a.id = d.app_id WHERE d.id = $1",
+        )
+        .bind(deployment_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(database)?;
+        let Some(TargetRow {
+            app_id: Some(app_id),
+            app: Some(app),
+            project,
+            image_ref,
+            runtime_settings,
+        }) = row
+        else {
+            return Err(JobError::permanent(
+                "app_not_found",
+                "the deployment's app no longer exists",
+            ));
+        };
+        let image_ref = image_ref.ok_or_else(|| {
+            JobError::permanent(
+                "no_image",
+                "the build stage recorded no image for this deployment",
+            )
+        })?;
+        let runtime = RuntimeSettings::parse(&runtime_settings.unwrap_or_default())?;
+        let vars: Vec<EnvRow> = sqlx::query_as(
+            "SELECT key, secret, value_plain, value_sealed FROM app_env_vars WHERE app_id = $1 ORDER BY key",
+        )
+        .bind(app_id)
+        .fetch_all(pool)
+        .await
+        .map_err(database)?;
+        let mut env = Vec::with_capacity(vars.len());
+        let mut secret_values = Vec::new();
+        for EnvRow {
+            key,
+            secret,
+            value_plain: plain,
+            value_sealed: sealed,
+        } in vars
+        {
+            if !secret {
+                env.push((key, plain.unwrap_or_default()));
+                continue;
+            }
+            let secrets = secrets.ok_or_else(|| {
+                JobError::permanent(
+                    "secret_key_missing",
+                    "the app has secret variables but this deploy worker has no SLIPWAY_SECRET_KEY",
+                )
+            })?;
+            let value = secrets.open(&sealed.unwrap_or_default()).map_err(|e| {
+                JobError::permanent("secret_unreadable", format!("secret {key}: {e}"))
+            })?;
+            secret_values.push(value.expose_secret().to_owned());
+            env.push((key, value.expose_secret().to_owned()));
+        }
+        Ok(DeployTarget {
+            app_id,
+            app,
+            project,
+            image_ref,
+            runtime,
+            env,
+            secret_values,
+        })
+    }
+
+    /// The app's host name: `APP.PROJECT.BASE_DOMAIN`.
+    pub fn host(&self, base_domain: &str) -> String {
+        format!("{}.{}.{}", self.app, self.project, base_domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn runtime_settings_have_defaults_and_refuse_nonsense() {
+        assert_eq!(
+            RuntimeSettings::parse(&json!({})).ok(),
+            Some(RuntimeSettings::default())
+        );
+        let custom =
+            RuntimeSettings::parse(&json!({"port": 3000, "health_path": "/up", "memory": "256m"}))
+                .ok()
+                .unwrap_or_default();
+        assert_eq!((custom.port, custom.health_path.as_str()), (3000, "/up"));
+        assert_eq!(custom.memory.as_deref(), Some("256m"));
+        for bad in [
+            json!({"port": 0}),
+            json!({"port": 70000}),
+            json!({"health_path": "up"}),
+            json!({"port": "x"}),
+        ] {
+            assert!(
+                matches!(RuntimeSettings::parse(&bad), Err(JobError::Permanent { ref code, .. }) if code == "invalid_runtime_settings"),
+                "{bad}"
+            );
+        }
+    }
+}
