@@ -27,6 +27,10 @@ pub struct RunningJob {
     pub lease_token: i64,
     pub cancel: CancellationToken,
     reason: Arc<Mutex<Option<StopReason>>>,
+    /// Set once the handler returned and its outcome is being committed:
+    /// the lease is still renewed, but a lease seen gone now only means the
+    /// outcome landed (or was fenced out, which the commit reports).
+    committing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RunningJob {
@@ -41,6 +45,15 @@ impl RunningJob {
 
     pub fn reason(&self) -> Option<StopReason> {
         *self.reason.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_committing(&self) {
+        self.committing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_committing(&self) -> bool {
+        self.committing.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -57,6 +70,7 @@ impl Registry {
             lease_token,
             cancel: CancellationToken::new(),
             reason: Arc::default(),
+            committing: Arc::default(),
         };
         self.lock().insert(job_id, job.clone());
         job

@@ -397,6 +397,7 @@ impl Runtime {
         if let Some((outcome, effects)) = outcome {
             ctx.logs.info(describe(&outcome)).await;
             ctx.logs.flush().await;
+            running.set_committing();
             self.commit(&ctx.info, &outcome, &Arc::new(effects)).await;
             record_metrics(stage, &outcome);
         } else {
@@ -530,12 +531,14 @@ impl Runtime {
             let alive = renew_leases(&self.pool, &ids, &tokens).await;
             match alive {
                 Ok(alive) => {
-                    // A job may have committed its outcome (and left the
-                    // registry) since the snapshot; only jobs still here lost their lease.
+                    // A job may have committed its outcome since the
+                    // snapshot; only jobs still running their handler lost
+                    // their lease.
                     let still_running: Vec<_> = self
                         .registry
                         .snapshot()
                         .into_iter()
+                        .filter(|(_, job)| !job.is_committing())
                         .map(|(id, _)| id)
                         .collect();
                     for (id, job) in running
