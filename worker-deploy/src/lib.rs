@@ -1,6 +1,10 @@
 //! The deploy worker: consumes the `deploy` stage queue with the shared runtime
 //! and runs the probe job and the deploy job.
 
+pub mod caddy;
+pub mod engine;
+pub mod health;
+
 use slipway_shared::config::WorkerSettings;
 use slipway_shared::job::Stage;
 use slipway_shared::worker::NotImplemented;

@@ -1,0 +1,598 @@
+//! Driving the container engine (podman's CLI) for an app's releases: pull
+//! an image by digest, run a release on a fresh loopback port, stop, remove,
+//! inspect, tail its logs and list what runs under a label.
+//!
+//! Commands go through a [`Host`], so that an `ssh` target can run the very
+//! same engine commands on another server later; only [`Host::Local`] exists
+//! today. Every command has a time limit and a clean environment (only
+//! `CONTAINERS_CONF` of the platform's own variables reaches podman).
+//!
+//! An app's environment reaches podman as `--env NAME` with the value in
+//! podman's own environment, never in its argv, so secrets do not show up in
+//! `ps` or in error messages.
+
+use serde::Deserialize;
+use slipway_shared::job::JobError;
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Label holding the app id on every release container.
+pub const LABEL_APP: &str = "io.slipway.app";
+/// Label holding the release id on every release container.
+pub const LABEL_RELEASE: &str = "io.slipway.release";
+/// The port an app listens on inside its container unless it says otherwise.
+pub const DEFAULT_CONTAINER_PORT: u16 = 8080;
+
+const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// A port picked by the bind probe can be taken before podman binds it.
+const PORT_ATTEMPTS: usize = 3;
+/// Names podman itself needs from its environment; an app variable with
+/// such a name goes into the argv instead of podman's environment.
+const RESERVED_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "CONTAINERS_CONF", "TMPDIR"];
+
+/// Where the engine runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// The Slipway host itself.
+    Local,
+}
+
+impl Host {
+    /// The command that runs `program` with `args` and extra environment
+    /// `env` on this host.
+    fn command(
+        &self,
+        program: &str,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> tokio::process::Command {
+        match self {
+            Host::Local => {
+                let mut command = slipway_shared::process::clean_command(program);
+                command.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+                command
+            }
+        }
+    }
+}
+
+/// One container engine on one host.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    host: Host,
+    program: String,
+    containers_conf: Option<PathBuf>,
+}
+
+/// What to run for one release.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    /// Container name, unique on the host.
+    pub name: String,
+    /// `REGISTRY/REPO@sha256:...`, pulled beforehand with [`Engine::pull`].
+    pub image: String,
+    /// The app's variables. `PORT` is always set to `container_port`.
+    pub env: Vec<(String, String)>,
+    pub container_port: u16,
+    /// `None`: a free port on 127.0.0.1 is chosen.
+    pub host_port: Option<u16>,
+    /// A podman `--memory` value such as `256m`.
+    pub memory: Option<String>,
+    /// A podman `--cpus` value such as `0.5`.
+    pub cpus: Option<f64>,
+    pub labels: Vec<(String, String)>,
+    /// Overrides the image's command when not empty.
+    pub command: Vec<String>,
+}
+
+impl ContainerSpec {
+    /// The spec of one release of an app: named
+    /// `slipway-<app>-<release>` (the last 12 hex digits of each id, which
+    /// are random in v4 and v7 ids alike), labelled with both ids, listening
+    /// on [`DEFAULT_CONTAINER_PORT`].
+    pub fn for_release(app_id: Uuid, release_id: Uuid, image: impl Into<String>) -> Self {
+        ContainerSpec {
+            name: format!("slipway-{}-{}", short(app_id), short(release_id)),
+            image: image.into(),
+            env: Vec::new(),
+            container_port: DEFAULT_CONTAINER_PORT,
+            host_port: None,
+            memory: None,
+            cpus: None,
+            labels: vec![
+                (LABEL_APP.into(), app_id.to_string()),
+                (LABEL_RELEASE.into(), release_id.to_string()),
+            ],
+            command: Vec::new(),
+        }
+    }
+}
+
+fn short(id: Uuid) -> String {
+    let simple = id.simple().to_string();
+    simple[simple.len() - 12..].to_string()
+}
+
+/// A started container.
+#[derive(Debug, Clone)]
+pub struct RunningContainer {
+    pub name: String,
+    pub id: String,
+    /// Published on 127.0.0.1.
+    pub host_port: u16,
+    pub container_port: u16,
+    /// How long `podman run -d` took.
+    pub start_time: Duration,
+}
+
+/// One container as `list` sees it.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub id: String,
+    pub image: String,
+    /// podman's state word: `running`, `exited`, `created`, ...
+    pub state: String,
+    pub labels: BTreeMap<String, String>,
+    /// The first port published on the host, if any.
+    pub host_port: Option<u16>,
+}
+
+impl ContainerInfo {
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` did not finish within {timeout:?}")]
+    TimedOut { command: String, timeout: Duration },
+    #[error("pulling {reference} failed: {output}")]
+    PullFailed {
+        reference: String,
+        /// False when the registry answered that the image does not exist
+        /// or refused access: another attempt fails the same way.
+        retryable: bool,
+        output: String,
+    },
+    #[error("starting container {name} failed: {stderr}")]
+    StartFailed { name: String, stderr: String },
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+    #[error("no free port on 127.0.0.1: {0}")]
+    NoFreePort(std::io::Error),
+    #[error("`{command}` failed: {stderr}")]
+    Failed { command: String, stderr: String },
+    #[error("unexpected output from `{command}`: {detail}")]
+    BadOutput { command: String, detail: String },
+}
+
+impl EngineError {
+    /// A stable code for API answers and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Spawn { .. } => "engine_unavailable",
+            EngineError::TimedOut { .. } => "engine_timeout",
+            EngineError::PullFailed { .. } => "image_pull_failed",
+            EngineError::StartFailed { .. } => "container_start_failed",
+            EngineError::InvalidSpec(_) => "invalid_container_spec",
+            EngineError::NoFreePort(_) => "no_free_port",
+            EngineError::Failed { .. } | EngineError::BadOutput { .. } => "engine_failed",
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EngineError::PullFailed { retryable, .. } => *retryable,
+            EngineError::Spawn { .. }
+            | EngineError::StartFailed { .. }
+            | EngineError::InvalidSpec(_) => false,
+            EngineError::TimedOut { .. }
+            | EngineError::NoFreePort(_)
+            | EngineError::Failed { .. }
+            | EngineError::BadOutput { .. } => true,
+        }
+    }
+
+    pub fn into_job_error(self) -> JobError {
+        if self.is_retryable() {
+            JobError::Retryable(format!("{}: {self}", self.code()))
+        } else {
+            JobError::permanent(self.code(), self.to_string())
+        }
+    }
+}
+
+impl From<EngineError> for JobError {
+    fn from(e: EngineError) -> Self {
+        e.into_job_error()
+    }
+}
+
+struct Output {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Engine {
+    /// podman on this host, with `CONTAINERS_CONF` pointing at
+    /// `containers_conf` when given.
+    pub fn local(containers_conf: Option<PathBuf>) -> Engine {
+        Engine {
+            host: Host::Local,
+            program: "podman".into(),
+            containers_conf,
+        }
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Pulls `reference` (by digest) unless it is already present; returns
+    /// how long that took. Errors: `image_pull_failed`, permanent when the
+    /// registry says the manifest or repository is unknown or access is
+    /// denied, retryable otherwise (registry unreachable, timeouts).
+    pub async fn pull(&self, reference: &str, tls_verify: bool) -> Result<Duration, EngineError> {
+        let started = Instant::now();
+        let args = strings(&[
+            "pull",
+            "--quiet",
+            &format!("--tls-verify={tls_verify}"),
+            reference,
+        ]);
+        let out = self.exec(&args, &[], PULL_TIMEOUT).await?;
+        if !out.success {
+            return Err(EngineError::PullFailed {
+                reference: reference.into(),
+                retryable: pull_failure_is_retryable(&out.stderr),
+                output: out.stderr.trim().to_string(),
+            });
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Starts the container detached, with `--init` so the app gets SIGTERM
+    /// on stop, the image never pulled implicitly. A container of the same
+    /// name must not exist. On failure nothing of it is left behind.
+    pub async fn run(&self, spec: &ContainerSpec) -> Result<RunningContainer, EngineError> {
+        validate(spec)?;
+        let mut last_stderr = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let host_port = match spec.host_port {
+                Some(port) => port,
+                None => free_port().map_err(EngineError::NoFreePort)?,
+            };
+            let (args, env) = run_argv(spec, host_port);
+            let started = Instant::now();
+            let out = self.exec(&args, &env, RUN_TIMEOUT).await?;
+            if out.success {
+                return Ok(RunningContainer {
+                    name: spec.name.clone(),
+                    id: out.stdout.trim().to_string(),
+                    host_port,
+                    container_port: spec.container_port,
+                    start_time: started.elapsed(),
+                });
+            }
+            // A failed `run` may leave a created container holding the name.
+            if !out.stderr.contains("already in use") {
+                let _ = self.remove(&spec.name).await;
+            }
+            last_stderr = out.stderr.trim().to_string();
+            let port_taken = last_stderr.contains("address already in use");
+            if !(port_taken && spec.host_port.is_none()) {
+                break;
+            }
+        }
+        Err(EngineError::StartFailed {
+            name: spec.name.clone(),
+            stderr: last_stderr,
+        })
+    }
+
+    /// Stops the container, giving the app `grace` after SIGTERM before it
+    /// is killed. A missing container is not an error.
+    pub async fn stop(&self, name: &str, grace: Duration) -> Result<(), EngineError> {
+        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+        let args = strings(&["stop", "--ignore", "--time", &secs.to_string(), name]);
+        self.exec_ok(&args, COMMAND_TIMEOUT + grace).await.map(drop)
+    }
+
+    /// Removes the container, killing it if it still runs. A missing
+    /// container is not an error.
+    pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
+        let args = strings(&["rm", "--force", "--ignore", "--time", "0", name]);
+        self.exec_ok(&args, COMMAND_TIMEOUT).await.map(drop)
+    }
+
+    /// Whether a container of that name exists and runs.
+    pub async fn is_running(&self, name: &str) -> Result<bool, EngineError> {
+        let args = strings(&[
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            name,
+        ]);
+        let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
+        if !out.success {
+            if out.stderr.contains("no such container") {
+                return Ok(false);
+            }
+            return Err(failed(&args, &out));
+        }
+        Ok(out.stdout.trim() == "true")
+    }
+
+    /// The last `lines` lines the container printed (its stdout, then its
+    /// stderr: podman keeps them apart).
+    pub async fn logs_tail(&self, name: &str, lines: usize) -> Result<Vec<String>, EngineError> {
+        let args = strings(&["logs", "--tail", &lines.to_string(), name]);
+        let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
+        if !out.success {
+            return Err(failed(&args, &out));
+        }
+        Ok(out
+            .stdout
+            .lines()
+            .chain(out.stderr.lines())
+            .map(String::from)
+            .collect())
+    }
+
+    /// Every container (running or not) whose label `key` equals `value`.
+    pub async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, EngineError> {
+        let filter = format!("label={key}={value}");
+        let args = strings(&["ps", "--all", "--filter", &filter, "--format", "json"]);
+        let stdout = self.exec_ok(&args, COMMAND_TIMEOUT).await?;
+        parse_ps(&stdout).map_err(|detail| EngineError::BadOutput {
+            command: args.join(" "),
+            detail,
+        })
+    }
+
+    /// Removes an image from local storage (a missing one is fine).
+    pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        let args = strings(&["rmi", "--ignore", reference]);
+        self.exec_ok(&args, COMMAND_TIMEOUT).await.map(drop)
+    }
+
+    async fn exec_ok(&self, args: &[String], timeout: Duration) -> Result<String, EngineError> {
+        let out = self.exec(args, &[], timeout).await?;
+        if out.success {
+            Ok(out.stdout)
+        } else {
+            Err(failed(args, &out))
+        }
+    }
+
+    async fn exec(
+        &self,
+        args: &[String],
+        env: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Output, EngineError> {
+        let mut all_env = env.to_vec();
+        if let Some(conf) = &self.containers_conf {
+            all_env.push(("CONTAINERS_CONF".into(), conf.display().to_string()));
+        }
+        let mut command = self.host.command(&self.program, args, &all_env);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|source| EngineError::Spawn {
+            program: self.program.clone(),
+            source,
+        })?;
+        let out = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| EngineError::TimedOut {
+                command: format!("{} {}", self.program, args.join(" ")),
+                timeout,
+            })?
+            .map_err(|source| EngineError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
+        Ok(Output {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn failed(args: &[String], out: &Output) -> EngineError {
+    EngineError::Failed {
+        command: format!("podman {}", args.join(" ")),
+        stderr: out.stderr.trim().to_string(),
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn validate(spec: &ContainerSpec) -> Result<(), EngineError> {
+    let bad_name = spec.name.is_empty()
+        || !spec
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if bad_name {
+        return Err(EngineError::InvalidSpec(format!(
+            "container name {:?}",
+            spec.name
+        )));
+    }
+    for (key, _) in &spec.env {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return Err(EngineError::InvalidSpec(format!(
+                "environment variable name {key:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The argv of `podman run` and the environment carrying the app's values.
+fn run_argv(spec: &ContainerSpec, host_port: u16) -> (Vec<String>, Vec<(String, String)>) {
+    let mut args = strings(&["run", "--detach", "--init", "--pull=never", "--name"]);
+    args.push(spec.name.clone());
+    for (key, value) in &spec.labels {
+        args.extend(["--label".into(), format!("{key}={value}")]);
+    }
+    args.extend([
+        "--publish".into(),
+        format!("127.0.0.1:{host_port}:{}", spec.container_port),
+        "--env".into(),
+        format!("PORT={}", spec.container_port),
+    ]);
+    let mut env = Vec::new();
+    for (key, value) in spec.env.iter().filter(|(k, _)| k != "PORT") {
+        args.push("--env".into());
+        if RESERVED_ENV.contains(&key.as_str()) {
+            args.push(format!("{key}={value}"));
+        } else {
+            args.push(key.clone());
+            env.push((key.clone(), value.clone()));
+        }
+    }
+    if let Some(memory) = &spec.memory {
+        args.extend(["--memory".into(), memory.clone()]);
+    }
+    if let Some(cpus) = spec.cpus {
+        args.extend(["--cpus".into(), cpus.to_string()]);
+    }
+    args.push(spec.image.clone());
+    args.extend(spec.command.iter().cloned());
+    (args, env)
+}
+
+/// The registry said no (unknown manifest or repository, access denied):
+/// the same pull fails again. Anything else may be a passing fault.
+fn pull_failure_is_retryable(stderr: &str) -> bool {
+    let lower = stderr.to_lowercase();
+    ![
+        "manifest unknown",
+        "name unknown",
+        "unauthorized",
+        "denied",
+        "invalid reference format",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PsEntry {
+    id: String,
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default)]
+    image: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    ports: Option<Vec<PsPort>>,
+}
+
+#[derive(Deserialize)]
+struct PsPort {
+    host_port: u16,
+}
+
+fn parse_ps(stdout: &str) -> Result<Vec<ContainerInfo>, String> {
+    if stdout.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let entries: Vec<PsEntry> = serde_json::from_str(stdout).map_err(|e| e.to_string())?;
+    Ok(entries
+        .into_iter()
+        .map(|e| ContainerInfo {
+            name: e.names.into_iter().next().unwrap_or_default(),
+            id: e.id,
+            image: e.image,
+            state: e.state,
+            labels: e.labels.unwrap_or_default(),
+            host_port: e.ports.and_then(|p| p.first().map(|p| p.host_port)),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_the_argv() {
+        let mut spec = ContainerSpec::for_release(Uuid::new_v4(), Uuid::new_v4(), "r@sha256:1");
+        spec.env = vec![
+            ("SECRET".into(), "hunter2".into()),
+            ("PORT".into(), "1".into()),
+            ("PATH".into(), "/x".into()),
+        ];
+        let (args, env) = run_argv(&spec, 4000);
+        assert!(!args.iter().any(|a| a.contains("hunter2")), "{args:?}");
+        assert_eq!(env, vec![("SECRET".to_string(), "hunter2".to_string())]);
+        assert!(args.contains(&"PORT=8080".to_string()));
+        assert!(!args.contains(&"PORT=1".to_string()));
+        assert!(args.contains(&"127.0.0.1:4000:8080".to_string()));
+        assert!(args.contains(&"PATH=/x".to_string()));
+        assert_eq!(args.last().unwrap(), "r@sha256:1");
+    }
+
+    #[test]
+    fn release_names_use_the_random_part_of_ids() {
+        let app = Uuid::parse_str("0190c1a2-0000-7000-8000-aaaaaaaaaaaa").unwrap();
+        let rel = Uuid::parse_str("0190c1a2-0000-7000-8000-bbbbbbbbbbbb").unwrap();
+        let spec = ContainerSpec::for_release(app, rel, "i");
+        assert_eq!(spec.name, "slipway-aaaaaaaaaaaa-bbbbbbbbbbbb");
+    }
+
+    #[test]
+    fn pull_failures_are_classified() {
+        assert!(!pull_failure_is_retryable(
+            "Error: reading manifest sha256:00 in 127.0.0.1:5000/x: manifest unknown: manifest unknown"
+        ));
+        assert!(pull_failure_is_retryable(
+            "pinging container registry 127.0.0.1:1: Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused"
+        ));
+    }
+
+    #[test]
+    fn ps_json_is_parsed() {
+        let json = r#"[{"Id":"abc","Names":["n1"],"Image":"i","State":"running",
+            "Labels":{"io.slipway.app":"a"},"Ports":[{"host_ip":"127.0.0.1","container_port":8080,"host_port":4100,"range":1,"protocol":"tcp"}]}]"#;
+        let list = parse_ps(json).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].name, "n1");
+        assert_eq!(list[0].host_port, Some(4100));
+        assert!(list[0].is_running());
+        assert!(parse_ps("").unwrap().is_empty());
+    }
+}
