@@ -3,11 +3,13 @@
 
 pub mod caddy;
 pub mod engine;
+pub mod handler;
 pub mod health;
+pub mod release;
+pub mod target;
 
 use slipway_shared::config::WorkerSettings;
 use slipway_shared::job::Stage;
-use slipway_shared::worker::NotImplemented;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -16,15 +18,12 @@ pub const STAGE: Stage = Stage::Deploy;
 pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let target = slipway_shared::local_target::LocalTarget::from_env()?;
+    let deploy = handler::DeployHandler::new(target, slipway_shared::config::worker_secret_box()?)?;
     slipway_shared::worker::run(
         STAGE,
         settings,
-        |runtime| {
-            runtime.with_handler(NotImplemented {
-                kind: "deploy.v1",
-                what: "Deploying a release",
-            })
-        },
+        |runtime| runtime.with_handler(deploy),
         shutdown,
     )
     .await
