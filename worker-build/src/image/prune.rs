@@ -47,7 +47,13 @@ pub async fn prune(
     report.kept_images = images.into_iter().map(|i| i.tag).collect();
     for image in old.into_iter().rev() {
         let program = settings.engine.program();
-        engine(settings, &[program, "rmi", &image.tag], logs, cancel).await?;
+        match engine(settings, &[program, "rmi", &image.tag], logs, cancel).await {
+            Ok(_) => {}
+            // Another worker's prune got there first: the image is gone either way.
+            Err(JobError::Retryable(message) | JobError::Permanent { message, .. })
+                if message.contains("image not known") || message.contains("No such image") => {}
+            Err(error) => return Err(error),
+        }
         report.removed_images.push(image.tag);
     }
     if settings.engine == Engine::Docker {
