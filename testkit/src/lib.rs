@@ -7,6 +7,7 @@
 //! (by pid or process group, never by name), because tests run in parallel
 //! next to the system services and next to other people's tests.
 
+pub mod caddy;
 mod db;
 pub mod git;
 mod os;

@@ -103,8 +103,12 @@ impl CaddyAdmin {
         } else {
             format!("http://{admin}")
         };
+        // No connection reuse: Caddy may close an admin connection right
+        // after answering (an error, a config reload), and a request sent
+        // on such a connection fails as "error sending request".
         let client = reqwest::Client::builder()
             .no_proxy()
+            .pool_max_idle_per_host(0)
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| CaddyError::Unreachable {
@@ -261,7 +265,7 @@ impl CaddyAdmin {
         }
         let unreachable = |e: reqwest::Error| CaddyError::Unreachable {
             url: url.clone(),
-            message: e.to_string(),
+            message: error_chain(&e),
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
@@ -282,6 +286,18 @@ impl CaddyAdmin {
             detail: e.to_string(),
         })
     }
+}
+
+/// reqwest's top-level message ("error sending request") hides the cause.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn group_id(server: &str) -> String {

@@ -365,10 +365,18 @@ impl Engine {
         })
     }
 
-    /// Removes an image from local storage (a missing one is fine).
+    /// Removes an image name from local storage (a missing one is fine);
+    /// the image itself goes with its last name.
     pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
         let args = strings(&["rmi", "--ignore", reference]);
-        self.exec_ok(&args, COMMAND_TIMEOUT).await.map(drop)
+        let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
+        // `--ignore` does not cover a digest reference whose image exists
+        // under other names only: podman says "tag not known".
+        if out.success || out.stderr.contains("not known") {
+            Ok(())
+        } else {
+            Err(failed(&args, &out))
+        }
     }
 
     async fn exec_ok(&self, args: &[String], timeout: Duration) -> Result<String, EngineError> {

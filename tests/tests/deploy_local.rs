@@ -1,0 +1,563 @@
+//! The local deploy path against real podman, Caddy and a test registry:
+//! the static-site example is built and pushed, pulled by digest, started on
+//! a fresh port, health-checked and routed by host name through Caddy; a
+//! second version takes over while a request loop runs through Caddy with no
+//! failed request; a release that fails its health check leaves the route on
+//! the release that serves.
+//!
+//! Needs `scripts/build-tools.sh` and `scripts/deploy-tools.sh` (caddy); without
+//! them the tests fail saying so.
+
+use slipway_shared::job::JobError;
+use slipway_shared::logsink::LogSink;
+use slipway_testkit::caddy::Caddy;
+use slipway_testkit::fresh_database;
+use slipway_testkit::registry::Registry;
+use slipway_worker_build::config::BuildSettings;
+use slipway_worker_build::image::{self, BuildRequest, BuiltImage, ImageRepository};
+use slipway_worker_build::plan;
+use slipway_worker_deploy::caddy::{CaddyAdmin, RouteChange, RouteInfo};
+use slipway_worker_deploy::engine::{
+    ContainerSpec, Engine, EngineError, RunningContainer, LABEL_APP,
+};
+use slipway_worker_deploy::health::{self, HealthCheck, HealthError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const SERVER: &str = "apps";
+const HOST: &str = "site.demo.localhost";
+
+/// Removes, by name, every container and image a test made, even when the
+/// test panics.
+struct Cleanup {
+    containers_conf: Option<PathBuf>,
+    containers: Mutex<Vec<String>>,
+    images: Mutex<Vec<String>>,
+}
+
+impl Cleanup {
+    fn podman(&self) -> std::process::Command {
+        let mut command = std::process::Command::new("podman");
+        if let Some(conf) = &self.containers_conf {
+            command.env("CONTAINERS_CONF", conf);
+        }
+        command
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut *self.containers.lock().unwrap_or_else(|p| p.into_inner()));
+        for name in names {
+            let _ = self
+                .podman()
+                .args(["rm", "--force", "--ignore", "--time", "0", &name])
+                .output();
+        }
+        let images = std::mem::take(&mut *self.images.lock().unwrap_or_else(|p| p.into_inner()));
+        for image in images {
+            let _ = self.podman().args(["rmi", "--ignore", &image]).output();
+        }
+    }
+}
+
+struct Harness {
+    settings: BuildSettings,
+    /// Held for its Drop.
+    _registry: Registry,
+    engine: Engine,
+    caddy: Caddy,
+    admin: CaddyAdmin,
+    app_id: Uuid,
+    cleanup: Cleanup,
+    _work: TempDir,
+}
+
+impl Harness {
+    async fn start() -> anyhow::Result<Harness> {
+        let mut settings = BuildSettings::from_env()?;
+        let registry = Registry::start().await?;
+        let work = TempDir::new("work");
+        settings.registry.address = registry.addr().to_string();
+        settings.registry.tls_verify = false;
+        settings.work_dir = work.path.clone();
+        let caddy = Caddy::start().await?;
+        let admin = CaddyAdmin::new(&caddy.admin_url())?;
+        Ok(Harness {
+            engine: Engine::local(settings.containers_conf.clone()),
+            cleanup: Cleanup {
+                containers_conf: settings.containers_conf.clone(),
+                containers: Default::default(),
+                images: Default::default(),
+            },
+            settings,
+            _registry: registry,
+            caddy,
+            admin,
+            app_id: Uuid::new_v4(),
+            _work: work,
+        })
+    }
+
+    /// Builds and pushes `dir` (a static site) as this test's app.
+    async fn build(&self, dir: &Path) -> anyhow::Result<BuiltImage> {
+        let db = fresh_database().await?;
+        let project_id = Uuid::new_v4();
+        let deployment_id = Uuid::new_v4();
+        sqlx::query("INSERT INTO projects (id, name) VALUES ($1, $2)")
+            .bind(project_id)
+            .bind(format!("p-{project_id}"))
+            .execute(&db.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO deployments (id, project_id, kind, state, trace_id) VALUES ($1, $2, 'app', 'building', '')",
+        )
+        .bind(deployment_id)
+        .bind(project_id)
+        .execute(&db.pool)
+        .await?;
+        let stop = CancellationToken::new();
+        let (sink, _task) =
+            LogSink::start(db.pool.clone(), Duration::from_millis(20), stop.clone());
+        let logs = sink.handle(deployment_id, "build", 1);
+        let plan = plan::detect(dir, &self.settings.plan_settings(None, Vec::new()))?;
+        let repository = ImageRepository::new(&self.settings.registry.address, "deploy", "site");
+        let request = BuildRequest {
+            source_dir: dir,
+            plan: &plan,
+            repository: &repository,
+            deployment_id,
+            build_vars: &[],
+        };
+        let built =
+            image::build_and_push(&self.settings, &request, &logs, &CancellationToken::new()).await;
+        stop.cancel();
+        let built = built.map_err(|e| anyhow::anyhow!("building {}: {e}", dir.display()))?;
+        let mut images = self.cleanup.images.lock().unwrap();
+        images.push(built.tag.clone());
+        images.push(built.reference.clone());
+        Ok(built)
+    }
+
+    /// Pulls the release's image (removed locally first, so the pull is
+    /// real) and starts it; the pull time and the container.
+    async fn start_release(
+        &self,
+        built: &BuiltImage,
+        command: &[&str],
+    ) -> anyhow::Result<(Duration, RunningContainer)> {
+        self.engine.remove_image(&built.tag).await?;
+        self.engine.remove_image(&built.reference).await?;
+        let pull = self.engine.pull(&built.reference, false).await?;
+        let mut spec = ContainerSpec::for_release(self.app_id, Uuid::new_v4(), &built.reference);
+        spec.env.push(("GREETING".into(), "hello".into()));
+        spec.memory = Some("128m".into());
+        spec.command = command.iter().map(|s| s.to_string()).collect();
+        self.cleanup
+            .containers
+            .lock()
+            .unwrap()
+            .push(spec.name.clone());
+        let running = self.engine.run(&spec).await?;
+        Ok((pull, running))
+    }
+
+    fn route_id(&self) -> String {
+        format!("app-{}", self.app_id.simple())
+    }
+
+    async fn route_to(&self, c: &RunningContainer) -> anyhow::Result<(RouteChange, Duration)> {
+        let started = Instant::now();
+        let change = self
+            .admin
+            .set_route(
+                SERVER,
+                &self.route_id(),
+                &[HOST.to_string()],
+                &[upstream(c)],
+            )
+            .await?;
+        Ok((change, started.elapsed()))
+    }
+
+    async fn get_page(&self, client: &reqwest::Client) -> anyhow::Result<(u16, String)> {
+        let resp = client
+            .get(format!("http://{}/", self.caddy.http_addr()))
+            .header(reqwest::header::HOST, HOST)
+            .send()
+            .await?;
+        Ok((resp.status().as_u16(), resp.text().await?))
+    }
+}
+
+fn upstream(c: &RunningContainer) -> String {
+    format!("127.0.0.1:{}", c.host_port)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client")
+}
+
+/// What a request loop saw.
+#[derive(Debug, Default)]
+struct LoopReport {
+    sent: usize,
+    failed: Vec<String>,
+    version_1: usize,
+    version_2: usize,
+    slowest: Duration,
+}
+
+/// Sends `rate` requests per second through Caddy until `stop` fires or
+/// `limit` requests went out; each one counts as failed on a non-2xx, a
+/// connection error or an answer slower than 2 s.
+async fn request_loop(url: String, rate: u32, limit: usize, stop: CancellationToken) -> LoopReport {
+    let report = Arc::new(Mutex::new(LoopReport::default()));
+    let client = client();
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    let mut tasks = Vec::new();
+    for _ in 0..limit {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let (client, url, report) = (client.clone(), url.clone(), report.clone());
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let outcome = async {
+                let resp = client
+                    .get(&url)
+                    .header(reqwest::header::HOST, HOST)
+                    .send()
+                    .await
+                    .map_err(|e| format!("error: {e}"))?;
+                let status = resp.status();
+                let body = resp.text().await.map_err(|e| format!("body: {e}"))?;
+                if !status.is_success() {
+                    return Err(format!("status {status}"));
+                }
+                Ok(body)
+            }
+            .await;
+            let elapsed = started.elapsed();
+            let mut r = report.lock().unwrap();
+            r.sent += 1;
+            r.slowest = r.slowest.max(elapsed);
+            match outcome {
+                Ok(_) if elapsed > Duration::from_secs(2) => {
+                    r.failed.push(format!("slow: {elapsed:?}"))
+                }
+                Ok(body) if body.contains("VERSION 1") => r.version_1 += 1,
+                Ok(body) if body.contains("VERSION 2") => r.version_2 += 1,
+                Ok(body) => r.failed.push(format!("unexpected body: {body}")),
+                Err(e) => r.failed.push(e),
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    Arc::try_unwrap(report)
+        .map(|m| m.into_inner().unwrap())
+        .unwrap_or_else(|_| panic!("all request tasks finished"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn static_site_is_deployed_switched_without_failures_and_a_failed_release_keeps_the_old_one(
+) -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let client = client();
+
+    // Caddy: the apps server, idempotently.
+    assert!(h.admin.ensure_server(SERVER, h.caddy.http_addr()).await?);
+    assert!(
+        !h.admin.ensure_server(SERVER, h.caddy.http_addr()).await?,
+        "second ensure_server changes nothing"
+    );
+    let (status, _) = h.get_page(&client).await?;
+    assert_eq!(status, 404, "an unknown host gets the catch-all 404");
+
+    // Version 1: pull by digest, start, health-check, route.
+    let site = TempDir::new("site");
+    copy_dir(&example("static-site"), &site.path);
+    let v1 = h.build(&site.path).await?;
+    let (pull_1, c1) = h.start_release(&v1, &[]).await?;
+    let healthy_1 = health::wait_healthy(c1.host_port, &HealthCheck::default()).await;
+    let healthy_1 = healthy_1.unwrap_or_else(|e| panic!("v1 unhealthy: {e}"));
+    let (change, route_1) = h.route_to(&c1).await?;
+    assert_eq!(change, RouteChange::Created);
+    let (status, page) = h.get_page(&client).await?;
+    assert_eq!(status, 200, "{page}\n{}", h.caddy.log_tail(10));
+    assert!(page.contains("VERSION 1"), "{page}");
+    println!(
+        "v1: pull {:.3} s, start {:.3} s, healthy {:.3} s ({} tries), route created {:.3} s",
+        pull_1.as_secs_f64(),
+        c1.start_time.as_secs_f64(),
+        healthy_1.elapsed.as_secs_f64(),
+        healthy_1.attempts,
+        route_1.as_secs_f64()
+    );
+
+    // Version 2: a one-line change, started next to v1.
+    replace_in(&site.path.join("index.html"), "VERSION 1", "VERSION 2");
+    let v2 = h.build(&site.path).await?;
+    assert_ne!(v1.digest, v2.digest);
+    let (pull_2, c2) = h.start_release(&v2, &[]).await?;
+    let healthy_2 = health::wait_healthy(c2.host_port, &HealthCheck::default()).await;
+    let healthy_2 = healthy_2.unwrap_or_else(|e| panic!("v2 unhealthy: {e}"));
+    let listed = h.engine.list(LABEL_APP, &h.app_id.to_string()).await?;
+    let mut names: Vec<&str> = listed
+        .iter()
+        .filter(|c| c.is_running())
+        .map(|c| c.name.as_str())
+        .collect();
+    names.sort();
+    let mut want = vec![c1.name.as_str(), c2.name.as_str()];
+    want.sort();
+    assert_eq!(names, want, "both releases run under the app's label");
+    assert!(listed.iter().any(|c| c.host_port == Some(c2.host_port)));
+
+    // Switch under load: 40 req/s, at most 400 requests, about 8 s.
+    let stop = CancellationToken::new();
+    let load = tokio::spawn(request_loop(
+        format!("http://{}/", h.caddy.http_addr()),
+        40,
+        400,
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (change, switch) = h.route_to(&c2).await?;
+    assert_eq!(change, RouteChange::UpstreamsSwitched);
+    // Drain, then stop the old release while the loop still runs.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopping = Instant::now();
+    h.engine.stop(&c1.name, Duration::from_secs(5)).await?;
+    let stop_time = stopping.elapsed();
+    h.engine.remove(&c1.name).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.cancel();
+    let report = load.await?;
+    println!(
+        "v2: pull {:.3} s, start {:.3} s, healthy {:.3} s ({} tries), switch {:.3} s, old stop {:.3} s",
+        pull_2.as_secs_f64(),
+        c2.start_time.as_secs_f64(),
+        healthy_2.elapsed.as_secs_f64(),
+        healthy_2.attempts,
+        switch.as_secs_f64(),
+        stop_time.as_secs_f64()
+    );
+    println!(
+        "request loop: sent {}, failed {}, v1 {}, v2 {}, slowest {:.3} s",
+        report.sent,
+        report.failed.len(),
+        report.version_1,
+        report.version_2,
+        report.slowest.as_secs_f64()
+    );
+    assert!(
+        report.failed.is_empty(),
+        "failed requests: {:?}",
+        report.failed
+    );
+    assert!(report.sent >= 250, "{report:?}");
+    assert!(report.version_1 > 0 && report.version_2 > 0, "{report:?}");
+    assert!(
+        !h.engine.is_running(&c1.name).await?,
+        "the old release is gone"
+    );
+    assert!(h
+        .engine
+        .list(LABEL_APP, &h.app_id.to_string())
+        .await?
+        .iter()
+        .all(|c| c.name != c1.name));
+    let v2_route = RouteInfo {
+        id: h.route_id(),
+        hosts: vec![HOST.into()],
+        upstreams: vec![upstream(&c2)],
+    };
+    assert_eq!(h.admin.routes(SERVER).await?, vec![v2_route.clone()]);
+
+    // A release whose command exits at once never gets healthy.
+    let quick = HealthCheck {
+        interval: Duration::from_millis(200),
+        attempts: 5,
+        ..HealthCheck::default()
+    };
+    let (_, dead) = h.start_release(&v1, &["/bin/true"]).await?;
+    let err = health::wait_healthy(dead.host_port, &quick)
+        .await
+        .expect_err("nothing listens");
+    assert!(
+        matches!(&err, HealthError::Unhealthy { attempts: 5, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("last: error:"), "{err}");
+    let job_error: JobError = err.into();
+    assert!(
+        matches!(&job_error, JobError::Permanent { code, .. } if code == "health_check_failed")
+    );
+    assert!(!h.engine.is_running(&dead.name).await?);
+    h.engine.remove(&dead.name).await?;
+
+    // A release that answers its health path with 404.
+    let (_, wrong) = h.start_release(&v1, &[]).await?;
+    let wrong_path = HealthCheck {
+        path: "/no-such-health-path".into(),
+        ..quick.clone()
+    };
+    let err = health::wait_healthy(wrong.host_port, &wrong_path)
+        .await
+        .expect_err("404");
+    assert!(err.to_string().contains("last: status 404"), "{err}");
+    let logs = h.engine.logs_tail(&wrong.name, 5).await?;
+    println!("failed release's last log lines: {logs:?}");
+    h.engine.stop(&wrong.name, Duration::from_secs(2)).await?;
+    h.engine.remove(&wrong.name).await?;
+
+    // The route never moved and v2 still answers through Caddy.
+    assert_eq!(h.admin.routes(SERVER).await?, vec![v2_route]);
+    let (status, page) = h.get_page(&client).await?;
+    assert_eq!(status, 200);
+    assert!(page.contains("VERSION 2"), "{page}");
+
+    // Removing the route leaves the catch-all.
+    assert!(h.admin.remove_route(&h.route_id()).await?);
+    assert!(!h.admin.remove_route(&h.route_id()).await?);
+    assert_eq!(h.get_page(&client).await?.0, 404);
+    h.engine.stop(&c2.name, Duration::from_secs(5)).await?;
+    h.engine.remove(&c2.name).await?;
+    assert!(h
+        .engine
+        .list(LABEL_APP, &h.app_id.to_string())
+        .await?
+        .is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn pull_errors_say_whether_a_retry_can_help() -> anyhow::Result<()> {
+    let settings = BuildSettings::from_env()?;
+    let engine = Engine::local(settings.containers_conf.clone());
+    let registry = Registry::start().await?;
+    let digest = format!("sha256:{}", "0".repeat(64));
+
+    let unknown = format!("{}/slipway/none@{digest}", registry.addr());
+    let err = engine
+        .pull(&unknown, false)
+        .await
+        .expect_err("no such image");
+    assert!(
+        matches!(
+            err,
+            EngineError::PullFailed {
+                retryable: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        matches!(err.into_job_error(), JobError::Permanent { code, .. } if code == "image_pull_failed")
+    );
+
+    let port = slipway_testkit::free_port();
+    let unreachable = format!("127.0.0.1:{port}/slipway/none@{digest}");
+    let err = engine
+        .pull(&unreachable, false)
+        .await
+        .expect_err("nothing listens");
+    assert!(
+        matches!(
+            err,
+            EngineError::PullFailed {
+                retryable: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(err.into_job_error(), JobError::Retryable(_)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_container_that_cannot_start_names_the_reason() -> anyhow::Result<()> {
+    let settings = BuildSettings::from_env()?;
+    let engine = Engine::local(settings.containers_conf.clone());
+    let mut spec = ContainerSpec::for_release(
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        "localhost/slipway/no-such-image:x",
+    );
+    let err = engine
+        .run(&spec)
+        .await
+        .expect_err("image missing and never pulled");
+    assert_eq!(err.code(), "container_start_failed", "{err}");
+    assert!(!engine.is_running(&spec.name).await?);
+    // Nothing of the failed start is left behind.
+    assert!(engine
+        .list("io.slipway.release", &spec.labels[1].1)
+        .await?
+        .is_empty());
+    spec.name = "bad name".into();
+    assert_eq!(
+        engine.run(&spec).await.expect_err("invalid").code(),
+        "invalid_container_spec"
+    );
+    Ok(())
+}
+
+/// A directory under the temp dir, removed on drop.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "slipway-deploy-{what}-{}",
+            &Uuid::new_v4().simple().to_string()[..8]
+        ));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
