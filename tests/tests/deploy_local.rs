@@ -132,8 +132,17 @@ impl Harness {
             deployment_id,
             build_vars: &[],
         };
-        let built =
+        let mut built =
             image::build_and_push(&self.settings, &request, &logs, &CancellationToken::new()).await;
+        // buildah's layer-cache lookup fails when an image it just listed is
+        // removed under it (tests running in parallel prune and remove
+        // images): one more try, as a retried build job would.
+        if matches!(&built, Err(JobError::Permanent { message, .. }) if message.contains("layer not known"))
+        {
+            built =
+                image::build_and_push(&self.settings, &request, &logs, &CancellationToken::new())
+                    .await;
+        }
         stop.cancel();
         let built = built.map_err(|e| anyhow::anyhow!("building {}: {e}", dir.display()))?;
         let mut images = self.cleanup.images.lock().unwrap();
@@ -560,4 +569,143 @@ fn replace_in(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from), "{from:?} in {}", path.display());
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// An sshd on a free loopback port letting root in with one key: the
+/// "server" of an `ssh` target, which here is this machine again.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Sshd {
+    fn start() -> anyhow::Result<Sshd> {
+        use std::os::unix::process::CommandExt;
+        std::fs::create_dir_all("/run/sshd")?;
+        let dir = TempDir::new("sshd");
+        let client = slipway_testkit::git::ssh_keygen(&dir.path, "client_key")?;
+        let host = slipway_testkit::git::ssh_keygen(&dir.path, "host_key")?;
+        std::fs::write(
+            dir.path.join("authorized_keys"),
+            format!("{}\n", client.public_key),
+        )?;
+        let port = slipway_testkit::free_port();
+        let mut fields = host.public_key.split_whitespace();
+        let (kind, key) = (fields.next().unwrap(), fields.next().unwrap());
+        std::fs::write(
+            dir.path.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {kind} {key}\n"),
+        )?;
+        let d = dir.path.display();
+        std::fs::write(
+            dir.path.join("sshd_config"),
+            format!(
+                "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PidFile none\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PermitRootLogin prohibit-password\nAllowUsers root\nStrictModes no\n"
+            ),
+        )?;
+        let log = std::fs::File::create(dir.path.join("sshd.log"))?;
+        let child = std::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(dir.path.join("sshd_config"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()?;
+        let sshd = Sshd { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "sshd did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(sshd)
+    }
+
+    fn host(&self) -> slipway_worker_deploy::engine::SshHost {
+        slipway_worker_deploy::engine::SshHost {
+            destination: "root@127.0.0.1".into(),
+            port: self.port,
+            identity_file: self.dir.path.join("client_key"),
+            known_hosts_file: self.dir.path.join("known_hosts"),
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_engine_runs_the_same_commands_over_ssh() -> anyhow::Result<()> {
+    let settings = BuildSettings::from_env()?;
+    let sshd = Sshd::start()?;
+    let engine = Engine::ssh(sshd.host(), settings.containers_conf.clone());
+    let cleanup = Cleanup {
+        containers_conf: settings.containers_conf.clone(),
+        containers: Default::default(),
+        images: Default::default(),
+    };
+    let app_id = Uuid::new_v4();
+    let mut spec =
+        ContainerSpec::for_release(app_id, Uuid::new_v4(), &settings.base_images.static_site);
+    spec.command = ["busybox", "httpd", "-f", "-p", "8080", "-h", "/etc"]
+        .map(String::from)
+        .to_vec();
+    let secret = format!("s3cr'et {}", Uuid::new_v4());
+    spec.env.push(("APP_SECRET".into(), secret.clone()));
+    cleanup.containers.lock().unwrap().push(spec.name.clone());
+    let running = engine.run(&spec).await?;
+    println!("over ssh: start {:.3} s", running.start_time.as_secs_f64());
+    let check = HealthCheck {
+        path: "/hostname".into(),
+        ..HealthCheck::default()
+    };
+    health::wait_healthy(running.host_port, &check).await?;
+    assert!(engine.is_running(&spec.name).await?);
+    let listed = engine.list(LABEL_APP, &app_id.to_string()).await?;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].host_port, Some(running.host_port));
+    // The value arrived intact, quotes and spaces included.
+    let env = cleanup
+        .podman()
+        .args([
+            "inspect",
+            "--format",
+            "{{range .Config.Env}}{{println .}}{{end}}",
+            &spec.name,
+        ])
+        .output()?;
+    let env = String::from_utf8_lossy(&env.stdout);
+    assert!(
+        env.lines().any(|l| l == format!("APP_SECRET={secret}")),
+        "{env}"
+    );
+    engine.logs_tail(&spec.name, 10).await?;
+    engine.stop(&spec.name, Duration::from_secs(2)).await?;
+    assert!(!engine.is_running(&spec.name).await?);
+    engine.remove(&spec.name).await?;
+    assert!(engine
+        .list(LABEL_APP, &app_id.to_string())
+        .await?
+        .is_empty());
+
+    // A server that does not answer is worth another attempt.
+    let mut gone = sshd.host();
+    gone.port = slipway_testkit::free_port();
+    let err = Engine::ssh(gone, None)
+        .is_running("x")
+        .await
+        .expect_err("nobody listens");
+    assert_eq!(err.code(), "host_unreachable", "{err}");
+    assert!(err.is_retryable());
+    Ok(())
 }

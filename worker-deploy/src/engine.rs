@@ -2,14 +2,16 @@
 //! an image by digest, run a release on a fresh loopback port, stop, remove,
 //! inspect, tail its logs and list what runs under a label.
 //!
-//! Commands go through a [`Host`], so that an `ssh` target can run the very
-//! same engine commands on another server later; only [`Host::Local`] exists
-//! today. Every command has a time limit and a clean environment (only
-//! `CONTAINERS_CONF` of the platform's own variables reaches podman).
+//! Commands go through a [`Host`]: the same engine commands run on the
+//! Slipway host ([`Host::Local`]) or on a server reached over SSH
+//! ([`Host::Ssh`], as Kamal does). Every command has a time limit and a
+//! clean environment (only `CONTAINERS_CONF` of the platform's own variables
+//! reaches podman).
 //!
 //! An app's environment reaches podman as `--env NAME` with the value in
 //! podman's own environment, never in its argv, so secrets do not show up in
-//! `ps` or in error messages.
+//! `ps` or in error messages. Over SSH the command and its environment travel
+//! as a script on ssh's stdin (`sh -s`), never on ssh's command line.
 
 use serde::Deserialize;
 use slipway_shared::job::JobError;
@@ -18,6 +20,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 /// Label holding the app id on every release container.
@@ -41,25 +44,81 @@ const RESERVED_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "CONTAINERS_CONF", "TMP
 pub enum Host {
     /// The Slipway host itself.
     Local,
+    /// A server reached with the OpenSSH client.
+    Ssh(SshHost),
 }
+
+/// How to reach a server over SSH: key authentication only, the server's
+/// host key pinned in a known_hosts file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshHost {
+    /// `user@host`.
+    pub destination: String,
+    pub port: u16,
+    /// A private key file (mode 0600).
+    pub identity_file: PathBuf,
+    /// Holds the server's host key; any other key is refused.
+    pub known_hosts_file: PathBuf,
+}
+
+/// ssh's exit code when the connection (not the remote command) failed.
+const SSH_FAILED: i32 = 255;
 
 impl Host {
     /// The command that runs `program` with `args` and extra environment
-    /// `env` on this host.
+    /// `env` on this host, and what to write to its stdin.
     fn command(
         &self,
         program: &str,
         args: &[String],
         env: &[(String, String)],
-    ) -> tokio::process::Command {
+    ) -> (tokio::process::Command, Option<String>) {
         match self {
             Host::Local => {
                 let mut command = slipway_shared::process::clean_command(program);
                 command.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+                (command, None)
+            }
+            Host::Ssh(ssh) => {
+                let mut command = slipway_shared::process::clean_command("ssh");
                 command
+                    .arg("-p")
+                    .arg(ssh.port.to_string())
+                    .arg("-i")
+                    .arg(&ssh.identity_file)
+                    .arg("-o")
+                    .arg(format!(
+                        "UserKnownHostsFile={}",
+                        ssh.known_hosts_file.display()
+                    ))
+                    .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+                    .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10"])
+                    .args(["-o", "LogLevel=ERROR", "-T", "--"])
+                    .arg(&ssh.destination)
+                    .arg("sh -s");
+                (command, Some(remote_script(program, args, env)))
             }
         }
     }
+}
+
+/// A shell script that exports `env` and execs `program args`.
+fn remote_script(program: &str, args: &[String], env: &[(String, String)]) -> String {
+    let mut script = String::new();
+    for (key, value) in env {
+        script.push_str(&format!("export {key}={}\n", shell_quote(value)));
+    }
+    script.push_str("exec");
+    for word in std::iter::once(program).chain(args.iter().map(String::as_str)) {
+        script.push(' ');
+        script.push_str(&shell_quote(word));
+    }
+    script.push('\n');
+    script
+}
+
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
 }
 
 /// One container engine on one host.
@@ -152,6 +211,8 @@ impl ContainerInfo {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("cannot reach {destination} over SSH: {stderr}")]
+    HostUnreachable { destination: String, stderr: String },
     #[error("cannot start {program}: {source}")]
     Spawn {
         program: String,
@@ -183,6 +244,7 @@ impl EngineError {
     /// A stable code for API answers and logs.
     pub fn code(&self) -> &'static str {
         match self {
+            EngineError::HostUnreachable { .. } => "host_unreachable",
             EngineError::Spawn { .. } => "engine_unavailable",
             EngineError::TimedOut { .. } => "engine_timeout",
             EngineError::PullFailed { .. } => "image_pull_failed",
@@ -200,6 +262,7 @@ impl EngineError {
             | EngineError::StartFailed { .. }
             | EngineError::InvalidSpec(_) => false,
             EngineError::TimedOut { .. }
+            | EngineError::HostUnreachable { .. }
             | EngineError::NoFreePort(_)
             | EngineError::Failed { .. }
             | EngineError::BadOutput { .. } => true,
@@ -233,6 +296,16 @@ impl Engine {
     pub fn local(containers_conf: Option<PathBuf>) -> Engine {
         Engine {
             host: Host::Local,
+            program: "podman".into(),
+            containers_conf,
+        }
+    }
+
+    /// podman on a server reached over SSH; `containers_conf` is a path on
+    /// that server.
+    pub fn ssh(host: SshHost, containers_conf: Option<PathBuf>) -> Engine {
+        Engine {
+            host: Host::Ssh(host),
             program: "podman".into(),
             containers_conf,
         }
@@ -398,17 +471,29 @@ impl Engine {
         if let Some(conf) = &self.containers_conf {
             all_env.push(("CONTAINERS_CONF".into(), conf.display().to_string()));
         }
-        let mut command = self.host.command(&self.program, args, &all_env);
+        let (mut command, script) = self.host.command(&self.program, args, &all_env);
         command
-            .stdin(Stdio::null())
+            .stdin(if script.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let child = command.spawn().map_err(|source| EngineError::Spawn {
+        let mut child = command.spawn().map_err(|source| EngineError::Spawn {
             program: self.program.clone(),
             source,
         })?;
-        let out = tokio::time::timeout(timeout, child.wait_with_output())
+        let stdin = child.stdin.take();
+        let write = async move {
+            if let (Some(mut stdin), Some(script)) = (stdin, script) {
+                // A failed write shows up as the command's own failure.
+                let _ = stdin.write_all(script.as_bytes()).await;
+            }
+        };
+        let run = async { tokio::join!(write, child.wait_with_output()).1 };
+        let out = tokio::time::timeout(timeout, run)
             .await
             .map_err(|_| EngineError::TimedOut {
                 command: format!("{} {}", self.program, args.join(" ")),
@@ -418,6 +503,14 @@ impl Engine {
                 program: self.program.clone(),
                 source,
             })?;
+        if let Host::Ssh(ssh) = &self.host {
+            if out.status.code() == Some(SSH_FAILED) {
+                return Err(EngineError::HostUnreachable {
+                    destination: ssh.destination.clone(),
+                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
+            }
+        }
         Ok(Output {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -572,6 +665,19 @@ mod tests {
         assert!(args.contains(&"127.0.0.1:4000:8080".to_string()));
         assert!(args.contains(&"PATH=/x".to_string()));
         assert_eq!(args.last().unwrap(), "r@sha256:1");
+    }
+
+    #[test]
+    fn remote_scripts_quote_every_word() {
+        let script = remote_script(
+            "podman",
+            &["run".into(), "it's".into()],
+            &[("K".into(), "a b'c".into())],
+        );
+        assert_eq!(
+            script,
+            "export K='a b'\\''c'\nexec 'podman' 'run' 'it'\\''s'\n"
+        );
     }
 
     #[test]
