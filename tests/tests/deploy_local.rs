@@ -437,6 +437,27 @@ async fn static_site_is_deployed_switched_without_failures_and_a_failed_release_
     assert_eq!(status, 200);
     assert!(page.contains("VERSION 2"), "{page}");
 
+    // New hosts replace the route in place; the old host is no longer routed.
+    let www = "www.site.demo.localhost".to_string();
+    let change = h
+        .admin
+        .set_route(
+            SERVER,
+            &h.route_id(),
+            std::slice::from_ref(&www),
+            &[upstream(&c2)],
+        )
+        .await?;
+    assert_eq!(change, RouteChange::Replaced);
+    let resp = client
+        .get(format!("http://{}/", h.caddy.http_addr()))
+        .header(reqwest::header::HOST, format!("{www}:80"))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200, "a Host with a port matches too");
+    assert_eq!(h.get_page(&client).await?.0, 404);
+    assert_eq!(h.admin.routes(SERVER).await?.len(), 1);
+
     // Removing the route leaves the catch-all.
     assert!(h.admin.remove_route(&h.route_id()).await?);
     assert!(!h.admin.remove_route(&h.route_id()).await?);
