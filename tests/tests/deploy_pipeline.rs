@@ -1,0 +1,194 @@
+//! A deployment from git to live through the real fleet on the local
+//! target: API and worker binaries, a test-owned git daemon, registry and
+//! Caddy, real buildah and podman. The app answers through Caddy by host
+//! name; a redeploy switches to the new release and stops the old one; a
+//! release that fails its health check is removed while the old one keeps
+//! serving, and the deployment says why.
+
+mod common;
+
+use anyhow::Context;
+use common::{Fleet, Options};
+use reqwest::Method;
+use serde_json::{json, Value};
+use slipway_testkit::caddy::Caddy;
+use slipway_testkit::git::{seed_repo, GitDaemon};
+use slipway_testkit::registry::Registry;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .join("examples")
+        .join(name)
+}
+
+/// Removes every container of the app when the test ends, passed or not.
+struct Containers {
+    app_id: String,
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let filter = format!("label=io.slipway.app={}", self.app_id);
+        let listed = std::process::Command::new("podman")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output();
+        if let Ok(listed) = listed {
+            for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+                let _ = std::process::Command::new("podman")
+                    .args(["rm", "-f", "-t", "0", id])
+                    .output();
+            }
+        }
+    }
+}
+
+fn running_containers(app_id: &str) -> Vec<String> {
+    let filter = format!("label=io.slipway.app={app_id}");
+    std::process::Command::new("podman")
+        .args(["ps", "-q", "--filter", &filter])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn through_caddy(caddy: &Caddy, host: &str) -> anyhow::Result<(u16, String)> {
+    let answer = reqwest::Client::new()
+        .get(format!("http://{}/", caddy.http_addr()))
+        .header("host", host)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?;
+    Ok((answer.status().as_u16(), answer.text().await?))
+}
+
+async fn deploy(fleet: &Fleet, app: &str, body: Value) -> anyhow::Result<Value> {
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            &format!("/v1/apps/{app}/deployments"),
+            Some(body),
+        )
+        .await?;
+    anyhow::ensure!(status == 202, "deploy: {status} {answer}");
+    let id = answer["id"].as_str().context("id")?.parse()?;
+    fleet.wait_state(id, common::TERMINAL, DEPLOY_TIMEOUT).await
+}
+
+#[tokio::test]
+async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::Result<()> {
+    let registry = Registry::start().await?;
+    let caddy = Caddy::start().await?;
+    let dirs = tempfile::tempdir()?;
+    let mut env = vec![
+        ("SLIPWAY_REGISTRY", registry.addr().to_string()),
+        ("SLIPWAY_BUILD_DIR", dirs.path().display().to_string()),
+        ("SLIPWAY_CADDY_ADMIN", caddy.admin_url().to_string()),
+        ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_string()),
+        ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
+        ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
+        ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
+    ];
+    if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
+        env.push(("CONTAINERS_CONF", conf));
+    }
+    let fleet = Fleet::start(Options {
+        env,
+        ..Options::default()
+    })
+    .await?;
+    let repos = tempfile::tempdir()?;
+    let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+    let daemon = GitDaemon::start(repos.path())?;
+    let (status, app) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps",
+            Some(
+                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
+                        "runtime": {"health_path": "/healthz"}}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create app: {status} {app}");
+    let _containers = Containers {
+        app_id: app["id"].as_str().context("app id")?.to_owned(),
+    };
+    let app_id = app["id"].as_str().context("app id")?.to_owned();
+    let host = "site.p.localhost";
+
+    let first = deploy(&fleet, "site", json!({})).await?;
+    assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
+    assert_eq!(
+        first["url"],
+        format!(
+            "http://{host}:{}/",
+            caddy.http_addr().rsplit(':').next().unwrap_or_default()
+        )
+    );
+    let (status, page) = through_caddy(&caddy, host).await?;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("static-site"), "{page}");
+    assert_eq!(running_containers(&app_id).len(), 1);
+    let (_, app_now) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
+    assert_eq!(app_now["live"]["deployment"], first["id"], "{app_now:#}");
+
+    // A new commit: a new release replaces the old one.
+    repo.push_change("main", "index.html", "<h1>second release</h1>\n")?;
+    let second = deploy(&fleet, "site", json!({})).await?;
+    assert_eq!(second["state"], "live", "{second:#}\n{}", fleet.logs());
+    let (status, page) = through_caddy(&caddy, host).await?;
+    assert_eq!(
+        (status, page.contains("second release")),
+        (200, true),
+        "{page}"
+    );
+    assert_eq!(
+        running_containers(&app_id).len(),
+        1,
+        "the old release was stopped"
+    );
+
+    // A release that never becomes healthy leaves the second one serving.
+    let (status, answer) = fleet
+        .call(
+            Method::PATCH,
+            "/v1/apps/site",
+            Some(
+                json!({"runtime": {"health_path": "/no-such-path", "health_attempts": 3,
+                                    "health_interval_ms": 100}}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "patch: {status} {answer}");
+    repo.push_change("main", "index.html", "<h1>third release</h1>\n")?;
+    let third = deploy(&fleet, "site", json!({})).await?;
+    assert_eq!(third["state"], "failed", "{third:#}");
+    assert_eq!(third["error_code"], "health_check_failed", "{third:#}");
+    let message = third["error_message"].as_str().unwrap_or_default();
+    assert!(message.contains("/no-such-path"), "{message}");
+    let (status, page) = through_caddy(&caddy, host).await?;
+    assert_eq!(
+        (status, page.contains("second release")),
+        (200, true),
+        "{page}"
+    );
+    assert_eq!(
+        running_containers(&app_id).len(),
+        1,
+        "the failed release was removed"
+    );
+
+    fleet.stop().await;
+    Ok(())
+}
