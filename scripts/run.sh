@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run Slipway's main job on this host (see README):
-#   backing services -> build tools, registry and base images -> release
-#   build -> api + 3 workers -> a probe through the fleet -> deploy the
-#   example app examples/static-site (a git repository made from it under
-#   .slipway/run/, fetched by the build worker over file://).
+#   backing services -> build tools, registry and base images -> Caddy ->
+#   release build -> api + 3 workers -> a probe through the fleet -> deploy
+#   the example app examples/static-site (a git repository made from it
+#   under .slipway/run/, fetched by the build worker over file://) on this
+#   host behind Caddy, and print its URL.
 #
 # State (gitignored): .slipway/run/
 #   env            SLIPWAY_ADMIN_TOKEN, SLIPWAY_SECRET_KEY (generated once, mode 600)
@@ -296,6 +297,11 @@ bash scripts/build-tools.sh --env-file .slipway/build-tools.env
 # shellcheck disable=SC1091 # CONTAINERS_CONF, SLIPWAY_REGISTRY, base images
 . .slipway/build-tools.env
 
+step "Caddy for the apps (the local target)"
+bash scripts/deploy-tools.sh --env-file .slipway/deploy-tools.env
+# shellcheck disable=SC1091 # SLIPWAY_CADDY_ADMIN, SLIPWAY_CADDY_HTTP_ADDR
+. .slipway/deploy-tools.env
+
 step "release build"
 cargo build --release --bins \
     -p slipway-api -p slipway-worker-build -p slipway-worker-provision -p slipway-worker-deploy
@@ -491,6 +497,7 @@ case "$DEPLOY_FINAL" in
 live)
     url=$(json_str url <<<"$DEPLOY_JSON")
     log "$APP_NAME is live at ${url:-<no url reported>}"
+    printf 'The example app is live at %s (curl resolves *.localhost to 127.0.0.1)\n' "${url:-<no url reported>}"
     ;;
 failed | cancelled | superseded)
     stage=$(json_last_active_state <<<"$DEPLOY_JSON")
