@@ -1,7 +1,9 @@
 //! `build`: the build stage of every example app through the real fleet
-//! (release API binary, one build worker, one provision and one deploy
-//! worker; a test-owned registry and git daemon; real buildah). Examples
-//! run one after another; each prints one JSON object:
+//! (release API binary and one build worker; a test-owned registry and git
+//! daemon; real buildah). Each deployment is cancelled through the API once
+//! it is built, so it ends without being deployed (no provision or deploy
+//! worker runs) and the app's next deployment is dispatched. Examples run
+//! one after another; each prints one JSON object:
 //!
 //! - `first_build_s`: the first deployment's build stage, from its
 //!   `building` event to its `built` event (both from the deployment's
@@ -191,7 +193,7 @@ async fn measure(
 
     let first = deploy(fleet, example.name, deployments).await?;
     let visible = follow_logs(fleet, first).await?;
-    let (first_deployment, first_logs) = finished(fleet, first).await?;
+    let (first_deployment, first_logs) = built(fleet, first).await?;
     let first_s = build_stage(&first_deployment)?;
     let install = first_deployment["build_plan"]["install_command"].as_str();
     // The honesty check of the first build: its install ran afresh.
@@ -208,7 +210,7 @@ async fn measure(
     let changed = text.replacen(example.before, example.after, 1);
     let commit = repo.push_change("main", example.file, &changed)?;
     let second = deploy(fleet, example.name, deployments).await?;
-    let (rebuilt, rebuild_logs) = finished(fleet, second).await?;
+    let (rebuilt, rebuild_logs) = built(fleet, second).await?;
     anyhow::ensure!(
         rebuilt["resolved_commit"] == commit.as_str(),
         "the rebuild built {} instead of {commit}",
@@ -218,7 +220,7 @@ async fn measure(
     let install_cache_hit = install.map(|install| used_cache(&rebuild_logs, install));
 
     let third = deploy(fleet, example.name, deployments).await?;
-    let (cached, cached_logs) = finished(fleet, third).await?;
+    let (cached, cached_logs) = built(fleet, third).await?;
     let cached_s = build_stage(&cached)?;
     let cached_reused = cached_logs.iter().any(|l| l.contains("without building"));
 
@@ -258,7 +260,7 @@ async fn deploy(fleet: &Fleet, app: &str, deployments: &mut Vec<String>) -> anyh
     Ok(id)
 }
 
-/// Polls the deployment's log until it has ended and no line is left;
+/// Polls the deployment's log until its build stage is over and no line is left;
 /// returns, per line printed by a build child, how long after its `at` the
 /// bench first saw it (ms).
 async fn follow_logs(fleet: &Fleet, id: Uuid) -> anyhow::Result<Vec<f64>> {
@@ -282,7 +284,7 @@ async fn follow_logs(fleet: &Fleet, id: Uuid) -> anyhow::Result<Vec<f64>> {
         }
         after = body["next"].as_i64().context("next")?;
         let state = body["state"].as_str().unwrap_or_default();
-        if lines.is_empty() && TERMINAL.contains(&state) {
+        if lines.is_empty() && !["queued", "building"].contains(&state) {
             return Ok(visible);
         }
         anyhow::ensure!(
@@ -293,22 +295,40 @@ async fn follow_logs(fleet: &Fleet, id: Uuid) -> anyhow::Result<Vec<f64>> {
     }
 }
 
-/// Waits for the deployment to end; returns it and all its log lines. It
-/// must have been built (provisioning is not implemented yet, so it then
-/// fails there).
-async fn finished(fleet: &Fleet, id: Uuid) -> anyhow::Result<(Value, Vec<String>)> {
+/// Waits until the deployment is built, cancels it (it would wait for a
+/// provision worker forever) and waits for it to end; returns it and all
+/// its log lines. A deployment that ends without being built is an error.
+async fn built(fleet: &Fleet, id: Uuid) -> anyhow::Result<(Value, Vec<String>)> {
     let started = Instant::now();
+    let mut cancelled = false;
     let deployment = loop {
         let deployment = fleet.get(&format!("/v1/deployments/{id}")).await?;
         let state = deployment["state"].as_str().unwrap_or_default();
         if TERMINAL.contains(&state) {
             break deployment;
         }
+        let built = deployment["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().any(|e| e["to"] == "built"));
+        if built && !cancelled {
+            let (status, answer) = fleet
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v1/deployments/{id}/cancel"),
+                    None,
+                )
+                .await?;
+            anyhow::ensure!(
+                status == 200 || status == 409,
+                "cancel {id}: {status} {answer}"
+            );
+            cancelled = true;
+        }
         anyhow::ensure!(
             started.elapsed() < BUILD_TIMEOUT,
             "deployment {id} still {state} after {BUILD_TIMEOUT:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let body = fleet
         .get(&format!("/v1/deployments/{id}/logs?limit=10000"))

@@ -1,7 +1,8 @@
-//! The fleet of the `build` scenario: the release API binary and one worker
-//! binary per stage as OS processes (one build worker), each in its own
-//! process group and stopped by its pid, and an HTTP client holding a
-//! project token.
+//! The fleet of the `build` scenario: the release API binary and one build
+//! worker as OS processes, each in its own process group and stopped by its
+//! pid, and an HTTP client holding a project token. No provision or deploy
+//! worker runs: past the build a deployment would start containers and add
+//! routes to the platform's Caddy, which a build benchmark must not touch.
 
 use crate::harness::{self, Env};
 use nix::sys::signal::{kill, killpg, Signal};
@@ -12,12 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
-pub const BINARIES: [&str; 4] = [
-    "slipway-api",
-    "slipway-worker-build",
-    "slipway-worker-provision",
-    "slipway-worker-deploy",
-];
+pub const BINARIES: [&str; 2] = ["slipway-api", "slipway-worker-build"];
 
 /// One process this benchmark started.
 struct Process {
@@ -96,8 +92,8 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts the API and one worker per stage; `build_env` goes to the
-    /// build worker only (registry, base images, build dir).
+    /// Starts the API and one build worker; `build_env` goes to the build
+    /// worker only (registry, base images, build dir).
     pub async fn start(
         env: &Env,
         dir: &Path,
@@ -136,18 +132,14 @@ impl Fleet {
             fleet.stop().await;
             anyhow::bail!("the API did not come up: {error:#}\n{tail}");
         }
-        for (i, binary) in BINARIES[1..].iter().enumerate() {
-            let mut worker_env = common.clone();
-            worker_env.push(("SLIPWAY_WORKER_ID".into(), format!("bench-{binary}-{i}")));
-            if *binary == "slipway-worker-build" {
-                worker_env.extend(build_env.iter().cloned());
-            }
-            match Process::spawn(dir, binary, &worker_env) {
-                Ok(process) => fleet.processes.push(process),
-                Err(error) => {
-                    fleet.stop().await;
-                    return Err(error);
-                }
+        let mut worker_env = common;
+        worker_env.push(("SLIPWAY_WORKER_ID".into(), "bench-build-1".into()));
+        worker_env.extend(build_env);
+        match Process::spawn(dir, BINARIES[1], &worker_env) {
+            Ok(process) => fleet.processes.push(process),
+            Err(error) => {
+                fleet.stop().await;
+                return Err(error);
             }
         }
         let pool = &env.db.pool;
@@ -197,7 +189,7 @@ impl Fleet {
 
     pub async fn stop(&mut self) {
         let started = Instant::now();
-        // Workers first, so none is left waiting on a gone API.
+        // The worker first, so it is not left waiting on a gone API.
         while let Some(process) = self.processes.pop() {
             process.stop(Duration::from_secs(15)).await;
         }
