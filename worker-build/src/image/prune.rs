@@ -117,7 +117,9 @@ async fn app_images(
         let created = image["Created"].as_i64().unwrap_or(0);
         let names = image["Names"].as_array().cloned().unwrap_or_default();
         for name in names.iter().filter_map(|n| n.as_str()) {
-            if name.starts_with(&prefix) {
+            // podman may list one image more than once (seen with images
+            // that are also parents of others): one entry per tag.
+            if name.starts_with(&prefix) && !tagged.iter().any(|t: &Tagged| t.tag == name) {
                 tagged.push(Tagged {
                     tag: name.to_string(),
                     created,
