@@ -3,7 +3,8 @@
 //! Caddy, real buildah and podman. The app answers through Caddy by host
 //! name; a redeploy switches to the new release and stops the old one; a
 //! release that fails its health check is removed while the old one keeps
-//! serving, and the deployment says why.
+//! serving, and the deployment says why; a rollback deploys an earlier
+//! release's image again without building.
 
 mod common;
 
@@ -188,6 +189,45 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
         1,
         "the failed release was removed"
     );
+
+    // Roll back to the first release: its image again, no build.
+    let (status, answer) = fleet
+        .call(
+            Method::PATCH,
+            "/v1/apps/site",
+            Some(json!({"runtime": {"health_path": "/healthz"}})),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "patch: {status} {answer}");
+    let rollback = deploy(&fleet, "site", json!({"rollback_to": first["id"]})).await?;
+    assert_eq!(rollback["state"], "live", "{rollback:#}\n{}", fleet.logs());
+    assert_eq!(rollback["image_digest"], first["image_digest"]);
+    assert_eq!(rollback["resolved_commit"], first["resolved_commit"]);
+    let (status, page) = through_caddy(&caddy, host).await?;
+    assert_eq!((status, page.contains("VERSION 1")), (200, true), "{page}");
+    assert_eq!(running_containers(&app_id).len(), 1);
+    let rollback_id = rollback["id"].as_str().unwrap_or_default();
+    let (_, logs) = fleet
+        .call(
+            Method::GET,
+            &format!("/v1/deployments/{rollback_id}/logs?limit=1000"),
+            None,
+        )
+        .await?;
+    let text = logs.to_string();
+    assert!(
+        text.contains("without building") && !text.contains("STEP"),
+        "{text}"
+    );
+    // Only a deployment of this app with an image can be rolled back to.
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps/site/deployments",
+            Some(json!({"rollback_to": uuid::Uuid::new_v4()})),
+        )
+        .await?;
+    assert_eq!(status, 404, "{answer}");
 
     fleet.stop().await;
     Ok(())

@@ -136,6 +136,9 @@ impl BuildHandler {
         work: &Path,
     ) -> Result<Effects, JobError> {
         let settings = &self.settings;
+        if let Requested::Rollback { deployment_id } = target.requested()? {
+            return self.rollback(ctx, target, deployment_id).await;
+        }
         let _ = tokio::fs::remove_dir_all(work).await;
         tokio::fs::create_dir_all(work)
             .await
@@ -222,6 +225,59 @@ impl BuildHandler {
         })])
     }
 
+    /// A rollback builds nothing: it records the earlier deployment's image
+    /// (commit, digest, plan) as this deployment's, if the registry still
+    /// has it.
+    async fn rollback(
+        &self,
+        ctx: &JobContext,
+        target: &BuildTarget,
+        earlier: uuid::Uuid,
+    ) -> Result<Effects, JobError> {
+        let row: Option<RolledBack> = sqlx::query_as(
+            "SELECT resolved_commit, image_digest, image_ref, build_plan, build_key FROM deployments
+             WHERE id = $1 AND app_id = $2",
+        )
+        .bind(earlier)
+        .bind(target.app_id)
+        .fetch_optional(&ctx.pool)
+        .await
+        .map_err(|e| JobError::Retryable(format!("database: {e}")))?;
+        let Some(RolledBack {
+            resolved_commit,
+            image_digest: Some(digest),
+            image_ref: Some(reference),
+            build_plan,
+            build_key,
+        }) = row
+        else {
+            return Err(JobError::permanent(
+                "not_built",
+                format!("deployment {earlier} of this app has no image to roll back to"),
+            ));
+        };
+        if !reuse::registry_has(&self.settings.build.registry, &reference).await {
+            return Err(JobError::permanent(
+                "image_gone",
+                format!(
+                    "the image of deployment {earlier} ({reference}) is no longer in the registry"
+                ),
+            ));
+        }
+        ctx.logs
+            .info(format!(
+                "rollback to deployment {earlier}: reusing {reference} without building"
+            ))
+            .await;
+        Ok(vec![Box::new(RecordBuild {
+            commit: resolved_commit,
+            digest,
+            reference,
+            plan: build_plan.unwrap_or_default(),
+            build_key: build_key.unwrap_or_default(),
+        })])
+    }
+
     async fn fetch(
         &self,
         ctx: &JobContext,
@@ -265,6 +321,11 @@ impl BuildHandler {
                     dir,
                 })
             }
+            // `build_in` takes rollbacks before any fetch.
+            Requested::Rollback { deployment_id } => Err(JobError::permanent(
+                "invalid_source",
+                format!("a rollback to {deployment_id} has no source to fetch"),
+            )),
             Requested::Version { version_id } => {
                 let stored = sources::archive(&ctx.pool, version_id)
                     .await
@@ -328,6 +389,15 @@ impl BuildHandler {
             .map_err(|e| source_error(e, "the app's git credential"))?;
         Ok(stored.map(git::GitCredential::from))
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct RolledBack {
+    resolved_commit: Option<String>,
+    image_digest: Option<String>,
+    image_ref: Option<String>,
+    build_plan: Option<serde_json::Value>,
+    build_key: Option<String>,
 }
 
 struct FetchedSource {

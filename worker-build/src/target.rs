@@ -30,8 +30,17 @@ struct TargetRow {
 
 /// The source a deployment asked for.
 pub enum Requested {
-    Git { url: GitUrl, reference: GitRef },
-    Version { version_id: Uuid },
+    Git {
+        url: GitUrl,
+        reference: GitRef,
+    },
+    Version {
+        version_id: Uuid,
+    },
+    /// The image of an earlier deployment of the app, without a build.
+    Rollback {
+        deployment_id: Uuid,
+    },
 }
 
 /// The app's build settings (`build` in the API): `dockerfile` (a path in
@@ -93,6 +102,15 @@ impl BuildTarget {
     /// The deployment's own source, falling back to the app's default
     /// repository and ref (`HEAD`, the remote's default branch, without one).
     pub fn requested(&self) -> Result<Requested, JobError> {
+        if let Some(earlier) = self.source.get("rollback_to") {
+            let deployment_id = earlier
+                .as_str()
+                .and_then(|v| Uuid::parse_str(v).ok())
+                .ok_or_else(|| {
+                    JobError::permanent("invalid_source", "rollback_to is not a deployment id")
+                })?;
+            return Ok(Requested::Rollback { deployment_id });
+        }
         if let Some(version) = self.source.get("version") {
             let version_id = version
                 .as_str()

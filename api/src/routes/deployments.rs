@@ -20,6 +20,9 @@ pub struct CreateDeployment {
     git_ref: Option<String>,
     /// An uploaded archive of the app (`POST /v1/apps/{app}/versions`).
     version: Option<Uuid>,
+    /// An earlier deployment of the app whose image is deployed again,
+    /// without a build: a rollback.
+    rollback_to: Option<Uuid>,
 }
 
 /// Answers 202 with the new deployment's id and a `Location` header.
@@ -41,9 +44,14 @@ pub async fn create(
     OptionalJson(body): OptionalJson<CreateDeployment>,
 ) -> Result<Response, ApiError> {
     let requested_ref = body.git_ref.as_deref().map(GitRef::parse).transpose()?;
-    if requested_ref.is_some() && body.version.is_some() {
+    let sources = [
+        requested_ref.is_some(),
+        body.version.is_some(),
+        body.rollback_to.is_some(),
+    ];
+    if sources.iter().filter(|given| **given).count() > 1 {
         return Err(ApiError::validation(
-            "give either git_ref or version, not both",
+            "give at most one of git_ref, version and rollback_to",
         ));
     }
     let mut tx = state.pool.begin().await?;
@@ -54,9 +62,30 @@ pub async fn create(
             .fetch_optional(&mut *tx)
             .await?;
     let (app_id, git_url, default_ref) = found.ok_or(ApiError::NotFound("app"))?;
-    let source = match body.version {
-        Some(version) => crate::routes::versions::for_deployment(&mut tx, app_id, version).await?,
-        None => {
+    let source = match (body.version, body.rollback_to) {
+        (Some(version), _) => {
+            crate::routes::versions::for_deployment(&mut tx, app_id, version).await?
+        }
+        (None, Some(earlier)) => {
+            let image: Option<Option<String>> = sqlx::query_scalar(
+                "SELECT image_ref FROM deployments WHERE id = $1 AND app_id = $2",
+            )
+            .bind(earlier)
+            .bind(app_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match image {
+                None => return Err(ApiError::NotFound("deployment")),
+                Some(None) => {
+                    return Err(ApiError::Invalid {
+                        code: "not_built",
+                        message: format!("deployment {earlier} has no image to roll back to"),
+                    })
+                }
+                Some(Some(_)) => json!({"rollback_to": earlier}),
+            }
+        }
+        (None, None) => {
             let git_url = git_url.ok_or_else(|| ApiError::Invalid {
                 code: "no_source",
                 message: "the app has no git_url; set one with PATCH /v1/apps/{app} or deploy an uploaded version".into(),
