@@ -79,7 +79,7 @@ pub fn build() -> Value {
                 "delete": op("Delete an app with no deployment in progress", p, &[("204", "deleted"), ("409", "busy")])
             },
             "/v1/apps/{app}/deployments": {
-                "post": op("Deploy the app {git_ref?} or an uploaded archive {version}", p, &[("202", "{id, state} with Location")]),
+                "post": op("Deploy the app {git_ref?}, an uploaded archive {version}, or roll back to an earlier deployment's image {rollback_to}", p, &[("202", "{id, state} with Location")]),
                 "get": op("List the app's deployments (?limit, ?before cursor)", p, &[("200", "{items, next}")])
             },
             "/v1/apps/{app}/versions": {
