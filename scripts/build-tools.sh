@@ -31,6 +31,8 @@
 #       ca-certificates does not ship (a TLS-intercepting proxy's CA, say), so that
 #       npm and pip inside a build reach their registries as the host does.
 set -euo pipefail
+# shellcheck source=scripts/lib/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
 
 export DEBIAN_FRONTEND=noninteractive CI="${CI:-true}"
 
@@ -74,20 +76,9 @@ install_packages() {
     # catatonit backs `podman run --init`; the CNI plugins and iptables
     # publish ports (-p); podman only recommends or suggests them. git and
     # openssh (client and server) fetch sources, deploy keys included.
-    local wanted=(podman buildah runc skopeo docker-registry debootstrap curl ca-certificates
-        catatonit containernetworking-plugins iptables uidmap git openssh-client openssh-server)
-    local missing=() pkg
-    for pkg in "${wanted[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
-            missing+=("$pkg")
-    done
-    if [ "${#missing[@]}" -eq 0 ]; then
-        log "packages: all present"
-        return
-    fi
-    log "packages: installing ${missing[*]}"
-    apt-get update -qq </dev/null || log "apt-get update failed; trying the install anyway"
-    apt-get install -y -qq "${missing[@]}" </dev/null >&2
+    install_missing_packages podman buildah runc skopeo docker-registry debootstrap curl \
+        ca-certificates catatonit containernetworking-plugins iptables uidmap git \
+        openssh-client openssh-server
 }
 
 # --- containers.conf ----------------------------------------------------------

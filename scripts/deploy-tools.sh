@@ -21,6 +21,8 @@
 #   SLIPWAY_CADDY_HTTP_ADDR  [127.0.0.1:8088]          where the apps are served
 #   SLIPWAY_CADDY_SERVER     [slipway]                 the apps server's name in Caddy's config
 set -euo pipefail
+# shellcheck source=scripts/lib/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
 
 export DEBIAN_FRONTEND=noninteractive CI="${CI:-true}"
 
@@ -67,19 +69,7 @@ esac
 # --- packages ---------------------------------------------------------------
 
 install_packages() {
-    local wanted=(caddy curl) missing=() pkg
-    for pkg in "${wanted[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
-            missing+=("$pkg")
-    done
-    if [ "${#missing[@]}" -eq 0 ]; then
-        log "packages: all present"
-        return
-    fi
-    log "packages: installing ${missing[*]}"
-    apt-get update -qq </dev/null || log "apt-get update failed; trying the install anyway"
-    # policy-rc.d keeps the package's own caddy service from starting.
-    apt-get install -y -qq "${missing[@]}" </dev/null >&2
+    install_missing_packages caddy curl
 }
 
 # --- Caddy ------------------------------------------------------------------

@@ -5,13 +5,12 @@
 //! Killed by pid (its own process group) and its dir removed on `Drop`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::os;
-use crate::util::{free_port, hex8, wait_http_ok};
+use crate::util::{free_port, hex8, spawn_server, wait_http_ok};
 
 const BINARY: &str = "caddy";
 
@@ -50,28 +49,19 @@ impl Caddy {
             &config,
             serde_json::json!({"admin": {"listen": admin_addr}}).to_string(),
         )?;
-        let log = std::fs::File::create(dir.join("caddy.log"))?;
-        let child = tokio::process::Command::new(BINARY)
+        let mut command = tokio::process::Command::new(BINARY);
+        command
             .arg("run")
             .arg("--config")
             .arg(&config)
             .env("XDG_DATA_HOME", dir.join("data"))
             .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env("HOME", dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!("{BINARY} is not installed: run scripts/deploy-tools.sh (as root) first")
-            }
-            Err(e) => return Err(e).context("spawning caddy"),
-        };
-        let pid = child.id().context("caddy has no pid")? as i32;
+            .env("HOME", dir);
+        let (child, pid) = spawn_server(
+            command,
+            &dir.join("caddy.log"),
+            "run scripts/deploy-tools.sh (as root) first",
+        )?;
         let mut caddy = Caddy {
             admin_addr,
             http_addr,

@@ -4,13 +4,12 @@
 //! process group) and its storage removed on `Drop`.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::os;
-use crate::util::{free_port, hex8, wait_http_ok};
+use crate::util::{free_port, hex8, spawn_server, wait_http_ok};
 
 const BINARY: &str = "docker-registry";
 
@@ -51,24 +50,13 @@ impl Registry {
                 dir.join("data").display()
             ),
         )?;
-        let log = std::fs::File::create(dir.join("registry.log"))?;
-        let child = tokio::process::Command::new(BINARY)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!("{BINARY} is not installed: run scripts/build-tools.sh (as root) first")
-            }
-            Err(e) => return Err(e).context("spawning docker-registry"),
-        };
-        let pid = child.id().context("registry has no pid")? as i32;
+        let mut command = tokio::process::Command::new(BINARY);
+        command.arg("serve").arg(&config);
+        let (child, pid) = spawn_server(
+            command,
+            &dir.join("registry.log"),
+            "run scripts/build-tools.sh (as root) first",
+        )?;
         let mut registry = Registry {
             addr: addr.to_string(),
             dir: dir.to_path_buf(),

@@ -87,3 +87,37 @@ pub fn unique_prefix() -> String {
 pub(crate) fn hex8() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
+
+/// Spawns a server binary of a test in its own process group (killed on
+/// drop), stdout and stderr into `log`. A missing binary says how to get it.
+pub(crate) fn spawn_server(
+    mut command: tokio::process::Command,
+    log: &std::path::Path,
+    install_hint: &str,
+) -> anyhow::Result<(tokio::process::Child, i32)> {
+    use anyhow::Context;
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    let log = std::fs::File::create(log)?;
+    let child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::bail!("{program} is not installed: {install_hint}")
+        }
+        Err(e) => return Err(e).with_context(|| format!("spawning {program}")),
+    };
+    let pid = child
+        .id()
+        .with_context(|| format!("{program} has no pid"))? as i32;
+    Ok((child, pid))
+}
