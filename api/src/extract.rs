@@ -109,3 +109,25 @@ pub async fn limited_body(
         }),
     }
 }
+
+/// `?limit=&before=` of a list answered newest first, cursor-paginated.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    /// The `next` cursor of the previous page.
+    pub before: Option<uuid::Uuid>,
+}
+
+impl PageQuery {
+    /// The page size: 20 unless given, 1 to 100.
+    pub fn limit(&self) -> Result<i64, crate::error::ApiError> {
+        let limit = self.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(crate::error::ApiError::validation(
+                "limit: must be 1 to 100",
+            ));
+        }
+        Ok(limit)
+    }
+}

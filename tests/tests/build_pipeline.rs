@@ -2,8 +2,9 @@
 //! test-owned git daemon and registry, real buildah. A deployment of a git
 //! ref is built, pushed and recorded (commit, digest, plan); the same commit
 //! again reuses the image without building; a missing ref fails permanently
-//! with a clear message; an uploaded version builds too. What happens after
-//! `built` (provisioning, deploying) is not these tests' business.
+//! with a clear message; an uploaded version builds too. The fleet has no
+//! Caddy, so provisioning stops each deployment after `built` and names
+//! what the target lacks.
 
 mod common;
 
@@ -18,6 +19,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
+/// The discard port: nothing listens on it.
+const NO_CADDY: &str = "http://127.0.0.1:9";
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,6 +45,9 @@ async fn start() -> anyhow::Result<BuildFleet> {
         ("SLIPWAY_REGISTRY", registry.addr().to_string()),
         ("SLIPWAY_BUILD_DIR", build_dir.display().to_string()),
         ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
+        // No Caddy answers here: provisioning stops these deployments once
+        // built, so a test build never lands on the host's own Caddy.
+        ("SLIPWAY_CADDY_ADMIN", NO_CADDY.to_string()),
     ];
     if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
         env.push(("CONTAINERS_CONF", conf));
@@ -110,13 +116,20 @@ fn went_through_built(deployment: &Value) -> bool {
     common::states(deployment).iter().any(|s| s == "built")
 }
 
-/// The build stage succeeded; whatever came after is other tests' business.
+/// The build stage succeeded, then provisioning stopped the deployment
+/// because the target lacks its Caddy, and said so.
 fn assert_built(deployment: &Value, logs: &[String]) {
     assert!(
         went_through_built(deployment),
         "{deployment:#}\n{}",
         logs.join("\n")
     );
+    assert_eq!(
+        deployment["error_code"], "target_not_ready",
+        "{deployment:#}"
+    );
+    let message = deployment["error_message"].as_str().unwrap_or_default();
+    assert!(message.contains("Caddy admin API"), "{message}");
 }
 
 #[tokio::test]

@@ -114,24 +114,13 @@ pub async fn create(
     Ok(accepted(created.id, "queued"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    limit: Option<i64>,
-    /// The `next` cursor of the previous page.
-    before: Option<Uuid>,
-}
-
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
     Path(app): Path<String>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<crate::extract::PageQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::validation("limit: must be 1 to 100"));
-    }
+    let limit = query.limit()?;
     let app_id: Option<Uuid> =
         sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2")
             .bind(project.id)

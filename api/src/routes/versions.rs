@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use slipway_shared::archive::{self, ArchiveError, Format};
@@ -252,23 +251,13 @@ pub async fn get(
     Ok(axum::Json(read(&mut conn, id, &app, version_id).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    limit: Option<i64>,
-    before: Option<Uuid>,
-}
-
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
     Path(app): Path<String>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<crate::extract::PageQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::validation("limit: must be 1 to 100"));
-    }
+    let limit = query.limit()?;
     let mut conn = state.pool.acquire().await?;
     let id = app_id(&mut conn, project, &app).await?;
     let rows: Vec<VersionRow> = sqlx::query_as(&format!(
