@@ -7,6 +7,7 @@ use crate::logsink::LogHandle;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
@@ -73,7 +74,7 @@ pub async fn run_logged(
         biased;
         status = child.wait() => status,
         _ = cancel.cancelled() => {
-            kill_group(pid);
+            stop_group(pid).await;
             let _ = child.wait().await;
             for pump in [stdout, stderr].into_iter().flatten() {
                 pump.abort();
@@ -90,12 +91,61 @@ pub async fn run_logged(
     Ok(Finished { pid, status })
 }
 
-fn kill_group(pid: u32) {
+/// Sends SIGKILL to the process group led by `pid`. Returns at once: the
+/// kernel takes the members down when each is next scheduled.
+pub fn kill_group(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {
         if pid > 0 {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
+}
+
+/// How long [`stop_group`] waits for the group's members to be gone.
+const GROUP_EXIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Kills the process group led by `pid` and waits until none of its members
+/// runs any more (zombies left for their parent to reap do not count), so
+/// that a cancelled job has really stopped when the cancel returns: a
+/// grandchild (git's remote helper, ssh) that got SIGKILL but was not yet
+/// scheduled would otherwise still be running, holding its sockets.
+pub async fn stop_group(pid: u32) {
+    kill_group(pid);
+    let Ok(group) = i32::try_from(pid) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + GROUP_EXIT_WAIT;
+    while group_has_running_member(group) && tokio::time::Instant::now() < deadline {
+        kill_group(pid);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Whether a process of group `group` is alive (not a zombie), from `/proc`.
+fn group_has_running_member(group: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let is_pid = entry.file_name().to_str().is_some_and(|name| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !is_pid {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // The command name may hold spaces and parentheses: the fields after
+        // the last ')' are state, ppid, pgrp, ...
+        let Some(close) = stat.rfind(')') else {
+            return false;
+        };
+        let mut fields = stat[close + 1..].split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        pgrp == Some(group) && state != "Z" && state != "X"
+    })
 }
 
 async fn pump(stream: impl AsyncRead + Unpin, logs: LogHandle, name: &'static str) {

@@ -9,10 +9,9 @@
 //! repository, missing ref, refused credential, refused connection) as exit
 //! status 128 and only its stderr tells them apart.
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use slipway_shared::job::JobError;
 use slipway_shared::logsink::LogHandle;
+use slipway_shared::process::{kill_group, stop_group};
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -108,7 +107,7 @@ pub(super) async fn run(
     let status = match stop {
         Ok(status) => status,
         Err(error) => {
-            kill_group(pid);
+            stop_group(pid).await;
             let _ = child.wait().await;
             for pump in [stdout, stderr].into_iter().flatten() {
                 pump.abort();
@@ -124,14 +123,6 @@ pub(super) async fn run(
         stdout: collect(stdout).await,
         stderr: collect(stderr).await,
     })
-}
-
-fn kill_group(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        if pid > 0 {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
 }
 
 async fn collect(pump: Option<JoinHandle<Vec<String>>>) -> Vec<String> {
