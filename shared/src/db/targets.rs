@@ -99,7 +99,7 @@ pub async fn placement(
     let secrets = secrets.ok_or_else(|| {
         JobError::permanent(
             "secret_key_missing",
-            "the app runs on an ssh target but this worker has no SLIPWAY_SECRET_KEY to open its key",
+            "this worker has no SLIPWAY_SECRET_KEY to open the ssh target's key",
         )
     })?;
     let private_key = secrets
