@@ -77,8 +77,11 @@ impl Site {
         )
         .await
         .map_err(|e| e.into_job_error())?;
-        let caddy = CaddyAdmin::new(&format!("127.0.0.1:{}", tunnel.local_port(0)))
-            .map_err(|e| e.into_job_error())?;
+        let caddy = CaddyAdmin::forwarded(
+            &format!("127.0.0.1:{}", tunnel.local_port(0)),
+            &target.settings.caddy_admin,
+        )
+        .map_err(|e| e.into_job_error())?;
         let engine = Engine::ssh(
             files.host.clone(),
             target.settings.containers_conf.as_ref().map(Into::into),

@@ -187,7 +187,13 @@ async fn check_caddy(
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap_or_default();
-    let result = match client.get(&url).send().await {
+    // Caddy's admin API refuses a Host that is not its own listen address.
+    let result = match client
+        .get(&url)
+        .header(reqwest::header::HOST, admin.as_str())
+        .send()
+        .await
+    {
         Ok(answer) if answer.status().is_success() => Ok(format!("answers {}", answer.status())),
         Ok(answer) => Err(format!("answers {}", answer.status())),
         Err(_) if installed => Err(format!(
