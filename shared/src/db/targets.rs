@@ -22,7 +22,7 @@ pub const CHECK_JOB_KIND: &str = "target_check.v1";
 pub enum Placement {
     /// The embedded local target (settings from the environment).
     Local,
-    Ssh(SshTarget),
+    Ssh(Box<SshTarget>),
 }
 
 /// An ssh target with its key opened.
@@ -107,7 +107,7 @@ pub async fn placement(
         .map_err(|e| JobError::permanent("secret_unreadable", format!("target key: {e}")))?;
     let settings: SshTargetSettings = serde_json::from_value(row.settings.clone())
         .map_err(|e| broken(&format!("valid settings ({e})")))?;
-    Ok(Placement::Ssh(SshTarget {
+    Ok(Placement::Ssh(Box::new(SshTarget {
         id: row.id,
         host: row.host.clone().ok_or_else(|| broken("host"))?,
         port: row
@@ -122,7 +122,7 @@ pub async fn placement(
         name: row.name,
         private_key,
         settings,
-    }))
+    })))
 }
 
 /// Whether `deployment_id` is a target check.
