@@ -298,7 +298,7 @@ async fn targets_are_project_resources_whose_keys_never_come_back() -> anyhow::R
 /// podman shares this host's storage) when the test ends, passed or not.
 struct Leftovers {
     app_id: String,
-    digest: Option<String>,
+    digests: Vec<String>,
 }
 
 impl Drop for Leftovers {
@@ -321,6 +321,28 @@ impl Drop for Leftovers {
             }
         }
     }
+}
+
+async fn deploy(fleet: &Fleet) -> anyhow::Result<Value> {
+    let (status, answer) = fleet
+        .call(Method::POST, "/v1/apps/site/deployments", Some(json!({})))
+        .await?;
+    anyhow::ensure!(status == 202, "deploy: {status} {answer}");
+    let id: Uuid = answer["id"].as_str().context("id")?.parse()?;
+    fleet.wait_state(id, common::TERMINAL, TIMEOUT).await
+}
+
+/// `GET /` of the app through the namespace's Caddy, over the veth.
+async fn through_namespace_caddy(apps_addr: &str) -> anyhow::Result<(u16, String)> {
+    let page = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(format!("http://{apps_addr}/"))
+        .header("host", "site.p.localhost")
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?;
+    Ok((page.status().as_u16(), page.text().await?))
 }
 
 fn running_containers(app_id: &str) -> Vec<String> {
@@ -390,7 +412,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     assert!(logs.contains("registry answers on the target"), "{logs}");
 
     let repos = tempfile::tempdir()?;
-    seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+    let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
     let daemon = GitDaemon::start(repos.path())?;
     let (status, app) = fleet
         .call(
@@ -406,32 +428,20 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     let app_id = app["id"].as_str().context("app id")?.to_owned();
     let mut leftovers = Leftovers {
         app_id: app_id.clone(),
-        digest: None,
+        digests: Vec::new(),
     };
 
-    let (status, answer) = fleet
-        .call(Method::POST, "/v1/apps/site/deployments", Some(json!({})))
-        .await?;
-    anyhow::ensure!(status == 202, "deploy: {status} {answer}");
-    let id: Uuid = answer["id"].as_str().context("id")?.parse()?;
-    let deployed = fleet.wait_state(id, common::TERMINAL, TIMEOUT).await?;
-    leftovers.digest = deployed["image_digest"].as_str().map(str::to_owned);
+    let deployed = deploy(&fleet).await?;
+    leftovers
+        .digests
+        .extend(deployed["image_digest"].as_str().map(str::to_owned));
     assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
     assert_eq!(deployed["url"], "http://site.p.localhost:8080/");
     let logs = log_text(&fleet, &deployed).await?;
     assert!(logs.contains("deploying to ssh target ns"), "{logs}");
 
     // The page, through the namespace's Caddy, over the veth.
-    let page = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
-        .get(format!("http://{apps_addr}/"))
-        .header("host", "site.p.localhost")
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await?;
-    let status = page.status().as_u16();
-    let text = page.text().await?;
+    let (status, text) = through_namespace_caddy(&apps_addr).await?;
     assert_eq!(status, 200, "{text}\n{}", ns.log_tail("caddy", 20));
     assert!(text.contains("static-site"), "{text}");
 
@@ -469,6 +479,23 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         .send()
         .await;
     assert!(here.is_err(), "the release is not on this host's loopback");
+
+    // A new commit: the new release replaces the old one on the target.
+    repo.push_change("main", "index.html", "<h1>second release</h1>\n")?;
+    let second = deploy(&fleet).await?;
+    leftovers
+        .digests
+        .extend(second["image_digest"].as_str().map(str::to_owned));
+    assert_eq!(second["state"], "live", "{second:#}\n{}", fleet.logs());
+    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    assert_eq!(
+        (status, text.contains("second release")),
+        (200, true),
+        "{text}"
+    );
+    let now_running = running_containers(&app_id);
+    assert_eq!(now_running.len(), 1, "the old release was stopped");
+    assert_ne!(now_running, running);
 
     // The target serves an app: it cannot be deleted.
     let (status, _) = fleet.call(Method::DELETE, "/v1/targets/ns", None).await?;
