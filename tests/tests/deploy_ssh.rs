@@ -310,13 +310,14 @@ impl Drop for Leftovers {
                 let _ = podman(&["rm", "-f", "-t", "0", id]);
             }
         }
-        if let Some(digest) = &self.digest {
-            if let Ok(listed) = podman(&["images", "--digests", "--format", "{{.ID}} {{.Digest}}"])
-            {
-                for line in String::from_utf8_lossy(&listed.stdout).lines() {
-                    if let Some((id, _)) = line.split_once(' ').filter(|(_, d)| d == digest) {
-                        let _ = podman(&["rmi", "-f", id]);
-                    }
+        let listed = podman(&["images", "--digests", "--format", "{{.ID}} {{.Digest}}"]);
+        if let Ok(listed) = listed {
+            for line in String::from_utf8_lossy(&listed.stdout).lines() {
+                let ours = line
+                    .split_once(' ')
+                    .filter(|(_, d)| self.digests.iter().any(|x| x == d));
+                if let Some((id, _)) = ours {
+                    let _ = podman(&["rmi", "-f", id]);
                 }
             }
         }
