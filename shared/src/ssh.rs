@@ -125,3 +125,24 @@ impl Drop for SshKeyFiles {
 
 mod tunnel;
 pub use tunnel::{Tunnel, TunnelError};
+
+#[cfg(test)]
+mod tests {
+    use super::classify_failure;
+
+    #[test]
+    fn ssh_failures_say_whether_a_retry_can_help() {
+        assert_eq!(
+            classify_failure("Host key verification failed."),
+            ("host_key_mismatch", false)
+        );
+        assert_eq!(
+            classify_failure("root@10.0.0.1: Permission denied (publickey)."),
+            ("ssh_auth_failed", false)
+        );
+        assert_eq!(
+            classify_failure("ssh: connect to host 10.0.0.1 port 22: Connection refused"),
+            ("host_unreachable", true)
+        );
+    }
+}

@@ -294,11 +294,15 @@ async fn targets_are_project_resources_whose_keys_never_come_back() -> anyhow::R
     Ok(())
 }
 
-/// Removes the app's containers and its image (by digest: the target's
-/// podman shares this host's storage) when the test ends, passed or not.
+/// Removes the app's containers and, when the test ends, the names its
+/// builds gave their images; an image left with no name and no container
+/// goes too. Not `rmi -f` by id: builds are reproducible, so another test
+/// may be using the very same image (the target's podman shares this
+/// host's storage).
 struct Leftovers {
     app_id: String,
-    digests: Vec<String>,
+    /// `REGISTRY/slipway/p-site:DEPLOYMENT`.
+    tags: Vec<String>,
 }
 
 impl Drop for Leftovers {
@@ -310,15 +314,15 @@ impl Drop for Leftovers {
                 let _ = podman(&["rm", "-f", "-t", "0", id]);
             }
         }
-        let listed = podman(&["images", "--digests", "--format", "{{.ID}} {{.Digest}}"]);
-        if let Ok(listed) = listed {
-            for line in String::from_utf8_lossy(&listed.stdout).lines() {
-                let ours = line
-                    .split_once(' ')
-                    .filter(|(_, d)| self.digests.iter().any(|x| x == d));
-                if let Some((id, _)) = ours {
-                    let _ = podman(&["rmi", "-f", id]);
-                }
+        for tag in &self.tags {
+            let Ok(id) = podman(&["image", "inspect", "--format", "{{.Id}}", tag]) else {
+                continue;
+            };
+            let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+            let _ = podman(&["untag", &id, tag]);
+            let names = podman(&["image", "inspect", "--format", "{{len .RepoTags}}", &id]);
+            if names.is_ok_and(|n| String::from_utf8_lossy(&n.stdout).trim() == "0") {
+                let _ = podman(&["rmi", &id]);
             }
         }
     }
@@ -429,17 +433,25 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     let app_id = app["id"].as_str().context("app id")?.to_owned();
     let mut leftovers = Leftovers {
         app_id: app_id.clone(),
-        digests: Vec::new(),
+        tags: Vec::new(),
     };
 
     let deployed = deploy(&fleet).await?;
-    leftovers
-        .digests
-        .extend(deployed["image_digest"].as_str().map(str::to_owned));
+    leftovers.tags.push(format!(
+        "{}/slipway/p-site:{}",
+        registry.addr(),
+        deployed["id"].as_str().unwrap_or_default()
+    ));
     assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
     assert_eq!(deployed["url"], "http://site.p.localhost:8080/");
     let logs = log_text(&fleet, &deployed).await?;
     assert!(logs.contains("deploying to ssh target ns"), "{logs}");
+    for line in logs
+        .lines()
+        .filter(|l| l.contains("pulled in") || l.contains("switch "))
+    {
+        println!("over ssh: {line}");
+    }
 
     // The page, through the namespace's Caddy, over the veth.
     let (status, text) = through_namespace_caddy(&apps_addr).await?;
@@ -484,9 +496,11 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     // A new commit: the new release replaces the old one on the target.
     repo.push_change("main", "index.html", "<h1>second release</h1>\n")?;
     let second = deploy(&fleet).await?;
-    leftovers
-        .digests
-        .extend(second["image_digest"].as_str().map(str::to_owned));
+    leftovers.tags.push(format!(
+        "{}/slipway/p-site:{}",
+        registry.addr(),
+        second["id"].as_str().unwrap_or_default()
+    ));
     assert_eq!(second["state"], "live", "{second:#}\n{}", fleet.logs());
     let (status, text) = through_namespace_caddy(&apps_addr).await?;
     assert_eq!(
