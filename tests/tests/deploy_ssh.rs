@@ -400,6 +400,32 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     let (status, target) = fleet.call(Method::POST, "/v1/targets", Some(body)).await?;
     anyhow::ensure!(status == 201, "create target: {status} {target}");
 
+    // A server lacking what a deploy needs: each missing item is named.
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            "/v1/targets",
+            Some(
+                json!({"name": "bare", "kind": "ssh", "host": ns.addr, "user": "root",
+                        "ssh_key": private_key, "known_hosts": known_hosts,
+                        "caddy_admin": "127.0.0.1:2999", "data_dir": "/proc/slipway",
+                        "containers_conf": "/nonexistent/containers.conf"}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create target: {status} {answer}");
+    let bare = check(&fleet, "bare").await?;
+    assert_eq!(bare["state"], "failed", "{bare:#}");
+    assert_eq!(bare["error_code"], "target_not_ready", "{bare:#}");
+    let message = bare["error_message"].as_str().unwrap_or_default();
+    for missing in [
+        "podman is installed but fails",
+        "folder /proc/slipway (cannot be created",
+        "Caddy admin API 127.0.0.1:2999 on the target (Caddy is installed but its admin API does not answer",
+    ] {
+        assert!(message.contains(missing), "{missing} in {message}");
+    }
+
     // Provisioning prepares the host once; a second run changes nothing.
     let first = check(&fleet, "ns").await?;
     assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
