@@ -10,8 +10,9 @@
 //! "target" shares this host's image and container storage but publishes
 //! ports on the namespace's loopback only.
 //!
-//! Everything is undone on drop: processes killed by process group, the
-//! namespace (and with it the veth pair) deleted.
+//! Everything is undone on drop: processes killed by process group, then
+//! any other process inside the namespace by pid, the namespace (and with
+//! it the veth pair) deleted.
 
 use crate::git::ssh_keygen;
 use crate::os;
@@ -237,6 +238,22 @@ impl Drop for Netns {
         for child in &mut self.children {
             os::kill_group(child.id() as i32);
             let _ = child.wait();
+        }
+        // What the servers started inside (a Caddy that provisioning
+        // started over SSH, detached): every process left in the
+        // namespace, by pid.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
         }
         // Deleting the namespace deletes the veth pair with it.
         let _ = ip(&["netns", "del", &self.name]);

@@ -421,10 +421,34 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     for missing in [
         "podman is installed but fails",
         "folder /proc/slipway (cannot be created",
-        "Caddy admin API 127.0.0.1:2999 on the target (Caddy is installed but its admin API does not answer",
+        "Caddy admin API 127.0.0.1:2999 on the target (Caddy is installed but its admin API does not answer; not started",
     ] {
         assert!(message.contains(missing), "{missing} in {message}");
     }
+
+    // An installed Caddy that does not run is started, once.
+    let spare_dir = ns.dir().join("spare");
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            "/v1/targets",
+            Some(
+                json!({"name": "spare", "kind": "ssh", "host": ns.addr, "user": "root",
+                        "ssh_key": private_key, "known_hosts": known_hosts,
+                        "caddy_admin": "127.0.0.1:2998", "data_dir": spare_dir,
+                        "containers_conf": containers_conf}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create target: {status} {answer}");
+    let started = check(&fleet, "spare").await?;
+    assert_eq!(started["state"], "live", "{started:#}\n{}", fleet.logs());
+    let logs = log_text(&fleet, &started).await?;
+    assert!(logs.contains("started Caddy (pid"), "{logs}");
+    let again = check(&fleet, "spare").await?;
+    assert_eq!(again["state"], "live", "{again:#}");
+    let logs = log_text(&fleet, &again).await?;
+    assert!(logs.contains("nothing to change"), "{logs}");
 
     // Provisioning prepares the host once; a second run changes nothing.
     let first = check(&fleet, "ns").await?;

@@ -1,24 +1,27 @@
 //! Provisioning an `ssh` target over SSH: check that podman is there and
 //! works, make the platform's folder, and check that the target's own Caddy
 //! answers its admin API (reached through an SSH local forward, so the
-//! admin API never has to listen beyond the target's loopback). Everything
-//! missing is named in one permanent error. The only change it makes is
-//! the folder, so a second run changes nothing and says so.
+//! admin API never has to listen beyond the target's loopback), starting an
+//! installed Caddy that does not run. Everything missing is named in one
+//! permanent error. What it changes (the folder, a started Caddy) is
+//! already so on a second run, which changes nothing and says so.
 //!
 //! No engine network is made: releases publish on the target's loopback
 //! and its Caddy dials them there.
 
 use slipway_shared::db::targets::SshTarget;
 use slipway_shared::job::{JobContext, JobError};
-use slipway_shared::ssh::{classify_failure, SshKeyFiles, Tunnel, SSH_FAILED};
+use slipway_shared::ssh::{classify_failure, SshKeyFiles, SSH_FAILED};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
+mod caddy;
+
 /// One requirement and what was found on the target.
-struct Found {
+pub(crate) struct Found {
     what: String,
     result: Result<String, String>,
 }
@@ -73,7 +76,12 @@ pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<(), JobEr
         }
     }
     let caddy_installed = report.lines().any(|l| l.starts_with("caddy=ok"));
-    found.push(check_caddy(&files, target, caddy_installed).await?);
+    let folder_ok = report
+        .lines()
+        .any(|l| l.starts_with("folder=exists") || l.starts_with("folder=created"));
+    let (caddy, started) = caddy::check(&files, target, caddy_installed, folder_ok, ctx).await?;
+    found.push(caddy);
+    changes.extend(started);
 
     let mut missing = Vec::new();
     for item in &found {
@@ -138,7 +146,7 @@ if command -v caddy >/dev/null 2>&1; then echo "caddy=ok $(command -v caddy)"; e
     )
 }
 
-async fn run_script(files: &SshKeyFiles, script: &str) -> Result<String, JobError> {
+pub(crate) async fn run_script(files: &SshKeyFiles, script: &str) -> Result<String, JobError> {
     let mut command = files.host.base_command();
     command
         .args(["-o", "LogLevel=ERROR", "--"])
@@ -169,37 +177,4 @@ async fn run_script(files: &SshKeyFiles, script: &str) -> Result<String, JobErro
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-async fn check_caddy(
-    files: &SshKeyFiles,
-    target: &SshTarget,
-    installed: bool,
-) -> Result<Found, JobError> {
-    let admin = &target.settings.caddy_admin;
-    let what = format!("Caddy admin API {admin} on the target");
-    let tunnel = Tunnel::open(&files.host, std::slice::from_ref(admin), &[])
-        .await
-        .map_err(|e| e.into_job_error())?;
-    let url = format!("http://127.0.0.1:{}/config/", tunnel.local_port(0));
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default();
-    // Caddy's admin API refuses a Host that is not its own listen address.
-    let result = match client
-        .get(&url)
-        .header(reqwest::header::HOST, admin.as_str())
-        .send()
-        .await
-    {
-        Ok(answer) if answer.status().is_success() => Ok(format!("answers {}", answer.status())),
-        Ok(answer) => Err(format!("answers {}", answer.status())),
-        Err(_) if installed => Err(format!(
-            "Caddy is installed but its admin API does not answer: start it with `caddy run` and an admin listen of {admin}"
-        )),
-        Err(_) => Err("Caddy is not installed (apt-get install caddy) or not running".into()),
-    };
-    Ok(Found { what, result })
 }
