@@ -272,6 +272,10 @@ async fn targets_are_project_resources_whose_keys_never_come_back() -> anyhow::R
     let checked = check(&fleet, "edge").await?;
     assert_eq!(checked["state"], "failed", "{checked:#}\n{}", fleet.logs());
     assert_eq!(checked["error_code"], "target_unreachable", "{checked:#}");
+    assert_eq!(
+        (&checked["kind"], &checked["target"]),
+        (&json!("target_check"), &json!("edge"))
+    );
     let message = checked["error_message"].as_str().unwrap_or_default();
     assert!(
         message.contains("Connection refused") && message.contains(&port.to_string()),
