@@ -173,7 +173,7 @@ impl Tunnel {
             }
             let found = allocated_ports(&text(&lines), to_here);
             if let Some(ports) = found {
-                if local_ports.iter().all(|p| accepts(*p)) {
+                if all_accept(&local_ports).await {
                     break ports;
                 }
             }
@@ -216,12 +216,18 @@ fn allocated_ports(stderr: &str, to_here: &[String]) -> Option<Vec<u16>> {
         .collect()
 }
 
-fn accepts(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(200),
-    )
-    .is_ok()
+/// Whether ssh listens on every local forward's port yet.
+async fn all_accept(ports: &[u16]) -> bool {
+    for port in ports {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", *port));
+        if !matches!(
+            tokio::time::timeout(Duration::from_millis(500), connect).await,
+            Ok(Ok(_))
+        ) {
+            return false;
+        }
+    }
+    true
 }
 
 fn free_port() -> std::io::Result<u16> {
