@@ -102,10 +102,6 @@ impl SshKeyFiles {
         write_private(&files.host.known_hosts_file, known_hosts)?;
         Ok(files)
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {

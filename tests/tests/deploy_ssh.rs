@@ -566,6 +566,40 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     assert_eq!(now_running.len(), 1, "the old release was stopped");
     assert_ne!(now_running, running);
 
+    // A release that never becomes healthy (checked through the SSH
+    // connection) is removed there; the second one keeps serving.
+    let (status, answer) = fleet
+        .call(
+            Method::PATCH,
+            "/v1/apps/site",
+            Some(
+                json!({"runtime": {"health_path": "/no-such-path", "health_attempts": 3,
+                                    "health_interval_ms": 100}}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "patch: {status} {answer}");
+    repo.push_change("main", "index.html", "<h1>third release</h1>\n")?;
+    let third = deploy(&fleet).await?;
+    leftovers.tags.push(format!(
+        "{}/slipway/p-site:{}",
+        registry.addr(),
+        third["id"].as_str().unwrap_or_default()
+    ));
+    assert_eq!(third["state"], "failed", "{third:#}");
+    assert_eq!(third["error_code"], "health_check_failed", "{third:#}");
+    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    assert_eq!(
+        (status, text.contains("second release")),
+        (200, true),
+        "{text}"
+    );
+    assert_eq!(
+        running_containers(&app_id),
+        now_running,
+        "the failed release was removed"
+    );
+
     // The target serves an app: it cannot be deleted.
     let (status, _) = fleet.call(Method::DELETE, "/v1/targets/ns", None).await?;
     assert_eq!(status, 409);
