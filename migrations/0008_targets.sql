@@ -24,8 +24,10 @@ CREATE TABLE targets (
                               AND key_sealed IS NOT NULL AND known_hosts IS NOT NULL))
 );
 
--- NULL: the embedded local target. A target in use cannot be deleted.
-ALTER TABLE apps ADD COLUMN target_id uuid REFERENCES targets(id) ON DELETE RESTRICT;
+-- NULL: the embedded local target. A target in use cannot be deleted (NO
+-- ACTION, not RESTRICT: checked at the end of the statement, so deleting a
+-- project, which cascades to its apps and its targets alike, still works).
+ALTER TABLE apps ADD COLUMN target_id uuid REFERENCES targets(id);
 CREATE INDEX apps_target ON apps (target_id) WHERE target_id IS NOT NULL;
 
 -- A target check is a deployment of its own kind that starts at the
