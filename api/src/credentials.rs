@@ -61,9 +61,9 @@ impl TryFrom<GitCredentialInput> for StoredGitCredential {
                 token: None,
                 username: None,
             } => {
-                check_private_key(&key)?;
+                check_private_key(&key).map_err(invalid)?;
                 if let Some(lines) = &known_hosts {
-                    check_known_hosts(lines)?;
+                    check_known_hosts(lines).map_err(invalid)?;
                 }
                 Ok(StoredGitCredential::SshKey {
                     private_key: key.into(),
@@ -83,10 +83,10 @@ fn printable(value: &str) -> bool {
 
 /// An unencrypted private key in OpenSSH or PEM form: git runs without a
 /// terminal, so a passphrase could never be typed.
-fn check_private_key(key: &str) -> Result<(), ApiError> {
+pub fn check_private_key(key: &str) -> Result<(), String> {
     let key = key.trim();
     if key.len() > 16 * 1024 || key.contains('\0') {
-        return Err(invalid("ssh_key is too long or has a NUL byte"));
+        return Err(msg("ssh_key is too long or has a NUL byte"));
     }
     let begin = key.lines().next().unwrap_or_default();
     let end = key.lines().last().unwrap_or_default();
@@ -95,12 +95,12 @@ fn check_private_key(key: &str) -> Result<(), ApiError> {
         && end.starts_with("-----END ")
         && end.ends_with("PRIVATE KEY-----");
     if !framed {
-        return Err(invalid(
+        return Err(msg(
             "ssh_key must be a private key (-----BEGIN ... PRIVATE KEY----- ... -----END ... PRIVATE KEY-----)",
         ));
     }
     if key.contains("ENCRYPTED") {
-        return Err(invalid(
+        return Err(msg(
             "ssh_key is protected by a passphrase; give an unencrypted deploy key",
         ));
     }
@@ -112,7 +112,7 @@ fn check_private_key(key: &str) -> Result<(), ApiError> {
             .collect();
         let raw = base64::engine::general_purpose::STANDARD
             .decode(body)
-            .map_err(|_| invalid("ssh_key is not valid base64 inside its frame"))?;
+            .map_err(|_| msg("ssh_key is not valid base64 inside its frame"))?;
         let magic = b"openssh-key-v1\0";
         let cipher = raw
             .strip_prefix(magic)
@@ -121,9 +121,9 @@ fn check_private_key(key: &str) -> Result<(), ApiError> {
                 let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
                 rest.get(..len)
             })
-            .ok_or_else(|| invalid("ssh_key is not an OpenSSH private key"))?;
+            .ok_or_else(|| msg("ssh_key is not an OpenSSH private key"))?;
         if cipher != b"none" {
-            return Err(invalid(
+            return Err(msg(
                 "ssh_key is protected by a passphrase; give an unencrypted deploy key",
             ));
         }
@@ -132,9 +132,9 @@ fn check_private_key(key: &str) -> Result<(), ApiError> {
 }
 
 /// Lines of `known_hosts`: `hosts keytype base64key`, comments and blanks allowed.
-fn check_known_hosts(lines: &str) -> Result<(), ApiError> {
+pub fn check_known_hosts(lines: &str) -> Result<(), String> {
     if lines.len() > 64 * 1024 || lines.contains('\0') {
-        return Err(invalid("known_hosts is too long or has a NUL byte"));
+        return Err(msg("known_hosts is too long or has a NUL byte"));
     }
     for line in lines.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
@@ -144,12 +144,16 @@ fn check_known_hosts(lines: &str) -> Result<(), ApiError> {
         // A marker (@cert-authority, @revoked) adds one leading field.
         let skip = usize::from(fields.first().is_some_and(|f| f.starts_with('@')));
         if fields.len() < 3 + skip {
-            return Err(invalid(format!(
+            return Err(msg(format!(
                 "known_hosts line `{line}` needs hosts, key type and key"
             )));
         }
     }
     Ok(())
+}
+
+fn msg(text: impl Into<String>) -> String {
+    text.into()
 }
 
 /// A token is for HTTP(S) URLs, a key for SSH ones; `git://` and `file://`

@@ -1,7 +1,7 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    apps, dead_jobs, deployments, health, hooks, logs, openapi, probes, projects, versions,
+    apps, dead_jobs, deployments, health, hooks, logs, openapi, probes, projects, targets, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -36,6 +36,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/deployments/{id}/logs", get(logs::poll))
         .route("/v1/deployments/{id}/logs/stream", get(logs::stream))
         .route("/v1/probes", post(probes::create))
+        .route("/v1/targets", post(targets::create).get(targets::list))
+        .route(
+            "/v1/targets/{target}",
+            get(targets::get).delete(targets::delete),
+        )
+        .route("/v1/targets/{target}/check", post(targets::check))
         .route("/v1/dead-jobs", get(dead_jobs::list))
         .route("/v1/dead-jobs/{id}/redrive", post(dead_jobs::redrive))
         .route("/healthz", get(health::healthz))

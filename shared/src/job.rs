@@ -65,6 +65,9 @@ impl Stage {
         if deployment_kind == "probe" {
             return crate::probe::PROBE_KIND;
         }
+        if deployment_kind == crate::db::targets::CHECK_KIND {
+            return crate::db::targets::CHECK_JOB_KIND;
+        }
         match self {
             Stage::Build => "build.v1",
             Stage::Provision => "provision.v1",

@@ -16,7 +16,9 @@ pub mod process;
 pub mod queue;
 pub mod secrets;
 pub mod shutdown;
+pub mod ssh;
 pub mod state;
+pub mod target;
 pub mod telemetry;
 pub mod worker;
 

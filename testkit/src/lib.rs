@@ -10,6 +10,7 @@
 pub mod caddy;
 mod db;
 pub mod git;
+pub mod netns;
 mod os;
 mod pg;
 mod process;

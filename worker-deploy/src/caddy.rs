@@ -93,6 +93,10 @@ impl From<CaddyError> for JobError {
 pub struct CaddyAdmin {
     base: String,
     client: reqwest::Client,
+    /// The `Host` header to send: Caddy's admin API answers 403 unless it
+    /// names the admin's own listen address, which a forwarded port
+    /// (`127.0.0.1:LOCAL` here for `127.0.0.1:2019` on a target) does not.
+    host: Option<String>,
 }
 
 impl CaddyAdmin {
@@ -115,7 +119,19 @@ impl CaddyAdmin {
                 url: base.clone(),
                 message: e.to_string(),
             })?;
-        Ok(CaddyAdmin { base, client })
+        Ok(CaddyAdmin {
+            base,
+            client,
+            host: None,
+        })
+    }
+
+    /// The admin API listening on `admin` (as its host sees it), reached
+    /// here at `local` (an SSH forward).
+    pub fn forwarded(local: &str, admin: &str) -> Result<CaddyAdmin, CaddyError> {
+        let mut caddy = CaddyAdmin::new(local)?;
+        caddy.host = Some(admin.to_owned());
+        Ok(caddy)
     }
 
     pub fn admin_url(&self) -> &str {
@@ -260,6 +276,9 @@ impl CaddyAdmin {
         let url = format!("{}{path}", self.base);
         let verb = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
         let mut request = self.client.request(verb, &url);
+        if let Some(host) = &self.host {
+            request = request.header(reqwest::header::HOST, host);
+        }
         if let Some(body) = &body {
             request = request.json(body);
         }

@@ -106,7 +106,7 @@ fn short(id: Uuid) -> String {
 pub struct RunningContainer {
     pub name: String,
     pub id: String,
-    /// Published on 127.0.0.1.
+    /// Published on 127.0.0.1 of the engine's host.
     pub host_port: u16,
     pub container_port: u16,
     /// How long `podman run -d` took.
@@ -267,15 +267,29 @@ impl Engine {
     pub async fn run(&self, spec: &ContainerSpec) -> Result<RunningContainer, EngineError> {
         validate(spec)?;
         let mut last_stderr = String::new();
+        // On a remote host a port free here says nothing: podman picks one
+        // there and says which.
+        let remote = matches!(self.host, Host::Ssh(_));
         for _ in 0..PORT_ATTEMPTS {
             let host_port = match spec.host_port {
-                Some(port) => port,
-                None => free_port().map_err(EngineError::NoFreePort)?,
+                Some(port) => Some(port),
+                None if remote => None,
+                None => Some(free_port().map_err(EngineError::NoFreePort)?),
             };
             let (args, env) = run_argv(spec, host_port);
             let started = Instant::now();
             let out = self.exec(&args, &env, RUN_TIMEOUT).await?;
             if out.success {
+                let host_port = match host_port {
+                    Some(port) => port,
+                    None => match self.published_port(&spec.name, spec.container_port).await {
+                        Ok(port) => port,
+                        Err(error) => {
+                            let _ = self.remove(&spec.name).await;
+                            return Err(error);
+                        }
+                    },
+                };
                 return Ok(RunningContainer {
                     name: spec.name.clone(),
                     id: out.stdout.trim().to_string(),
@@ -298,6 +312,23 @@ impl Engine {
             name: spec.name.clone(),
             stderr: last_stderr,
         })
+    }
+
+    /// The loopback port podman published `container_port` of `name` on.
+    pub async fn published_port(
+        &self,
+        name: &str,
+        container_port: u16,
+    ) -> Result<u16, EngineError> {
+        let args = strings(&["port", name, &format!("{container_port}/tcp")]);
+        let stdout = self.exec_ok(&args, COMMAND_TIMEOUT).await?;
+        stdout
+            .lines()
+            .find_map(|line| line.trim().rsplit_once(':')?.1.parse::<u16>().ok())
+            .ok_or_else(|| EngineError::BadOutput {
+                command: format!("podman {}", args.join(" ")),
+                detail: format!("no port in {stdout:?}"),
+            })
     }
 
     /// Stops the container, giving the app `grace` after SIGTERM before it
@@ -481,7 +512,8 @@ fn validate(spec: &ContainerSpec) -> Result<(), EngineError> {
 }
 
 /// The argv of `podman run` and the environment carrying the app's values.
-fn run_argv(spec: &ContainerSpec, host_port: u16) -> (Vec<String>, Vec<(String, String)>) {
+/// `host_port` `None` lets podman pick the loopback port.
+fn run_argv(spec: &ContainerSpec, host_port: Option<u16>) -> (Vec<String>, Vec<(String, String)>) {
     let mut args = strings(&["run", "--detach", "--init", "--pull=never", "--name"]);
     args.push(spec.name.clone());
     for (key, value) in &spec.labels {
@@ -489,7 +521,10 @@ fn run_argv(spec: &ContainerSpec, host_port: u16) -> (Vec<String>, Vec<(String, 
     }
     args.extend([
         "--publish".into(),
-        format!("127.0.0.1:{host_port}:{}", spec.container_port),
+        match host_port {
+            Some(port) => format!("127.0.0.1:{port}:{}", spec.container_port),
+            None => format!("127.0.0.1::{}", spec.container_port),
+        },
         "--env".into(),
         format!("PORT={}", spec.container_port),
     ]);
@@ -580,7 +615,7 @@ mod tests {
             ("PORT".into(), "1".into()),
             ("PATH".into(), "/x".into()),
         ];
-        let (args, env) = run_argv(&spec, 4000);
+        let (args, env) = run_argv(&spec, Some(4000));
         assert!(!args.iter().any(|a| a.contains("hunter2")), "{args:?}");
         assert_eq!(env, vec![("SECRET".to_string(), "hunter2".to_string())]);
         assert!(args.contains(&"PORT=8080".to_string()));

@@ -1,4 +1,5 @@
-//! The `deploy.v1` job on the local target: pull the image by digest, start
+//! The `deploy.v1` job on the app's target (local, or an ssh one reached
+//! through [`Site`]): pull the image by digest, start
 //! the release with the app's env and limits on a fresh port, health-check
 //! it, switch the app's Caddy route to it, drain, then stop the release it
 //! replaced. If the new release fails its check it is removed and the old
@@ -14,8 +15,10 @@ use crate::caddy::CaddyAdmin;
 use crate::engine::{ContainerSpec, Engine};
 use crate::health::{self, HealthCheck};
 use crate::release::{self, MarkLive};
+use crate::site::Site;
 use crate::target::DeployTarget;
 use async_trait::async_trait;
+use slipway_shared::db::targets::{self, Placement};
 use slipway_shared::job::{Effects, JobContext, JobError, JobHandler};
 use slipway_shared::local_target::LocalTarget;
 use slipway_shared::secrets::SecretBox;
@@ -47,6 +50,28 @@ impl DeployHandler {
             secrets,
         })
     }
+
+    /// Where this deployment runs, connected.
+    pub async fn site(&self, ctx: &JobContext) -> Result<Site, JobError> {
+        match targets::placement(&ctx.pool, ctx.info.deployment_id, self.secrets.as_ref()).await? {
+            Placement::Local => Ok(Site::local(&self.target, &self.engine, &self.caddy)),
+            Placement::Ssh(target) => Site::ssh(&target, &self.target).await,
+        }
+    }
+}
+
+/// A [`DeployHandler`] shared with the target check.
+pub struct Shared(pub std::sync::Arc<DeployHandler>);
+
+#[async_trait]
+impl JobHandler for Shared {
+    fn kind(&self) -> &'static str {
+        DEPLOY_KIND
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<Effects, JobError> {
+        self.0.run(ctx).await
+    }
 }
 
 /// The Caddy route of an app: one per app, replaced on every switch.
@@ -63,7 +88,14 @@ impl JobHandler for DeployHandler {
     async fn run(&self, ctx: &JobContext) -> Result<Effects, JobError> {
         let deployment_id = ctx.info.deployment_id;
         let app = DeployTarget::load(&ctx.pool, deployment_id, self.secrets.as_ref()).await?;
-        let spec = self.container_spec(&app, deployment_id)?;
+        let site = tokio::select! {
+            site = self.site(ctx) => site?,
+            _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
+        };
+        ctx.logs
+            .info(format!("deploying to {}", site.describe()))
+            .await;
+        let spec = container_spec(&site, &app, deployment_id)?;
         let release = release::start(
             &ctx.pool,
             app.app_id,
@@ -76,7 +108,7 @@ impl JobHandler for DeployHandler {
 
         let started = Instant::now();
         let port = match release.host_port {
-            Some(port) if self.engine.is_running(&spec.name).await.unwrap_or(false) => {
+            Some(port) if site.engine.is_running(&spec.name).await.unwrap_or(false) => {
                 ctx.logs
                     .info(format!(
                         "release {} is already running on port {port} (an earlier attempt started it)",
@@ -85,30 +117,30 @@ impl JobHandler for DeployHandler {
                     .await;
                 u16::try_from(port).unwrap_or_default()
             }
-            _ => self.start(ctx, &spec, release.id).await?,
+            _ => start(&site, ctx, &spec, release.id).await?,
         };
         let start_s = started.elapsed().as_secs_f64();
 
         let checked = Instant::now();
-        if let Err(error) = self.health_check(ctx, &app, port, &spec.name).await {
-            self.discard(ctx, &spec.name, release.id).await;
+        if let Err(error) = health_check(&site, ctx, &app, port, &spec.name).await {
+            discard(&site, ctx, &spec.name, release.id).await;
             return Err(error);
         }
         let health_s = checked.elapsed().as_secs_f64();
         if ctx.cancel.is_cancelled() {
-            self.discard(ctx, &spec.name, release.id).await;
+            discard(&site, ctx, &spec.name, release.id).await;
             return Err(JobError::Cancelled);
         }
 
         let switched = Instant::now();
-        let host = app.host(&self.target.base_domain);
-        self.caddy
-            .ensure_server(&self.target.caddy_server, &self.target.caddy_http_addr)
+        let host = app.host(&site.base_domain);
+        site.caddy
+            .ensure_server(&site.caddy_server, &site.apps_addr)
             .await
             .map_err(|e| e.into_job_error())?;
-        self.caddy
+        site.caddy
             .set_route(
-                &self.target.caddy_server,
+                &site.caddy_server,
                 &route_id(app.app_id),
                 std::slice::from_ref(&host),
                 &[format!("127.0.0.1:{port}")],
@@ -116,7 +148,7 @@ impl JobHandler for DeployHandler {
             .await
             .map_err(|e| e.into_job_error())?;
         let switch_s = switched.elapsed().as_secs_f64();
-        let url = self.target.app_url(&host);
+        let url = site.app_url(&host);
         ctx.logs
             .info(format!(
                 "route {host} -> 127.0.0.1:{port} ({}); start {start_s:.2}s, health {health_s:.2}s, switch {switch_s:.2}s",
@@ -133,8 +165,10 @@ impl JobHandler for DeployHandler {
                 ))
                 .await;
             // The route no longer points at it: a failure here costs disk,
-            // not availability, and the reconciler can finish it.
-            if let Err(error) = self.stop_and_remove(&previous.container_name).await {
+            // not availability, and the reconciler can finish it. (A
+            // release left on another target after the app moved is the
+            // reconciler's too: it is not on this site.)
+            if let Err(error) = stop_and_remove(&site, &previous.container_name).await {
                 ctx.logs
                     .info(format!(
                         "could not stop {}: {error}",
@@ -152,137 +186,141 @@ impl JobHandler for DeployHandler {
     }
 }
 
-impl DeployHandler {
-    fn container_spec(
-        &self,
-        app: &DeployTarget,
-        deployment_id: Uuid,
-    ) -> Result<ContainerSpec, JobError> {
-        let mut spec = ContainerSpec::for_release(app.app_id, deployment_id, app.image_ref.clone());
-        spec.env = app.env.clone();
-        spec.container_port = app.runtime.port;
-        spec.memory = app.runtime.memory.clone();
-        spec.cpus =
-            match &app.runtime.cpus {
-                None => None,
-                Some(cpus) => Some(cpus.parse::<f64>().ok().filter(|c| *c > 0.0).ok_or_else(
-                    || {
-                        JobError::permanent(
-                            "invalid_runtime_settings",
-                            format!("runtime.cpus {cpus:?} is not a positive number"),
-                        )
-                    },
-                )?),
-            };
-        Ok(spec)
-    }
+fn container_spec(
+    site: &Site,
+    app: &DeployTarget,
+    deployment_id: Uuid,
+) -> Result<ContainerSpec, JobError> {
+    let mut spec =
+        ContainerSpec::for_release(app.app_id, deployment_id, site.image_ref(&app.image_ref));
+    spec.env = app.env.clone();
+    spec.container_port = app.runtime.port;
+    spec.memory = app.runtime.memory.clone();
+    spec.cpus = match &app.runtime.cpus {
+        None => None,
+        Some(cpus) => Some(
+            cpus.parse::<f64>()
+                .ok()
+                .filter(|c| *c > 0.0)
+                .ok_or_else(|| {
+                    JobError::permanent(
+                        "invalid_runtime_settings",
+                        format!("runtime.cpus {cpus:?} is not a positive number"),
+                    )
+                })?,
+        ),
+    };
+    Ok(spec)
+}
 
-    /// Pulls the image and starts the release; returns its host port.
-    async fn start(
-        &self,
-        ctx: &JobContext,
-        spec: &ContainerSpec,
-        release_id: Uuid,
-    ) -> Result<u16, JobError> {
-        // A container of this name is a leftover of an earlier attempt.
-        let _ = self.engine.remove(&spec.name).await;
-        ctx.logs.info(format!("pulling {}", spec.image)).await;
-        let pulled = tokio::select! {
-            pulled = self.engine.pull(&spec.image, self.target.registry_tls_verify) => pulled,
-            _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
-        }
+/// Pulls the image and starts the release; returns its host port.
+async fn start(
+    site: &Site,
+    ctx: &JobContext,
+    spec: &ContainerSpec,
+    release_id: Uuid,
+) -> Result<u16, JobError> {
+    // A container of this name is a leftover of an earlier attempt.
+    let _ = site.engine.remove(&spec.name).await;
+    ctx.logs.info(format!("pulling {}", spec.image)).await;
+    let pulled = tokio::select! {
+        pulled = site.engine.pull(&spec.image, site.registry_tls_verify) => pulled,
+        _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
+    }
+    .map_err(|e| e.into_job_error())?;
+    ctx.logs
+        .info(format!(
+            "pulled in {:.2}s; starting {}",
+            pulled.as_secs_f64(),
+            spec.name
+        ))
+        .await;
+    let running = site
+        .engine
+        .run(spec)
+        .await
         .map_err(|e| e.into_job_error())?;
-        ctx.logs
-            .info(format!(
-                "pulled in {:.2}s; starting {}",
-                pulled.as_secs_f64(),
-                spec.name
-            ))
-            .await;
-        let running = self
-            .engine
-            .run(spec)
-            .await
-            .map_err(|e| e.into_job_error())?;
-        release::set_port(&ctx.pool, release_id, running.host_port).await?;
-        ctx.logs
-            .info(format!(
-                "started {} on 127.0.0.1:{} in {:.2}s",
-                running.name,
-                running.host_port,
-                running.start_time.as_secs_f64()
-            ))
-            .await;
-        Ok(running.host_port)
-    }
+    release::set_port(&ctx.pool, release_id, running.host_port).await?;
+    ctx.logs
+        .info(format!(
+            "started {} on 127.0.0.1:{} in {:.2}s",
+            running.name,
+            running.host_port,
+            running.start_time.as_secs_f64()
+        ))
+        .await;
+    Ok(running.host_port)
+}
 
-    async fn health_check(
-        &self,
-        ctx: &JobContext,
-        app: &DeployTarget,
-        port: u16,
-        name: &str,
-    ) -> Result<(), JobError> {
-        let check = HealthCheck {
-            path: app.runtime.health_path.clone(),
-            interval: app.runtime.health_interval,
-            timeout: app.runtime.health_timeout,
-            attempts: app.runtime.health_attempts,
-        };
-        ctx.logs
-            .info(format!(
-                "health check: GET {} (up to {} tries)",
-                check.path, check.attempts
-            ))
-            .await;
-        let outcome = tokio::select! {
-            outcome = health::wait_healthy(port, &check) => outcome,
-            _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
-        };
-        match outcome {
-            Ok(healthy) => {
-                ctx.logs
-                    .info(format!(
-                        "healthy: {} after {} tries in {:.2}s",
-                        healthy.status,
-                        healthy.attempts,
-                        healthy.elapsed.as_secs_f64()
-                    ))
-                    .await;
-                Ok(())
-            }
-            Err(error) => {
-                let lines = self
-                    .engine
-                    .logs_tail(name, FAILED_LOG_LINES)
-                    .await
-                    .unwrap_or_default();
-                for line in &lines {
-                    ctx.logs.line("stdout", format!("[release] {line}")).await;
-                }
-                Err(JobError::permanent(
-                    "health_check_failed",
-                    format!(
-                        "{error}; the previous release keeps serving. Last lines of the release:\n{}",
-                        lines.join("\n")
-                    ),
-                ))
-            }
-        }
-    }
-
-    /// Removes a release that will not serve.
-    async fn discard(&self, ctx: &JobContext, name: &str, release_id: Uuid) {
-        if let Err(error) = self.stop_and_remove(name).await {
+async fn health_check(
+    site: &Site,
+    ctx: &JobContext,
+    app: &DeployTarget,
+    port: u16,
+    name: &str,
+) -> Result<(), JobError> {
+    let check = HealthCheck {
+        path: app.runtime.health_path.clone(),
+        interval: app.runtime.health_interval,
+        timeout: app.runtime.health_timeout,
+        attempts: app.runtime.health_attempts,
+    };
+    ctx.logs
+        .info(format!(
+            "health check: GET {} (up to {} tries)",
+            check.path, check.attempts
+        ))
+        .await;
+    // On an ssh target the check goes through a forward to the
+    // release's port there, held for the check's length.
+    let (local_port, _forward) = site.reach(port).await?;
+    let outcome = tokio::select! {
+        outcome = health::wait_healthy(local_port, &check) => outcome,
+        _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
+    };
+    match outcome {
+        Ok(healthy) => {
             ctx.logs
-                .info(format!("could not remove {name}: {error}"))
+                .info(format!(
+                    "healthy: {} after {} tries in {:.2}s",
+                    healthy.status,
+                    healthy.attempts,
+                    healthy.elapsed.as_secs_f64()
+                ))
                 .await;
+            Ok(())
         }
-        let _ = release::mark_failed(&ctx.pool, release_id).await;
+        Err(error) => {
+            let lines = site
+                .engine
+                .logs_tail(name, FAILED_LOG_LINES)
+                .await
+                .unwrap_or_default();
+            for line in &lines {
+                ctx.logs.line("stdout", format!("[release] {line}")).await;
+            }
+            Err(JobError::permanent(
+                "health_check_failed",
+                format!(
+                    "{error}; the previous release keeps serving. Last lines of the release:\n{}",
+                    lines.join("\n")
+                ),
+            ))
+        }
     }
+}
 
-    async fn stop_and_remove(&self, name: &str) -> Result<(), crate::engine::EngineError> {
-        self.engine.stop(name, STOP_GRACE).await?;
-        self.engine.remove(name).await
+/// Removes a release that will not serve.
+async fn discard(site: &Site, ctx: &JobContext, name: &str, release_id: Uuid) {
+    if let Err(error) = stop_and_remove(site, name).await {
+        ctx.logs
+            .info(format!("could not remove {name}: {error}"))
+            .await;
     }
+    let _ = release::mark_failed(&ctx.pool, release_id).await;
+}
+
+async fn stop_and_remove(site: &Site, name: &str) -> Result<(), crate::engine::EngineError> {
+    site.engine.stop(name, STOP_GRACE).await?;
+    site.engine.remove(name).await
 }

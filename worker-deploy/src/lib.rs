@@ -1,11 +1,14 @@
 //! The deploy worker: consumes the `deploy` stage queue with the shared runtime
-//! and runs the probe job and the deploy job.
+//! and runs the probe job, the deploy job and the deploy side of a target
+//! check.
 
 pub mod caddy;
+pub mod check;
 pub mod engine;
 pub mod handler;
 pub mod health;
 pub mod release;
+pub mod site;
 pub mod target;
 
 use slipway_shared::config::WorkerSettings;
@@ -19,11 +22,18 @@ pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let target = slipway_shared::local_target::LocalTarget::from_env()?;
-    let deploy = handler::DeployHandler::new(target, slipway_shared::config::worker_secret_box()?)?;
+    let deploy = std::sync::Arc::new(handler::DeployHandler::new(
+        target,
+        slipway_shared::config::worker_secret_box()?,
+    )?);
     slipway_shared::worker::run(
         STAGE,
         settings,
-        |runtime| runtime.with_handler(deploy),
+        |runtime| {
+            runtime
+                .with_handler(check::TargetCheck::new(deploy.clone()))
+                .with_handler(handler::Shared(deploy))
+        },
         shutdown,
     )
     .await

@@ -1,10 +1,14 @@
-//! The provision worker: consumes the `provision` stage queue with the shared runtime
-//! and runs the probe job and the provision job.
+//! The provision worker: consumes the `provision` stage queue with the
+//! shared runtime and runs the probe job, the provision job of app
+//! deployments and the target check, on the local target or an ssh one.
 
+pub mod handler;
 pub mod local;
+pub mod ssh;
 
 use slipway_shared::config::WorkerSettings;
 use slipway_shared::job::Stage;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -14,10 +18,16 @@ pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let target = slipway_shared::local_target::LocalTarget::from_env()?;
+    let secrets = slipway_shared::config::worker_secret_box()?;
+    let local = Arc::new(local::LocalProvision::new(target));
     slipway_shared::worker::run(
         STAGE,
         settings,
-        |runtime| runtime.with_handler(local::LocalProvision::new(target)),
+        |runtime| {
+            runtime
+                .with_handler(handler::Provision::app(local.clone(), secrets.clone()))
+                .with_handler(handler::Provision::check(local, secrets))
+        },
         shutdown,
     )
     .await

@@ -1,15 +1,12 @@
-//! The `provision.v1` job for the `local` target: check that what a deploy
+//! Provisioning the `local` target: check that what a deploy
 //! needs on this host is there — the container engine, the registry the
 //! image comes from and Caddy's admin API — and say exactly what is missing.
 //! The local target has nothing to create, so provisioning it again
 //! changes nothing, and the log says so.
 
-use async_trait::async_trait;
-use slipway_shared::job::{Effects, JobContext, JobError, JobHandler};
+use slipway_shared::job::{JobContext, JobError};
 use slipway_shared::local_target::LocalTarget;
 use std::time::Duration;
-
-pub const PROVISION_KIND: &str = "provision.v1";
 
 pub struct LocalProvision {
     target: LocalTarget,
@@ -27,13 +24,8 @@ struct Check {
     found: Result<String, String>,
 }
 
-#[async_trait]
-impl JobHandler for LocalProvision {
-    fn kind(&self) -> &'static str {
-        PROVISION_KIND
-    }
-
-    async fn run(&self, ctx: &JobContext) -> Result<Effects, JobError> {
+impl LocalProvision {
+    pub async fn provision(&self, ctx: &JobContext) -> Result<(), JobError> {
         let checks = tokio::select! {
             checks = self.check() => checks,
             _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
@@ -57,11 +49,9 @@ impl JobHandler for LocalProvision {
             ));
         }
         ctx.logs.info("local target ready; nothing to change").await;
-        Ok(Vec::new())
+        Ok(())
     }
-}
 
-impl LocalProvision {
     async fn check(&self) -> Vec<Check> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))

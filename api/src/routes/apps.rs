@@ -5,6 +5,7 @@ use crate::auth::Project;
 use crate::credentials::{self, GitCredentialInput};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
+use crate::routes::targets;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,6 +36,8 @@ pub struct CreateApp {
     secrets: BTreeMap<String, String>,
     /// A private repository's token or deploy key: stored encrypted, never shown again.
     git_credential: Option<GitCredentialInput>,
+    /// The target (id or name) the app runs on; absent: the local target.
+    target: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +52,9 @@ pub struct UpdateApp {
     /// Absent keeps the credential, `null` removes it.
     #[serde(default, deserialize_with = "credentials::present_or_null")]
     git_credential: Option<Option<GitCredentialInput>>,
+    /// Absent keeps the target, `null` puts the app on the local target.
+    #[serde(default, deserialize_with = "credentials::present_or_null")]
+    target: Option<Option<String>>,
 }
 
 fn validate_env(
@@ -109,10 +115,14 @@ pub async fn create(
         credential.as_ref().map(StoredGitCredential::kind),
     )?;
     let mut tx = state.pool.begin().await?;
+    let target_id = match &body.target {
+        Some(key) => Some(targets::resolve(&mut tx, project.id, key).await?),
+        None => None,
+    };
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
-        "INSERT INTO apps (id, project_id, name, git_url, git_ref, build_settings, runtime_settings)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, name) DO NOTHING",
+        "INSERT INTO apps (id, project_id, name, git_url, git_ref, build_settings, runtime_settings, target_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, name) DO NOTHING",
     )
     .bind(id)
     .bind(project.id)
@@ -121,6 +131,7 @@ pub async fn create(
     .bind(git_ref.as_ref().map(GitRef::as_str))
     .bind(Value::Object(body.build))
     .bind(Value::Object(body.runtime))
+    .bind(target_id)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -171,6 +182,8 @@ struct AppRow {
     git_ref: Option<String>,
     build: Value,
     runtime: Value,
+    /// The target's name; `None` is the local target.
+    target: Option<String>,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -207,8 +220,10 @@ pub async fn read(
     name: &str,
 ) -> Result<Value, ApiError> {
     let row: Option<AppRow> = sqlx::query_as(
-        "SELECT id, name, git_url, git_ref, build_settings AS build, runtime_settings AS runtime, created_at, updated_at
-         FROM apps WHERE project_id = $1 AND name = $2",
+        "SELECT a.id, a.name, a.git_url, a.git_ref, a.build_settings AS build, a.runtime_settings AS runtime,
+                t.name AS target, a.created_at, a.updated_at
+         FROM apps a LEFT JOIN targets t ON t.id = a.target_id
+         WHERE a.project_id = $1 AND a.name = $2",
     )
     .bind(project_id)
     .bind(name)
@@ -299,9 +314,15 @@ pub async fn update(
         .map(|c| c.map(StoredGitCredential::try_from).transpose())
         .transpose()?;
     let mut tx = state.pool.begin().await?;
+    let target_id = match &body.target {
+        Some(Some(key)) => Some(Some(targets::resolve(&mut tx, project.id, key).await?)),
+        Some(None) => Some(None),
+        None => None,
+    };
     let id: Option<Uuid> = sqlx::query_scalar(
         "UPDATE apps SET git_url = COALESCE($3, git_url), git_ref = COALESCE($4, git_ref),
                 build_settings = COALESCE($5, build_settings), runtime_settings = COALESCE($6, runtime_settings),
+                target_id = CASE WHEN $7 THEN $8 ELSE target_id END,
                 updated_at = now()
          WHERE project_id = $1 AND name = $2 RETURNING id",
     )
@@ -311,6 +332,8 @@ pub async fn update(
     .bind(git_ref.as_ref().map(GitRef::as_str))
     .bind(body.build.map(Value::Object))
     .bind(body.runtime.map(Value::Object))
+    .bind(target_id.is_some())
+    .bind(target_id.flatten())
     .fetch_optional(&mut *tx)
     .await?;
     let id = id.ok_or(ApiError::NotFound("app"))?;

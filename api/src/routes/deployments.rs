@@ -162,6 +162,8 @@ struct Summary {
 struct Detail {
     id: Uuid,
     app: Option<String>,
+    /// The target a `target_check` deployment checks.
+    target: Option<String>,
     kind: String,
     state: String,
     source: Value,
@@ -210,7 +212,7 @@ pub async fn get(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let detail: Option<Detail> = sqlx::query_as(
-        "SELECT d.id, a.name AS app, d.kind, d.state, d.source, d.probe, d.resolved_commit, d.image_digest,
+        "SELECT d.id, a.name AS app, (SELECT name FROM targets WHERE id = d.target_id) AS target, d.kind, d.state, d.source, d.probe, d.resolved_commit, d.image_digest,
                 d.image_ref, d.build_plan, (SELECT url FROM releases WHERE deployment_id = d.id) AS url,
                 d.error_code, d.error_message, d.trace_id, d.created_at, d.updated_at, d.finished_at
          FROM deployments d LEFT JOIN apps a ON a.id = d.app_id WHERE d.id = $1 AND d.project_id = $2",

@@ -9,4 +9,5 @@ pub mod logs;
 pub mod openapi;
 pub mod probes;
 pub mod projects;
+pub mod targets;
 pub mod versions;

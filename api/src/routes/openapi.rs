@@ -35,6 +35,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/deployments/{id}/logs"),
     ("get", "/v1/deployments/{id}/logs/stream"),
     ("post", "/v1/probes"),
+    ("post", "/v1/targets"),
+    ("get", "/v1/targets"),
+    ("get", "/v1/targets/{target}"),
+    ("delete", "/v1/targets/{target}"),
+    ("post", "/v1/targets/{target}/check"),
     ("get", "/v1/dead-jobs"),
     ("post", "/v1/dead-jobs/{id}/redrive"),
     ("get", "/healthz"),
@@ -70,12 +75,12 @@ pub fn build() -> Value {
                 "post": op("Create a project token {name}; the token is shown once", a, &[("201", "{id, token}")])
             },
             "/v1/apps": {
-                "post": op("Create an app {name, git_url, git_ref, build, runtime, env, secrets, git_credential}; git_credential is {token, username?} for http(s) URLs or {ssh_key, known_hosts?} for SSH ones, stored encrypted and shown only as {kind, set}", p, &[("201", "the app")]),
+                "post": op("Create an app {name, git_url, git_ref, build, runtime, env, secrets, git_credential, target}; git_credential is {token, username?} for http(s) URLs or {ssh_key, known_hosts?} for SSH ones, stored encrypted and shown only as {kind, set}", p, &[("201", "the app")]),
                 "get": op("List the project's apps", p, &[("200", "{items}")])
             },
             "/v1/apps/{app}": {
                 "get": op("Read an app", p, &[("200", "the app")]),
-                "patch": op("Update an app; git_credential: null removes the credential", p, &[("200", "the app")]),
+                "patch": op("Update an app; git_credential: null removes the credential; target: null moves it to the local target", p, &[("200", "the app")]),
                 "delete": op("Delete an app with no deployment in progress", p, &[("204", "deleted"), ("409", "busy")])
             },
             "/v1/apps/{app}/deployments": {
@@ -121,6 +126,15 @@ pub fn build() -> Value {
             "/v1/deployments/{id}/logs": {"get": op("Log lines after ?after=SEQ (?limit=N)", p, &[("200", "{lines, next, state}")])},
             "/v1/deployments/{id}/logs/stream": {"get": op("Log lines as SSE; event ids are sequence numbers (Last-Event-ID resumes)", p, &[("200", "text/event-stream")])},
             "/v1/probes": {"post": op("Send a probe through all stages {duration_ms, fail_stage, fail_kind, fail_times, app}", p, &[("202", "{id, state} with Location")])},
+            "/v1/targets": {
+                "post": op("Create a target {name, kind: local|ssh}; ssh takes {host, port?, user, ssh_key, known_hosts, caddy_admin?, apps_addr?, data_dir?, containers_conf?}; the key is stored encrypted and shown only as has_key and key_fingerprint", p, &[("201", "the target"), ("409", "name taken")]),
+                "get": op("List the project's targets", p, &[("200", "{items}")])
+            },
+            "/v1/targets/{target}": {
+                "get": op("Read a target (by id or name) with its apps and last check", p, &[("200", "the target")]),
+                "delete": op("Delete a target no app runs on", p, &[("204", "deleted"), ("409", "target_in_use")])
+            },
+            "/v1/targets/{target}/check": {"post": op("Check and prepare the target through the workers (a target_check deployment: provision checks the engine, folders and Caddy, deploy checks the SSH forwards); its state, logs and error are the result", p, &[("202", "{id, state} with Location")])},
             "/v1/dead-jobs": {"get": op("Dead jobs of the project", p, &[("200", "{items}")])},
             "/v1/dead-jobs/{id}/redrive": {"post": op("Re-drive a dead job with a fresh attempt budget", p, &[("200", "re-driven"), ("409", "not re-drivable")])},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod logs;
 pub mod outbox;
 pub mod sources;
+pub mod targets;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

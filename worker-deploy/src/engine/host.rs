@@ -2,8 +2,6 @@
 //! with the OpenSSH client, the command and its environment sent as a shell
 //! script on ssh's stdin so that nothing secret appears on a command line.
 
-use std::path::PathBuf;
-
 /// Where the engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
@@ -13,21 +11,10 @@ pub enum Host {
     Ssh(SshHost),
 }
 
-/// How to reach a server over SSH: key authentication only, the server's
-/// host key pinned in a known_hosts file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshHost {
-    /// `user@host`.
-    pub destination: String,
-    pub port: u16,
-    /// A private key file (mode 0600).
-    pub identity_file: PathBuf,
-    /// Holds the server's host key; any other key is refused.
-    pub known_hosts_file: PathBuf,
-}
+pub use slipway_shared::ssh::SshHost;
 
 /// ssh's exit code when the connection (not the remote command) failed.
-pub(super) const SSH_FAILED: i32 = 255;
+pub(super) const SSH_FAILED: i32 = slipway_shared::ssh::SSH_FAILED;
 
 impl Host {
     /// The command that runs `program` with `args` and extra environment
@@ -45,20 +32,9 @@ impl Host {
                 (command, None)
             }
             Host::Ssh(ssh) => {
-                let mut command = slipway_shared::process::clean_command("ssh");
+                let mut command = ssh.base_command();
                 command
-                    .arg("-p")
-                    .arg(ssh.port.to_string())
-                    .arg("-i")
-                    .arg(&ssh.identity_file)
-                    .arg("-o")
-                    .arg(format!(
-                        "UserKnownHostsFile={}",
-                        ssh.known_hosts_file.display()
-                    ))
-                    .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
-                    .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10"])
-                    .args(["-o", "LogLevel=ERROR", "-T", "--"])
+                    .args(["-o", "LogLevel=ERROR", "--"])
                     .arg(&ssh.destination)
                     .arg("sh -s");
                 (command, Some(remote_script(program, args, env)))

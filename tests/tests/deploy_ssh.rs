@@ -1,0 +1,611 @@
+//! `ssh` targets: the `/v1/targets` API through the real API binary (auth,
+//! isolation, validation that writes nothing, keys never shown, 409 on
+//! delete-in-use, a check of an unreachable target naming the problem), and
+//! a deploy from git to live on a "server" that is a network namespace of
+//! the test's own, with its own sshd and Caddy, through the real fleet.
+
+mod common;
+
+use anyhow::Context;
+use common::{Fleet, Options, ADMIN_TOKEN};
+use reqwest::Method;
+use serde_json::{json, Value};
+use slipway_testkit::git::{seed_repo, ssh_keygen, GitDaemon};
+use slipway_testkit::netns::Netns;
+use slipway_testkit::registry::Registry;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use uuid::Uuid;
+
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .join("examples")
+        .join(name)
+}
+
+async fn count(fleet: &Fleet, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&fleet.db.pool)
+        .await
+        .unwrap()
+}
+
+/// A project token of a second project.
+async fn other_token(fleet: &Fleet) -> anyhow::Result<String> {
+    let admin = |path: String, body: Value| {
+        fleet
+            .client
+            .post(format!("{}{path}", fleet.api_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let project: Value = admin("/v1/projects".into(), json!({"name": "other"}))
+        .await?
+        .json()
+        .await?;
+    let id = project["id"].as_str().context("project id")?;
+    let token: Value = admin(format!("/v1/projects/{id}/tokens"), json!({"name": "t"}))
+        .await?
+        .json()
+        .await?;
+    Ok(token["token"].as_str().context("token")?.to_owned())
+}
+
+async fn call_as(
+    fleet: &Fleet,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = fleet
+        .client
+        .request(method, format!("{}{path}", fleet.api_url))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+async fn check(fleet: &Fleet, target: &str) -> anyhow::Result<Value> {
+    let (status, answer) = fleet
+        .call(Method::POST, &format!("/v1/targets/{target}/check"), None)
+        .await?;
+    anyhow::ensure!(status == 202, "check: {status} {answer}");
+    let id = answer["id"].as_str().context("id")?.parse()?;
+    fleet.wait_state(id, common::TERMINAL, TIMEOUT).await
+}
+
+async fn log_text(fleet: &Fleet, deployment: &Value) -> anyhow::Result<String> {
+    let id = deployment["id"].as_str().context("id")?;
+    let (_, logs) = fleet
+        .call(
+            Method::GET,
+            &format!("/v1/deployments/{id}/logs?limit=1000"),
+            None,
+        )
+        .await?;
+    Ok(logs["lines"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .filter_map(|l| l["line"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default())
+}
+
+#[tokio::test]
+async fn targets_are_project_resources_whose_keys_never_come_back() -> anyhow::Result<()> {
+    let fleet = Fleet::start(Options {
+        build_workers: 0,
+        provision_workers: 1,
+        deploy_workers: 0,
+        env: vec![("SLIPWAY_SECRET_KEY", "ab".repeat(32))],
+        ..Options::default()
+    })
+    .await?;
+    let keys = tempfile::tempdir()?;
+    let key = ssh_keygen(keys.path(), "target_key")?;
+    let port = slipway_testkit::free_port();
+    let known_hosts = "[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ8w\n";
+    let good = json!({"name": "edge", "kind": "ssh", "host": "127.0.0.1", "port": port,
+                      "user": "root", "ssh_key": key.private_key, "known_hosts": known_hosts});
+
+    // No token, no targets.
+    let answer = fleet
+        .client
+        .get(format!("{}/v1/targets", fleet.api_url))
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 401);
+
+    // Bad input: 4xx with a code, and nothing written.
+    let with = |key: &str, value: Value| {
+        let mut body = good.clone();
+        body[key] = value;
+        body
+    };
+    let without = |key: &str| {
+        let mut body = good.clone();
+        body.as_object_mut().unwrap().remove(key);
+        body
+    };
+    for (bad, code) in [
+        (without("known_hosts"), "invalid_target"),
+        (without("ssh_key"), "invalid_target"),
+        (without("host"), "invalid_target"),
+        (
+            with("known_hosts", json!("# nothing pinned\n")),
+            "invalid_target",
+        ),
+        (with("ssh_key", json!("not a key")), "invalid_target"),
+        (
+            with("host", json!("-oProxyCommand=touch /tmp/x")),
+            "validation_failed",
+        ),
+        (with("user", json!("Root;id")), "validation_failed"),
+        (with("kind", json!("cloud")), "validation_failed"),
+        (with("name", json!("Bad Name")), "validation_failed"),
+        (with("caddy_admin", json!("127.0.0.1")), "validation_failed"),
+        (with("data_dir", json!("/var/../etc")), "validation_failed"),
+        (
+            json!({"name": "l", "kind": "local", "host": "h"}),
+            "invalid_target",
+        ),
+    ] {
+        let (status, answer) = fleet
+            .call(Method::POST, "/v1/targets", Some(bad.clone()))
+            .await?;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (422, Some(code)),
+            "{bad} -> {answer}"
+        );
+    }
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            "/v1/targets",
+            Some(with("password", json!("x"))),
+        )
+        .await?;
+    assert!((400..500).contains(&status), "{status} {answer}");
+    assert_eq!(count(&fleet, "SELECT count(*) FROM targets").await, 0);
+
+    // Created: the key is sealed, shown only as its fingerprint.
+    let (status, target) = fleet
+        .call(Method::POST, "/v1/targets", Some(good.clone()))
+        .await?;
+    assert_eq!(status, 201, "{target}");
+    let fingerprint = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(keys.path().join("target_key.pub"))
+        .output()?;
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(target["has_key"], true, "{target}");
+    assert_eq!(target["key_fingerprint"], fingerprint, "{target}");
+    assert_eq!(target["settings"]["caddy_admin"], "127.0.0.1:2019");
+    let key_body: Vec<&str> = key
+        .private_key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let (_, listed) = fleet.call(Method::GET, "/v1/targets", None).await?;
+    for shown in [target.to_string(), listed.to_string()] {
+        assert!(
+            key_body.iter().all(|line| !shown.contains(line)),
+            "the key leaked: {shown}"
+        );
+    }
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT key_sealed FROM targets")
+        .fetch_one(&fleet.db.pool)
+        .await?;
+    let sealed_text = String::from_utf8_lossy(&sealed);
+    assert!(key_body.iter().all(|line| !sealed_text.contains(line)));
+    let (status, _) = fleet
+        .call(Method::POST, "/v1/targets", Some(good.clone()))
+        .await?;
+    assert_eq!(status, 409);
+
+    // Another project sees none of it.
+    let other = other_token(&fleet).await?;
+    let id = target["id"].as_str().context("id")?;
+    for (method, path) in [
+        (Method::GET, format!("/v1/targets/{id}")),
+        (Method::GET, "/v1/targets/edge".to_owned()),
+        (Method::DELETE, format!("/v1/targets/{id}")),
+        (Method::POST, format!("/v1/targets/{id}/check")),
+    ] {
+        let (status, answer) = call_as(&fleet, &other, method.clone(), &path, None).await?;
+        assert_eq!(status, 404, "{method} {path}: {answer}");
+    }
+    let (_, theirs) = call_as(&fleet, &other, Method::GET, "/v1/targets", None).await?;
+    assert_eq!(theirs["items"], json!([]));
+    let (status, _) = call_as(
+        &fleet,
+        &other,
+        Method::POST,
+        "/v1/apps",
+        Some(json!({"name": "x", "target": id})),
+    )
+    .await?;
+    assert_eq!(status, 404);
+
+    // An app placed on it keeps it from being deleted.
+    let (status, app) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps",
+            Some(json!({"name": "web", "target": "edge"})),
+        )
+        .await?;
+    assert_eq!((status, &app["target"]), (201, &json!("edge")), "{app}");
+    let (status, answer) = fleet.call(Method::DELETE, "/v1/targets/edge", None).await?;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("target_in_use"))
+    );
+    assert!(answer["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("web"));
+    let (_, shown) = fleet
+        .call(Method::GET, &format!("/v1/targets/{id}"), None)
+        .await?;
+    assert_eq!(shown["apps"], json!(["web"]));
+
+    // A check of a server nobody answers for says so, at once.
+    let checked = check(&fleet, "edge").await?;
+    assert_eq!(checked["state"], "failed", "{checked:#}\n{}", fleet.logs());
+    assert_eq!(checked["error_code"], "target_unreachable", "{checked:#}");
+    assert_eq!(
+        (&checked["kind"], &checked["target"]),
+        (&json!("target_check"), &json!("edge"))
+    );
+    let message = checked["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("Connection refused") && message.contains(&port.to_string()),
+        "{message}"
+    );
+    let (_, shown) = fleet.call(Method::GET, "/v1/targets/edge", None).await?;
+    assert_eq!(shown["last_check"]["state"], "failed", "{shown:#}");
+    assert_eq!(shown["last_check"]["deployment"], checked["id"]);
+
+    // Moved back to the local target, the app frees it.
+    let (status, app) = fleet
+        .call(Method::PATCH, "/v1/apps/web", Some(json!({"target": null})))
+        .await?;
+    assert_eq!((status, &app["target"]), (200, &Value::Null), "{app}");
+    let (status, _) = fleet.call(Method::DELETE, "/v1/targets/edge", None).await?;
+    assert_eq!(status, 204);
+    let (status, _) = fleet.call(Method::GET, "/v1/targets/edge", None).await?;
+    assert_eq!(status, 404);
+    fleet.stop().await;
+    Ok(())
+}
+
+/// Removes the app's containers and, when the test ends, the names its
+/// builds gave their images; an image left with no name and no container
+/// goes too. Not `rmi -f` by id: builds are reproducible, so another test
+/// may be using the very same image (the target's podman shares this
+/// host's storage).
+struct Leftovers {
+    app_id: String,
+    /// `REGISTRY/slipway/p-site:DEPLOYMENT`.
+    tags: Vec<String>,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let podman = |args: &[&str]| std::process::Command::new("podman").args(args).output();
+        let filter = format!("label=io.slipway.app={}", self.app_id);
+        if let Ok(listed) = podman(&["ps", "-aq", "--filter", &filter]) {
+            for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+                let _ = podman(&["rm", "-f", "-t", "0", id]);
+            }
+        }
+        for tag in &self.tags {
+            let Ok(id) = podman(&["image", "inspect", "--format", "{{.Id}}", tag]) else {
+                continue;
+            };
+            let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+            let _ = podman(&["untag", &id, tag]);
+            let names = podman(&["image", "inspect", "--format", "{{len .RepoTags}}", &id]);
+            if names.is_ok_and(|n| String::from_utf8_lossy(&n.stdout).trim() == "0") {
+                let _ = podman(&["rmi", &id]);
+            }
+        }
+    }
+}
+
+async fn deploy(fleet: &Fleet) -> anyhow::Result<Value> {
+    let (status, answer) = fleet
+        .call(Method::POST, "/v1/apps/site/deployments", Some(json!({})))
+        .await?;
+    anyhow::ensure!(status == 202, "deploy: {status} {answer}");
+    let id: Uuid = answer["id"].as_str().context("id")?.parse()?;
+    fleet.wait_state(id, common::TERMINAL, TIMEOUT).await
+}
+
+/// `GET /` of the app through the namespace's Caddy, over the veth.
+async fn through_namespace_caddy(apps_addr: &str) -> anyhow::Result<(u16, String)> {
+    let page = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(format!("http://{apps_addr}/"))
+        .header("host", "site.p.localhost")
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?;
+    Ok((page.status().as_u16(), page.text().await?))
+}
+
+fn running_containers(app_id: &str) -> Vec<String> {
+    let filter = format!("label=io.slipway.app={app_id}");
+    std::process::Command::new("podman")
+        .args(["ps", "-q", "--filter", &filter])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> anyhow::Result<()> {
+    let mut ns = Netns::create()?;
+    let (private_key, known_hosts) = ns.start_sshd()?;
+    ns.start_caddy()?;
+    let registry = Registry::start().await?;
+    let dirs = tempfile::tempdir()?;
+    let mut env = vec![
+        ("SLIPWAY_REGISTRY", registry.addr().to_string()),
+        ("SLIPWAY_BUILD_DIR", dirs.path().display().to_string()),
+        ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
+        ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
+    ];
+    let containers_conf = std::env::var("CONTAINERS_CONF").ok();
+    if let Some(conf) = &containers_conf {
+        env.push(("CONTAINERS_CONF", conf.clone()));
+    }
+    let fleet = Fleet::start(Options {
+        env,
+        ..Options::default()
+    })
+    .await?;
+
+    // The target's podman needs the same containers.conf as this host's
+    // (runc, cgroupfs): it is the same machine's storage and kernel.
+    let apps_addr = format!("{}:8080", ns.addr);
+    let data_dir = ns.dir().join("data");
+    let mut body = json!({"name": "ns", "kind": "ssh", "host": ns.addr, "user": "root",
+                          "ssh_key": private_key, "known_hosts": known_hosts,
+                          "apps_addr": apps_addr, "data_dir": data_dir});
+    if let Some(conf) = &containers_conf {
+        body["containers_conf"] = json!(conf);
+    }
+    let (status, target) = fleet.call(Method::POST, "/v1/targets", Some(body)).await?;
+    anyhow::ensure!(status == 201, "create target: {status} {target}");
+
+    // A server lacking what a deploy needs: each missing item is named.
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            "/v1/targets",
+            Some(
+                json!({"name": "bare", "kind": "ssh", "host": ns.addr, "user": "root",
+                        "ssh_key": private_key, "known_hosts": known_hosts,
+                        "caddy_admin": "127.0.0.1:2999", "data_dir": "/proc/slipway",
+                        "containers_conf": "/nonexistent/containers.conf"}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create target: {status} {answer}");
+    let bare = check(&fleet, "bare").await?;
+    assert_eq!(bare["state"], "failed", "{bare:#}");
+    assert_eq!(bare["error_code"], "target_not_ready", "{bare:#}");
+    let message = bare["error_message"].as_str().unwrap_or_default();
+    for missing in [
+        "podman is installed but fails",
+        "folder /proc/slipway (cannot be created",
+        "Caddy admin API 127.0.0.1:2999 on the target (Caddy is installed but its admin API does not answer; not started",
+    ] {
+        assert!(message.contains(missing), "{missing} in {message}");
+    }
+
+    // An installed Caddy that does not run is started, once.
+    let spare_dir = ns.dir().join("spare");
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            "/v1/targets",
+            Some(
+                json!({"name": "spare", "kind": "ssh", "host": ns.addr, "user": "root",
+                        "ssh_key": private_key, "known_hosts": known_hosts,
+                        "caddy_admin": "127.0.0.1:2998", "data_dir": spare_dir,
+                        "containers_conf": containers_conf}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create target: {status} {answer}");
+    let started = check(&fleet, "spare").await?;
+    assert_eq!(started["state"], "live", "{started:#}\n{}", fleet.logs());
+    let logs = log_text(&fleet, &started).await?;
+    assert!(logs.contains("started Caddy (pid"), "{logs}");
+    let again = check(&fleet, "spare").await?;
+    assert_eq!(again["state"], "live", "{again:#}");
+    let logs = log_text(&fleet, &again).await?;
+    assert!(logs.contains("nothing to change"), "{logs}");
+
+    // Provisioning prepares the host once; a second run changes nothing.
+    let first = check(&fleet, "ns").await?;
+    assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
+    let logs = log_text(&fleet, &first).await?;
+    assert!(
+        logs.contains(&format!("created {}", data_dir.display())),
+        "{logs}"
+    );
+    assert!(logs.contains("podman"), "{logs}");
+    assert!(data_dir.is_dir());
+    let second = check(&fleet, "ns").await?;
+    assert_eq!(second["state"], "live", "{second:#}");
+    let logs = log_text(&fleet, &second).await?;
+    assert!(logs.contains("nothing to change"), "{logs}");
+    assert!(logs.contains("registry answers on the target"), "{logs}");
+
+    let repos = tempfile::tempdir()?;
+    let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+    let daemon = GitDaemon::start(repos.path())?;
+    let (status, app) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps",
+            Some(
+                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
+                        "target": "ns", "runtime": {"health_path": "/healthz"}}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create app: {status} {app}");
+    let app_id = app["id"].as_str().context("app id")?.to_owned();
+    let mut leftovers = Leftovers {
+        app_id: app_id.clone(),
+        tags: Vec::new(),
+    };
+
+    let deployed = deploy(&fleet).await?;
+    leftovers.tags.push(format!(
+        "{}/slipway/p-site:{}",
+        registry.addr(),
+        deployed["id"].as_str().unwrap_or_default()
+    ));
+    assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
+    assert_eq!(deployed["url"], "http://site.p.localhost:8080/");
+    let logs = log_text(&fleet, &deployed).await?;
+    assert!(logs.contains("deploying to ssh target ns"), "{logs}");
+    for line in logs
+        .lines()
+        .filter(|l| l.contains("pulled in") || l.contains("switch "))
+    {
+        println!("over ssh: {line}");
+    }
+
+    // The page, through the namespace's Caddy, over the veth.
+    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    assert_eq!(status, 200, "{text}\n{}", ns.log_tail("caddy", 20));
+    assert!(text.contains("static-site"), "{text}");
+
+    // The release runs in the namespace: its port answers on the
+    // namespace's loopback, not on this host's.
+    let running = running_containers(&app_id);
+    assert_eq!(running.len(), 1, "{running:?}");
+    let port = String::from_utf8(
+        std::process::Command::new("podman")
+            .args(["port", &running[0], "8080/tcp"])
+            .output()?
+            .stdout,
+    )?;
+    let port = port
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let inside = ns
+        .command("curl")
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/healthz"),
+        ])
+        .status()?;
+    assert!(inside.success(), "the release answers inside the namespace");
+    let here = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(here.is_err(), "the release is not on this host's loopback");
+
+    // A new commit: the new release replaces the old one on the target.
+    repo.push_change("main", "index.html", "<h1>second release</h1>\n")?;
+    let second = deploy(&fleet).await?;
+    leftovers.tags.push(format!(
+        "{}/slipway/p-site:{}",
+        registry.addr(),
+        second["id"].as_str().unwrap_or_default()
+    ));
+    assert_eq!(second["state"], "live", "{second:#}\n{}", fleet.logs());
+    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    assert_eq!(
+        (status, text.contains("second release")),
+        (200, true),
+        "{text}"
+    );
+    let now_running = running_containers(&app_id);
+    assert_eq!(now_running.len(), 1, "the old release was stopped");
+    assert_ne!(now_running, running);
+
+    // A release that never becomes healthy (checked through the SSH
+    // connection) is removed there; the second one keeps serving.
+    let (status, answer) = fleet
+        .call(
+            Method::PATCH,
+            "/v1/apps/site",
+            Some(
+                json!({"runtime": {"health_path": "/no-such-path", "health_attempts": 3,
+                                    "health_interval_ms": 100}}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "patch: {status} {answer}");
+    repo.push_change("main", "index.html", "<h1>third release</h1>\n")?;
+    let third = deploy(&fleet).await?;
+    leftovers.tags.push(format!(
+        "{}/slipway/p-site:{}",
+        registry.addr(),
+        third["id"].as_str().unwrap_or_default()
+    ));
+    assert_eq!(third["state"], "failed", "{third:#}");
+    assert_eq!(third["error_code"], "health_check_failed", "{third:#}");
+    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    assert_eq!(
+        (status, text.contains("second release")),
+        (200, true),
+        "{text}"
+    );
+    assert_eq!(
+        running_containers(&app_id),
+        now_running,
+        "the failed release was removed"
+    );
+
+    // The target serves an app: it cannot be deleted.
+    let (status, _) = fleet.call(Method::DELETE, "/v1/targets/ns", None).await?;
+    assert_eq!(status, 409);
+
+    fleet.stop().await;
+    drop(leftovers);
+    drop(ns);
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Where a deploy happens and how the handler reaches it: the engine, the
+//! Caddy admin API, the apps' server, and the loopback port a release is
+//! health-checked on.
+//!
+//! On the local target that is all on this host. On an `ssh` target the
+//! engine runs over SSH and one `ssh -N` process ([`Tunnel`]) carries two
+//! forwards for the whole job:
+//! - `-L`: the target's Caddy admin API on a loopback port here, so the
+//!   same admin client (and its upstream-swap logic) drives the target's
+//!   own Caddy without curl on the server and without exposing the API;
+//! - `-R`: the platform's registry on a port of the target's loopback, so
+//!   the target pulls the image by digest through the SSH connection. The
+//!   alternative, `podman save | ssh podman load`, would need the image in
+//!   this host's storage, copy every layer on every deploy and lose the
+//!   digest check; a pull reuses the target's cached layers and verifies
+//!   the content against the digest, which is also why TLS verification
+//!   can be off for that pull: the SSH connection authenticates the other
+//!   end and the digest the bytes.
+//!
+//! A release's port is only known once podman picked it on the target, so
+//! its health check opens a second, short-lived forward to it.
+
+use crate::caddy::CaddyAdmin;
+use crate::engine::Engine;
+use slipway_shared::db::targets::SshTarget;
+use slipway_shared::job::JobError;
+use slipway_shared::local_target::LocalTarget;
+use slipway_shared::ssh::{SshKeyFiles, Tunnel};
+
+pub struct Site {
+    pub engine: Engine,
+    pub caddy: CaddyAdmin,
+    /// The Caddy server (under `apps.http.servers`) holding the apps' routes.
+    pub caddy_server: String,
+    /// Where that server listens.
+    pub apps_addr: String,
+    pub base_domain: String,
+    pub registry_tls_verify: bool,
+    ssh: Option<SshSite>,
+}
+
+struct SshSite {
+    name: String,
+    files: SshKeyFiles,
+    /// Forward 0 (`-L`): the Caddy admin API; forward 0 (`-R`): the registry.
+    tunnel: Tunnel,
+    registry: String,
+}
+
+impl Site {
+    pub fn local(target: &LocalTarget, engine: &Engine, caddy: &CaddyAdmin) -> Site {
+        Site {
+            engine: engine.clone(),
+            caddy: caddy.clone(),
+            caddy_server: target.caddy_server.clone(),
+            apps_addr: target.caddy_http_addr.clone(),
+            base_domain: target.base_domain.clone(),
+            registry_tls_verify: target.registry_tls_verify,
+            ssh: None,
+        }
+    }
+
+    /// Connects to an ssh target: key files written, forwards open.
+    pub async fn ssh(target: &SshTarget, local: &LocalTarget) -> Result<Site, JobError> {
+        let files = SshKeyFiles::write(
+            &target.user,
+            &target.host,
+            target.port,
+            &target.private_key,
+            &target.known_hosts,
+        )
+        .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))?;
+        let tunnel = Tunnel::open(
+            &files.host,
+            std::slice::from_ref(&target.settings.caddy_admin),
+            std::slice::from_ref(&local.registry),
+        )
+        .await
+        .map_err(|e| e.into_job_error())?;
+        let caddy = CaddyAdmin::forwarded(
+            &format!("127.0.0.1:{}", tunnel.local_port(0)),
+            &target.settings.caddy_admin,
+        )
+        .map_err(|e| e.into_job_error())?;
+        let engine = Engine::ssh(
+            files.host.clone(),
+            target.settings.containers_conf.as_ref().map(Into::into),
+        );
+        Ok(Site {
+            engine,
+            caddy,
+            caddy_server: local.caddy_server.clone(),
+            apps_addr: target.settings.apps_addr.clone(),
+            base_domain: local.base_domain.clone(),
+            registry_tls_verify: false,
+            ssh: Some(SshSite {
+                name: target.name.clone(),
+                files,
+                tunnel,
+                registry: local.registry.clone(),
+            }),
+        })
+    }
+
+    /// Where the target pulls `image_ref` (`REGISTRY/REPO@DIGEST`) from: on
+    /// an ssh target the registry's end of the reverse forward.
+    pub fn image_ref(&self, image_ref: &str) -> String {
+        match &self.ssh {
+            Some(ssh) => match image_ref.strip_prefix(&format!("{}/", ssh.registry)) {
+                Some(rest) => format!("127.0.0.1:{}/{rest}", ssh.tunnel.remote_port(0)),
+                None => image_ref.to_owned(),
+            },
+            None => image_ref.to_owned(),
+        }
+    }
+
+    /// A port here on which the release's `port` (on the site's loopback)
+    /// answers, and the forward that must live while it is used.
+    pub async fn reach(&self, port: u16) -> Result<(u16, Option<Tunnel>), JobError> {
+        let Some(ssh) = &self.ssh else {
+            return Ok((port, None));
+        };
+        let tunnel = Tunnel::open(&ssh.files.host, &[format!("127.0.0.1:{port}")], &[])
+            .await
+            .map_err(|e| e.into_job_error())?;
+        Ok((tunnel.local_port(0), Some(tunnel)))
+    }
+
+    /// The URL an app answers at through the site's Caddy.
+    pub fn app_url(&self, host: &str) -> String {
+        match self.apps_addr.rsplit_once(':').map(|(_, p)| p) {
+            Some("80") | None => format!("http://{host}/"),
+            Some(port) => format!("http://{host}:{port}/"),
+        }
+    }
+
+    /// `local` or `ssh target NAME (user@host)`, for log lines.
+    pub fn describe(&self) -> String {
+        match &self.ssh {
+            None => "the local target".into(),
+            Some(ssh) => format!(
+                "ssh target {} ({}, port {})",
+                ssh.name, ssh.files.host.destination, ssh.files.host.port
+            ),
+        }
+    }
+
+    /// The port on the target's loopback that reaches the registry.
+    pub fn registry_port_on_target(&self) -> Option<u16> {
+        self.ssh.as_ref().map(|s| s.tunnel.remote_port(0))
+    }
+}

@@ -1,0 +1,180 @@
+//! Provisioning an `ssh` target over SSH: check that podman is there and
+//! works, make the platform's folder, and check that the target's own Caddy
+//! answers its admin API (reached through an SSH local forward, so the
+//! admin API never has to listen beyond the target's loopback), starting an
+//! installed Caddy that does not run. Everything missing is named in one
+//! permanent error. What it changes (the folder, a started Caddy) is
+//! already so on a second run, which changes nothing and says so.
+//!
+//! No engine network is made: releases publish on the target's loopback
+//! and its Caddy dials them there.
+
+use slipway_shared::db::targets::SshTarget;
+use slipway_shared::job::{JobContext, JobError};
+use slipway_shared::ssh::{classify_failure, SshKeyFiles, SSH_FAILED};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+mod caddy;
+
+/// One requirement and what was found on the target.
+pub(crate) struct Found {
+    what: String,
+    result: Result<String, String>,
+}
+
+pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<(), JobError> {
+    let files = SshKeyFiles::write(
+        &target.user,
+        &target.host,
+        target.port,
+        &target.private_key,
+        &target.known_hosts,
+    )
+    .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))?;
+    ctx.logs
+        .info(format!(
+            "provisioning ssh target {} ({}, port {})",
+            target.name, files.host.destination, target.port
+        ))
+        .await;
+    let report = run_script(&files, &script(target)).await?;
+    let mut found = Vec::new();
+    let mut changes = Vec::new();
+    for line in report.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (status, detail) = value.split_once(' ').unwrap_or((value, ""));
+        match key {
+            "engine" => found.push(Found {
+                what: "container engine (podman)".into(),
+                result: match status {
+                    "ok" => Ok(detail.to_owned()),
+                    "docker" => Err(format!(
+                        "only Docker is installed ({detail}); Slipway drives podman on ssh targets: install podman"
+                    )),
+                    "broken" => Err(format!("podman is installed but fails: {detail}")),
+                    _ => Err("podman is not installed (apt-get install podman)".into()),
+                },
+            }),
+            "folder" => found.push(Found {
+                what: format!("folder {}", target.settings.data_dir),
+                result: match status {
+                    "exists" => Ok("present".into()),
+                    "created" => {
+                        changes.push(format!("created {}", target.settings.data_dir));
+                        Ok("created".into())
+                    }
+                    _ => Err(format!("cannot be created: {detail}")),
+                },
+            }),
+            _ => {}
+        }
+    }
+    let caddy_installed = report.lines().any(|l| l.starts_with("caddy=ok"));
+    let folder_ok = report
+        .lines()
+        .any(|l| l.starts_with("folder=exists") || l.starts_with("folder=created"));
+    let (caddy, started) = caddy::check(&files, target, caddy_installed, folder_ok, ctx).await?;
+    found.push(caddy);
+    changes.extend(started);
+
+    let mut missing = Vec::new();
+    for item in &found {
+        match &item.result {
+            Ok(detail) => ctx.logs.info(format!("{}: {detail}", item.what)).await,
+            Err(problem) => {
+                ctx.logs
+                    .info(format!("{}: MISSING: {problem}", item.what))
+                    .await;
+                missing.push(format!("{} ({problem})", item.what));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(JobError::permanent(
+            "target_not_ready",
+            format!("ssh target {} lacks: {}", target.name, missing.join("; ")),
+        ));
+    }
+    if changes.is_empty() {
+        ctx.logs
+            .info(format!(
+                "ssh target {} ready; nothing to change",
+                target.name
+            ))
+            .await;
+    } else {
+        ctx.logs
+            .info(format!(
+                "ssh target {} ready; changed: {}",
+                target.name,
+                changes.join(", ")
+            ))
+            .await;
+    }
+    Ok(())
+}
+
+/// The remote part: one `sh` script, its findings printed as `key=status
+/// detail` lines.
+fn script(target: &SshTarget) -> String {
+    let conf = target
+        .settings
+        .containers_conf
+        .as_deref()
+        .map(|c| format!("export CONTAINERS_CONF='{c}'\n"))
+        .unwrap_or_default();
+    // The settings were validated as plain paths: quoting them is enough.
+    format!(
+        r#"{conf}if command -v podman >/dev/null 2>&1; then
+  if v=$(podman version --format '{{{{.Client.Version}}}}' 2>&1); then echo "engine=ok podman $v"
+  else echo "engine=broken $(echo "$v" | tr '\n' ' ')"; fi
+elif command -v docker >/dev/null 2>&1; then echo "engine=docker $(command -v docker)"
+else echo "engine=missing"; fi
+d='{dir}'
+if [ -d "$d" ]; then echo "folder=exists $d"
+elif out=$(mkdir -p "$d" 2>&1 && chmod 0750 "$d" 2>&1); then echo "folder=created $d"
+else echo "folder=failed $(echo "$out" | tr '\n' ' ')"; fi
+if command -v caddy >/dev/null 2>&1; then echo "caddy=ok $(command -v caddy)"; else echo "caddy=missing"; fi
+"#,
+        dir = target.settings.data_dir
+    )
+}
+
+pub(crate) async fn run_script(files: &SshKeyFiles, script: &str) -> Result<String, JobError> {
+    let mut command = files.host.base_command();
+    command
+        .args(["-o", "LogLevel=ERROR", "--"])
+        .arg(&files.host.destination)
+        .arg("sh -s")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|e| JobError::permanent("ssh_unavailable", format!("cannot run ssh: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes()).await;
+    }
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| JobError::Retryable("the provisioning script did not finish in 60 s".into()))?
+        .map_err(|e| JobError::Retryable(format!("ssh: {e}")))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    if out.status.code() == Some(SSH_FAILED) {
+        let (code, retryable) = classify_failure(&stderr);
+        let message = format!("cannot reach {} over SSH: {stderr}", files.host.destination);
+        return Err(if retryable {
+            JobError::Retryable(format!("{code}: {message}"))
+        } else {
+            JobError::permanent(code, message)
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
