@@ -3,6 +3,7 @@
 //! dead letters, sweeper, cancellation), database access, the log sink,
 //! configuration, telemetry and metrics.
 
+pub mod addons;
 pub mod archive;
 pub mod config;
 pub mod db;

@@ -2,6 +2,7 @@
 //! Its settings are read by the provision worker (which checks them) and the
 //! deploy worker (which uses them).
 
+use crate::addons::AddonServer;
 use crate::config::ConfigError;
 use std::path::PathBuf;
 
@@ -21,6 +22,8 @@ pub struct LocalTarget {
     pub registry_tls_verify: bool,
     /// `CONTAINERS_CONF` for podman.
     pub containers_conf: Option<PathBuf>,
+    /// The Postgres server of database add-ons (`SLIPWAY_ADDON_POSTGRES_URL`).
+    pub addon_postgres: AddonServer,
 }
 
 impl LocalTarget {
@@ -28,7 +31,8 @@ impl LocalTarget {
     /// (`slipway`), `SLIPWAY_CADDY_HTTP_ADDR` (`127.0.0.1:8088`),
     /// `SLIPWAY_BASE_DOMAIN` (`localhost`), `SLIPWAY_REGISTRY`
     /// (`127.0.0.1:5000`), `SLIPWAY_REGISTRY_TLS_VERIFY` (false on loopback),
-    /// `SLIPWAY_CONTAINERS_CONF` or `CONTAINERS_CONF`.
+    /// `SLIPWAY_CONTAINERS_CONF` or `CONTAINERS_CONF`,
+    /// `SLIPWAY_ADDON_POSTGRES_URL` (the platform's own Postgres).
     pub fn from_env() -> Result<LocalTarget, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -76,6 +80,10 @@ impl LocalTarget {
                 .or_else(|| lookup("CONTAINERS_CONF"))
                 .filter(|v| !v.trim().is_empty())
                 .map(PathBuf::from),
+            addon_postgres: AddonServer::parse(&get(
+                "SLIPWAY_ADDON_POSTGRES_URL",
+                AddonServer::DEFAULT_URL,
+            ))?,
         })
     }
 

@@ -71,6 +71,10 @@ pub struct ContainerSpec {
     pub labels: Vec<(String, String)>,
     /// Overrides the image's command when not empty.
     pub command: Vec<String>,
+    /// Named volumes and where they are mounted (`-v NAME:PATH`).
+    pub volumes: Vec<(String, String)>,
+    /// podman's `--network` mode, when not the default.
+    pub network: Option<String>,
 }
 
 impl ContainerSpec {
@@ -92,6 +96,8 @@ impl ContainerSpec {
                 (LABEL_RELEASE.into(), release_id.to_string()),
             ],
             command: Vec::new(),
+            volumes: Vec::new(),
+            network: None,
         }
     }
 }
@@ -544,6 +550,12 @@ fn run_argv(spec: &ContainerSpec, host_port: Option<u16>) -> (Vec<String>, Vec<(
     if let Some(cpus) = spec.cpus {
         args.extend(["--cpus".into(), cpus.to_string()]);
     }
+    for (volume, path) in &spec.volumes {
+        args.extend(["--volume".into(), format!("{volume}:{path}")]);
+    }
+    if let Some(network) = &spec.network {
+        args.extend(["--network".into(), network.clone()]);
+    }
     args.push(spec.image.clone());
     args.extend(spec.command.iter().cloned());
     (args, env)
@@ -622,6 +634,19 @@ mod tests {
         assert!(!args.contains(&"PORT=1".to_string()));
         assert!(args.contains(&"127.0.0.1:4000:8080".to_string()));
         assert!(args.contains(&"PATH=/x".to_string()));
+        assert_eq!(args.last().unwrap(), "r@sha256:1");
+        assert!(!args.contains(&"--volume".to_string()));
+    }
+
+    #[test]
+    fn volumes_and_network_reach_the_argv() {
+        let mut spec = ContainerSpec::for_release(Uuid::new_v4(), Uuid::new_v4(), "r@sha256:1");
+        spec.volumes = vec![("slipway-a-data".into(), "/data".into())];
+        spec.network = Some("slirp4netns:allow_host_loopback=true".into());
+        let (args, _) = run_argv(&spec, Some(4000));
+        let joined = args.join(" ");
+        assert!(joined.contains("--volume slipway-a-data:/data"), "{joined}");
+        assert!(joined.contains("--network slirp4netns:allow_host_loopback=true"));
         assert_eq!(args.last().unwrap(), "r@sha256:1");
     }
 

@@ -95,7 +95,9 @@ impl JobHandler for DeployHandler {
         ctx.logs
             .info(format!("deploying to {}", site.describe()))
             .await;
-        let spec = container_spec(&site, &app, deployment_id)?;
+        let mut spec = container_spec(&site, &app, deployment_id)?;
+        let server = &self.target.addon_postgres;
+        crate::addons::link(ctx, &site, server, self.secrets.as_ref(), &mut spec).await?;
         let release = release::start(
             &ctx.pool,
             app.app_id,

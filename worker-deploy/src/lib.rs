@@ -2,6 +2,7 @@
 //! and runs the probe job, the deploy job and the deploy side of a target
 //! check.
 
+pub mod addons;
 pub mod caddy;
 pub mod check;
 pub mod engine;

@@ -3,7 +3,9 @@
 //! target — the local one or an ssh one — and differ only in how a target
 //! that cannot be reached is treated: an app's deployment waits for it
 //! (retryable), a check reports it at once (its answer is about now).
+//! An app's deployment on the local target also creates the app's add-ons.
 
+use crate::addons;
 use crate::local::LocalProvision;
 use crate::ssh;
 use async_trait::async_trait;
@@ -49,8 +51,21 @@ impl JobHandler for Provision {
     async fn run(&self, ctx: &JobContext) -> Result<Effects, JobError> {
         let placement =
             targets::placement(&ctx.pool, ctx.info.deployment_id, self.secrets.as_ref()).await?;
+        let app = self.kind == PROVISION_KIND;
         let outcome = match placement {
-            Placement::Local => self.local.provision(ctx).await,
+            Placement::Local => match self.local.provision(ctx).await {
+                Ok(()) if app => {
+                    let target = self.local.target();
+                    let conf = target.containers_conf.as_deref();
+                    let secrets = self.secrets.as_ref();
+                    addons::provision(ctx, &target.addon_postgres, conf, secrets).await
+                }
+                other => other,
+            },
+            Placement::Ssh(_) if app && addons::any(ctx).await? => Err(JobError::permanent(
+                "addons_unsupported_on_target",
+                "add-ons run on the local target only; this app is placed on an ssh target",
+            )),
             Placement::Ssh(target) => tokio::select! {
                 outcome = ssh::provision(ctx, &target) => outcome,
                 _ = ctx.cancel.cancelled() => Err(JobError::Cancelled),

@@ -2,6 +2,7 @@
 //! shared runtime and runs the probe job, the provision job of app
 //! deployments and the target check, on the local target or an ssh one.
 
+pub mod addons;
 pub mod handler;
 pub mod local;
 pub mod ssh;

@@ -16,6 +16,10 @@ impl LocalProvision {
     pub fn new(target: LocalTarget) -> Self {
         LocalProvision { target }
     }
+
+    pub fn target(&self) -> &LocalTarget {
+        &self.target
+    }
 }
 
 /// One requirement of the target and what was found.

@@ -3,6 +3,7 @@
 //! conditional update; functions take an executor so callers own the
 //! transaction.
 
+pub mod addons;
 pub mod dead;
 pub mod deployments;
 pub mod job_batches;

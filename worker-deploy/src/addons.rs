@@ -1,0 +1,89 @@
+//! Linking an app's add-ons into a release: a ready postgres add-on sets
+//! `DATABASE_URL` (its password opened here, only for the container's
+//! environment, and never logged), a ready volume is mounted at its path.
+//! The provision stage of the same deployment created them; one still
+//! `pending` here means that stage did not run for it, which is a fault.
+//! Add-ons being purged are not linked.
+//!
+//! A release on the local target reaches a Postgres server on the host's
+//! loopback through podman's slirp4netns network with host loopback
+//! allowed (`10.0.2.2` inside the container).
+
+use crate::engine::{ContainerSpec, Host};
+use crate::site::Site;
+use secrecy::ExposeSecret;
+use slipway_shared::addons::{database_url, redact_url, AddonServer};
+use slipway_shared::db::addons::{self, KIND_POSTGRES, STATE_PENDING, STATE_PURGING};
+use slipway_shared::job::{JobContext, JobError};
+use slipway_shared::secrets::SecretBox;
+
+/// Adds the app's add-ons to the release's spec.
+pub async fn link(
+    ctx: &JobContext,
+    site: &Site,
+    server: &AddonServer,
+    secrets: Option<&SecretBox>,
+    spec: &mut ContainerSpec,
+) -> Result<(), JobError> {
+    let rows = addons::for_deployment(&ctx.pool, ctx.info.deployment_id)
+        .await
+        .map_err(|e| JobError::Retryable(format!("database error: {e}")))?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| r.state != STATE_PURGING)
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if !matches!(site.engine.host(), Host::Local) {
+        return Err(JobError::permanent(
+            "addons_unsupported_on_target",
+            "add-ons run on the local target only; this app is placed on an ssh target",
+        ));
+    }
+    if let Some(row) = rows.iter().find(|r| r.state == STATE_PENDING) {
+        return Err(JobError::Retryable(format!(
+            "addon_not_ready: add-on {} has not been created yet",
+            row.name
+        )));
+    }
+    for row in rows {
+        if row.kind == KIND_POSTGRES {
+            let secrets = secrets.ok_or_else(|| {
+                JobError::permanent(
+                    "secret_key_missing",
+                    "SLIPWAY_SECRET_KEY is not set on the deploy worker: it opens add-on passwords",
+                )
+            })?;
+            let password = secrets
+                .open(row.password_sealed.as_deref().unwrap_or_default())
+                .map_err(|e| JobError::permanent("secret_unreadable", e.to_string()))?;
+            let (host, network) = server.reach_from_container();
+            let url = database_url(
+                row.db_role.as_deref().unwrap_or_default(),
+                password.expose_secret(),
+                &host,
+                server.port,
+                row.db_name.as_deref().unwrap_or_default(),
+            );
+            ctx.logs
+                .info(format!(
+                    "add-on {}: DATABASE_URL={}",
+                    row.name,
+                    redact_url(&url)
+                ))
+                .await;
+            spec.env.retain(|(key, _)| key != "DATABASE_URL");
+            spec.env.push(("DATABASE_URL".into(), url));
+            if let Some(network) = network {
+                spec.network = Some(network.to_owned());
+            }
+        } else if let (Some(volume), Some(mount)) = (row.volume_name, row.mount_path) {
+            ctx.logs
+                .info(format!("add-on {}: volume {volume} at {mount}", row.name))
+                .await;
+            spec.volumes.push((volume, mount));
+        }
+    }
+    Ok(())
+}
