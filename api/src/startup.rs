@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
             post(projects::create_token),
         )
         .route("/v1/apps", post(apps::create).get(apps::list))
+        .merge(crate::routes::addons::routes())
         .route(
             "/v1/apps/{app}",
             get(apps::get).patch(apps::update).delete(apps::delete),

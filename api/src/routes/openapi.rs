@@ -27,6 +27,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions/{id}"),
     ("get", "/v1/apps/{app}/versions/{id}/archive"),
+    ("post", "/v1/apps/{app}/addons"),
+    ("get", "/v1/apps/{app}/addons"),
+    ("delete", "/v1/apps/{app}/addons/{name}"),
     ("post", "/v1/apps/{app}/webhook-secret"),
     ("delete", "/v1/apps/{app}/webhook-secret"),
     ("post", "/v1/hooks/{provider}/{app_id}"),
@@ -106,6 +109,13 @@ pub fn build() -> Value {
             },
             "/v1/apps/{app}/versions/{id}": {"get": op("A version", p, &[("200", "the version")])},
             "/v1/apps/{app}/versions/{id}/archive": {"get": op("The uploaded bytes, unchanged (ETag is the SHA-256)", p, &[("200", "application/gzip or application/zip")])},
+            "/v1/apps/{app}/addons": {
+                "post": op("Add an add-on {kind: postgres, name} (a database linked as DATABASE_URL; password generated, sealed, never shown) or {kind: volume, name, mount}; created by the app's next deployment", p, &[("201", "the add-on, state pending"), ("409", "addon_exists or mount_taken"), ("422", "invalid_addon")]),
+                "get": op("The app's add-ons with their state (pending, ready, purging); passwords masked", p, &[("200", "{items}")])
+            },
+            "/v1/apps/{app}/addons/{name}": {
+                "delete": op("Detach an add-on (no longer linked; its database or volume is kept, named in the answer), or with ?purge=true mark it purging: the next deployment drops its data and the add-on", p, &[("200", "detached"), ("202", "purging")])
+            },
             "/v1/apps/{app}/webhook-secret": {
                 "post": op("Create or rotate the app's push-webhook secret; shown once, with the hook URL per provider", p, &[("201", "{secret, urls}")]),
                 "delete": op("Remove the webhook secret: the app's hooks answer 404", p, &[("204", "removed")])

@@ -1,0 +1,213 @@
+//! An app's add-ons: a managed PostgreSQL database (`kind: postgres`,
+//! linked as `DATABASE_URL`) or a named volume (`kind: volume`, mounted at
+//! `mount`). The API only records them, as `pending`, with the database's
+//! password generated here and sealed at once (it is never shown); the
+//! provision stage of the app's next deployment creates them and the
+//! deploy stage links them into the release. Deleting one detaches it (no
+//! longer linked, data kept) or, with `?purge=true`, marks it `purging`:
+//! the next deployment's provision stage drops the data, then the row.
+
+use crate::auth::Project;
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use slipway_shared::addons::{check_mount_path, database_name, new_password, volume_name};
+use slipway_shared::db::addons::{self as rows, AddonRow, KIND_POSTGRES, KIND_VOLUME};
+use slipway_shared::domain::Slug;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAddon {
+    kind: String,
+    name: String,
+    mount: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    purge: bool,
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::Invalid {
+        code: "invalid_addon",
+        message: message.into(),
+    }
+}
+
+async fn app_id(conn: &mut PgConnection, project: Project, app: &str) -> Result<Uuid, ApiError> {
+    sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2 FOR UPDATE")
+        .bind(project.id)
+        .bind(app)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(ApiError::NotFound("app"))
+}
+
+/// The add-on as the API shows it: names, never the password.
+fn view(row: &AddonRow) -> Value {
+    let mut out = json!({
+        "id": row.id,
+        "kind": row.kind,
+        "name": row.name,
+        "state": row.state,
+        "created_at": row.created_at,
+    });
+    if row.kind == KIND_POSTGRES {
+        out["postgres"] = json!({
+            "database": row.db_name,
+            "role": row.db_role,
+            "password": "********",
+            "env": "DATABASE_URL",
+        });
+    } else {
+        out["volume"] = json!({"name": row.volume_name, "mount": row.mount_path});
+    }
+    out
+}
+
+#[tracing::instrument(skip_all, fields(app = %app))]
+pub async fn create(
+    project: Project,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    Json(body): Json<CreateAddon>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let name = Slug::parse("name", &body.name).map_err(|e| invalid(e.to_string()))?;
+    match (body.kind.as_str(), &body.mount) {
+        (KIND_POSTGRES, None) => {}
+        (KIND_POSTGRES, Some(_)) => return Err(invalid("a postgres add-on takes no mount")),
+        (KIND_VOLUME, None) => return Err(invalid("a volume add-on needs a mount path")),
+        (KIND_VOLUME, Some(mount)) => check_mount_path(mount).map_err(invalid)?,
+        (other, _) => {
+            return Err(invalid(format!(
+                "kind {other:?} is not an add-on kind (postgres or volume)"
+            )))
+        }
+    }
+    let mut tx = state.pool.begin().await?;
+    // Locks the app row: concurrent creations for one app queue up here.
+    let app_id = app_id(&mut tx, project, &app).await?;
+    let existing = rows::for_app(&mut *tx, app_id).await?;
+    if existing.iter().any(|r| r.name == name.as_str()) {
+        return Err(ApiError::conflict(
+            "addon_exists",
+            format!("the app has an add-on named `{name}`"),
+        ));
+    }
+    if body.kind == KIND_POSTGRES && existing.iter().any(|r| r.kind == KIND_POSTGRES) {
+        return Err(ApiError::conflict(
+            "addon_exists",
+            "the app has a postgres add-on already (it owns DATABASE_URL)",
+        ));
+    }
+    if let Some(mount) = &body.mount {
+        if existing
+            .iter()
+            .any(|r| r.mount_path.as_ref() == Some(mount))
+        {
+            return Err(ApiError::conflict(
+                "mount_taken",
+                format!("another volume of the app is mounted at {mount}"),
+            ));
+        }
+    }
+    let id = Uuid::now_v7();
+    let postgres = body.kind == KIND_POSTGRES;
+    let db = postgres.then(|| database_name(id));
+    sqlx::query(
+        "INSERT INTO addons (id, app_id, kind, name, db_name, db_role, password_sealed,
+                             volume_name, mount_path)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(app_id)
+    .bind(&body.kind)
+    .bind(name.as_str())
+    .bind(db)
+    .bind(postgres.then(|| state.secrets.seal(&new_password())))
+    .bind((!postgres).then(|| volume_name(app_id, name.as_str())))
+    .bind(&body.mount)
+    .execute(&mut *tx)
+    .await?;
+    let row = rows::for_app(&mut *tx, app_id)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| anyhow::anyhow!("the add-on just written is gone"))?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(view(&row))))
+}
+
+pub async fn list(
+    project: Project,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let app_id: Uuid =
+        sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2")
+            .bind(project.id)
+            .bind(&app)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(ApiError::NotFound("app"))?;
+    let items: Vec<Value> = rows::for_app(&mut *conn, app_id)
+        .await?
+        .iter()
+        .map(view)
+        .collect();
+    Ok(axum::Json(json!({ "items": items })))
+}
+
+/// Without `purge`: the add-on is detached (the row goes, the database or
+/// volume stays on its server, named in the answer). With `purge=true`: it
+/// is marked `purging` and the next deployment's provision stage drops it.
+#[tracing::instrument(skip_all, fields(app = %app, addon = %name))]
+pub async fn delete(
+    project: Project,
+    State(state): State<AppState>,
+    Path((app, name)): Path<(String, String)>,
+    Query(query): Query<DeleteQuery>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let app_id = app_id(&mut tx, project, &app).await?;
+    let row = rows::for_app(&mut *tx, app_id)
+        .await?
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or(ApiError::NotFound("add-on"))?;
+    let mut shown = view(&row);
+    if query.purge {
+        sqlx::query("UPDATE addons SET state = 'purging' WHERE id = $1")
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        shown["state"] = json!("purging");
+        return Ok((StatusCode::ACCEPTED, axum::Json(shown)));
+    }
+    sqlx::query("DELETE FROM addons WHERE id = $1")
+        .bind(row.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    shown["state"] = json!("detached");
+    Ok((StatusCode::OK, axum::Json(shown)))
+}
+
+/// The add-on routes, merged into the API's router.
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{delete as delete_route, post};
+    axum::Router::new()
+        .route("/v1/apps/{app}/addons", post(create).get(list))
+        .route("/v1/apps/{app}/addons/{name}", delete_route(delete))
+}
