@@ -2,8 +2,8 @@
 //! `DATABASE_URL` (its password opened here, only for the container's
 //! environment, and never logged), a ready volume is mounted at its path.
 //! The provision stage of the same deployment created them; one still
-//! `pending` here means that stage did not run for it, which is a fault.
-//! Add-ons being purged are not linked.
+//! `pending` here was added after that stage ran and waits for the next
+//! deployment. Add-ons being purged are not linked.
 //!
 //! A release on the local target reaches a Postgres server on the host's
 //! loopback through podman's slirp4netns network with host loopback
@@ -41,13 +41,17 @@ pub async fn link(
             "add-ons run on the local target only; this app is placed on an ssh target",
         ));
     }
-    if let Some(row) = rows.iter().find(|r| r.state == STATE_PENDING) {
-        return Err(JobError::Retryable(format!(
-            "addon_not_ready: add-on {} has not been created yet",
-            row.name
-        )));
-    }
     for row in rows {
+        if row.state == STATE_PENDING {
+            // Added after this deployment's provision stage ran.
+            ctx.logs
+                .info(format!(
+                    "add-on {} is pending: the app's next deployment creates and links it",
+                    row.name
+                ))
+                .await;
+            continue;
+        }
         if row.kind == KIND_POSTGRES {
             let secrets = secrets.ok_or_else(|| {
                 JobError::permanent(
