@@ -13,18 +13,19 @@ use serde_json::{json, Value};
 use slipway_testkit::caddy::Caddy;
 use slipway_testkit::git::{seed_repo, GitDaemon};
 use slipway_testkit::registry::Registry;
+use slipway_testkit::PgCluster;
 use sqlx::{Connection, PgConnection};
 use std::path::Path;
 use std::time::Duration;
 
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Removes the app's containers, volumes and databases when the test ends,
-/// passed or not (a purge removes them in a passing run already).
+/// Removes the app's containers and volumes when the test ends, passed or
+/// not (a purge removes the volume in a passing run already; the databases
+/// go with the test's own Postgres cluster).
 struct Leftovers {
     app_id: String,
     volumes: Vec<String>,
-    databases: Vec<String>,
 }
 
 impl Drop for Leftovers {
@@ -38,17 +39,6 @@ impl Drop for Leftovers {
         }
         for volume in &self.volumes {
             let _ = podman(&["volume", "rm", "-f", volume]);
-        }
-        let admin = slipway_testkit::admin_database_url();
-        for db in &self.databases {
-            for sql in [
-                format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
-                format!("DROP ROLE IF EXISTS \"{db}\""),
-            ] {
-                let _ = std::process::Command::new("psql")
-                    .args([admin.as_str(), "-qc", &sql])
-                    .output();
-            }
         }
     }
 }
@@ -77,13 +67,39 @@ async fn app_get(caddy: &Caddy, host: &str, path: &str) -> anyhow::Result<(u16, 
     ))
 }
 
-async fn database_exists(name: &str) -> anyhow::Result<bool> {
-    let mut conn = PgConnection::connect(&slipway_testkit::admin_database_url()).await?;
+async fn database_exists(server: &PgCluster, name: &str) -> anyhow::Result<bool> {
+    let mut conn = PgConnection::connect(&server.admin_url()).await?;
     let exists = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(name)
         .fetch_one(&mut conn)
         .await?;
     Ok(exists)
+}
+
+/// A test-owned Postgres server that checks passwords (SCRAM) for every
+/// role but its `postgres` admin, so the app's connection proves the
+/// password it was given is the role's.
+async fn password_checking_cluster() -> anyhow::Result<PgCluster> {
+    let cluster = PgCluster::start().await?;
+    std::fs::write(
+        cluster.data_dir().join("pg_hba.conf"),
+        "local all all trust\nhost all postgres 127.0.0.1/32 trust\n\
+         host all all 127.0.0.1/32 scram-sha-256\n",
+    )?;
+    let mut conn = PgConnection::connect(&cluster.admin_url()).await?;
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut conn)
+        .await?;
+    Ok(cluster)
+}
+
+/// Whether `role` may log in to `db` on the cluster with `password`.
+async fn can_log_in(server: &PgCluster, role: &str, password: &str, db: &str) -> bool {
+    let url = format!(
+        "postgres://{role}:{password}@127.0.0.1:{}/{db}",
+        server.port()
+    );
+    PgConnection::connect(&url).await.is_ok()
 }
 
 fn volume_exists(name: &str) -> bool {
@@ -104,6 +120,7 @@ async fn deployment_logs(fleet: &Fleet, id: &Value) -> anyhow::Result<String> {
 async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow::Result<()> {
     let registry = Registry::start().await?;
     let caddy = Caddy::start().await?;
+    let server = password_checking_cluster().await?;
     let dirs = tempfile::tempdir()?;
     let mut env = vec![
         ("SLIPWAY_REGISTRY", registry.addr().to_string()),
@@ -112,10 +129,7 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
         ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_string()),
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
         ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
-        (
-            "SLIPWAY_ADDON_POSTGRES_URL",
-            slipway_testkit::admin_database_url(),
-        ),
+        ("SLIPWAY_ADDON_POSTGRES_URL", server.admin_url()),
     ];
     if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
         env.push(("CONTAINERS_CONF", conf));
@@ -140,7 +154,6 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
     let mut leftovers = Leftovers {
         app_id: app["id"].as_str().context("app id")?.to_owned(),
         volumes: Vec::new(),
-        databases: Vec::new(),
     };
     let addons = "/v1/apps/notes/addons";
     let (status, db) = fleet
@@ -159,7 +172,6 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
         .as_str()
         .context("database")?
         .to_owned();
-    leftovers.databases.push(db_name.clone());
     let (status, volume) = fleet
         .call(
             Method::POST,
@@ -178,7 +190,7 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
     let first = deploy(&fleet, "notes").await?;
     assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
     assert!(
-        database_exists(&db_name).await?,
+        database_exists(&server, &db_name).await?,
         "the provision stage created {db_name}"
     );
     assert!(volume_exists(&volume_name));
@@ -192,6 +204,8 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
         .context("password in the app")?
         .to_owned();
     assert!(password.len() >= 32, "{env_seen}");
+    assert!(can_log_in(&server, &db_name, &password, &db_name).await);
+    assert!(!can_log_in(&server, &db_name, "wrong", &db_name).await);
     let logs = deployment_logs(&fleet, &first["id"]).await?;
     assert!(
         logs.contains(":***@10.0.2.2"),
@@ -244,7 +258,10 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
     }
     let third = deploy(&fleet, "notes").await?;
     assert_eq!(third["state"], "live", "{third:#}\n{}", fleet.logs());
-    assert!(!database_exists(&db_name).await?, "{db_name} was dropped");
+    assert!(
+        !database_exists(&server, &db_name).await?,
+        "{db_name} was dropped"
+    );
     let (_, env_seen) = app_get(&caddy, host, "/env").await?;
     assert_eq!(env_seen["database_url"], Value::Null, "{env_seen}");
     let fourth = deploy(&fleet, "notes").await?;
