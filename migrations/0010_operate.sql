@@ -1,0 +1,38 @@
+-- Operating apps: stop/start (a release can be paused), destroy (an app is
+-- marked while its containers and route are removed, and its deployments'
+-- history outlives it), custom domains, and the health the deploy worker
+-- last saw.
+
+-- `paused`: the app was stopped by request; its container is stopped and its
+-- route answers 503. It is still the app's current release: `start` runs its
+-- image again.
+ALTER TABLE releases DROP CONSTRAINT releases_state_check;
+ALTER TABLE releases ADD CONSTRAINT releases_state_check
+    CHECK (state IN ('starting', 'live', 'paused', 'stopped', 'failed'));
+-- At most one current (live or paused) release per app.
+CREATE UNIQUE INDEX releases_one_current_per_app ON releases (app_id)
+    WHERE state IN ('live', 'paused');
+-- The HTTPS address of a live release, when the target serves HTTPS.
+ALTER TABLE releases ADD COLUMN https_url text;
+-- The last health check of the release (at deploy, start and by the
+-- deploy worker's monitor).
+ALTER TABLE releases ADD COLUMN health_ok boolean;
+ALTER TABLE releases ADD COLUMN health_detail text;
+ALTER TABLE releases ADD COLUMN health_checked_at timestamptz;
+
+-- Set by DELETE /v1/apps/{app}: no new deployments; the destroy deployment
+-- removes what runs on the target, then the row.
+ALTER TABLE apps ADD COLUMN destroying_at timestamptz;
+
+-- A destroyed app's deployments (the destroy itself included) stay readable.
+ALTER TABLE deployments DROP CONSTRAINT deployments_app_id_fkey;
+ALTER TABLE deployments ADD CONSTRAINT deployments_app_id_fkey
+    FOREIGN KEY (app_id) REFERENCES apps(id) ON DELETE SET NULL;
+
+-- Custom domains: each host name belongs to one app on the whole platform.
+CREATE TABLE app_domains (
+    host        text PRIMARY KEY,
+    app_id      uuid NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX app_domains_app ON app_domains (app_id);
