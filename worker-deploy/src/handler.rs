@@ -18,6 +18,7 @@ use crate::target::DeployTarget;
 use async_trait::async_trait;
 use slipway_shared::job::{Effects, JobContext, JobError, JobHandler};
 use slipway_shared::local_target::LocalTarget;
+use slipway_shared::operation::AppAction;
 use slipway_shared::secrets::SecretBox;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -27,14 +28,14 @@ pub const DEPLOY_KIND: &str = "deploy.v1";
 /// requests it is answering finish.
 const DRAIN: Duration = Duration::from_secs(2);
 /// SIGTERM to SIGKILL when a release is stopped.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Log lines of a failed release quoted in the deployment's error.
 const FAILED_LOG_LINES: usize = 20;
 
 pub struct DeployHandler {
-    target: LocalTarget,
-    engine: Engine,
-    caddy: CaddyAdmin,
+    pub(crate) target: LocalTarget,
+    pub(crate) engine: Engine,
+    pub(crate) caddy: CaddyAdmin,
     secrets: Option<SecretBox>,
 }
 
@@ -62,17 +63,26 @@ impl JobHandler for DeployHandler {
 
     async fn run(&self, ctx: &JobContext) -> Result<Effects, JobError> {
         let deployment_id = ctx.info.deployment_id;
-        let app = DeployTarget::load(&ctx.pool, deployment_id, self.secrets.as_ref()).await?;
+        let app = DeployTarget::load_app(&ctx.pool, deployment_id).await?;
+        match app.action {
+            Some(AppAction::Stop) => return self.stop(ctx, &app).await,
+            Some(AppAction::Destroy) => return self.destroy(ctx, &app).await,
+            Some(AppAction::Start) if self.is_serving(ctx, &app).await? => return Ok(Vec::new()),
+            // Start of a stopped app and restart: a fresh container of the
+            // current release's image, deployed like any release.
+            Some(AppAction::Start | AppAction::Restart) | None => {}
+        }
+        let app = app.with_env(&ctx.pool, self.secrets.as_ref()).await?;
         let spec = self.container_spec(&app, deployment_id)?;
         let release = release::start(
             &ctx.pool,
             app.app_id,
             deployment_id,
-            &app.image_ref,
+            app.image()?,
             &spec.name,
         )
         .await?;
-        let previous = release::live(&ctx.pool, app.app_id, release.id).await?;
+        let previous = release::current(&ctx.pool, app.app_id, release.id).await?;
 
         let started = Instant::now();
         let port = match release.host_port {
@@ -90,10 +100,13 @@ impl JobHandler for DeployHandler {
         let start_s = started.elapsed().as_secs_f64();
 
         let checked = Instant::now();
-        if let Err(error) = self.health_check(ctx, &app, port, &spec.name).await {
-            self.discard(ctx, &spec.name, release.id).await;
-            return Err(error);
-        }
+        let health = match self.health_check(ctx, &app, port, &spec.name).await {
+            Ok(health) => health,
+            Err(error) => {
+                self.discard(ctx, &spec.name, release.id).await;
+                return Err(error);
+            }
+        };
         let health_s = checked.elapsed().as_secs_f64();
         if ctx.cancel.is_cancelled() {
             self.discard(ctx, &spec.name, release.id).await;
@@ -101,25 +114,17 @@ impl JobHandler for DeployHandler {
         }
 
         let switched = Instant::now();
-        let host = app.host(&self.target.base_domain);
-        self.caddy
-            .ensure_server(&self.target.caddy_server, &self.target.caddy_http_addr)
-            .await
-            .map_err(|e| e.into_job_error())?;
-        self.caddy
-            .set_route(
-                &self.target.caddy_server,
-                &route_id(app.app_id),
-                std::slice::from_ref(&host),
-                &[format!("127.0.0.1:{port}")],
-            )
-            .await
-            .map_err(|e| e.into_job_error())?;
+        let hosts = app.hosts(&self.target.base_domain);
+        let upstream = format!("127.0.0.1:{port}");
+        self.publish(app.app_id, &hosts, std::slice::from_ref(&upstream))
+            .await?;
         let switch_s = switched.elapsed().as_secs_f64();
-        let url = self.target.app_url(&host);
+        let url = self.target.app_url(&hosts[0]);
+        let https_url = self.target.app_https_url(&hosts[0]);
         ctx.logs
             .info(format!(
-                "route {host} -> 127.0.0.1:{port} ({}); start {start_s:.2}s, health {health_s:.2}s, switch {switch_s:.2}s",
+                "route {} -> {upstream} ({}); start {start_s:.2}s, health {health_s:.2}s, switch {switch_s:.2}s",
+                hosts.join(", "),
                 spec.name
             ))
             .await;
@@ -143,11 +148,16 @@ impl JobHandler for DeployHandler {
                     .await;
             }
         }
-        ctx.logs.info(format!("live at {url}")).await;
+        match &https_url {
+            Some(https) => ctx.logs.info(format!("live at {url} and {https}")).await,
+            None => ctx.logs.info(format!("live at {url}")).await,
+        }
         Ok(vec![Box::new(MarkLive {
             app_id: app.app_id,
             release_id: release.id,
             url,
+            https_url,
+            health,
         })])
     }
 }
@@ -158,7 +168,7 @@ impl DeployHandler {
         app: &DeployTarget,
         deployment_id: Uuid,
     ) -> Result<ContainerSpec, JobError> {
-        let mut spec = ContainerSpec::for_release(app.app_id, deployment_id, app.image_ref.clone());
+        let mut spec = ContainerSpec::for_release(app.app_id, deployment_id, app.image()?);
         spec.env = app.env.clone();
         spec.container_port = app.runtime.port;
         spec.memory = app.runtime.memory.clone();
@@ -222,7 +232,7 @@ impl DeployHandler {
         app: &DeployTarget,
         port: u16,
         name: &str,
-    ) -> Result<(), JobError> {
+    ) -> Result<String, JobError> {
         let check = HealthCheck {
             path: app.runtime.health_path.clone(),
             interval: app.runtime.health_interval,
@@ -241,15 +251,15 @@ impl DeployHandler {
         };
         match outcome {
             Ok(healthy) => {
-                ctx.logs
-                    .info(format!(
-                        "healthy: {} after {} tries in {:.2}s",
-                        healthy.status,
-                        healthy.attempts,
-                        healthy.elapsed.as_secs_f64()
-                    ))
-                    .await;
-                Ok(())
+                let said = format!(
+                    "GET {} answered {} after {} tries in {:.2}s",
+                    check.path,
+                    healthy.status,
+                    healthy.attempts,
+                    healthy.elapsed.as_secs_f64()
+                );
+                ctx.logs.info(format!("healthy: {said}")).await;
+                Ok(said)
             }
             Err(error) => {
                 let lines = self
@@ -281,7 +291,10 @@ impl DeployHandler {
         let _ = release::mark_failed(&ctx.pool, release_id).await;
     }
 
-    async fn stop_and_remove(&self, name: &str) -> Result<(), crate::engine::EngineError> {
+    pub(crate) async fn stop_and_remove(
+        &self,
+        name: &str,
+    ) -> Result<(), crate::engine::EngineError> {
         self.engine.stop(name, STOP_GRACE).await?;
         self.engine.remove(name).await
     }

@@ -5,7 +5,10 @@ pub mod caddy;
 pub mod engine;
 pub mod handler;
 pub mod health;
+pub mod monitor;
+pub mod operate;
 pub mod release;
+pub mod routing;
 pub mod target;
 
 use slipway_shared::config::WorkerSettings;
@@ -19,12 +22,24 @@ pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let target = slipway_shared::local_target::LocalTarget::from_env()?;
+    let monitor = match target.health_monitor_interval {
+        Some(interval) => {
+            let pool = slipway_shared::db::pool(&settings.common.database_url, 2)?;
+            Some(tokio::spawn(monitor::run(pool, interval, shutdown.clone())))
+        }
+        None => None,
+    };
     let deploy = handler::DeployHandler::new(target, slipway_shared::config::worker_secret_box()?)?;
-    slipway_shared::worker::run(
+    let result = slipway_shared::worker::run(
         STAGE,
         settings,
         |runtime| runtime.with_handler(deploy),
-        shutdown,
+        shutdown.clone(),
     )
-    .await
+    .await;
+    shutdown.cancel();
+    if let Some(monitor) = monitor {
+        let _ = monitor.await;
+    }
+    result
 }

@@ -1,0 +1,65 @@
+//! The health monitor: every `SLIPWAY_HEALTH_MONITOR_INTERVAL` the deploy
+//! worker checks each serving release on its target once (the app's
+//! `health_path` on the release's loopback port) and records the result on
+//! the release, which the API shows as the app's `status.health`. The API
+//! itself never talks to the target. With several deploy workers each one
+//! checks; the last result wins, which is what a status needs.
+
+use crate::health::{wait_healthy, HealthCheck};
+use crate::release;
+use crate::target::RuntimeSettings;
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(sqlx::FromRow)]
+struct Serving {
+    id: Uuid,
+    host_port: i32,
+    runtime_settings: Option<serde_json::Value>,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(error) = check_all(&pool).await {
+            tracing::warn!(%error, "health monitor: cannot read the serving releases");
+        }
+    }
+}
+
+/// Checks every serving release once.
+pub async fn check_all(pool: &PgPool) -> sqlx::Result<usize> {
+    let serving: Vec<Serving> = sqlx::query_as(
+        "SELECT r.id, r.host_port, a.runtime_settings FROM releases r JOIN apps a ON a.id = r.app_id
+         WHERE r.state = 'live' AND r.host_port IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    for release in &serving {
+        let settings =
+            RuntimeSettings::parse(&release.runtime_settings.clone().unwrap_or_default())
+                .unwrap_or_default();
+        let check = HealthCheck {
+            path: settings.health_path.clone(),
+            interval: Duration::ZERO,
+            timeout: settings.health_timeout,
+            attempts: 1,
+        };
+        let port = u16::try_from(release.host_port).unwrap_or_default();
+        let (ok, detail) = match wait_healthy(port, &check).await {
+            Ok(healthy) => (
+                true,
+                format!("GET {} answered {}", check.path, healthy.status),
+            ),
+            Err(error) => (false, error.to_string()),
+        };
+        release::record_health(pool, release.id, ok, &detail).await?;
+    }
+    Ok(serving.len())
+}
