@@ -55,13 +55,18 @@ pub async fn create(
         ));
     }
     let mut tx = state.pool.begin().await?;
-    let found: Option<(Uuid, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT id, git_url, git_ref FROM apps WHERE project_id = $1 AND name = $2")
-            .bind(project.id)
-            .bind(&app)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (app_id, git_url, default_ref) = found.ok_or(ApiError::NotFound("app"))?;
+    let found: Option<(Uuid, Option<String>, Option<String>, bool)> = sqlx::query_as(
+        "SELECT id, git_url, git_ref, destroying_at IS NOT NULL FROM apps
+         WHERE project_id = $1 AND name = $2",
+    )
+    .bind(project.id)
+    .bind(&app)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (app_id, git_url, default_ref, destroying) = found.ok_or(ApiError::NotFound("app"))?;
+    if destroying {
+        return Err(crate::routes::operations::destroying());
+    }
     let source = match (body.version, body.rollback_to) {
         (Some(version), _) => {
             crate::routes::versions::for_deployment(&mut tx, app_id, version).await?

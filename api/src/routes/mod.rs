@@ -7,6 +7,7 @@ pub mod health;
 pub mod hooks;
 pub mod logs;
 pub mod openapi;
+pub mod operations;
 pub mod probes;
 pub mod projects;
 pub mod versions;

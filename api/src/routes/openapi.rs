@@ -23,6 +23,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/apps/{app}"),
     ("post", "/v1/apps/{app}/deployments"),
     ("get", "/v1/apps/{app}/deployments"),
+    ("post", "/v1/apps/{app}/stop"),
+    ("post", "/v1/apps/{app}/start"),
+    ("post", "/v1/apps/{app}/restart"),
     ("post", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions/{id}"),
@@ -70,13 +73,22 @@ pub fn build() -> Value {
                 "post": op("Create a project token {name}; the token is shown once", a, &[("201", "{id, token}")])
             },
             "/v1/apps": {
-                "post": op("Create an app {name, git_url, git_ref, build, runtime, env, secrets, git_credential}; git_credential is {token, username?} for http(s) URLs or {ssh_key, known_hosts?} for SSH ones, stored encrypted and shown only as {kind, set}", p, &[("201", "the app")]),
+                "post": op("Create an app {name, git_url, git_ref, build, runtime, env, secrets, git_credential, domains}; domains are extra host names routed to the app (unique on the platform: 409 domain_taken), applied by the next deploy, start or restart; git_credential is {token, username?} for http(s) URLs or {ssh_key, known_hosts?} for SSH ones, stored encrypted and shown only as {kind, set}", p, &[("201", "the app")]),
                 "get": op("List the project's apps", p, &[("200", "{items}")])
             },
             "/v1/apps/{app}": {
-                "get": op("Read an app", p, &[("200", "the app")]),
+                "get": op("Read an app, with `status` {state: running|stopped|not_deployed|destroying, release, url, https_url, health {ok, detail, checked_at}} and `live`", p, &[("200", "the app")]),
                 "patch": op("Update an app; git_credential: null removes the credential", p, &[("200", "the app")]),
-                "delete": op("Delete an app with no deployment in progress", p, &[("204", "deleted"), ("409", "busy")])
+                "delete": op("Destroy an app with no deployment in progress: a destroy deployment removes its route and containers on the target, then the app (the app is `destroying` meanwhile; deploys answer 409 app_destroying). An app that never reached the deploy stage is deleted at once", p, &[("202", "{id, state} of the destroy deployment, with Location"), ("204", "deleted at once"), ("409", "app_busy or app_destroying")])
+            },
+            "/v1/apps/{app}/stop": {
+                "post": op("Stop the app: its route answers 503, its container is stopped, its release becomes paused. A deployment with action stop, run by the workers in the app's lane", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])
+            },
+            "/v1/apps/{app}/start": {
+                "post": op("Start a stopped app: a fresh container of its current release's image, health-checked before the route points at it (a running app is left alone)", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])
+            },
+            "/v1/apps/{app}/restart": {
+                "post": op("Restart with no downtime: a fresh container of the current release's image is health-checked, gets the route, then the old one is drained and stopped", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])
             },
             "/v1/apps/{app}/deployments": {
                 "post": op("Deploy the app {git_ref?}, an uploaded archive {version}, or roll back to an earlier deployment's image {rollback_to}", p, &[("202", "{id, state} with Location")]),
