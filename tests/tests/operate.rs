@@ -430,3 +430,101 @@ async fn destroy_removes_containers_route_and_app() -> anyhow::Result<()> {
     setup.fleet.stop().await;
     Ok(())
 }
+
+/// What the API says about operations without running them (no workers:
+/// every operation stays queued): they are deployments in the app's lane,
+/// a destroying app refuses new work, and the status says `destroying`.
+/// The app's release is written as the deploy stage would have.
+#[tokio::test]
+async fn operations_are_queued_deployments_and_destroying_refuses_new_work() -> anyhow::Result<()> {
+    let fleet = Fleet::start(Options {
+        build_workers: 0,
+        provision_workers: 0,
+        deploy_workers: 0,
+        ..Options::default()
+    })
+    .await?;
+    let (status, app) = fleet
+        .call(Method::POST, "/v1/apps", Some(json!({"name": "site"})))
+        .await?;
+    assert_eq!(status, 201, "{app}");
+    let app_id: uuid::Uuid = app["id"].as_str().context("id")?.parse()?;
+    let deployment = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO deployments (id, project_id, app_id, kind, state, dispatched, source, trace_id)
+         VALUES ($1, $2, $3, 'app', 'live', true, '{}', '')",
+    )
+    .bind(deployment)
+    .bind(fleet.project_id)
+    .bind(app_id)
+    .execute(&fleet.db.pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO releases (id, app_id, deployment_id, image_ref, container_name, host_port, state, url)
+         VALUES ($1, $2, $1, 'r/x@sha256:00', 'slipway-x', 1, 'live', 'http://site.p.localhost:8088/')",
+    )
+    .bind(deployment)
+    .bind(app_id)
+    .execute(&fleet.db.pool)
+    .await?;
+    let status = app_status(&fleet).await?;
+    assert_eq!(
+        (&status["state"], &status["url"], &status["health"]),
+        (
+            &json!("running"),
+            &json!("http://site.p.localhost:8088/"),
+            &Value::Null
+        ),
+        "{status:#}"
+    );
+
+    let (code, stop) = fleet.call(Method::POST, "/v1/apps/site/stop", None).await?;
+    assert_eq!(code, 202, "{stop}");
+    let stop_id = stop["id"].as_str().context("id")?.to_owned();
+    let stop = fleet.deployment(stop_id.parse()?).await?;
+    assert_eq!(
+        (&stop["state"], &stop["source"]),
+        (&json!("queued"), &json!({"action": "stop"}))
+    );
+    // A second operation waits in the lane behind the first.
+    let (code, restart) = fleet
+        .call(Method::POST, "/v1/apps/site/restart", None)
+        .await?;
+    assert_eq!(code, 202, "{restart}");
+    let (code, answer) = fleet.call(Method::DELETE, "/v1/apps/site", None).await?;
+    assert_eq!((code, &answer["code"]), (409, &json!("app_busy")));
+    for id in [&stop_id, restart["id"].as_str().unwrap_or_default()] {
+        let (code, _) = fleet
+            .call(Method::POST, &format!("/v1/deployments/{id}/cancel"), None)
+            .await?;
+        assert_eq!(code, 200);
+    }
+
+    let (code, destroy) = fleet.call(Method::DELETE, "/v1/apps/site", None).await?;
+    assert_eq!(code, 202, "{destroy}");
+    assert_eq!(app_status(&fleet).await?["state"], "destroying");
+    for (method, path) in [
+        (Method::POST, "/v1/apps/site/deployments"),
+        (Method::POST, "/v1/apps/site/start"),
+        (Method::DELETE, "/v1/apps/site"),
+    ] {
+        let (code, answer) = fleet.call(method, path, None).await?;
+        assert_eq!(
+            (code, &answer["code"]),
+            (409, &json!("app_destroying")),
+            "{path}"
+        );
+    }
+    let destroy = fleet
+        .deployment(destroy["id"].as_str().context("id")?.parse()?)
+        .await?;
+    assert_eq!(destroy["source"], json!({"action": "destroy"}));
+    fleet.stop().await;
+    Ok(())
+}
+
+async fn app_status(fleet: &Fleet) -> anyhow::Result<Value> {
+    let (code, app) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
+    anyhow::ensure!(code == 200, "{code} {app}");
+    Ok(app["status"].clone())
+}
