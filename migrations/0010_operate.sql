@@ -12,6 +12,8 @@ ALTER TABLE releases ADD CONSTRAINT releases_state_check
 -- At most one current (live or paused) release per app.
 CREATE UNIQUE INDEX releases_one_current_per_app ON releases (app_id)
     WHERE state IN ('live', 'paused');
+-- Every replica's port (`host_port` is the first's).
+ALTER TABLE releases ADD COLUMN host_ports integer[];
 -- The HTTPS address of a live release, when the target serves HTTPS.
 ALTER TABLE releases ADD COLUMN https_url text;
 -- The last health check of the release (at deploy, start and by the

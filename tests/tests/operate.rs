@@ -4,7 +4,8 @@
 //! brings a fresh container of the same image back, restart replaces it
 //! with no failed request, the app's status shows release, URLs and health;
 //! custom domains join the route and are unique on the platform; the app
-//! answers over HTTPS with a certificate from Caddy's internal CA; destroy
+//! answers over HTTPS with a certificate from Caddy's internal CA;
+//! `runtime.replicas` puts several containers behind the route; destroy
 //! removes containers, route and app.
 
 mod common;
@@ -245,12 +246,14 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         .resolve(DOMAIN, https_addr.parse()?)
         .timeout(Duration::from_secs(10))
         .build()?;
+    let logs = logs_of(fleet, &first).await?;
+    assert!(logs.contains("HTTPS certificates ready"), "{logs}");
     for host in [HOST, DOMAIN] {
         let page = tls
             .get(format!("https://{host}:{https_port}/"))
             .send()
             .await
-            .with_context(|| format!("https://{host}: {}", caddy.log_tail(20)))?;
+            .with_context(|| format!("https://{host}: {}", caddy.log_tail(30)))?;
         assert_eq!(page.status(), 200);
         assert!(page.text().await?.contains("static-site"));
     }
@@ -329,23 +332,28 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
 
     // Restart: a new container takes over while requests keep flowing.
     let stop_loop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let load = {
         let (stop_loop, sent, failed) = (stop_loop.clone(), sent.clone(), failed.clone());
         let url = format!("http://{}/", caddy.http_addr());
         tokio::spawn(async move {
             let client = reqwest::Client::new();
             while !stop_loop.load(Ordering::Relaxed) {
-                let ok = client
+                let answer = client
                     .get(&url)
                     .header("host", HOST)
                     .timeout(Duration::from_secs(10))
                     .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200);
+                    .await;
                 sent.fetch_add(1, Ordering::Relaxed);
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
+                let failure = match answer {
+                    Ok(r) if r.status() == 200 => None,
+                    Ok(r) => Some(format!("status {}", r.status())),
+                    Err(e) => Some(format!("{e:?}")),
+                };
+                if let Some(failure) = failure {
+                    failed.lock().expect("lock").push(failure);
                 }
             }
         })
@@ -355,11 +363,13 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     load.await?;
     assert_eq!(restart["state"], "live", "{restart:#}\n{}", fleet.logs());
     assert!(sent.load(Ordering::Relaxed) > 0);
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "of {} requests during the restart",
-        sent.load(Ordering::Relaxed)
+    let failed = failed.lock().expect("lock").clone();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the restart: {failed:?}\n{}",
+        failed.len(),
+        sent.load(Ordering::Relaxed),
+        logs_of(fleet, &restart).await?
     );
     assert_eq!(containers(app_id, true).len(), 1);
     assert_eq!(
@@ -387,11 +397,39 @@ async fn destroy_removes_containers_route_and_app() -> anyhow::Result<()> {
     let (status, answer) = fleet.call(Method::DELETE, "/v1/apps/idle", None).await?;
     assert_eq!(status, 204, "{answer}");
 
+    // Two replicas behind the route, both stopped by a stop.
+    let (status, answer) = fleet
+        .call(
+            Method::PATCH,
+            "/v1/apps/site",
+            Some(json!({"runtime": {"replicas": 2}})),
+        )
+        .await?;
+    assert_eq!(status, 200, "{answer}");
     let first = run(fleet, Method::POST, "/v1/apps/site/deployments", json!({})).await?;
     assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
+    assert_eq!(containers(app_id, false).len(), 2);
+    let route_id = format!("slipway-app-{}", app_id.replace('-', ""));
+    let route: Value = reqwest::get(format!("{}/id/{route_id}", caddy.admin_url()))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        route["handle"][0]["upstreams"].as_array().map(Vec::len),
+        Some(2),
+        "{route:#}"
+    );
+    for _ in 0..4 {
+        let (status, page) = through_caddy(caddy, HOST).await?;
+        assert_eq!(status, 200, "{page}");
+    }
     let stop = run(fleet, Method::POST, "/v1/apps/site/stop", json!({})).await?;
     assert_eq!(stop["state"], "live", "{stop:#}");
-    assert_eq!(containers(app_id, true).len(), 1, "a stopped container");
+    assert!(
+        containers(app_id, false).is_empty(),
+        "both replicas stopped"
+    );
+    assert_eq!(containers(app_id, true).len(), 2, "stopped, not removed");
 
     let (status, answer) = fleet.call(Method::DELETE, "/v1/apps/site", None).await?;
     assert_eq!(status, 202, "{answer}");

@@ -97,16 +97,30 @@ impl JobHandler for DeployHandler {
             }
             _ => self.start(ctx, &spec, release.id).await?,
         };
-        let start_s = started.elapsed().as_secs_f64();
-
-        let checked = Instant::now();
-        let health = match self.health_check(ctx, &app, port, &spec.name).await {
-            Ok(health) => health,
+        let mut replicas = vec![(spec.name.clone(), port)];
+        match self
+            .start_more_replicas(ctx, &spec, app.runtime.replicas)
+            .await
+        {
+            Ok(more) => replicas.extend(more),
             Err(error) => {
                 self.discard(ctx, &spec.name, release.id).await;
                 return Err(error);
             }
-        };
+        }
+        let start_s = started.elapsed().as_secs_f64();
+
+        let checked = Instant::now();
+        let mut health = String::new();
+        for (name, port) in &replicas {
+            match self.health_check(ctx, &app, *port, name).await {
+                Ok(said) => health = said,
+                Err(error) => {
+                    self.discard(ctx, &spec.name, release.id).await;
+                    return Err(error);
+                }
+            }
+        }
         let health_s = checked.elapsed().as_secs_f64();
         if ctx.cancel.is_cancelled() {
             self.discard(ctx, &spec.name, release.id).await;
@@ -115,10 +129,31 @@ impl JobHandler for DeployHandler {
 
         let switched = Instant::now();
         let hosts = app.hosts(&self.target.base_domain);
-        let upstream = format!("127.0.0.1:{port}");
-        self.publish(app.app_id, &hosts, std::slice::from_ref(&upstream))
-            .await?;
+        let upstreams: Vec<String> = replicas
+            .iter()
+            .map(|(_, port)| format!("127.0.0.1:{port}"))
+            .collect();
+        let upstream = upstreams.join(", ");
+        self.publish(app.app_id, &hosts, &upstreams).await?;
         let switch_s = switched.elapsed().as_secs_f64();
+        // HTTP serves already; a certificate that is late is reported, not
+        // fatal (Caddy keeps trying to issue it).
+        match self.wait_https(&hosts).await {
+            Ok(Some(waited)) => {
+                ctx.logs
+                    .info(format!(
+                        "HTTPS certificates ready in {:.2}s",
+                        waited.as_secs_f64()
+                    ))
+                    .await
+            }
+            Ok(None) => {}
+            Err(error) => {
+                ctx.logs
+                    .info(format!("HTTPS is not answering yet: {error}"))
+                    .await
+            }
+        }
         let url = self.target.app_url(&hosts[0]);
         let https_url = self.target.app_https_url(&hosts[0]);
         ctx.logs
@@ -139,13 +174,16 @@ impl JobHandler for DeployHandler {
                 .await;
             // The route no longer points at it: a failure here costs disk,
             // not availability, and the reconciler can finish it.
-            if let Err(error) = self.stop_and_remove(&previous.container_name).await {
-                ctx.logs
-                    .info(format!(
-                        "could not stop {}: {error}",
-                        previous.container_name
-                    ))
-                    .await;
+            let names = self
+                .release_containers(previous.id, &previous.container_name)
+                .await
+                .unwrap_or_else(|_| vec![previous.container_name.clone()]);
+            for name in names {
+                if let Err(error) = self.stop_and_remove(&name).await {
+                    ctx.logs
+                        .info(format!("could not stop {name}: {error}"))
+                        .await;
+                }
             }
         }
         match &https_url {
@@ -158,6 +196,7 @@ impl JobHandler for DeployHandler {
             url,
             https_url,
             health,
+            host_ports: replicas.iter().map(|(_, p)| i32::from(*p)).collect(),
         })])
     }
 }
@@ -281,12 +320,18 @@ impl DeployHandler {
         }
     }
 
-    /// Removes a release that will not serve.
+    /// Removes a release that will not serve, with all its replicas.
     async fn discard(&self, ctx: &JobContext, name: &str, release_id: Uuid) {
-        if let Err(error) = self.stop_and_remove(name).await {
-            ctx.logs
-                .info(format!("could not remove {name}: {error}"))
-                .await;
+        let names = self
+            .release_containers(release_id, name)
+            .await
+            .unwrap_or_else(|_| vec![name.to_owned()]);
+        for name in names {
+            if let Err(error) = self.stop_and_remove(&name).await {
+                ctx.logs
+                    .info(format!("could not remove {name}: {error}"))
+                    .await;
+            }
         }
         let _ = release::mark_failed(&ctx.pool, release_id).await;
     }

@@ -8,6 +8,7 @@ pub mod health;
 pub mod monitor;
 pub mod operate;
 pub mod release;
+pub mod replicas;
 pub mod routing;
 pub mod target;
 

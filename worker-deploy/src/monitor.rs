@@ -17,6 +17,7 @@ use uuid::Uuid;
 struct Serving {
     id: Uuid,
     host_port: i32,
+    host_ports: Option<Vec<i32>>,
     runtime_settings: Option<serde_json::Value>,
 }
 
@@ -36,7 +37,7 @@ pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) 
 /// Checks every serving release once.
 pub async fn check_all(pool: &PgPool) -> sqlx::Result<usize> {
     let serving: Vec<Serving> = sqlx::query_as(
-        "SELECT r.id, r.host_port, a.runtime_settings FROM releases r JOIN apps a ON a.id = r.app_id
+        "SELECT r.id, r.host_port, r.host_ports, a.runtime_settings FROM releases r JOIN apps a ON a.id = r.app_id
          WHERE r.state = 'live' AND r.host_port IS NOT NULL",
     )
     .fetch_all(pool)
@@ -51,14 +52,29 @@ pub async fn check_all(pool: &PgPool) -> sqlx::Result<usize> {
             timeout: settings.health_timeout,
             attempts: 1,
         };
-        let port = u16::try_from(release.host_port).unwrap_or_default();
-        let (ok, detail) = match wait_healthy(port, &check).await {
-            Ok(healthy) => (
-                true,
-                format!("GET {} answered {}", check.path, healthy.status),
-            ),
-            Err(error) => (false, error.to_string()),
-        };
+        let ports = release
+            .host_ports
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| vec![release.host_port]);
+        // Healthy when every replica is; the first failure is the detail.
+        let (mut ok, mut detail) = (true, String::new());
+        for port in &ports {
+            let port = u16::try_from(*port).unwrap_or_default();
+            match wait_healthy(port, &check).await {
+                Ok(healthy) if ok => {
+                    detail = format!(
+                        "GET {} answered {} on {} replica(s)",
+                        check.path,
+                        healthy.status,
+                        ports.len()
+                    )
+                }
+                Ok(_) => {}
+                Err(error) if ok => (ok, detail) = (false, error.to_string()),
+                Err(_) => {}
+            }
+        }
         release::record_health(pool, release.id, ok, &detail).await?;
     }
     Ok(serving.len())

@@ -30,14 +30,20 @@ impl DeployHandler {
         ctx.logs
             .info(format!("route {} -> 503 (stopped)", hosts.join(", ")))
             .await;
-        self.engine
-            .stop(&current.container_name, STOP_GRACE)
-            .await
-            .map_err(|e| e.into_job_error())?;
+        for name in self
+            .release_containers(current.id, &current.container_name)
+            .await?
+        {
+            self.engine
+                .stop(&name, STOP_GRACE)
+                .await
+                .map_err(|e| e.into_job_error())?;
+            ctx.logs.info(format!("stopped {name}")).await;
+        }
         ctx.logs
             .info(format!(
-                "stopped {} (release of deployment {}); start runs its image again",
-                current.container_name, current.deployment_id
+                "the release of deployment {} is paused; start runs its image again",
+                current.deployment_id
             ))
             .await;
         Ok(vec![Box::new(MarkPaused {

@@ -98,6 +98,8 @@ pub struct MarkLive {
     pub https_url: Option<String>,
     /// What the health check that let it in said.
     pub health: String,
+    /// Every replica's port.
+    pub host_ports: Vec<i32>,
 }
 
 #[async_trait]
@@ -113,13 +115,15 @@ impl Effect for MarkLive {
         .await?;
         sqlx::query(
             "UPDATE releases SET state = 'live', live_at = now(), url = $2, https_url = $3,
-                    health_ok = true, health_detail = $4, health_checked_at = now()
+                    health_ok = true, health_detail = $4, health_checked_at = now(),
+                    host_ports = $5
              WHERE id = $1",
         )
         .bind(self.release_id)
         .bind(&self.url)
         .bind(&self.https_url)
         .bind(&self.health)
+        .bind(&self.host_ports)
         .execute(&mut *conn)
         .await?;
         Ok(())

@@ -5,7 +5,12 @@
 
 use crate::handler::{route_id, DeployHandler};
 use slipway_shared::job::JobError;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// How long a deploy waits for Caddy to issue the hosts' certificates.
+const CERTIFICATE_WAIT: Duration = Duration::from_secs(30);
 
 impl DeployHandler {
     /// Makes sure the apps server (and its TLS server) exist and the app's
@@ -38,6 +43,50 @@ impl DeployHandler {
             )
             .await?;
         Ok(())
+    }
+
+    /// Waits until every host answers over HTTPS with a certificate from
+    /// Caddy's internal CA (issuance runs in the background and a config
+    /// change restarts it). `Ok(None)` when the target serves no HTTPS;
+    /// `Err` says what still fails after [`CERTIFICATE_WAIT`].
+    pub(crate) async fn wait_https(&self, hosts: &[String]) -> Result<Option<Duration>, String> {
+        let Some(addr) = &self.target.caddy_https_addr else {
+            return Ok(None);
+        };
+        let socket: SocketAddr = addr
+            .parse()
+            .map_err(|_| format!("{addr} is not an IP address and port"))?;
+        let root = self
+            .caddy
+            .local_ca_root()
+            .await
+            .map_err(|e| e.to_string())?;
+        let certificate =
+            reqwest::Certificate::from_pem(root.as_bytes()).map_err(|e| e.to_string())?;
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .add_root_certificate(certificate)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(2));
+        for host in hosts {
+            builder = builder.resolve(host, socket);
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        for host in hosts {
+            let url = format!("https://{host}:{}/", socket.port());
+            loop {
+                // Any HTTP answer means the TLS handshake succeeded.
+                match client.get(&url).send().await {
+                    Ok(_) => break,
+                    Err(e) if started.elapsed() > CERTIFICATE_WAIT => {
+                        return Err(format!("{url}: {e}"));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }
+        Ok(Some(started.elapsed()))
     }
 
     /// Makes `hosts` answer 503: the app is stopped.

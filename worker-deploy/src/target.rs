@@ -41,6 +41,8 @@ pub struct RuntimeSettings {
     pub memory: Option<String>,
     /// CPUs (`0.5`), if any.
     pub cpus: Option<String>,
+    /// Containers of each release behind the app's route.
+    pub replicas: u32,
 }
 
 impl Default for RuntimeSettings {
@@ -53,6 +55,7 @@ impl Default for RuntimeSettings {
             health_attempts: 60,
             memory: None,
             cpus: None,
+            replicas: 1,
         }
     }
 }
@@ -63,7 +66,8 @@ fn invalid(message: String) -> JobError {
 
 impl RuntimeSettings {
     /// Reads `port`, `health_path`, `health_interval_ms`, `health_timeout_ms`,
-    /// `health_attempts`, `memory`, `cpus`; anything else is ignored.
+    /// `health_attempts`, `memory`, `cpus`, `replicas`; anything else is
+    /// ignored.
     pub fn parse(value: &serde_json::Value) -> Result<RuntimeSettings, JobError> {
         let mut settings = RuntimeSettings::default();
         let number = |key: &str| -> Result<Option<u64>, JobError> {
@@ -104,6 +108,13 @@ impl RuntimeSettings {
         }
         if let Some(n) = number("health_attempts")? {
             settings.health_attempts = u32::try_from(n.clamp(1, 10_000)).unwrap_or(10_000);
+        }
+        if let Some(n) = number("replicas")? {
+            let max = crate::replicas::MAX_REPLICAS;
+            settings.replicas = u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| invalid(format!("runtime.replicas {n} is not within 1..={max}")))?;
         }
         settings.memory = text("memory")?;
         settings.cpus = text("cpus")?;
@@ -292,6 +303,8 @@ mod tests {
             json!({"port": 70000}),
             json!({"health_path": "up"}),
             json!({"port": "x"}),
+            json!({"replicas": 0}),
+            json!({"replicas": 17}),
         ] {
             assert!(
                 matches!(RuntimeSettings::parse(&bad), Err(JobError::Permanent { ref code, .. }) if code == "invalid_runtime_settings"),
