@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{app}/stop", post(operations::stop))
         .route("/v1/apps/{app}/start", post(operations::start))
         .route("/v1/apps/{app}/restart", post(operations::restart))
+        .route("/v1/apps/{app}/scale", post(operations::scale))
         .route("/v1/deployments/{id}", get(deployments::get))
         .route("/v1/deployments/{id}/cancel", post(deployments::cancel))
         .route("/v1/deployments/{id}/logs", get(logs::poll))

@@ -12,6 +12,9 @@ use crate::domain::Invalid;
 use serde::Serialize;
 use std::fmt;
 
+/// Most containers one release may run (`runtime.replicas`).
+pub const MAX_REPLICAS: u32 = 16;
+
 /// What an operation deployment does on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -383,6 +383,33 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         app(fleet).await?["status"]["release"]["deployment"],
         restart["id"]
     );
+
+    // Scale: three containers of the same image behind the route.
+    for bad in [json!({"replicas": 0}), json!({"replicas": 17})] {
+        let (status, answer) = fleet
+            .call(Method::POST, "/v1/apps/site/scale", Some(bad))
+            .await?;
+        assert_eq!(
+            (status, &answer["code"]),
+            (422, &json!("validation_failed"))
+        );
+    }
+    let scaled = run(
+        fleet,
+        Method::POST,
+        "/v1/apps/site/scale",
+        json!({"replicas": 3}),
+    )
+    .await?;
+    assert_eq!(scaled["state"], "live", "{scaled:#}\n{}", fleet.logs());
+    assert_eq!(scaled["image_digest"], first["image_digest"]);
+    assert_eq!(containers(app_id, false).len(), 3);
+    assert_eq!(containers(app_id, true).len(), 3, "the old release is gone");
+    assert_eq!(app(fleet).await?["runtime"]["replicas"], 3);
+    for _ in 0..6 {
+        let (status, page) = through_caddy(caddy, HOST).await?;
+        assert_eq!(status, 200, "{page}");
+    }
     setup.fleet.stop().await;
     Ok(())
 }

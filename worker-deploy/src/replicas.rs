@@ -11,8 +11,7 @@ use crate::handler::DeployHandler;
 use slipway_shared::job::{JobContext, JobError};
 use uuid::Uuid;
 
-/// Most replicas a release may have on one target.
-pub const MAX_REPLICAS: u32 = 16;
+pub use slipway_shared::operation::MAX_REPLICAS;
 
 /// The spec of replica `index` (0 is the release's own container).
 pub fn replica_spec(spec: &ContainerSpec, index: u32) -> ContainerSpec {

@@ -26,6 +26,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/apps/{app}/stop"),
     ("post", "/v1/apps/{app}/start"),
     ("post", "/v1/apps/{app}/restart"),
+    ("post", "/v1/apps/{app}/scale"),
     ("post", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions/{id}"),
@@ -73,7 +74,7 @@ pub fn build() -> Value {
                 "post": op("Create a project token {name}; the token is shown once", a, &[("201", "{id, token}")])
             },
             "/v1/apps": {
-                "post": op("Create an app {name, git_url, git_ref, build, runtime, env, secrets, git_credential, domains}; domains are extra host names routed to the app (unique on the platform: 409 domain_taken), applied by the next deploy, start or restart; git_credential is {token, username?} for http(s) URLs or {ssh_key, known_hosts?} for SSH ones, stored encrypted and shown only as {kind, set}", p, &[("201", "the app")]),
+                "post": op("Create an app {name, git_url, git_ref, build, runtime, env, secrets, git_credential, domains}; runtime.replicas (1 to 16) is the number of containers per release; domains are extra host names routed to the app (unique on the platform: 409 domain_taken), applied by the next deploy, start or restart; git_credential is {token, username?} for http(s) URLs or {ssh_key, known_hosts?} for SSH ones, stored encrypted and shown only as {kind, set}", p, &[("201", "the app")]),
                 "get": op("List the project's apps", p, &[("200", "{items}")])
             },
             "/v1/apps/{app}": {
@@ -86,6 +87,9 @@ pub fn build() -> Value {
             },
             "/v1/apps/{app}/start": {
                 "post": op("Start a stopped app: a fresh container of its current release's image, health-checked before the route points at it (a running app is left alone)", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])
+            },
+            "/v1/apps/{app}/scale": {
+                "post": op("Scale to {replicas} (1 to 16) containers of the current release behind the route: sets runtime.replicas and restarts with no downtime", p, &[("202", "{id, state} of the restart, with Location"), ("409", "not_deployed or app_destroying"), ("422", "replicas out of range")])
             },
             "/v1/apps/{app}/restart": {
                 "post": op("Restart with no downtime: a fresh container of the current release's image is health-checked, gets the route, then the old one is drained and stopped", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])

@@ -1,4 +1,5 @@
-//! App operations that act on the target: stop, start, restart and destroy.
+//! App operations that act on the target: stop, start, restart, scale and
+//! destroy.
 //! The API only records them: each is a deployment with an `action`
 //! (`202` with its `Location`), run by the workers in the app's lane, with a
 //! timeline, logs and cancel like a deploy. The API never touches podman or
@@ -6,14 +7,14 @@
 
 use crate::auth::Project;
 use crate::error::ApiError;
-use crate::extract::Path;
+use crate::extract::{Json, Path};
 use crate::routes::deployments::accepted;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use slipway_shared::db::deployments::{self, NewDeployment};
-use slipway_shared::operation::AppAction;
+use slipway_shared::operation::{AppAction, MAX_REPLICAS};
 use slipway_shared::DeploymentState;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -76,19 +77,70 @@ async fn operate(
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await?;
     let app_id = lock_app(&mut tx, project.id, &app).await?;
+    require_release(&mut tx, app_id, action.as_str()).await?;
+    let id = create(&mut tx, &state, project.id, app_id, action).await?;
+    tx.commit().await?;
+    slipway_shared::db::outbox::committed();
+    Ok(accepted(id, "queued"))
+}
+
+/// 409 `not_deployed` unless the app has a current (live or paused) release.
+async fn require_release(
+    conn: &mut PgConnection,
+    app_id: Uuid,
+    what: &str,
+) -> Result<(), ApiError> {
     let deployed: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM releases WHERE app_id = $1 AND state IN ('live', 'paused'))",
     )
     .bind(app_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(conn)
     .await?;
-    if !deployed {
-        return Err(ApiError::conflict(
+    if deployed {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
             "not_deployed",
-            format!("the app has no release to {action}; deploy it first"),
-        ));
+            format!("the app has no release to {what}; deploy it first"),
+        ))
     }
-    let id = create(&mut tx, &state, project.id, app_id, action).await?;
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    replicas: u32,
+}
+
+/// `POST /v1/apps/{app}/scale {"replicas": N}`: sets `runtime.replicas` and
+/// restarts the app with no downtime, so N fresh containers of its current
+/// image serve behind the route.
+#[tracing::instrument(skip_all, fields(app = %app))]
+pub async fn scale(
+    project: Project,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    Json(body): Json<Scale>,
+) -> Result<Response, ApiError> {
+    if !(1..=MAX_REPLICAS).contains(&body.replicas) {
+        return Err(ApiError::validation(format!(
+            "replicas must be within 1..={MAX_REPLICAS}"
+        )));
+    }
+    let mut tx = state.pool.begin().await?;
+    let app_id = lock_app(&mut tx, project.id, &app).await?;
+    require_release(&mut tx, app_id, "scale").await?;
+    sqlx::query(
+        "UPDATE apps SET runtime_settings = jsonb_set(COALESCE(runtime_settings, '{}'), '{replicas}',
+                                                      to_jsonb($2::int)),
+                updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(app_id)
+    .bind(i32::try_from(body.replicas).unwrap_or(1))
+    .execute(&mut *tx)
+    .await?;
+    let id = create(&mut tx, &state, project.id, app_id, AppAction::Restart).await?;
     tx.commit().await?;
     slipway_shared::db::outbox::committed();
     Ok(accepted(id, "queued"))
