@@ -330,6 +330,41 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         start["id"]
     );
 
+    // A container that dies: the monitor reports it, start brings it back.
+    for id in containers(app_id, false) {
+        let stopped = std::process::Command::new("podman")
+            .args(["stop", "-t", "0", &id])
+            .output()?;
+        anyhow::ensure!(stopped.status.success(), "podman stop {id}");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        let health = app(fleet).await?["status"]["health"].clone();
+        if health["ok"] == false {
+            break health;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the monitor did not see the dead container: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        health["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("did not become healthy")),
+        "{health}"
+    );
+    let revived = run(fleet, Method::POST, "/v1/apps/site/start", json!({})).await?;
+    assert_eq!(revived["state"], "live", "{revived:#}\n{}", fleet.logs());
+    let (status, page) = through_caddy(caddy, HOST).await?;
+    assert_eq!(
+        (status, page.contains("static-site")),
+        (200, true),
+        "{page}"
+    );
+    assert_eq!(containers(app_id, true).len(), 1);
+
     // Restart: a new container takes over while requests keep flowing.
     let stop_loop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicUsize::new(0));
@@ -410,8 +445,32 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         let (status, page) = through_caddy(caddy, HOST).await?;
         assert_eq!(status, 200, "{page}");
     }
+    for (what, deployment) in [
+        ("deploy", &first),
+        ("stop", &stop),
+        ("start", &start),
+        ("start (running)", &again),
+        ("start (dead container)", &revived),
+        ("restart", &restart),
+        ("scale to 3", &scaled),
+    ] {
+        eprintln!("{what}: {:.2} s", took(deployment));
+    }
     setup.fleet.stop().await;
     Ok(())
+}
+
+/// Seconds from a deployment's creation to its end.
+fn took(deployment: &Value) -> f64 {
+    let at = |key: &str| {
+        deployment[key]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    match (at("created_at"), at("finished_at")) {
+        (Some(created), Some(finished)) => (finished - created).as_seconds_f64(),
+        _ => f64::NAN,
+    }
 }
 
 #[tokio::test]
@@ -474,6 +533,7 @@ async fn destroy_removes_containers_route_and_app() -> anyhow::Result<()> {
     assert_eq!(destroy["state"], "live", "{destroy:#}\n{}", fleet.logs());
     assert_eq!(destroy["source"], json!({"action": "destroy"}));
     assert_eq!(destroy["app"], Value::Null, "the app is gone");
+    eprintln!("destroy (2 replicas, stopped): {:.2} s", took(&destroy));
     assert!(containers(app_id, true).is_empty());
     let (status, page) = through_caddy(caddy, HOST).await?;
     assert_eq!((status, page.as_str()), (404, "no app here\n"));
