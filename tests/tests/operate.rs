@@ -246,6 +246,7 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         .resolve(DOMAIN, https_addr.parse()?)
         .timeout(Duration::from_secs(10))
         .build()?;
+    assert_eq!(first["https_url"], status["https_url"]);
     let logs = logs_of(fleet, &first).await?;
     assert!(logs.contains("HTTPS certificates ready"), "{logs}");
     for host in [HOST, DOMAIN] {

@@ -179,6 +179,8 @@ struct Detail {
     build_plan: Option<Value>,
     /// Where the deployment's release answers, once it went live.
     url: Option<String>,
+    /// The same over HTTPS, when the target serves it.
+    https_url: Option<String>,
     error_code: Option<String>,
     error_message: Option<String>,
     trace_id: String,
@@ -217,6 +219,7 @@ pub async fn get(
     let detail: Option<Detail> = sqlx::query_as(
         "SELECT d.id, a.name AS app, d.kind, d.state, d.source, d.probe, d.resolved_commit, d.image_digest,
                 d.image_ref, d.build_plan, (SELECT url FROM releases WHERE deployment_id = d.id) AS url,
+                (SELECT https_url FROM releases WHERE deployment_id = d.id) AS https_url,
                 d.error_code, d.error_message, d.trace_id, d.created_at, d.updated_at, d.finished_at
          FROM deployments d LEFT JOIN apps a ON a.id = d.app_id WHERE d.id = $1 AND d.project_id = $2",
     )
