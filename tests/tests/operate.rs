@@ -446,6 +446,22 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         let (status, page) = through_caddy(caddy, HOST).await?;
         assert_eq!(status, 200, "{page}");
     }
+    // A domain taken off the app leaves its route and its certificate.
+    let (status, answer) = fleet
+        .call(Method::PATCH, "/v1/apps/site", Some(json!({"domains": []})))
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    let restart_again = run(fleet, Method::POST, "/v1/apps/site/restart", json!({})).await?;
+    assert_eq!(restart_again["state"], "live", "{restart_again:#}");
+    let (status, _) = through_caddy(caddy, DOMAIN).await?;
+    assert_eq!(status, 404);
+    let tls_config: Value = reqwest::get(format!("{}/config/apps/tls", caddy.admin_url()))
+        .await?
+        .json()
+        .await?;
+    let text = tls_config.to_string();
+    assert!(text.contains(HOST) && !text.contains(DOMAIN), "{text}");
+
     for (what, deployment) in [
         ("deploy", &first),
         ("stop", &stop),

@@ -34,6 +34,7 @@ impl DeployHandler {
         upstreams: &[String],
     ) -> Result<(), JobError> {
         self.prepare(hosts).await?;
+        let before = self.route_hosts(app_id).await?;
         self.caddy
             .set_route(
                 &self.target.caddy_server,
@@ -42,6 +43,35 @@ impl DeployHandler {
                 upstreams,
             )
             .await?;
+        self.forget_hosts(&before, hosts).await
+    }
+
+    /// The hosts the app's route matches now (none without a route).
+    async fn route_hosts(&self, app_id: Uuid) -> Result<Vec<String>, JobError> {
+        let id = route_id(app_id);
+        Ok(self
+            .caddy
+            .routes(&self.target.caddy_server)
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+            .map(|r| r.hosts)
+            .unwrap_or_default())
+    }
+
+    /// Stops managing certificates for hosts the route no longer has (a
+    /// domain removed from the app).
+    async fn forget_hosts(&self, before: &[String], now: &[String]) -> Result<(), JobError> {
+        let gone: Vec<String> = before
+            .iter()
+            .filter(|h| !now.contains(h))
+            .cloned()
+            .collect();
+        if !gone.is_empty() && self.target.caddy_https_addr.is_some() {
+            self.caddy
+                .remove_tls_hosts(&self.target.caddy_server, &gone)
+                .await?;
+        }
         Ok(())
     }
 
@@ -96,10 +126,11 @@ impl DeployHandler {
         hosts: &[String],
     ) -> Result<(), JobError> {
         self.prepare(hosts).await?;
+        let before = self.route_hosts(app_id).await?;
         self.caddy
             .set_stopped_route(&self.target.caddy_server, &route_id(app_id), hosts)
             .await?;
-        Ok(())
+        self.forget_hosts(&before, hosts).await
     }
 
     /// Removes the app's route and its hosts' certificates; true when there
