@@ -38,3 +38,25 @@ CREATE TABLE app_domains (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX app_domains_app ON app_domains (app_id);
+
+-- Runtime logs: what the app's containers print, collected by the deploy
+-- worker (`podman logs --timestamps --since CURSOR`), numbered per app so
+-- that `?after=SEQ` never skips a line that commits later.
+ALTER TABLE apps ADD COLUMN log_seq bigint NOT NULL DEFAULT 0;
+CREATE TABLE app_logs (
+    app_id     uuid NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    seq        bigint NOT NULL,
+    -- When the container printed the line (podman's timestamp).
+    at         timestamptz NOT NULL,
+    container  text NOT NULL,
+    stream     text NOT NULL CHECK (stream IN ('stdout', 'stderr')),
+    line       text NOT NULL,
+    PRIMARY KEY (app_id, seq)
+);
+CREATE INDEX app_logs_at ON app_logs (at);
+-- How far each container's output was collected.
+CREATE TABLE app_log_cursors (
+    container  text PRIMARY KEY,
+    app_id     uuid NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    last_at    timestamptz NOT NULL
+);

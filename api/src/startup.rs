@@ -1,8 +1,8 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    apps, dead_jobs, deployments, health, hooks, logs, openapi, operations, probes, projects,
-    versions,
+    app_logs, apps, dead_jobs, deployments, health, hooks, logs, openapi, operations, probes,
+    projects, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{app}/start", post(operations::start))
         .route("/v1/apps/{app}/restart", post(operations::restart))
         .route("/v1/apps/{app}/scale", post(operations::scale))
+        .route("/v1/apps/{app}/logs", get(app_logs::poll))
         .route("/v1/deployments/{id}", get(deployments::get))
         .route("/v1/deployments/{id}/cancel", post(deployments::cancel))
         .route("/v1/deployments/{id}/logs", get(logs::poll))

@@ -28,6 +28,9 @@ pub struct LocalTarget {
     /// How often the deploy worker checks the health of serving releases
     /// (the app's `status.health`); `None` (`off`) for never.
     pub health_monitor_interval: Option<Duration>,
+    /// How often the deploy worker collects the apps' runtime logs; `None`
+    /// (`off`) for never.
+    pub runtime_log_interval: Option<Duration>,
 }
 
 impl LocalTarget {
@@ -37,7 +40,8 @@ impl LocalTarget {
     /// `SLIPWAY_BASE_DOMAIN` (`localhost`), `SLIPWAY_REGISTRY`
     /// (`127.0.0.1:5000`), `SLIPWAY_REGISTRY_TLS_VERIFY` (false on loopback),
     /// `SLIPWAY_CONTAINERS_CONF` or `CONTAINERS_CONF`,
-    /// `SLIPWAY_HEALTH_MONITOR_INTERVAL` (`15s`, `off` for never).
+    /// `SLIPWAY_HEALTH_MONITOR_INTERVAL` (`15s`, `off` for never),
+    /// `SLIPWAY_RUNTIME_LOG_INTERVAL` (`1s`, `off` for never).
     pub fn from_env() -> Result<LocalTarget, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -68,20 +72,20 @@ impl LocalTarget {
                 })
             }
         };
-        let monitor = get("SLIPWAY_HEALTH_MONITOR_INTERVAL", "15s");
-        let health_monitor_interval = match monitor.as_str() {
-            "off" | "0" => None,
-            text => Some(
-                humantime::parse_duration(text)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| ConfigError::Invalid {
-                        name: "SLIPWAY_HEALTH_MONITOR_INTERVAL",
-                        value: text.to_owned(),
-                        reason: "a duration such as 15s, or off".into(),
-                    })?,
-            ),
+        let interval = |name: &'static str, default: &str| match get(name, default).as_str() {
+            "off" | "0" => Ok(None),
+            text => humantime::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .map(Some)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name,
+                    value: text.to_owned(),
+                    reason: "a duration such as 15s, or off".into(),
+                }),
         };
+        let health_monitor_interval = interval("SLIPWAY_HEALTH_MONITOR_INTERVAL", "15s")?;
+        let runtime_log_interval = interval("SLIPWAY_RUNTIME_LOG_INTERVAL", "1s")?;
         let caddy_admin = get("SLIPWAY_CADDY_ADMIN", "http://127.0.0.1:2019");
         let caddy_admin = if caddy_admin.contains("://") {
             caddy_admin
@@ -102,6 +106,7 @@ impl LocalTarget {
                 .filter(|v| !v.trim().is_empty())
                 .map(PathBuf::from),
             health_monitor_interval,
+            runtime_log_interval,
         })
     }
 

@@ -4,7 +4,8 @@
 //! brings a fresh container of the same image back, restart replaces it
 //! with no failed request, the app's status shows release, URLs and health;
 //! custom domains join the route and are unique on the platform; the app
-//! answers over HTTPS with a certificate from Caddy's internal CA;
+//! answers over HTTPS with a certificate from Caddy's internal CA; the
+//! containers' output reaches the API as runtime logs;
 //! `runtime.replicas` puts several containers behind the route; destroy
 //! removes containers, route and app.
 
@@ -133,6 +134,7 @@ async fn setup() -> anyhow::Result<Setup> {
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
         ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
         ("SLIPWAY_HEALTH_MONITOR_INTERVAL", "500ms".to_string()),
+        ("SLIPWAY_RUNTIME_LOG_INTERVAL", "300ms".to_string()),
         ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
     ];
     if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
@@ -283,6 +285,38 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Runtime logs: busybox httpd's request lines, collected by the worker.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let logs = loop {
+        let (status, logs) = fleet.call(Method::GET, "/v1/apps/site/logs", None).await?;
+        assert_eq!(status, 200, "{logs}");
+        let text = logs["lines"].to_string();
+        if text.contains("response:200") {
+            break logs;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no request lines in the runtime logs: {logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let lines = logs["lines"].as_array().context("lines")?;
+    assert!(lines.iter().all(|l| l["container"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("slipway-"))));
+    let seqs: Vec<i64> = lines.iter().filter_map(|l| l["seq"].as_i64()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let (_, rest) = fleet
+        .call(
+            Method::GET,
+            &format!("/v1/apps/site/logs?after={}", logs["next"]),
+            None,
+        )
+        .await?;
+    assert!(rest["lines"]
+        .as_array()
+        .is_some_and(|l| l.iter().all(|l| l["seq"].as_i64() > logs["next"].as_i64())));
 
     // Stop: 503, no container running, the release paused.
     let stop = run(fleet, Method::POST, "/v1/apps/site/stop", json!({})).await?;

@@ -10,6 +10,7 @@ pub mod operate;
 pub mod release;
 pub mod replicas;
 pub mod routing;
+pub mod runtime_logs;
 pub mod target;
 
 use slipway_shared::config::WorkerSettings;
@@ -30,6 +31,21 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
         }
         None => None,
     };
+    let collector = match target.runtime_log_interval {
+        Some(interval) => {
+            let pool = slipway_shared::db::pool(&settings.common.database_url, 2)?;
+            let engine = engine::Engine::local(target.containers_conf.clone());
+            let retention = settings.common.log_retention;
+            Some(tokio::spawn(runtime_logs::run(
+                pool,
+                engine,
+                interval,
+                retention,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let deploy = handler::DeployHandler::new(target, slipway_shared::config::worker_secret_box()?)?;
     let result = slipway_shared::worker::run(
         STAGE,
@@ -39,8 +55,8 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     )
     .await;
     shutdown.cancel();
-    if let Some(monitor) = monitor {
-        let _ = monitor.await;
+    for task in [monitor, collector].into_iter().flatten() {
+        let _ = task.await;
     }
     result
 }

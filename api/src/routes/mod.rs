@@ -1,5 +1,6 @@
 //! One module per resource.
 
+pub mod app_logs;
 pub mod apps;
 pub mod dead_jobs;
 pub mod deployments;

@@ -27,6 +27,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/apps/{app}/start"),
     ("post", "/v1/apps/{app}/restart"),
     ("post", "/v1/apps/{app}/scale"),
+    ("get", "/v1/apps/{app}/logs"),
     ("post", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions/{id}"),
@@ -87,6 +88,9 @@ pub fn build() -> Value {
             },
             "/v1/apps/{app}/start": {
                 "post": op("Start a stopped app: a fresh container of its current release's image, health-checked before the route points at it (a running app is left alone)", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])
+            },
+            "/v1/apps/{app}/logs": {
+                "get": op("Runtime logs: what the app's containers printed, as the deploy worker collects it (every SLIPWAY_RUNTIME_LOG_INTERVAL), after ?after=SEQ (?limit=N); sequence numbers are per app", p, &[("200", "{lines: [{seq, at, container, stream, line}], next}")])
             },
             "/v1/apps/{app}/scale": {
                 "post": op("Scale to {replicas} (1 to 16) containers of the current release behind the route: sets runtime.replicas and restarts with no downtime", p, &[("202", "{id, state} of the restart, with Location"), ("409", "not_deployed or app_destroying"), ("422", "replicas out of range")])
