@@ -24,28 +24,21 @@ pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let target = slipway_shared::local_target::LocalTarget::from_env()?;
-    let monitor = match target.health_monitor_interval {
-        Some(interval) => {
-            let pool = slipway_shared::db::pool(&settings.common.database_url, 2)?;
-            Some(tokio::spawn(monitor::run(pool, interval, shutdown.clone())))
-        }
-        None => None,
-    };
-    let collector = match target.runtime_log_interval {
-        Some(interval) => {
-            let pool = slipway_shared::db::pool(&settings.common.database_url, 2)?;
-            let engine = engine::Engine::local(target.containers_conf.clone());
-            let retention = settings.common.log_retention;
-            Some(tokio::spawn(runtime_logs::run(
-                pool,
-                engine,
-                interval,
-                retention,
-                shutdown.clone(),
-            )))
-        }
-        None => None,
-    };
+    // The monitor and the log collector share one small pool of their own,
+    // outside the job runtime's.
+    let side_pool = slipway_shared::db::pool(&settings.common.database_url, 2)?;
+    let monitor = target
+        .health_monitor_interval
+        .map(|interval| tokio::spawn(monitor::run(side_pool.clone(), interval, shutdown.clone())));
+    let collector = target.runtime_log_interval.map(|interval| {
+        tokio::spawn(runtime_logs::run(
+            side_pool.clone(),
+            engine::Engine::local(target.containers_conf.clone()),
+            interval,
+            settings.common.log_retention,
+            shutdown.clone(),
+        ))
+    });
     let deploy = handler::DeployHandler::new(target, slipway_shared::config::worker_secret_box()?)?;
     let result = slipway_shared::worker::run(
         STAGE,
