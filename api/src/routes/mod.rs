@@ -1,5 +1,6 @@
 //! One module per resource.
 
+pub mod app_logs;
 pub mod apps;
 pub mod dead_jobs;
 pub mod deployments;
@@ -7,6 +8,7 @@ pub mod health;
 pub mod hooks;
 pub mod logs;
 pub mod openapi;
+pub mod operations;
 pub mod probes;
 pub mod projects;
 pub mod targets;
