@@ -155,11 +155,6 @@ impl Site {
         })
     }
 
-    /// Whether the site is the local target (this host's engine and Caddy).
-    pub fn is_local(&self) -> bool {
-        self.ssh.is_none()
-    }
-
     /// `local` or `ssh target NAME (user@host)`, for log lines.
     pub fn describe(&self) -> String {
         match &self.ssh {
