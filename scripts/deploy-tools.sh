@@ -4,7 +4,11 @@
 #   - a Caddy for the platform answering its admin API on $SLIPWAY_CADDY_ADMIN
 #     (started if nothing answers), with an HTTP server for the apps on
 #     $SLIPWAY_CADDY_HTTP_ADDR: no automatic HTTPS, an app-route group and a
-#     404 catch-all, the layout worker-deploy's Caddy client manages
+#     404 catch-all, the layout worker-deploy's Caddy client manages; and a
+#     TLS server on $SLIPWAY_CADDY_HTTPS_ADDR in front of it whose
+#     certificates come from Caddy's internal CA (local mode; the root is
+#     never installed into the system trust store: fetch it from the admin
+#     API at /pki/ca/local)
 #
 #   scripts/deploy-tools.sh [--env-file FILE]
 #
@@ -19,6 +23,7 @@
 #   SLIPWAY_STATE_DIR        [/var/lib/slipway]        Caddy's folder is caddy/ in it
 #   SLIPWAY_CADDY_ADMIN      [http://127.0.0.1:2019]   admin API (loopback only)
 #   SLIPWAY_CADDY_HTTP_ADDR  [127.0.0.1:8088]          where the apps are served
+#   SLIPWAY_CADDY_HTTPS_ADDR [127.0.0.1:8443]          the same apps over HTTPS (`off`: none)
 #   SLIPWAY_CADDY_SERVER     [slipway]                 the apps server's name in Caddy's config
 set -euo pipefail
 # shellcheck source=scripts/lib/packages.sh
@@ -29,6 +34,7 @@ export DEBIAN_FRONTEND=noninteractive CI="${CI:-true}"
 STATE_DIR="${SLIPWAY_STATE_DIR:-/var/lib/slipway}"
 ADMIN_URL="${SLIPWAY_CADDY_ADMIN:-http://127.0.0.1:2019}"
 HTTP_ADDR="${SLIPWAY_CADDY_HTTP_ADDR:-127.0.0.1:8088}"
+HTTPS_ADDR="${SLIPWAY_CADDY_HTTPS_ADDR:-127.0.0.1:8443}"
 SERVER="${SLIPWAY_CADDY_SERVER:-slipway}"
 ENV_FILE=
 
@@ -56,7 +62,9 @@ esac
 ADMIN_ADDR=${ADMIN_URL#http://}
 ADMIN_ADDR=${ADMIN_ADDR%/}
 ADMIN_URL="http://$ADMIN_ADDR"
-for addr in "$ADMIN_ADDR" "$HTTP_ADDR"; do
+addrs=("$ADMIN_ADDR" "$HTTP_ADDR")
+[ "$HTTPS_ADDR" = off ] || addrs+=("$HTTPS_ADDR")
+for addr in "${addrs[@]}"; do
     case "$addr" in
     127.*:* | localhost:*) ;;
     *) die "$addr: this script only starts Caddy on loopback" ;;
@@ -87,10 +95,39 @@ admin_answers() {
     curl -fsS -o /dev/null --max-time 2 "$ADMIN_URL/config/" 2>/dev/null
 }
 
+# The TLS server and the internal CA's settings, as worker-deploy's
+# ensure_tls_server makes them.
+tls_server_json() {
+    printf '{"listen": ["%s"], "automatic_https": {"disable": true}, "tls_connection_policies": [{}], "routes": [{"@id": "%s-tls-proxy", "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "%s"}]}]}]}' \
+        "$HTTPS_ADDR" "$SERVER" "$HTTP_ADDR"
+}
+PKI_JSON='{"certificate_authorities": {"local": {"install_trust": false}}}'
+
+# A Caddy that already ran (started by an earlier version of this script)
+# gets the TLS server through its admin API.
+ensure_tls() {
+    [ "$HTTPS_ADDR" = off ] && return
+    local server="$ADMIN_URL/config/apps/http/servers/$SERVER-tls"
+    if [ "$(curl -fsS --max-time 5 "$server" 2>/dev/null)" = null ]; then
+        log "caddy: adding the HTTPS server on $HTTPS_ADDR"
+        if [ "$(curl -fsS --max-time 5 "$ADMIN_URL/config/apps/pki" 2>/dev/null)" = null ]; then
+            curl -fsS --max-time 10 -X PUT -H 'Content-Type: application/json' \
+                -d "$PKI_JSON" "$ADMIN_URL/config/apps/pki" >/dev/null
+        fi
+        curl -fsS --max-time 10 -X PUT -H 'Content-Type: application/json' \
+            -d "$(tls_server_json)" "$server" >/dev/null
+    fi
+}
+
 write_config() {
     mkdir -p "$CADDY_DIR/data" "$CADDY_DIR/config"
     # The same layout worker-deploy's ensure_server makes, so that it finds
     # nothing to change.
+    local tls_server="" pki=""
+    if [ "$HTTPS_ADDR" != off ]; then
+        tls_server=", \"$SERVER-tls\": $(tls_server_json)"
+        pki=", \"pki\": $PKI_JSON"
+    fi
     cat >"$CADDY_DIR/caddy.json.tmp" <<EOF
 {
   "admin": {"listen": "$ADMIN_ADDR"},
@@ -102,7 +139,7 @@ write_config() {
       {"@id": "$SERVER-fallback", "terminal": true,
        "handle": [{"handler": "static_response", "status_code": 404, "body": "no app here\n"}]}
     ]
-  }}}}
+  }$tls_server}}$pki}
 }
 EOF
     mv "$CADDY_DIR/caddy.json.tmp" "$CADDY_DIR/caddy.json"
@@ -148,11 +185,13 @@ start_caddy() {
 start_all=$SECONDS
 install_packages
 start_caddy
+ensure_tls
 
 env_lines=$(
     cat <<EOF
 export SLIPWAY_CADDY_ADMIN=$ADMIN_URL
 export SLIPWAY_CADDY_HTTP_ADDR=$HTTP_ADDR
+export SLIPWAY_CADDY_HTTPS_ADDR=$HTTPS_ADDR
 export SLIPWAY_CADDY_SERVER=$SERVER
 EOF
 )

@@ -1,7 +1,8 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    apps, dead_jobs, deployments, health, hooks, logs, openapi, probes, projects, targets, versions,
+    app_logs, apps, dead_jobs, deployments, health, hooks, logs, openapi, operations, probes,
+    projects, targets, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -26,12 +27,19 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::routes::addons::routes())
         .route(
             "/v1/apps/{app}",
-            get(apps::get).patch(apps::update).delete(apps::delete),
+            get(apps::get)
+                .patch(apps::update)
+                .delete(operations::destroy),
         )
         .route(
             "/v1/apps/{app}/deployments",
             post(deployments::create).get(deployments::list),
         )
+        .route("/v1/apps/{app}/stop", post(operations::stop))
+        .route("/v1/apps/{app}/start", post(operations::start))
+        .route("/v1/apps/{app}/restart", post(operations::restart))
+        .route("/v1/apps/{app}/scale", post(operations::scale))
+        .route("/v1/apps/{app}/logs", get(app_logs::poll))
         .route("/v1/deployments/{id}", get(deployments::get))
         .route("/v1/deployments/{id}/cancel", post(deployments::cancel))
         .route("/v1/deployments/{id}/logs", get(logs::poll))

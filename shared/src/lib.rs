@@ -12,6 +12,7 @@ pub mod job;
 pub mod local_target;
 pub mod logsink;
 pub mod metrics;
+pub mod operation;
 pub mod probe;
 pub mod process;
 pub mod queue;

@@ -5,6 +5,7 @@
 use crate::addons::AddonServer;
 use crate::config::ConfigError;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct LocalTarget {
@@ -14,6 +15,9 @@ pub struct LocalTarget {
     pub caddy_server: String,
     /// Where that server listens, e.g. `127.0.0.1:8088`.
     pub caddy_http_addr: String,
+    /// Where the same apps answer over HTTPS with certificates from Caddy's
+    /// internal CA, e.g. `127.0.0.1:8443`; `None` (`off`) for no HTTPS.
+    pub caddy_https_addr: Option<String>,
     /// Apps answer at `APP.PROJECT.BASE_DOMAIN`.
     pub base_domain: String,
     /// The registry images are pulled from (`host:port`), and whether to
@@ -24,15 +28,24 @@ pub struct LocalTarget {
     pub containers_conf: Option<PathBuf>,
     /// The Postgres server of database add-ons (`SLIPWAY_ADDON_POSTGRES_URL`).
     pub addon_postgres: AddonServer,
+    /// How often the deploy worker checks the health of serving releases
+    /// (the app's `status.health`); `None` (`off`) for never.
+    pub health_monitor_interval: Option<Duration>,
+    /// How often the deploy worker collects the apps' runtime logs; `None`
+    /// (`off`) for never.
+    pub runtime_log_interval: Option<Duration>,
 }
 
 impl LocalTarget {
     /// `SLIPWAY_CADDY_ADMIN` (`http://127.0.0.1:2019`), `SLIPWAY_CADDY_SERVER`
     /// (`slipway`), `SLIPWAY_CADDY_HTTP_ADDR` (`127.0.0.1:8088`),
+    /// `SLIPWAY_CADDY_HTTPS_ADDR` (`127.0.0.1:8443`, `off` for none),
     /// `SLIPWAY_BASE_DOMAIN` (`localhost`), `SLIPWAY_REGISTRY`
     /// (`127.0.0.1:5000`), `SLIPWAY_REGISTRY_TLS_VERIFY` (false on loopback),
     /// `SLIPWAY_CONTAINERS_CONF` or `CONTAINERS_CONF`,
-    /// `SLIPWAY_ADDON_POSTGRES_URL` (the platform's own Postgres).
+    /// `SLIPWAY_ADDON_POSTGRES_URL` (the platform's own Postgres),
+    /// `SLIPWAY_HEALTH_MONITOR_INTERVAL` (`15s`, `off` for never),
+    /// `SLIPWAY_RUNTIME_LOG_INTERVAL` (`1s`, `off` for never).
     pub fn from_env() -> Result<LocalTarget, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -63,6 +76,20 @@ impl LocalTarget {
                 })
             }
         };
+        let interval = |name: &'static str, default: &str| match get(name, default).as_str() {
+            "off" | "0" => Ok(None),
+            text => humantime::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .map(Some)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name,
+                    value: text.to_owned(),
+                    reason: "a duration such as 15s, or off".into(),
+                }),
+        };
+        let health_monitor_interval = interval("SLIPWAY_HEALTH_MONITOR_INTERVAL", "15s")?;
+        let runtime_log_interval = interval("SLIPWAY_RUNTIME_LOG_INTERVAL", "1s")?;
         let caddy_admin = get("SLIPWAY_CADDY_ADMIN", "http://127.0.0.1:2019");
         let caddy_admin = if caddy_admin.contains("://") {
             caddy_admin
@@ -73,6 +100,8 @@ impl LocalTarget {
             caddy_admin: caddy_admin.trim_end_matches('/').to_owned(),
             caddy_server: get("SLIPWAY_CADDY_SERVER", "slipway"),
             caddy_http_addr: get("SLIPWAY_CADDY_HTTP_ADDR", "127.0.0.1:8088"),
+            caddy_https_addr: Some(get("SLIPWAY_CADDY_HTTPS_ADDR", "127.0.0.1:8443"))
+                .filter(|addr| !matches!(addr.as_str(), "off" | "none")),
             base_domain: get("SLIPWAY_BASE_DOMAIN", "localhost"),
             registry,
             registry_tls_verify,
@@ -84,6 +113,8 @@ impl LocalTarget {
                 "SLIPWAY_ADDON_POSTGRES_URL",
                 AddonServer::DEFAULT_URL,
             ))?,
+            health_monitor_interval,
+            runtime_log_interval,
         })
     }
 
@@ -98,6 +129,17 @@ impl LocalTarget {
         } else {
             format!("http://{host}:{port}/")
         }
+    }
+
+    /// The HTTPS URL of an app, when this target serves HTTPS.
+    pub fn app_https_url(&self, host: &str) -> Option<String> {
+        let addr = self.caddy_https_addr.as_deref()?;
+        let port = addr.rsplit_once(':').map_or("443", |(_, p)| p);
+        Some(if port == "443" {
+            format!("https://{host}/")
+        } else {
+            format!("https://{host}:{port}/")
+        })
     }
 }
 
@@ -114,6 +156,14 @@ mod tests {
             target.app_url("web.demo.localhost"),
             "http://web.demo.localhost:8088/"
         );
+        assert_eq!(
+            target.app_https_url("web.demo.localhost").as_deref(),
+            Some("https://web.demo.localhost:8443/")
+        );
+        let plain =
+            LocalTarget::from_lookup(|n| (n == "SLIPWAY_CADDY_HTTPS_ADDR").then(|| "off".into()))
+                .expect("valid");
+        assert_eq!(plain.app_https_url("web.demo.localhost"), None);
         let bad = LocalTarget::from_lookup(|n| {
             (n == "SLIPWAY_REGISTRY_TLS_VERIFY").then(|| "maybe".into())
         });

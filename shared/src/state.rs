@@ -23,7 +23,8 @@ pub enum DeploymentState {
     Deploying,
     /// The new release is running and being health-checked.
     Verifying,
-    /// The release serves traffic. Terminal for the pipeline.
+    /// The release serves traffic (for an app operation, such as a stop: the
+    /// action is done). Terminal for the pipeline.
     Live,
     /// A stage failed permanently or spent its attempt budget. Terminal.
     Failed,

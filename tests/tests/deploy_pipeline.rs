@@ -97,6 +97,7 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
         ("SLIPWAY_CADDY_ADMIN", caddy.admin_url().to_string()),
         ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_string()),
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
+        ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_string()),
         ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
         ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
     ];

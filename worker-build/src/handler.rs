@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use slipway_shared::archive;
 use slipway_shared::db::sources;
 use slipway_shared::job::{Effect, Effects, JobContext, JobError, JobHandler, JobInfo};
+use slipway_shared::operation::AppAction;
 use slipway_shared::secrets::SecretBox;
 use sqlx::PgConnection;
 use std::path::{Path, PathBuf};
@@ -136,8 +137,12 @@ impl BuildHandler {
         work: &Path,
     ) -> Result<Effects, JobError> {
         let settings = &self.settings;
-        if let Requested::Rollback { deployment_id } = target.requested()? {
-            return self.rollback(ctx, target, deployment_id).await;
+        match target.requested()? {
+            Requested::Rollback { deployment_id } => {
+                return self.rollback(ctx, target, deployment_id).await;
+            }
+            Requested::Action(action) => return self.operation(ctx, target, action).await,
+            Requested::Git { .. } | Requested::Version { .. } => {}
         }
         let _ = tokio::fs::remove_dir_all(work).await;
         tokio::fs::create_dir_all(work)
@@ -266,7 +271,7 @@ impl BuildHandler {
         }
         ctx.logs
             .info(format!(
-                "rollback to deployment {earlier}: reusing {reference} without building"
+                "the image of deployment {earlier}: reusing {reference} without building"
             ))
             .await;
         Ok(vec![Box::new(RecordBuild {
@@ -276,6 +281,43 @@ impl BuildHandler {
             plan: build_plan.unwrap_or_default(),
             build_key: build_key.unwrap_or_default(),
         })])
+    }
+
+    /// An app operation builds nothing. Start and restart run the image of
+    /// the app's current release again, so it becomes this deployment's;
+    /// stop and destroy need no image.
+    async fn operation(
+        &self,
+        ctx: &JobContext,
+        target: &BuildTarget,
+        action: AppAction,
+    ) -> Result<Effects, JobError> {
+        if matches!(action, AppAction::Stop | AppAction::Destroy) {
+            ctx.logs
+                .info(format!("{action}: an app operation, nothing to build"))
+                .await;
+            return Ok(Vec::new());
+        }
+        let current: Option<(uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT deployment_id, state FROM releases
+             WHERE app_id = $1 AND state IN ('live', 'paused')",
+        )
+        .bind(target.app_id)
+        .fetch_optional(&ctx.pool)
+        .await
+        .map_err(|e| JobError::Retryable(format!("database: {e}")))?;
+        let Some((deployment_id, state)) = current else {
+            return Err(JobError::permanent(
+                "not_deployed",
+                format!("{action}: the app has no current release (deploy it first)"),
+            ));
+        };
+        ctx.logs
+            .info(format!(
+                "{action}: the current release (deployment {deployment_id}, {state}) runs again"
+            ))
+            .await;
+        self.rollback(ctx, target, deployment_id).await
     }
 
     async fn fetch(
@@ -322,6 +364,10 @@ impl BuildHandler {
                 })
             }
             // `build_in` takes rollbacks before any fetch.
+            Requested::Action(action) => Err(JobError::permanent(
+                "invalid_source",
+                format!("the app operation {action} has no source to fetch"),
+            )),
             Requested::Rollback { deployment_id } => Err(JobError::permanent(
                 "invalid_source",
                 format!("a rollback to {deployment_id} has no source to fetch"),

@@ -41,6 +41,8 @@ pub enum Requested {
     Rollback {
         deployment_id: Uuid,
     },
+    /// An app operation (stop, start, restart, destroy): nothing to build.
+    Action(slipway_shared::operation::AppAction),
 }
 
 /// The app's build settings (`build` in the API): `dockerfile` (a path in
@@ -102,6 +104,11 @@ impl BuildTarget {
     /// The deployment's own source, falling back to the app's default
     /// repository and ref (`HEAD`, the remote's default branch, without one).
     pub fn requested(&self) -> Result<Requested, JobError> {
+        if self.source.get("action").is_some() {
+            return slipway_shared::operation::AppAction::of_source(&self.source)
+                .map(Requested::Action)
+                .ok_or_else(|| JobError::permanent("invalid_source", "unknown app action"));
+        }
         if let Some(earlier) = self.source.get("rollback_to") {
             let deployment_id = earlier
                 .as_str()

@@ -387,6 +387,25 @@ impl Engine {
             .collect())
     }
 
+    /// What the container printed after `since` (RFC 3339; all without),
+    /// each line prefixed with its RFC 3339 timestamp: `(stdout, stderr)`.
+    pub async fn logs_since(
+        &self,
+        name: &str,
+        since: Option<&str>,
+    ) -> Result<(String, String), EngineError> {
+        let mut args = strings(&["logs", "--timestamps"]);
+        if let Some(since) = since {
+            args.extend(["--since".into(), since.to_owned()]);
+        }
+        args.push(name.to_owned());
+        let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
+        if !out.success {
+            return Err(failed(&args, &out));
+        }
+        Ok((out.stdout, out.stderr))
+    }
+
     /// Every container (running or not) whose label `key` equals `value`.
     pub async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, EngineError> {
         let filter = format!("label={key}={value}");

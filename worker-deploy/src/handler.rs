@@ -1,10 +1,13 @@
 //! The `deploy.v1` job on the app's target (local, or an ssh one reached
-//! through [`Site`]): pull the image by digest, start
-//! the release with the app's env and limits on a fresh port, health-check
-//! it, switch the app's Caddy route to it, drain, then stop the release it
-//! replaced. If the new release fails its check it is removed and the old
-//! one keeps serving; the deployment fails with the reason and the
-//! release's last log lines.
+//! through [`Site`]): pull the image by digest, start the release
+//! (`runtime.replicas` containers) with the app's env and limits on fresh
+//! ports, health-check each, switch the app's Caddy route to them, drain,
+//! then stop the release they replaced. If the new release fails its check
+//! it is removed and the old one keeps serving; the deployment fails with
+//! the reason and the release's last log lines. App operations (stop,
+//! start, restart, destroy) are deployments of this job too: stop and
+//! destroy are in [`crate::operate`], start and restart deploy a fresh
+//! release of the current image like any other.
 //!
 //! A crash at any point leaves the old or the new release serving: the
 //! route moves only to a healthy release, the old one stops only after the
@@ -12,15 +15,17 @@
 //! started (its container is named after the deployment) and carries on.
 
 use crate::caddy::CaddyAdmin;
-use crate::engine::{ContainerSpec, Engine};
-use crate::health::{self, HealthCheck};
+use crate::engine::Engine;
+use crate::launch::{container_spec, discard, health_check, start, stop_and_remove};
 use crate::release::{self, MarkLive};
 use crate::site::Site;
 use crate::target::DeployTarget;
+use crate::{operate, replicas, routing};
 use async_trait::async_trait;
 use slipway_shared::db::targets::{self, Placement};
 use slipway_shared::job::{Effects, JobContext, JobError, JobHandler};
 use slipway_shared::local_target::LocalTarget;
+use slipway_shared::operation::AppAction;
 use slipway_shared::secrets::SecretBox;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -29,10 +34,6 @@ pub const DEPLOY_KIND: &str = "deploy.v1";
 /// How long the replaced release keeps running after the switch, so the
 /// requests it is answering finish.
 const DRAIN: Duration = Duration::from_secs(2);
-/// SIGTERM to SIGKILL when a release is stopped.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-/// Log lines of a failed release quoted in the deployment's error.
-const FAILED_LOG_LINES: usize = 20;
 
 pub struct DeployHandler {
     target: LocalTarget,
@@ -87,14 +88,27 @@ impl JobHandler for DeployHandler {
 
     async fn run(&self, ctx: &JobContext) -> Result<Effects, JobError> {
         let deployment_id = ctx.info.deployment_id;
-        let app = DeployTarget::load(&ctx.pool, deployment_id, self.secrets.as_ref()).await?;
+        let app = DeployTarget::load_app(&ctx.pool, deployment_id).await?;
         let site = tokio::select! {
             site = self.site(ctx) => site?,
             _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
         };
-        ctx.logs
-            .info(format!("deploying to {}", site.describe()))
-            .await;
+        let doing = match app.action {
+            Some(action) => format!("{action} on"),
+            None => "deploying to".to_owned(),
+        };
+        ctx.logs.info(format!("{doing} {}", site.describe())).await;
+        match app.action {
+            Some(AppAction::Stop) => return operate::stop(&site, ctx, &app).await,
+            Some(AppAction::Destroy) => return operate::destroy(&site, ctx, &app).await,
+            Some(AppAction::Start) if operate::is_serving(&site, ctx, &app).await? => {
+                return Ok(Vec::new())
+            }
+            // Start of a stopped app and restart: a fresh container of the
+            // current release's image, deployed like any release.
+            Some(AppAction::Start | AppAction::Restart) | None => {}
+        }
+        let app = app.with_env(&ctx.pool, self.secrets.as_ref()).await?;
         let mut spec = container_spec(&site, &app, deployment_id)?;
         let server = &self.target.addon_postgres;
         crate::addons::link(ctx, &site, server, self.secrets.as_ref(), &mut spec).await?;
@@ -102,11 +116,11 @@ impl JobHandler for DeployHandler {
             &ctx.pool,
             app.app_id,
             deployment_id,
-            &app.image_ref,
+            app.image()?,
             &spec.name,
         )
         .await?;
-        let previous = release::live(&ctx.pool, app.app_id, release.id).await?;
+        let previous = release::current(&ctx.pool, app.app_id, release.id).await?;
 
         let started = Instant::now();
         let port = match release.host_port {
@@ -121,12 +135,26 @@ impl JobHandler for DeployHandler {
             }
             _ => start(&site, ctx, &spec, release.id).await?,
         };
+        let mut containers = vec![(spec.name.clone(), port)];
+        match replicas::start_more(&site, ctx, &spec, app.runtime.replicas).await {
+            Ok(more) => containers.extend(more),
+            Err(error) => {
+                discard(&site, ctx, &spec.name, release.id).await;
+                return Err(error);
+            }
+        }
         let start_s = started.elapsed().as_secs_f64();
 
         let checked = Instant::now();
-        if let Err(error) = health_check(&site, ctx, &app, port, &spec.name).await {
-            discard(&site, ctx, &spec.name, release.id).await;
-            return Err(error);
+        let mut health = String::new();
+        for (name, port) in &containers {
+            match health_check(&site, ctx, &app, *port, name).await {
+                Ok(said) => health = said,
+                Err(error) => {
+                    discard(&site, ctx, &spec.name, release.id).await;
+                    return Err(error);
+                }
+            }
         }
         let health_s = checked.elapsed().as_secs_f64();
         if ctx.cancel.is_cancelled() {
@@ -135,25 +163,38 @@ impl JobHandler for DeployHandler {
         }
 
         let switched = Instant::now();
-        let host = app.host(&site.base_domain);
-        site.caddy
-            .ensure_server(&site.caddy_server, &site.apps_addr)
-            .await
-            .map_err(|e| e.into_job_error())?;
-        site.caddy
-            .set_route(
-                &site.caddy_server,
-                &route_id(app.app_id),
-                std::slice::from_ref(&host),
-                &[format!("127.0.0.1:{port}")],
-            )
-            .await
-            .map_err(|e| e.into_job_error())?;
+        let hosts = app.hosts(&site.base_domain);
+        let upstreams: Vec<String> = containers
+            .iter()
+            .map(|(_, port)| format!("127.0.0.1:{port}"))
+            .collect();
+        routing::publish(&site, app.app_id, &hosts, &upstreams).await?;
         let switch_s = switched.elapsed().as_secs_f64();
-        let url = site.app_url(&host);
+        // HTTP serves already; a certificate that is late is reported, not
+        // fatal (Caddy keeps trying to issue it).
+        match routing::wait_https(&site, &hosts).await {
+            Ok(Some(waited)) => {
+                ctx.logs
+                    .info(format!(
+                        "HTTPS certificates ready in {:.2}s",
+                        waited.as_secs_f64()
+                    ))
+                    .await
+            }
+            Ok(None) => {}
+            Err(error) => {
+                ctx.logs
+                    .info(format!("HTTPS is not answering yet: {error}"))
+                    .await
+            }
+        }
+        let url = site.app_url(&hosts[0]);
+        let https_url = site.app_https_url(&hosts[0]);
         ctx.logs
             .info(format!(
-                "route {host} -> 127.0.0.1:{port} ({}); start {start_s:.2}s, health {health_s:.2}s, switch {switch_s:.2}s",
+                "route {} -> {} ({}); start {start_s:.2}s, health {health_s:.2}s, switch {switch_s:.2}s",
+                hosts.join(", "),
+                upstreams.join(", "),
                 spec.name
             ))
             .await;
@@ -170,159 +211,28 @@ impl JobHandler for DeployHandler {
             // not availability, and the reconciler can finish it. (A
             // release left on another target after the app moved is the
             // reconciler's too: it is not on this site.)
-            if let Err(error) = stop_and_remove(&site, &previous.container_name).await {
-                ctx.logs
-                    .info(format!(
-                        "could not stop {}: {error}",
-                        previous.container_name
-                    ))
-                    .await;
+            let names = replicas::release_containers(&site, previous.id, &previous.container_name)
+                .await
+                .unwrap_or_else(|_| vec![previous.container_name.clone()]);
+            for name in names {
+                if let Err(error) = stop_and_remove(&site, &name).await {
+                    ctx.logs
+                        .info(format!("could not stop {name}: {error}"))
+                        .await;
+                }
             }
         }
-        ctx.logs.info(format!("live at {url}")).await;
+        match &https_url {
+            Some(https) => ctx.logs.info(format!("live at {url} and {https}")).await,
+            None => ctx.logs.info(format!("live at {url}")).await,
+        }
         Ok(vec![Box::new(MarkLive {
             app_id: app.app_id,
             release_id: release.id,
             url,
+            https_url,
+            health,
+            host_ports: containers.iter().map(|(_, p)| i32::from(*p)).collect(),
         })])
     }
-}
-
-fn container_spec(
-    site: &Site,
-    app: &DeployTarget,
-    deployment_id: Uuid,
-) -> Result<ContainerSpec, JobError> {
-    let mut spec =
-        ContainerSpec::for_release(app.app_id, deployment_id, site.image_ref(&app.image_ref));
-    spec.env = app.env.clone();
-    spec.container_port = app.runtime.port;
-    spec.memory = app.runtime.memory.clone();
-    spec.cpus = match &app.runtime.cpus {
-        None => None,
-        Some(cpus) => Some(
-            cpus.parse::<f64>()
-                .ok()
-                .filter(|c| *c > 0.0)
-                .ok_or_else(|| {
-                    JobError::permanent(
-                        "invalid_runtime_settings",
-                        format!("runtime.cpus {cpus:?} is not a positive number"),
-                    )
-                })?,
-        ),
-    };
-    Ok(spec)
-}
-
-/// Pulls the image and starts the release; returns its host port.
-async fn start(
-    site: &Site,
-    ctx: &JobContext,
-    spec: &ContainerSpec,
-    release_id: Uuid,
-) -> Result<u16, JobError> {
-    // A container of this name is a leftover of an earlier attempt.
-    let _ = site.engine.remove(&spec.name).await;
-    ctx.logs.info(format!("pulling {}", spec.image)).await;
-    let pulled = tokio::select! {
-        pulled = site.engine.pull(&spec.image, site.registry_tls_verify) => pulled,
-        _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
-    }
-    .map_err(|e| e.into_job_error())?;
-    ctx.logs
-        .info(format!(
-            "pulled in {:.2}s; starting {}",
-            pulled.as_secs_f64(),
-            spec.name
-        ))
-        .await;
-    let running = site
-        .engine
-        .run(spec)
-        .await
-        .map_err(|e| e.into_job_error())?;
-    release::set_port(&ctx.pool, release_id, running.host_port).await?;
-    ctx.logs
-        .info(format!(
-            "started {} on 127.0.0.1:{} in {:.2}s",
-            running.name,
-            running.host_port,
-            running.start_time.as_secs_f64()
-        ))
-        .await;
-    Ok(running.host_port)
-}
-
-async fn health_check(
-    site: &Site,
-    ctx: &JobContext,
-    app: &DeployTarget,
-    port: u16,
-    name: &str,
-) -> Result<(), JobError> {
-    let check = HealthCheck {
-        path: app.runtime.health_path.clone(),
-        interval: app.runtime.health_interval,
-        timeout: app.runtime.health_timeout,
-        attempts: app.runtime.health_attempts,
-    };
-    ctx.logs
-        .info(format!(
-            "health check: GET {} (up to {} tries)",
-            check.path, check.attempts
-        ))
-        .await;
-    // On an ssh target the check goes through a forward to the
-    // release's port there, held for the check's length.
-    let (local_port, _forward) = site.reach(port).await?;
-    let outcome = tokio::select! {
-        outcome = health::wait_healthy(local_port, &check) => outcome,
-        _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
-    };
-    match outcome {
-        Ok(healthy) => {
-            ctx.logs
-                .info(format!(
-                    "healthy: {} after {} tries in {:.2}s",
-                    healthy.status,
-                    healthy.attempts,
-                    healthy.elapsed.as_secs_f64()
-                ))
-                .await;
-            Ok(())
-        }
-        Err(error) => {
-            let lines = site
-                .engine
-                .logs_tail(name, FAILED_LOG_LINES)
-                .await
-                .unwrap_or_default();
-            for line in &lines {
-                ctx.logs.line("stdout", format!("[release] {line}")).await;
-            }
-            Err(JobError::permanent(
-                "health_check_failed",
-                format!(
-                    "{error}; the previous release keeps serving. Last lines of the release:\n{}",
-                    lines.join("\n")
-                ),
-            ))
-        }
-    }
-}
-
-/// Removes a release that will not serve.
-async fn discard(site: &Site, ctx: &JobContext, name: &str, release_id: Uuid) {
-    if let Err(error) = stop_and_remove(site, name).await {
-        ctx.logs
-            .info(format!("could not remove {name}: {error}"))
-            .await;
-    }
-    let _ = release::mark_failed(&ctx.pool, release_id).await;
-}
-
-async fn stop_and_remove(site: &Site, name: &str) -> Result<(), crate::engine::EngineError> {
-    site.engine.stop(name, STOP_GRACE).await?;
-    site.engine.remove(name).await
 }

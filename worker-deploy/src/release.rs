@@ -71,11 +71,16 @@ pub async fn mark_failed(pool: &PgPool, release_id: Uuid) -> Result<(), JobError
     Ok(())
 }
 
-/// The release serving the app, other than `except`.
-pub async fn live(pool: &PgPool, app_id: Uuid, except: Uuid) -> Result<Option<Release>, JobError> {
+/// The app's current release (serving, or paused by a stop), other than
+/// `except`.
+pub async fn current(
+    pool: &PgPool,
+    app_id: Uuid,
+    except: Uuid,
+) -> Result<Option<Release>, JobError> {
     sqlx::query_as(
         "SELECT id, deployment_id, image_ref, container_name, host_port, state FROM releases
-         WHERE app_id = $1 AND state = 'live' AND id <> $2",
+         WHERE app_id = $1 AND state IN ('live', 'paused') AND id <> $2",
     )
     .bind(app_id)
     .bind(except)
@@ -85,11 +90,16 @@ pub async fn live(pool: &PgPool, app_id: Uuid, except: Uuid) -> Result<Option<Re
 }
 
 /// Makes `release` the app's serving release and the one it replaced
-/// stopped, in the transaction of the job's outcome.
+/// (serving or paused) stopped, in the transaction of the job's outcome.
 pub struct MarkLive {
     pub app_id: Uuid,
     pub release_id: Uuid,
     pub url: String,
+    pub https_url: Option<String>,
+    /// What the health check that let it in said.
+    pub health: String,
+    /// Every replica's port.
+    pub host_ports: Vec<i32>,
 }
 
 #[async_trait]
@@ -97,17 +107,65 @@ impl Effect for MarkLive {
     async fn apply(&self, conn: &mut PgConnection, _job: &JobInfo) -> sqlx::Result<()> {
         sqlx::query(
             "UPDATE releases SET state = 'stopped', stopped_at = now()
-             WHERE app_id = $1 AND state = 'live' AND id <> $2",
+             WHERE app_id = $1 AND state IN ('live', 'paused') AND id <> $2",
         )
         .bind(self.app_id)
         .bind(self.release_id)
         .execute(&mut *conn)
         .await?;
-        sqlx::query("UPDATE releases SET state = 'live', live_at = now(), url = $2 WHERE id = $1")
-            .bind(self.release_id)
-            .bind(&self.url)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE releases SET state = 'live', live_at = now(), url = $2, https_url = $3,
+                    health_ok = true, health_detail = $4, health_checked_at = now(),
+                    host_ports = $5
+             WHERE id = $1",
+        )
+        .bind(self.release_id)
+        .bind(&self.url)
+        .bind(&self.https_url)
+        .bind(&self.health)
+        .bind(&self.host_ports)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
+}
+
+/// A stopped app: its serving release becomes `paused` (still the app's
+/// current release, which `start` runs again).
+pub struct MarkPaused {
+    pub release_id: Uuid,
+}
+
+#[async_trait]
+impl Effect for MarkPaused {
+    async fn apply(&self, conn: &mut PgConnection, _job: &JobInfo) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE releases SET state = 'paused', stopped_at = now(), health_ok = NULL,
+                    health_detail = 'stopped on request', health_checked_at = now()
+             WHERE id = $1 AND state = 'live'",
+        )
+        .bind(self.release_id)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Records what a health check of a serving release found.
+pub async fn record_health(
+    pool: &PgPool,
+    release_id: Uuid,
+    ok: bool,
+    detail: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE releases SET health_ok = $2, health_detail = $3, health_checked_at = now()
+         WHERE id = $1 AND state = 'live'",
+    )
+    .bind(release_id)
+    .bind(ok)
+    .bind(detail)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -19,6 +19,12 @@
 //!
 //! A release's port is only known once podman picked it on the target, so
 //! its health check opens a second, short-lived forward to it.
+//!
+//! HTTPS through Caddy's internal CA is a local-target feature: an ssh
+//! site has no `https_addr`, so its deploys set up no TLS server or
+//! certificate policy on the target's Caddy and report no `https_url`
+//! (serving HTTPS there needs a listen address per target and a way to
+//! trust that Caddy's own CA; not built yet).
 
 use crate::caddy::CaddyAdmin;
 use crate::engine::Engine;
@@ -34,6 +40,9 @@ pub struct Site {
     pub caddy_server: String,
     /// Where that server listens.
     pub apps_addr: String,
+    /// Where the same apps answer over HTTPS (Caddy's internal CA); only
+    /// on the local target, `None` when it serves no HTTPS.
+    pub https_addr: Option<String>,
     pub base_domain: String,
     pub registry_tls_verify: bool,
     ssh: Option<SshSite>,
@@ -54,6 +63,7 @@ impl Site {
             caddy: caddy.clone(),
             caddy_server: target.caddy_server.clone(),
             apps_addr: target.caddy_http_addr.clone(),
+            https_addr: target.caddy_https_addr.clone(),
             base_domain: target.base_domain.clone(),
             registry_tls_verify: target.registry_tls_verify,
             ssh: None,
@@ -91,6 +101,8 @@ impl Site {
             caddy,
             caddy_server: local.caddy_server.clone(),
             apps_addr: target.settings.apps_addr.clone(),
+            // No HTTPS on ssh targets yet (see the module's notes).
+            https_addr: None,
             base_domain: local.base_domain.clone(),
             registry_tls_verify: false,
             ssh: Some(SshSite {
@@ -132,6 +144,15 @@ impl Site {
             Some("80") | None => format!("http://{host}/"),
             Some(port) => format!("http://{host}:{port}/"),
         }
+    }
+
+    /// The HTTPS URL of an app, when the site serves HTTPS.
+    pub fn app_https_url(&self, host: &str) -> Option<String> {
+        let addr = self.https_addr.as_deref()?;
+        Some(match addr.rsplit_once(':').map(|(_, p)| p) {
+            Some("443") | None => format!("https://{host}/"),
+            Some(port) => format!("https://{host}:{port}/"),
+        })
     }
 
     /// `local` or `ssh target NAME (user@host)`, for log lines.

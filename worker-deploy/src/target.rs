@@ -4,6 +4,7 @@
 
 use secrecy::ExposeSecret;
 use slipway_shared::job::JobError;
+use slipway_shared::operation::AppAction;
 use slipway_shared::secrets::SecretBox;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -13,7 +14,13 @@ pub struct DeployTarget {
     pub app_id: Uuid,
     pub app: String,
     pub project: String,
-    pub image_ref: String,
+    /// What the build stage recorded; an app operation that runs nothing
+    /// (stop, destroy) has none.
+    pub image_ref: Option<String>,
+    /// The app operation this deployment performs, if it is one.
+    pub action: Option<AppAction>,
+    /// The app's custom domains, served besides its own host.
+    pub domains: Vec<String>,
     pub runtime: RuntimeSettings,
     /// The container's environment: plain and secret variables.
     pub env: Vec<(String, String)>,
@@ -34,6 +41,8 @@ pub struct RuntimeSettings {
     pub memory: Option<String>,
     /// CPUs (`0.5`), if any.
     pub cpus: Option<String>,
+    /// Containers of each release behind the app's route.
+    pub replicas: u32,
 }
 
 impl Default for RuntimeSettings {
@@ -46,6 +55,7 @@ impl Default for RuntimeSettings {
             health_attempts: 60,
             memory: None,
             cpus: None,
+            replicas: 1,
         }
     }
 }
@@ -56,7 +66,8 @@ fn invalid(message: String) -> JobError {
 
 impl RuntimeSettings {
     /// Reads `port`, `health_path`, `health_interval_ms`, `health_timeout_ms`,
-    /// `health_attempts`, `memory`, `cpus`; anything else is ignored.
+    /// `health_attempts`, `memory`, `cpus`, `replicas`; anything else is
+    /// ignored.
     pub fn parse(value: &serde_json::Value) -> Result<RuntimeSettings, JobError> {
         let mut settings = RuntimeSettings::default();
         let number = |key: &str| -> Result<Option<u64>, JobError> {
@@ -98,6 +109,13 @@ impl RuntimeSettings {
         if let Some(n) = number("health_attempts")? {
             settings.health_attempts = u32::try_from(n.clamp(1, 10_000)).unwrap_or(10_000);
         }
+        if let Some(n) = number("replicas")? {
+            let max = crate::replicas::MAX_REPLICAS;
+            settings.replicas = u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| invalid(format!("runtime.replicas {n} is not within 1..={max}")))?;
+        }
         settings.memory = text("memory")?;
         settings.cpus = text("cpus")?;
         Ok(settings)
@@ -111,6 +129,7 @@ struct TargetRow {
     project: String,
     image_ref: Option<String>,
     runtime_settings: Option<serde_json::Value>,
+    source: serde_json::Value,
 }
 
 #[derive(sqlx::FromRow)]
@@ -126,13 +145,36 @@ fn database(error: sqlx::Error) -> JobError {
 }
 
 impl DeployTarget {
+    /// The deployment's app with its environment (secrets opened).
     pub async fn load(
         pool: &PgPool,
         deployment_id: Uuid,
         secrets: Option<&SecretBox>,
     ) -> Result<DeployTarget, JobError> {
+        Self::load_app(pool, deployment_id)
+            .await?
+            .with_env(pool, secrets)
+            .await
+    }
+
+    /// Adds the app's environment, secrets opened.
+    pub async fn with_env(
+        mut self,
+        pool: &PgPool,
+        secrets: Option<&SecretBox>,
+    ) -> Result<DeployTarget, JobError> {
+        let (env, secret_values) = load_env(pool, self.app_id, secrets).await?;
+        self.env = env;
+        self.secret_values = secret_values;
+        Ok(self)
+    }
+
+    /// The deployment's app, image, domains and runtime settings, without
+    /// its environment (which a stop or a destroy does not need).
+    pub async fn load_app(pool: &PgPool, deployment_id: Uuid) -> Result<DeployTarget, JobError> {
         let row: Option<TargetRow> = sqlx::query_as(
-            "SELECT d.app_id, a.name AS app, p.name AS project, d.image_ref, a.runtime_settings
+            "SELECT d.app_id, a.name AS app, p.name AS project, d.image_ref, a.runtime_settings,
+                    d.source
              FROM deployments d JOIN projects p ON p.id = d.project_id
              LEFT JOIN apps a ON a.id = d.app_id WHERE d.id = $1",
         )
@@ -146,6 +188,7 @@ impl DeployTarget {
             project,
             image_ref,
             runtime_settings,
+            source,
         }) = row
         else {
             return Err(JobError::permanent(
@@ -153,60 +196,89 @@ impl DeployTarget {
                 "the deployment's app no longer exists",
             ));
         };
-        let image_ref = image_ref.ok_or_else(|| {
-            JobError::permanent(
-                "no_image",
-                "the build stage recorded no image for this deployment",
-            )
-        })?;
         let runtime = RuntimeSettings::parse(&runtime_settings.unwrap_or_default())?;
-        let vars: Vec<EnvRow> = sqlx::query_as(
-            "SELECT key, secret, value_plain, value_sealed FROM app_env_vars WHERE app_id = $1 ORDER BY key",
-        )
-        .bind(app_id)
-        .fetch_all(pool)
-        .await
-        .map_err(database)?;
-        let mut env = Vec::with_capacity(vars.len());
-        let mut secret_values = Vec::new();
-        for EnvRow {
-            key,
-            secret,
-            value_plain: plain,
-            value_sealed: sealed,
-        } in vars
-        {
-            if !secret {
-                env.push((key, plain.unwrap_or_default()));
-                continue;
-            }
-            let secrets = secrets.ok_or_else(|| {
-                JobError::permanent(
-                    "secret_key_missing",
-                    "the app has secret variables but this deploy worker has no SLIPWAY_SECRET_KEY",
-                )
-            })?;
-            let value = secrets.open(&sealed.unwrap_or_default()).map_err(|e| {
-                JobError::permanent("secret_unreadable", format!("secret {key}: {e}"))
-            })?;
-            secret_values.push(value.expose_secret().to_owned());
-            env.push((key, value.expose_secret().to_owned()));
-        }
+        let domains: Vec<String> =
+            sqlx::query_scalar("SELECT host FROM app_domains WHERE app_id = $1 ORDER BY host")
+                .bind(app_id)
+                .fetch_all(pool)
+                .await
+                .map_err(database)?;
         Ok(DeployTarget {
             app_id,
             app,
             project,
             image_ref,
+            action: AppAction::of_source(&source),
+            domains,
             runtime,
-            env,
-            secret_values,
+            env: Vec::new(),
+            secret_values: Vec::new(),
         })
+    }
+
+    /// The image to run; an error when the build stage recorded none.
+    pub fn image(&self) -> Result<&str, JobError> {
+        self.image_ref.as_deref().ok_or_else(|| {
+            JobError::permanent(
+                "no_image",
+                "the build stage recorded no image for this deployment",
+            )
+        })
+    }
+
+    /// Every host name the app answers at: its own, then its domains.
+    pub fn hosts(&self, base_domain: &str) -> Vec<String> {
+        let mut hosts = vec![self.host(base_domain)];
+        hosts.extend(self.domains.iter().cloned());
+        hosts
     }
 
     /// The app's host name: `APP.PROJECT.BASE_DOMAIN`.
     pub fn host(&self, base_domain: &str) -> String {
         format!("{}.{}.{}", self.app, self.project, base_domain)
     }
+}
+
+/// The container's environment (plain and opened secret variables) and the
+/// secret values, for redaction.
+async fn load_env(
+    pool: &PgPool,
+    app_id: Uuid,
+    secrets: Option<&SecretBox>,
+) -> Result<(Vec<(String, String)>, Vec<String>), JobError> {
+    let vars: Vec<EnvRow> = sqlx::query_as(
+        "SELECT key, secret, value_plain, value_sealed FROM app_env_vars WHERE app_id = $1 ORDER BY key",
+    )
+    .bind(app_id)
+    .fetch_all(pool)
+    .await
+    .map_err(database)?;
+    let mut env = Vec::with_capacity(vars.len());
+    let mut secret_values = Vec::new();
+    for EnvRow {
+        key,
+        secret,
+        value_plain: plain,
+        value_sealed: sealed,
+    } in vars
+    {
+        if !secret {
+            env.push((key, plain.unwrap_or_default()));
+            continue;
+        }
+        let secrets = secrets.ok_or_else(|| {
+            JobError::permanent(
+                "secret_key_missing",
+                "the app has secret variables but this deploy worker has no SLIPWAY_SECRET_KEY",
+            )
+        })?;
+        let value = secrets
+            .open(&sealed.unwrap_or_default())
+            .map_err(|e| JobError::permanent("secret_unreadable", format!("secret {key}: {e}")))?;
+        secret_values.push(value.expose_secret().to_owned());
+        env.push((key, value.expose_secret().to_owned()));
+    }
+    Ok((env, secret_values))
 }
 
 #[cfg(test)]
@@ -231,6 +303,8 @@ mod tests {
             json!({"port": 70000}),
             json!({"health_path": "up"}),
             json!({"port": "x"}),
+            json!({"replicas": 0}),
+            json!({"replicas": 17}),
         ] {
             assert!(
                 matches!(RuntimeSettings::parse(&bad), Err(JobError::Permanent { ref code, .. }) if code == "invalid_runtime_settings"),

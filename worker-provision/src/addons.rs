@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use slipway_shared::addons::AddonServer;
 use slipway_shared::db::addons::{self, AddonRow, KIND_POSTGRES, STATE_PURGING};
 use slipway_shared::job::{JobContext, JobError};
+use slipway_shared::operation::AppAction;
 use slipway_shared::secrets::SecretBox;
 use sqlx::{Connection, PgConnection};
 use std::path::Path;
@@ -32,6 +33,22 @@ pub async fn provision(
         .await
         .map_err(db_error)?;
     if rows.is_empty() {
+        return Ok(());
+    }
+    let source: serde_json::Value =
+        sqlx::query_scalar("SELECT source FROM deployments WHERE id = $1")
+            .bind(ctx.info.deployment_id)
+            .fetch_one(&ctx.pool)
+            .await
+            .map_err(db_error)?;
+    // A stop or a destroy starts no release: nothing to create for it.
+    if let Some(action @ (AppAction::Stop | AppAction::Destroy)) = AppAction::of_source(&source) {
+        ctx.logs
+            .info(format!(
+                "add-ons left as they are for a {}",
+                action.as_str()
+            ))
+            .await;
         return Ok(());
     }
     let mut admin = None;

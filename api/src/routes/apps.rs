@@ -1,5 +1,9 @@
 //! Apps of a project: name, default source (with its private-repository
-//! credential), build and runtime settings, env vars.
+//! credential), build and runtime settings, env vars, custom domains, and
+//! the app's status.
+
+mod domains;
+mod status;
 
 use crate::auth::Project;
 use crate::credentials::{self, GitCredentialInput};
@@ -38,6 +42,9 @@ pub struct CreateApp {
     git_credential: Option<GitCredentialInput>,
     /// The target (id or name) the app runs on; absent: the local target.
     target: Option<String>,
+    /// Host names the app answers at besides `APP.PROJECT.BASE_DOMAIN`.
+    #[serde(default)]
+    domains: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +62,8 @@ pub struct UpdateApp {
     /// Absent keeps the target, `null` puts the app on the local target.
     #[serde(default, deserialize_with = "credentials::present_or_null")]
     target: Option<Option<String>>,
+    /// Replaces the app's custom domains (`[]` removes them).
+    domains: Option<Vec<String>>,
 }
 
 fn validate_env(
@@ -104,6 +113,7 @@ pub async fn create(
     Json(body): Json<CreateApp>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = Slug::parse("name", &body.name)?;
+    let domains = domains::parse(&body.domains)?;
     let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
     validate_env(&body.env, &body.secrets)?;
     let credential = body
@@ -143,6 +153,7 @@ pub async fn create(
     }
     replace_env(&mut tx, id, &body.env).await?;
     replace_secrets(&mut tx, &state.secrets, id, &body.secrets).await?;
+    domains::replace(&mut tx, id, &domains).await?;
     if let Some(credential) = &credential {
         sources::set_git_credential(&mut tx, &state.secrets, id, credential).await?;
     }
@@ -259,15 +270,10 @@ pub async fn read(
     app["secrets"] = Value::Object(secrets);
     app["git_credential"] = credentials::view(credential.as_deref());
     app["webhook"] = json!({"secret_set": webhook});
-    let live: Option<Value> = sqlx::query_scalar(
-        "SELECT json_build_object('release', id, 'deployment', deployment_id, 'image_ref', image_ref,
-                                  'url', url, 'live_at', live_at)
-         FROM releases WHERE app_id = $1 AND state = 'live'",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    app["live"] = live.unwrap_or(Value::Null);
+    app["domains"] = json!(domains::of(&mut *conn, id).await?);
+    let (status, live) = status::of(&mut *conn, id).await?;
+    app["live"] = live;
+    app["status"] = status;
     Ok(app)
 }
 
@@ -305,6 +311,7 @@ pub async fn update(
     Json(body): Json<UpdateApp>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
+    let domains = body.domains.as_deref().map(domains::parse).transpose()?;
     validate_env(
         body.env.as_ref().unwrap_or(&BTreeMap::new()),
         body.secrets.as_ref().unwrap_or(&BTreeMap::new()),
@@ -343,6 +350,9 @@ pub async fn update(
     if let Some(secrets) = &body.secrets {
         replace_secrets(&mut tx, &state.secrets, id, secrets).await?;
     }
+    if let Some(domains) = &domains {
+        domains::replace(&mut tx, id, domains).await?;
+    }
     match &credential {
         Some(Some(credential)) => {
             sources::set_git_credential(&mut tx, &state.secrets, id, credential).await?
@@ -363,45 +373,4 @@ pub async fn update(
     let app = read(&mut tx, project.id, &name).await?;
     tx.commit().await?;
     Ok(axum::Json(app))
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn delete(
-    project: Project,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let id: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2 FOR UPDATE")
-            .bind(project.id)
-            .bind(&name)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let id = id.ok_or(ApiError::NotFound("app"))?;
-    let busy: bool = sqlx::query_scalar(&format!(
-        "SELECT EXISTS (SELECT 1 FROM deployments WHERE app_id = $1 AND state NOT IN {})",
-        slipway_shared::DeploymentState::TERMINAL_SQL
-    ))
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if busy {
-        return Err(ApiError::conflict(
-            "app_busy",
-            "the app has deployments in progress; cancel them first",
-        ));
-    }
-    let blobs: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT sha256 FROM app_versions WHERE app_id = $1")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-    sqlx::query("DELETE FROM apps WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    crate::routes::versions::drop_unused_blobs(&mut tx, &blobs).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
 }

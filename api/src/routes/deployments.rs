@@ -55,13 +55,18 @@ pub async fn create(
         ));
     }
     let mut tx = state.pool.begin().await?;
-    let found: Option<(Uuid, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT id, git_url, git_ref FROM apps WHERE project_id = $1 AND name = $2")
-            .bind(project.id)
-            .bind(&app)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (app_id, git_url, default_ref) = found.ok_or(ApiError::NotFound("app"))?;
+    let found: Option<(Uuid, Option<String>, Option<String>, bool)> = sqlx::query_as(
+        "SELECT id, git_url, git_ref, destroying_at IS NOT NULL FROM apps
+         WHERE project_id = $1 AND name = $2",
+    )
+    .bind(project.id)
+    .bind(&app)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (app_id, git_url, default_ref, destroying) = found.ok_or(ApiError::NotFound("app"))?;
+    if destroying {
+        return Err(crate::routes::operations::destroying());
+    }
     let source = match (body.version, body.rollback_to) {
         (Some(version), _) => {
             crate::routes::versions::for_deployment(&mut tx, app_id, version).await?
@@ -176,6 +181,8 @@ struct Detail {
     build_plan: Option<Value>,
     /// Where the deployment's release answers, once it went live.
     url: Option<String>,
+    /// The same over HTTPS, when the target serves it.
+    https_url: Option<String>,
     error_code: Option<String>,
     error_message: Option<String>,
     trace_id: String,
@@ -214,6 +221,7 @@ pub async fn get(
     let detail: Option<Detail> = sqlx::query_as(
         "SELECT d.id, a.name AS app, (SELECT name FROM targets WHERE id = d.target_id) AS target, d.kind, d.state, d.source, d.probe, d.resolved_commit, d.image_digest,
                 d.image_ref, d.build_plan, (SELECT url FROM releases WHERE deployment_id = d.id) AS url,
+                (SELECT https_url FROM releases WHERE deployment_id = d.id) AS https_url,
                 d.error_code, d.error_message, d.trace_id, d.created_at, d.updated_at, d.finished_at
          FROM deployments d LEFT JOIN apps a ON a.id = d.app_id WHERE d.id = $1 AND d.project_id = $2",
     )

@@ -198,6 +198,14 @@ pub async fn receive(
         .bind(app_id)
         .execute(&mut *tx)
         .await?;
+    let destroying: bool =
+        sqlx::query_scalar("SELECT destroying_at IS NOT NULL FROM apps WHERE id = $1")
+            .bind(app_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if destroying {
+        return Ok(ignored("the app is being destroyed".into()));
+    }
     if let Some(delivery) = &delivery {
         let earlier: Option<Uuid> = sqlx::query_scalar(
             "SELECT deployment_id FROM webhook_deliveries WHERE app_id = $1 AND provider = $2 AND delivery_id = $3",

@@ -1,6 +1,7 @@
 //! One module per resource.
 
 pub mod addons;
+pub mod app_logs;
 pub mod apps;
 pub mod dead_jobs;
 pub mod deployments;
@@ -8,6 +9,7 @@ pub mod health;
 pub mod hooks;
 pub mod logs;
 pub mod openapi;
+pub mod operations;
 pub mod probes;
 pub mod projects;
 pub mod targets;

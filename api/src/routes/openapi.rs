@@ -23,6 +23,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/apps/{app}"),
     ("post", "/v1/apps/{app}/deployments"),
     ("get", "/v1/apps/{app}/deployments"),
+    ("post", "/v1/apps/{app}/stop"),
+    ("post", "/v1/apps/{app}/start"),
+    ("post", "/v1/apps/{app}/restart"),
+    ("post", "/v1/apps/{app}/scale"),
+    ("get", "/v1/apps/{app}/logs"),
     ("post", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions/{id}"),
@@ -78,13 +83,28 @@ pub fn build() -> Value {
                 "post": op("Create a project token {name}; the token is shown once", a, &[("201", "{id, token}")])
             },
             "/v1/apps": {
-                "post": op("Create an app {name, git_url, git_ref, build, runtime, env, secrets, git_credential, target}; git_credential is {token, username?} for http(s) URLs or {ssh_key, known_hosts?} for SSH ones, stored encrypted and shown only as {kind, set}", p, &[("201", "the app")]),
+                "post": op("Create an app {name, git_url, git_ref, build, runtime, env, secrets, git_credential, target, domains}; target is the target (id or name) the app runs on, absent for the local target; runtime.replicas (1 to 16) is the number of containers per release; domains are extra host names routed to the app (unique on the platform: 409 domain_taken), applied by the next deploy, start or restart; git_credential is {token, username?} for http(s) URLs or {ssh_key, known_hosts?} for SSH ones, stored encrypted and shown only as {kind, set}", p, &[("201", "the app")]),
                 "get": op("List the project's apps", p, &[("200", "{items}")])
             },
             "/v1/apps/{app}": {
-                "get": op("Read an app", p, &[("200", "the app")]),
-                "patch": op("Update an app; git_credential: null removes the credential; target: null moves it to the local target", p, &[("200", "the app")]),
-                "delete": op("Delete an app with no deployment in progress", p, &[("204", "deleted"), ("409", "busy")])
+                "get": op("Read an app, with `status` {state: running|stopped|not_deployed|destroying, release, url, https_url, health {ok, detail, checked_at}} and `live`", p, &[("200", "the app")]),
+                "patch": op("Update an app; git_credential: null removes the credential; target: null moves it to the local target; domains replaces the custom domains", p, &[("200", "the app")]),
+                "delete": op("Destroy an app with no deployment in progress: a destroy deployment removes its route and containers on the target, then the app (the app is `destroying` meanwhile; deploys answer 409 app_destroying). An app that never reached the deploy stage is deleted at once", p, &[("202", "{id, state} of the destroy deployment, with Location"), ("204", "deleted at once"), ("409", "app_busy or app_destroying")])
+            },
+            "/v1/apps/{app}/stop": {
+                "post": op("Stop the app: its route answers 503, its container is stopped, its release becomes paused. A deployment with action stop, run by the workers in the app's lane", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])
+            },
+            "/v1/apps/{app}/start": {
+                "post": op("Start a stopped app: a fresh container of its current release's image, health-checked before the route points at it (a running app is left alone)", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])
+            },
+            "/v1/apps/{app}/logs": {
+                "get": op("Runtime logs: what the app's containers printed, as the deploy worker collects it (every SLIPWAY_RUNTIME_LOG_INTERVAL; apps on the local target only, none are collected from ssh targets yet), after ?after=SEQ (?limit=N); sequence numbers are per app", p, &[("200", "{lines: [{seq, at, container, stream, line}], next}")])
+            },
+            "/v1/apps/{app}/scale": {
+                "post": op("Scale to {replicas} (1 to 16) containers of the current release behind the route: sets runtime.replicas and restarts with no downtime", p, &[("202", "{id, state} of the restart, with Location"), ("409", "not_deployed or app_destroying"), ("422", "replicas out of range")])
+            },
+            "/v1/apps/{app}/restart": {
+                "post": op("Restart with no downtime: a fresh container of the current release's image is health-checked, gets the route, then the old one is drained and stopped", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])
             },
             "/v1/apps/{app}/deployments": {
                 "post": op("Deploy the app {git_ref?}, an uploaded archive {version}, or roll back to an earlier deployment's image {rollback_to}", p, &[("202", "{id, state} with Location")]),

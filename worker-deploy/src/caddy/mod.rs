@@ -20,6 +20,8 @@
 //! `PATCH /id/ROUTE-proxy/upstreams`, which Caddy applies with a graceful
 //! reload: measured zero failed requests under load.
 
+mod tls;
+
 use serde_json::{json, Value};
 use slipway_shared::job::JobError;
 use std::time::Duration;
@@ -208,28 +210,55 @@ impl CaddyAdmin {
                 }
             }
             None => {
-                let group = format!("/id/{}/handle/0", group_id(server));
-                let subroute =
-                    self.get_opt(&group)
-                        .await?
-                        .ok_or_else(|| CaddyError::BadAnswer {
-                            path: group.clone(),
-                            detail: format!(
-                                "server {server} has no app-route group: call ensure_server first"
-                            ),
-                        })?;
-                // Caddy drops an empty `routes` when it re-serialises a
-                // config (autosave, --resume): then the array must be made.
-                if subroute["routes"].is_array() {
-                    self.send("POST", &format!("{group}/routes"), Some(wanted))
-                        .await?;
-                } else {
-                    self.send("PUT", &format!("{group}/routes"), Some(json!([wanted])))
-                        .await?;
-                }
+                self.create_route(server, wanted).await?;
                 Ok(RouteChange::Created)
             }
         }
+    }
+
+    /// Makes route `route_id` answer every request for `hosts` with 503
+    /// ("stopped"), whatever it did before: the app was stopped on request.
+    pub async fn set_stopped_route(
+        &self,
+        server: &str,
+        route_id: &str,
+        hosts: &[String],
+    ) -> Result<RouteChange, CaddyError> {
+        let wanted = stopped_route_json(route_id, hosts);
+        let id_path = format!("/id/{route_id}");
+        match self.get_opt(&id_path).await? {
+            Some(current) if current == wanted => Ok(RouteChange::Unchanged),
+            Some(_) => {
+                self.send("PATCH", &id_path, Some(wanted)).await?;
+                Ok(RouteChange::Replaced)
+            }
+            None => {
+                self.create_route(server, wanted).await?;
+                Ok(RouteChange::Created)
+            }
+        }
+    }
+
+    /// Appends a new app route to the server's app-route group.
+    async fn create_route(&self, server: &str, wanted: Value) -> Result<(), CaddyError> {
+        let group = format!("/id/{}/handle/0", group_id(server));
+        let subroute = self
+            .get_opt(&group)
+            .await?
+            .ok_or_else(|| CaddyError::BadAnswer {
+                path: group.clone(),
+                detail: format!("server {server} has no app-route group: call ensure_server first"),
+            })?;
+        // Caddy drops an empty `routes` when it re-serialises a config
+        // (autosave, --resume): then the array must be made.
+        if subroute["routes"].is_array() {
+            self.send("POST", &format!("{group}/routes"), Some(wanted))
+                .await?;
+        } else {
+            self.send("PUT", &format!("{group}/routes"), Some(json!([wanted])))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Removes a route; false when there was none.
@@ -356,6 +385,22 @@ fn route_json(route_id: &str, hosts: &[String], upstreams: &[String]) -> Value {
             // A dial that fails (an upstream just stopped) is retried on
             // the other upstreams instead of answering 502 at once.
             "load_balancing": {"try_duration": "2s", "try_interval": "100ms"},
+        }],
+    })
+}
+
+/// What a stopped app's hosts answer: a clear 503, not a 502 from a proxy
+/// to a stopped container.
+fn stopped_route_json(route_id: &str, hosts: &[String]) -> Value {
+    json!({
+        "@id": route_id,
+        "match": [{"host": hosts}],
+        "terminal": true,
+        "handle": [{
+            "@id": format!("{route_id}-stopped"),
+            "handler": "static_response",
+            "status_code": 503,
+            "body": "this app is stopped\n",
         }],
     })
 }

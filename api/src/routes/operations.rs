@@ -1,0 +1,243 @@
+//! App operations that act on the target: stop, start, restart, scale and
+//! destroy.
+//! The API only records them: each is a deployment with an `action`
+//! (`202` with its `Location`), run by the workers in the app's lane, with a
+//! timeline, logs and cancel like a deploy. The API never touches podman or
+//! Caddy.
+
+use crate::auth::Project;
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::routes::deployments::accepted;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use slipway_shared::db::deployments::{self, NewDeployment};
+use slipway_shared::operation::{AppAction, MAX_REPLICAS};
+use slipway_shared::DeploymentState;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub async fn stop(
+    project: Project,
+    state: State<AppState>,
+    app: Path<String>,
+) -> Result<Response, ApiError> {
+    operate(project, state, app, AppAction::Stop).await
+}
+
+pub async fn start(
+    project: Project,
+    state: State<AppState>,
+    app: Path<String>,
+) -> Result<Response, ApiError> {
+    operate(project, state, app, AppAction::Start).await
+}
+
+pub async fn restart(
+    project: Project,
+    state: State<AppState>,
+    app: Path<String>,
+) -> Result<Response, ApiError> {
+    operate(project, state, app, AppAction::Restart).await
+}
+
+/// The app's id, locked; 404 for none, 409 when it is being destroyed.
+pub async fn lock_app(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    name: &str,
+) -> Result<Uuid, ApiError> {
+    let row: Option<(Uuid, bool)> = sqlx::query_as(
+        "SELECT id, destroying_at IS NOT NULL FROM apps WHERE project_id = $1 AND name = $2
+         FOR UPDATE",
+    )
+    .bind(project_id)
+    .bind(name)
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        None => Err(ApiError::NotFound("app")),
+        Some((_, true)) => Err(destroying()),
+        Some((id, false)) => Ok(id),
+    }
+}
+
+pub fn destroying() -> ApiError {
+    ApiError::conflict("app_destroying", "the app is being destroyed")
+}
+
+#[tracing::instrument(skip_all, fields(app = %app, action = %action))]
+async fn operate(
+    project: Project,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    action: AppAction,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let app_id = lock_app(&mut tx, project.id, &app).await?;
+    require_release(&mut tx, app_id, action.as_str()).await?;
+    let id = create(&mut tx, &state, project.id, app_id, action).await?;
+    tx.commit().await?;
+    slipway_shared::db::outbox::committed();
+    Ok(accepted(id, "queued"))
+}
+
+/// 409 `not_deployed` unless the app has a current (live or paused) release.
+async fn require_release(
+    conn: &mut PgConnection,
+    app_id: Uuid,
+    what: &str,
+) -> Result<(), ApiError> {
+    let deployed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM releases WHERE app_id = $1 AND state IN ('live', 'paused'))",
+    )
+    .bind(app_id)
+    .fetch_one(conn)
+    .await?;
+    if deployed {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "not_deployed",
+            format!("the app has no release to {what}; deploy it first"),
+        ))
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    replicas: u32,
+}
+
+/// `POST /v1/apps/{app}/scale {"replicas": N}`: sets `runtime.replicas` and
+/// restarts the app with no downtime, so N fresh containers of its current
+/// image serve behind the route.
+#[tracing::instrument(skip_all, fields(app = %app))]
+pub async fn scale(
+    project: Project,
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    Json(body): Json<Scale>,
+) -> Result<Response, ApiError> {
+    if !(1..=MAX_REPLICAS).contains(&body.replicas) {
+        return Err(ApiError::validation(format!(
+            "replicas must be within 1..={MAX_REPLICAS}"
+        )));
+    }
+    let mut tx = state.pool.begin().await?;
+    let app_id = lock_app(&mut tx, project.id, &app).await?;
+    require_release(&mut tx, app_id, "scale").await?;
+    sqlx::query(
+        "UPDATE apps SET runtime_settings = jsonb_set(COALESCE(runtime_settings, '{}'), '{replicas}',
+                                                      to_jsonb($2::int)),
+                updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(app_id)
+    .bind(i32::try_from(body.replicas).unwrap_or(1))
+    .execute(&mut *tx)
+    .await?;
+    let id = create(&mut tx, &state, project.id, app_id, AppAction::Restart).await?;
+    tx.commit().await?;
+    slipway_shared::db::outbox::committed();
+    Ok(accepted(id, "queued"))
+}
+
+async fn create(
+    conn: &mut PgConnection,
+    state: &AppState,
+    project_id: Uuid,
+    app_id: Uuid,
+    action: AppAction,
+) -> Result<Uuid, ApiError> {
+    let created = deployments::create(
+        conn,
+        &state.names,
+        NewDeployment {
+            project_id,
+            app_id: Some(app_id),
+            kind: "app",
+            source: action.source(),
+            probe: None,
+        },
+    )
+    .await?;
+    Ok(created.id)
+}
+
+/// `DELETE /v1/apps/{app}`. An app that never reached the deploy stage has
+/// nothing on a target and goes at once (`204`). Otherwise it is marked
+/// `destroying` (no new deployments) and a destroy deployment removes its
+/// route and containers and then the app (`202`); a failed destroy can be
+/// asked for again.
+#[tracing::instrument(skip_all)]
+pub async fn destroy(
+    project: Project,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let row: Option<(Uuid, bool)> = sqlx::query_as(
+        "SELECT id, destroying_at IS NOT NULL FROM apps WHERE project_id = $1 AND name = $2
+         FOR UPDATE",
+    )
+    .bind(project.id)
+    .bind(&name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (id, already) = row.ok_or(ApiError::NotFound("app"))?;
+    let busy: bool = sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM deployments WHERE app_id = $1 AND state NOT IN {})",
+        DeploymentState::TERMINAL_SQL
+    ))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if busy && already {
+        return Err(destroying());
+    }
+    if busy {
+        return Err(ApiError::conflict(
+            "app_busy",
+            "the app has deployments in progress; cancel them first",
+        ));
+    }
+    let on_target: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM releases WHERE app_id = $1)
+             OR EXISTS (SELECT 1 FROM deployment_events e JOIN deployments d ON d.id = e.deployment_id
+                        WHERE d.app_id = $1 AND e.to_state = 'deploying')",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !on_target {
+        let blobs: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT sha256 FROM app_versions WHERE app_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        // Its deployments never ran anything: they go with it.
+        sqlx::query("DELETE FROM deployments WHERE app_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM apps WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        crate::routes::versions::drop_unused_blobs(&mut tx, &blobs).await?;
+        tx.commit().await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    sqlx::query("UPDATE apps SET destroying_at = COALESCE(destroying_at, now()) WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let deployment = create(&mut tx, &state, project.id, id, AppAction::Destroy).await?;
+    tx.commit().await?;
+    slipway_shared::db::outbox::committed();
+    Ok(accepted(deployment, "queued"))
+}

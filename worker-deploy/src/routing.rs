@@ -1,0 +1,146 @@
+//! An app's route on the site's Caddy, over HTTP and, when the site serves
+//! HTTPS (the local target only, see [`Site`]), through the TLS server in
+//! front of it (certificates from Caddy's internal CA for exactly the app's
+//! hosts): pointed at a release's upstreams, answering 503 while the app is
+//! stopped, or removed.
+
+use crate::handler::route_id;
+use crate::site::Site;
+use slipway_shared::job::JobError;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long a deploy waits for Caddy to issue the hosts' certificates.
+const CERTIFICATE_WAIT: Duration = Duration::from_secs(30);
+
+/// Makes sure the apps server (and its TLS server) exist and the app's
+/// hosts have certificates.
+async fn prepare(site: &Site, hosts: &[String]) -> Result<(), JobError> {
+    let server = &site.caddy_server;
+    let http = &site.apps_addr;
+    site.caddy.ensure_server(server, http).await?;
+    if let Some(https) = &site.https_addr {
+        site.caddy.ensure_tls_server(server, https, http).await?;
+        site.caddy.add_tls_hosts(server, hosts).await?;
+    }
+    Ok(())
+}
+
+/// Sends requests for `hosts` to `upstreams` (`127.0.0.1:PORT` on the
+/// site's host).
+pub(crate) async fn publish(
+    site: &Site,
+    app_id: Uuid,
+    hosts: &[String],
+    upstreams: &[String],
+) -> Result<(), JobError> {
+    prepare(site, hosts).await?;
+    let before = route_hosts(site, app_id).await?;
+    site.caddy
+        .set_route(&site.caddy_server, &route_id(app_id), hosts, upstreams)
+        .await?;
+    forget_hosts(site, &before, hosts).await
+}
+
+/// The hosts the app's route matches now (none without a route).
+async fn route_hosts(site: &Site, app_id: Uuid) -> Result<Vec<String>, JobError> {
+    let id = route_id(app_id);
+    Ok(site
+        .caddy
+        .routes(&site.caddy_server)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .map(|r| r.hosts)
+        .unwrap_or_default())
+}
+
+/// Stops managing certificates for hosts the route no longer has (a
+/// domain removed from the app).
+async fn forget_hosts(site: &Site, before: &[String], now: &[String]) -> Result<(), JobError> {
+    let gone: Vec<String> = before
+        .iter()
+        .filter(|h| !now.contains(h))
+        .cloned()
+        .collect();
+    if !gone.is_empty() && site.https_addr.is_some() {
+        site.caddy
+            .remove_tls_hosts(&site.caddy_server, &gone)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Waits until every host answers over HTTPS with a certificate from
+/// Caddy's internal CA (issuance runs in the background and a config
+/// change restarts it). `Ok(None)` when the site serves no HTTPS;
+/// `Err` says what still fails after [`CERTIFICATE_WAIT`].
+pub(crate) async fn wait_https(site: &Site, hosts: &[String]) -> Result<Option<Duration>, String> {
+    let Some(addr) = &site.https_addr else {
+        return Ok(None);
+    };
+    let socket: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("{addr} is not an IP address and port"))?;
+    let root = site
+        .caddy
+        .local_ca_root()
+        .await
+        .map_err(|e| e.to_string())?;
+    let certificate = reqwest::Certificate::from_pem(root.as_bytes()).map_err(|e| e.to_string())?;
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(certificate)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(2));
+    for host in hosts {
+        builder = builder.resolve(host, socket);
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    for host in hosts {
+        let url = format!("https://{host}:{}/", socket.port());
+        loop {
+            // Any HTTP answer means the TLS handshake succeeded.
+            match client.get(&url).send().await {
+                Ok(_) => break,
+                Err(e) if started.elapsed() > CERTIFICATE_WAIT => {
+                    return Err(format!("{url}: {e}"));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+    Ok(Some(started.elapsed()))
+}
+
+/// Makes `hosts` answer 503: the app is stopped.
+pub(crate) async fn publish_stopped(
+    site: &Site,
+    app_id: Uuid,
+    hosts: &[String],
+) -> Result<(), JobError> {
+    prepare(site, hosts).await?;
+    let before = route_hosts(site, app_id).await?;
+    site.caddy
+        .set_stopped_route(&site.caddy_server, &route_id(app_id), hosts)
+        .await?;
+    forget_hosts(site, &before, hosts).await
+}
+
+/// Removes the app's route and its hosts' certificates; true when there
+/// was a route.
+pub(crate) async fn unpublish(
+    site: &Site,
+    app_id: Uuid,
+    hosts: &[String],
+) -> Result<bool, JobError> {
+    let removed = site.caddy.remove_route(&route_id(app_id)).await?;
+    if site.https_addr.is_some() {
+        site.caddy
+            .remove_tls_hosts(&site.caddy_server, hosts)
+            .await?;
+    }
+    Ok(removed)
+}
