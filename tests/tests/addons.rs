@@ -128,6 +128,7 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
         ("SLIPWAY_CADDY_ADMIN", caddy.admin_url().to_string()),
         ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_string()),
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
+        ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_string()),
         ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
         ("SLIPWAY_ADDON_POSTGRES_URL", server.admin_url()),
     ];
