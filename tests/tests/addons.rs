@@ -1,7 +1,8 @@
 //! Add-ons through the real fleet on the local target: a postgres add-on is
 //! created on a real Postgres server by the provision stage and reached by
 //! the app through `DATABASE_URL`; a volume is mounted into the release;
-//! both keep their data across a redeploy and are dropped only when purged.
+//! both keep their data across a redeploy and a restart and are dropped
+//! only when purged.
 //! Plus the API's validation, masking and project isolation.
 
 mod common;
@@ -44,8 +45,12 @@ impl Drop for Leftovers {
 }
 
 async fn deploy(fleet: &Fleet, app: &str) -> anyhow::Result<Value> {
-    let path = format!("/v1/apps/{app}/deployments");
-    let (status, answer) = fleet.call(Method::POST, &path, Some(json!({}))).await?;
+    run(fleet, &format!("/v1/apps/{app}/deployments")).await
+}
+
+/// POSTs a deployment or an operation and waits for its end.
+async fn run(fleet: &Fleet, path: &str) -> anyhow::Result<Value> {
+    let (status, answer) = fleet.call(Method::POST, path, Some(json!({}))).await?;
     anyhow::ensure!(status == 202, "deploy: {status} {answer}");
     let id = answer["id"].as_str().context("id")?.parse()?;
     fleet.wait_state(id, common::TERMINAL, DEPLOY_TIMEOUT).await
@@ -107,6 +112,32 @@ fn volume_exists(name: &str) -> bool {
         .args(["volume", "exists", name])
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// How long each stage's attempts took, for the test's output (figures,
+/// not assertions).
+fn stage_times(deployment: &Value) -> String {
+    let at = |a: &Value, key: &str| {
+        a[key]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let attempts = deployment["attempts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    attempts
+        .iter()
+        .filter_map(|a| {
+            let took = at(a, "finished_at")? - at(a, "claimed_at")?;
+            Some(format!(
+                "{} {} ms",
+                a["stage"].as_str()?,
+                took.num_milliseconds()
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn deployment_logs(fleet: &Fleet, id: &Value) -> anyhow::Result<String> {
@@ -190,6 +221,7 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
     let host = "notes.p.localhost";
     let first = deploy(&fleet, "notes").await?;
     assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
+    eprintln!("first deployment: {}", stage_times(&first));
     assert!(
         database_exists(&server, &db_name).await?,
         "the provision stage created {db_name}"
@@ -245,6 +277,22 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
     );
     let logs = deployment_logs(&fleet, &second["id"]).await?;
     assert!(logs.contains("exists; nothing to change"), "{logs}");
+    eprintln!("second deployment: {}", stage_times(&second));
+    // A restart (an operation, not a build) links them the same way.
+    let restart = run(&fleet, "/v1/apps/notes/restart").await?;
+    assert_eq!(restart["state"], "live", "{restart:#}\n{}", fleet.logs());
+    let (status, notes) = app_get(&caddy, host, "/db/read").await?;
+    assert_eq!(
+        (status, &notes["notes"]),
+        (200, &json!(["first"])),
+        "{notes}"
+    );
+    let (status, lines) = app_get(&caddy, host, "/file/read").await?;
+    assert_eq!(
+        (status, &lines["lines"]),
+        (200, &json!(["first"])),
+        "{lines}"
+    );
 
     // Purged: the database goes at the next deployment, which no longer
     // links either add-on; the volume goes once no release uses it.
