@@ -239,6 +239,15 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
     assert!(password.len() >= 32, "{env_seen}");
     assert!(can_log_in(&server, &db_name, &password, &db_name).await);
     assert!(!can_log_in(&server, &db_name, "wrong", &db_name).await);
+    let mut admin = PgConnection::connect(&server.admin_url()).await?;
+    sqlx::query("CREATE ROLE stranger LOGIN PASSWORD 'stranger'")
+        .execute(&mut admin)
+        .await?;
+    assert!(can_log_in(&server, "stranger", "stranger", "postgres").await);
+    assert!(
+        !can_log_in(&server, "stranger", "stranger", &db_name).await,
+        "another role may not connect to the add-on's database"
+    );
     let logs = deployment_logs(&fleet, &first["id"]).await?;
     assert!(
         logs.contains(":***@10.0.2.2"),
