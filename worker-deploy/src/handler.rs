@@ -9,10 +9,14 @@
 //! route moves only to a healthy release, the old one stops only after the
 //! switch, and a re-run attempt finds the release an earlier attempt
 //! started (its container is named after the deployment) and carries on.
+//!
+//! A deploy holds the app's advisory lock (see `lock`) for its whole run, so
+//! the reconciler never repairs an app while its route is being switched.
 
 use crate::caddy::CaddyAdmin;
 use crate::engine::{ContainerSpec, Engine};
 use crate::health::{self, HealthCheck};
+use crate::lock;
 use crate::release::{self, MarkLive};
 use crate::target::DeployTarget;
 use async_trait::async_trait;
@@ -61,9 +65,24 @@ impl JobHandler for DeployHandler {
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<Effects, JobError> {
+        let app =
+            DeployTarget::load(&ctx.pool, ctx.info.deployment_id, self.secrets.as_ref()).await?;
+        let app_lock = tokio::select! {
+            locked = lock::lock(&ctx.pool, lock::app_key(app.app_id)) => {
+                locked.map_err(|e| JobError::Retryable(format!("database: {e}")))?
+            }
+            _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
+        };
+        let result = self.deploy(ctx, app).await;
+        app_lock.release().await;
+        result
+    }
+}
+
+impl DeployHandler {
+    async fn deploy(&self, ctx: &JobContext, app: DeployTarget) -> Result<Effects, JobError> {
         let deployment_id = ctx.info.deployment_id;
-        let app = DeployTarget::load(&ctx.pool, deployment_id, self.secrets.as_ref()).await?;
-        let spec = self.container_spec(&app, deployment_id)?;
+        let spec = container_spec(&app, deployment_id)?;
         let release = release::start(
             &ctx.pool,
             app.app_id,
@@ -152,31 +171,30 @@ impl JobHandler for DeployHandler {
     }
 }
 
-impl DeployHandler {
-    fn container_spec(
-        &self,
-        app: &DeployTarget,
-        deployment_id: Uuid,
-    ) -> Result<ContainerSpec, JobError> {
-        let mut spec = ContainerSpec::for_release(app.app_id, deployment_id, app.image_ref.clone());
-        spec.env = app.env.clone();
-        spec.container_port = app.runtime.port;
-        spec.memory = app.runtime.memory.clone();
-        spec.cpus =
-            match &app.runtime.cpus {
-                None => None,
-                Some(cpus) => Some(cpus.parse::<f64>().ok().filter(|c| *c > 0.0).ok_or_else(
-                    || {
-                        JobError::permanent(
-                            "invalid_runtime_settings",
-                            format!("runtime.cpus {cpus:?} is not a positive number"),
-                        )
-                    },
-                )?),
-            };
-        Ok(spec)
-    }
+/// What a release of the app runs: its image, env, port and limits.
+pub fn container_spec(app: &DeployTarget, deployment_id: Uuid) -> Result<ContainerSpec, JobError> {
+    let mut spec = ContainerSpec::for_release(app.app_id, deployment_id, app.image_ref.clone());
+    spec.env = app.env.clone();
+    spec.container_port = app.runtime.port;
+    spec.memory = app.runtime.memory.clone();
+    spec.cpus = match &app.runtime.cpus {
+        None => None,
+        Some(cpus) => Some(
+            cpus.parse::<f64>()
+                .ok()
+                .filter(|c| *c > 0.0)
+                .ok_or_else(|| {
+                    JobError::permanent(
+                        "invalid_runtime_settings",
+                        format!("runtime.cpus {cpus:?} is not a positive number"),
+                    )
+                })?,
+        ),
+    };
+    Ok(spec)
+}
 
+impl DeployHandler {
     /// Pulls the image and starts the release; returns its host port.
     async fn start(
         &self,
