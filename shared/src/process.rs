@@ -127,9 +127,10 @@ fn group_has_running_member(group: i32) -> bool {
         return false;
     };
     entries.flatten().any(|entry| {
-        let is_pid = entry.file_name().to_str().is_some_and(|name| {
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
-        });
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()));
         if !is_pid {
             return false;
         }
