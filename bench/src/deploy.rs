@@ -1,0 +1,442 @@
+//! `deploy`: deploys of the static-site example on the local target through
+//! the real fleet (release API binary, build, provision and deploy workers;
+//! a test-owned registry, git daemon and Caddy on free loopback ports; real
+//! buildah and podman). Three JSON lines:
+//!
+//! - `redeploy_under_load`: five redeploys in a row, each of a new commit
+//!   (`VERSION n`). For each one a request loop runs through Caddy (by Host
+//!   header, fixed rate) from the deploy request until the deployment is
+//!   `live`, which the deploy job commits only after the replaced release
+//!   was stopped (checked with podman). `failed_requests` counts non-2xx,
+//!   connection errors and answers slower than 2 s; `answers_by_version`
+//!   shows both releases answered during each redeploy.
+//! - `built_to_live`: a commit built earlier is deployed again with its
+//!   image first removed from local storage (so the pull fetches the
+//!   image's own layers from the registry; the base layers it shares with
+//!   the local base image stay), default health settings. `built_to_live_s`
+//!   runs from the deployment's `built` event to the moment the bench first
+//!   got the new page through Caddy (the switch); `built_to_state_live_s`
+//!   to the `live` event, which also counts the 2 s drain and the stop of
+//!   the replaced release. `pull_s`, `start_s`, `health_s`, `switch_s` are
+//!   the deploy job's own timings from its log.
+//! - `rollback`: `{"rollback_to": DEPLOYMENT}` to a kept release (its image
+//!   still local); `rollback_s` from the request to the old page answering
+//!   through Caddy, `rollback_to_state_live_s` to the state `live`.
+//!
+//! Nothing is left behind: the fleet, registry, git daemon and Caddy are
+//! stopped by pid, the app's containers and the run's images removed, the
+//! database and queues dropped.
+
+mod load;
+mod timings;
+
+use crate::build::fleet::{self, Fleet};
+use crate::build::images;
+use crate::harness::Env;
+use crate::stats::{mean, percentile, round};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use slipway_testkit::caddy::Caddy;
+use slipway_testkit::git::{seed_repo, GitDaemon, SeededRepo};
+use slipway_testkit::registry::Registry;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const BINARIES: [&str; 4] = [
+    fleet::API,
+    "slipway-worker-build",
+    "slipway-worker-provision",
+    "slipway-worker-deploy",
+];
+const TERMINAL: &[&str] = &["live", "failed", "cancelled", "superseded"];
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
+const REDEPLOYS: u32 = 5;
+const RATE_PER_S: u32 = 150;
+const REPEATS: usize = 3;
+const APP: &str = "site";
+const SERVER: &str = "apps";
+
+/// What a measurement needs: the fleet, the app's repo and where Caddy is.
+struct Ctx<'a> {
+    fleet: &'a Fleet,
+    repo: &'a SeededRepo,
+    url: String,
+    host: String,
+    app_id: String,
+    page: String,
+}
+
+/// A version of the page deployed by a redeploy.
+struct Version {
+    n: u32,
+    commit: String,
+    deployment: Value,
+}
+
+pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
+    let dir = fleet::bin_dir();
+    fleet::ensure_binaries(&dir, &BINARIES).await?;
+    let env = Env::new(amqp_url).await?;
+    let registry = Registry::start().await?;
+    let work = std::env::temp_dir().join(format!("slipway-bench-deploy-{}", env.prefix));
+    let result = async {
+        let caddy = Caddy::start().await?;
+        std::fs::create_dir_all(work.join("repos"))?;
+        std::fs::create_dir_all(work.join("builds"))?;
+        let target: Vec<(String, String)> = [
+            ("SLIPWAY_REGISTRY", registry.addr().to_owned()),
+            ("SLIPWAY_CADDY_ADMIN", caddy.admin_url()),
+            ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_owned()),
+            ("SLIPWAY_CADDY_SERVER", SERVER.to_owned()),
+            ("SLIPWAY_BASE_DOMAIN", "localhost".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain(images::containers_conf())
+        .collect();
+        let mut build = target.clone();
+        build.push((
+            "SLIPWAY_BUILD_DIR".into(),
+            work.join("builds").display().to_string(),
+        ));
+        let workers = vec![
+            (BINARIES[1], build),
+            (BINARIES[2], target.clone()),
+            (BINARIES[3], target),
+        ];
+        let daemon = GitDaemon::start(&work.join("repos"))?;
+        let mut fleet = Fleet::start(&env, &dir, workers).await?;
+        let measured = measure_all(&fleet, &daemon, &work.join("repos"), &caddy).await;
+        let measured = measured.map_err(|e| anyhow::anyhow!("{e:#}\n{}", fleet.tails()));
+        fleet.stop().await;
+        drop(daemon);
+        measured
+    }
+    .await;
+    remove_leftovers(registry.addr()).await;
+    drop(registry);
+    let _ = std::fs::remove_dir_all(&work);
+    env.cleanup().await;
+    result
+}
+
+async fn measure_all(
+    fleet: &Fleet,
+    daemon: &GitDaemon,
+    repos: &Path,
+    caddy: &Caddy,
+) -> anyhow::Result<()> {
+    let source = fleet::workspace().join("examples/static-site");
+    let page = std::fs::read_to_string(source.join("index.html"))?;
+    anyhow::ensure!(
+        page.contains("VERSION 1<"),
+        "the example names no VERSION 1"
+    );
+    let repo = seed_repo(repos, APP, Some(&source))?;
+    let (status, app) = fleet
+        .call(
+            reqwest::Method::POST,
+            "/v1/apps",
+            Some(json!({"name": APP, "git_url": daemon.url(APP), "git_ref": "main"})),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create app: {status} {app}");
+    let mut ctx = Ctx {
+        fleet,
+        repo: &repo,
+        url: format!("http://{}/", caddy.http_addr()),
+        host: String::new(),
+        app_id: app["id"].as_str().context("app id")?.to_owned(),
+        page,
+    };
+    let result = async {
+        let first = deploy(&ctx, json!({})).await?;
+        ensure_live(&first)?;
+        // http://HOST:PORT/
+        let url = first["url"].as_str().context("url of the live release")?;
+        let authority = url.trim_start_matches("http://").trim_end_matches('/');
+        ctx.host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host)
+            .to_owned();
+        let (line, versions) = redeploys(&ctx).await?;
+        print(line)?;
+        print(built_to_live(&ctx, &versions).await?)?;
+        print(rollbacks(&ctx, &versions).await?)
+    }
+    .await;
+    remove_containers(&ctx.app_id).await;
+    result
+}
+
+fn print(line: Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Requests a deployment and waits until it ends.
+async fn deploy(ctx: &Ctx<'_>, body: Value) -> anyhow::Result<Value> {
+    let id = request_deploy(ctx, body).await?;
+    wait_done(ctx, &id).await
+}
+
+async fn request_deploy(ctx: &Ctx<'_>, body: Value) -> anyhow::Result<String> {
+    let (status, answer) = ctx
+        .fleet
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/apps/{APP}/deployments"),
+            Some(body),
+        )
+        .await?;
+    anyhow::ensure!(status == 202, "deploy: {status} {answer}");
+    Ok(answer["id"].as_str().context("deployment id")?.to_owned())
+}
+
+async fn wait_done(ctx: &Ctx<'_>, id: &str) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    loop {
+        let deployment = ctx.fleet.get(&format!("/v1/deployments/{id}")).await?;
+        if TERMINAL.contains(&deployment["state"].as_str().unwrap_or_default()) {
+            return Ok(deployment);
+        }
+        anyhow::ensure!(
+            started.elapsed() < DEPLOY_TIMEOUT,
+            "deployment {id} not done after {DEPLOY_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ensure_live(deployment: &Value) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        deployment["state"] == "live",
+        "deployment {} ended {}: {} {}",
+        deployment["id"],
+        deployment["state"],
+        deployment["error_code"],
+        deployment["error_message"]
+    );
+    Ok(())
+}
+
+async fn redeploys(ctx: &Ctx<'_>) -> anyhow::Result<(Value, Vec<Version>)> {
+    let (mut sent, mut failed) = (0, 0);
+    let mut examples = Vec::new();
+    let mut latencies = Vec::new();
+    let mut per_redeploy = Vec::new();
+    let mut versions = Vec::new();
+    let mut both_every_time = true;
+    for n in 2..=REDEPLOYS + 1 {
+        let page = ctx.page.replacen("VERSION 1<", &format!("VERSION {n}<"), 1);
+        let commit = ctx.repo.push_change("main", "index.html", &page)?;
+        let stop = CancellationToken::new();
+        let requests = tokio::spawn(load::run(
+            ctx.url.clone(),
+            ctx.host.clone(),
+            RATE_PER_S,
+            stop.clone(),
+        ));
+        let started = Instant::now();
+        let deployment = deploy(ctx, json!({})).await;
+        stop.cancel();
+        let report = requests.await?;
+        let deployment = deployment?;
+        ensure_live(&deployment)?;
+        let running = running_containers(&ctx.app_id).await?;
+        anyhow::ensure!(
+            running == 1,
+            "{running} containers of the app run after redeploy {n}"
+        );
+        let answered = |v: u32| report.versions.get(&v).copied().unwrap_or(0);
+        both_every_time &= answered(n - 1) > 0 && answered(n) > 0;
+        sent += report.sent;
+        failed += report.failed.len();
+        examples.extend(report.failed.iter().take(5).cloned());
+        latencies.extend(report.latencies_ms.iter().copied());
+        per_redeploy.push(json!({
+            "to_version": n,
+            "requests": report.sent,
+            "failed": report.failed.len(),
+            "answers_by_version": report.versions,
+            "request_to_live_s": round(started.elapsed().as_secs_f64(), 2),
+        }));
+        versions.push(Version {
+            n,
+            commit,
+            deployment,
+        });
+    }
+    let line = json!({
+        "scenario": "deploy",
+        "measure": "redeploy_under_load",
+        "redeploys": REDEPLOYS,
+        "rate_per_s": RATE_PER_S,
+        "requests_sent": sent,
+        "failed_requests": failed,
+        "failure_examples": examples,
+        "old_and_new_answered_every_time": both_every_time,
+        "latency_p50_ms": round(percentile(&latencies, 50.0), 1),
+        "latency_p99_ms": round(percentile(&latencies, 99.0), 1),
+        "latency_max_ms": round(latencies.iter().copied().fold(0.0, f64::max), 1),
+        "per_redeploy": per_redeploy,
+    });
+    Ok((line, versions))
+}
+
+/// Versions 2, 3, 4 again by commit (the build stage reuses their images),
+/// each image removed from local storage first.
+async fn built_to_live(ctx: &Ctx<'_>, versions: &[Version]) -> anyhow::Result<Value> {
+    let mut serving = Vec::new();
+    let mut state_live = Vec::new();
+    let mut splits = Vec::new();
+    for version in versions.iter().take(REPEATS) {
+        let image = version.deployment["image_ref"]
+            .as_str()
+            .context("image_ref")?;
+        remove_image(image).await?;
+        let id = request_deploy(ctx, json!({"git_ref": version.commit})).await?;
+        let answered = load::wait_version(&ctx.url, &ctx.host, version.n, DEPLOY_TIMEOUT).await?;
+        let deployment = wait_done(ctx, &id).await?;
+        ensure_live(&deployment)?;
+        let built = event_at(&deployment, "built")?;
+        serving.push(seconds(answered - built));
+        state_live.push(seconds(event_at(&deployment, "live")? - built));
+        splits.push(timings::parse(&deploy_logs(ctx, &id).await?)?);
+    }
+    let part = |f: fn(&timings::Split) -> f64| -> f64 {
+        round(mean(&splits.iter().map(f).collect::<Vec<_>>()), 3)
+    };
+    Ok(json!({
+        "scenario": "deploy",
+        "measure": "built_to_live",
+        "runs": serving.len(),
+        "built_to_live_s": round(mean(&serving), 3),
+        "built_to_live_max_s": round(max(&serving), 3),
+        "built_to_state_live_s": round(mean(&state_live), 3),
+        "pull_s": part(|s| s.pull_s),
+        "start_s": part(|s| s.start_s),
+        "health_s": part(|s| s.health_s),
+        "switch_s": part(|s| s.switch_s),
+        "image_removed_before_deploy": true,
+        "health_settings": "default: GET /healthz every 250 ms",
+    }))
+}
+
+/// Rollbacks to the releases of versions 6, 5 and 4 (kept: their images
+/// are in local storage), each while another version serves.
+async fn rollbacks(ctx: &Ctx<'_>, versions: &[Version]) -> anyhow::Result<Value> {
+    let mut serving = Vec::new();
+    let mut state_live = Vec::new();
+    for version in versions.iter().rev().take(REPEATS) {
+        let started = Utc::now();
+        let id = request_deploy(ctx, json!({"rollback_to": version.deployment["id"]})).await?;
+        let answered = load::wait_version(&ctx.url, &ctx.host, version.n, DEPLOY_TIMEOUT).await?;
+        let deployment = wait_done(ctx, &id).await?;
+        ensure_live(&deployment)?;
+        serving.push(seconds(answered - started));
+        state_live.push(seconds(event_at(&deployment, "live")? - started));
+    }
+    Ok(json!({
+        "scenario": "deploy",
+        "measure": "rollback",
+        "runs": serving.len(),
+        "rollback_s": round(mean(&serving), 3),
+        "rollback_max_s": round(max(&serving), 3),
+        "rollback_to_state_live_s": round(mean(&state_live), 3),
+    }))
+}
+
+fn max(samples: &[f64]) -> f64 {
+    samples.iter().copied().fold(0.0, f64::max)
+}
+
+fn seconds(delta: chrono::TimeDelta) -> f64 {
+    delta.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}
+
+fn event_at(deployment: &Value, to: &str) -> anyhow::Result<DateTime<Utc>> {
+    let events = deployment["events"].as_array().context("events")?;
+    let event = events
+        .iter()
+        .rev()
+        .find(|e| e["to"] == to)
+        .with_context(|| format!("no {to} event"))?;
+    Ok(event["at"].as_str().context("at")?.parse()?)
+}
+
+async fn deploy_logs(ctx: &Ctx<'_>, id: &str) -> anyhow::Result<Vec<String>> {
+    let body = ctx
+        .fleet
+        .get(&format!("/v1/deployments/{id}/logs?limit=10000"))
+        .await?;
+    Ok(body["lines"]
+        .as_array()
+        .context("lines")?
+        .iter()
+        .filter(|l| l["stage"] == "deploy")
+        .filter_map(|l| l["line"].as_str().map(str::to_owned))
+        .collect())
+}
+
+async fn running_containers(app_id: &str) -> anyhow::Result<usize> {
+    let filter = format!("label=io.slipway.app={app_id}");
+    let ids = images::engine("podman", &["ps", "-q", "--filter", &filter]).await?;
+    Ok(ids.split_whitespace().count())
+}
+
+/// Removes the image (every name of it) from local storage, and checks it
+/// is gone, so the next deploy of it really pulls.
+async fn remove_image(reference: &str) -> anyhow::Result<()> {
+    let id = images::engine(
+        "podman",
+        &["image", "inspect", "--format", "{{.Id}}", reference],
+    )
+    .await?;
+    images::engine("podman", &["rmi", "--force", &id]).await?;
+    let gone = images::engine("podman", &["image", "exists", reference])
+        .await
+        .is_err();
+    anyhow::ensure!(gone, "{reference} is still in local storage");
+    Ok(())
+}
+
+async fn remove_containers(app_id: &str) {
+    let filter = format!("label=io.slipway.app={app_id}");
+    if let Ok(ids) = images::engine("podman", &["ps", "-aq", "--filter", &filter]).await {
+        for id in ids.split_whitespace() {
+            let _ = images::engine("podman", &["rm", "--force", "--time", "0", id]).await;
+        }
+    }
+}
+
+/// Every image of this run's registry (its address has a port of its own).
+async fn remove_leftovers(registry: &str) {
+    let listed = images::engine(
+        "podman",
+        &[
+            "images",
+            "--noheading",
+            "--format",
+            "{{.ID}} {{.Repository}}",
+        ],
+    )
+    .await
+    .unwrap_or_default();
+    let mut ids: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, repo)| repo.starts_with(registry))
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let _ = images::engine("podman", &["rmi", "--force", id]).await;
+    }
+}
