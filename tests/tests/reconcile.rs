@@ -175,7 +175,7 @@ impl Setup {
         let series = format!("slipway_reconcile_repairs_total{{kind=\"{kind}\"}} ");
         let mut total = 0;
         for worker in self.fleet.workers.iter().filter(|w| w.stage == "deploy") {
-            let log = std::fs::read_to_string(worker.proc.log_path())?;
+            let log = strip_ansi(&std::fs::read_to_string(worker.proc.log_path())?);
             let Some(addr) = log
                 .split("metrics_addr=")
                 .nth(1)
@@ -195,6 +195,24 @@ impl Setup {
         }
         Ok(total)
     }
+}
+
+/// The log without its colour escapes (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn running(name: &str) -> bool {
