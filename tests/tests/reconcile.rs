@@ -1,7 +1,9 @@
 //! The reconciler against real podman, a test-owned Caddy and the real
 //! deploy worker process: after the app's container is killed, or removed,
 //! and after Caddy restarts without its config, the app serves again
-//! without any new deployment, and the worker's metrics count the repairs.
+//! without any new deployment, and the worker's metrics count the repairs;
+//! so it does after a "host restart" (deploy worker, container and Caddy
+//! down at once, then a new worker).
 //! A deploy worker killed in the middle of a deploy leaves the old release
 //! serving (the other worker's reconciler does not undo the half-done
 //! deploy), and the re-run job finishes the switch.
@@ -259,6 +261,27 @@ async fn a_killed_or_removed_container_and_a_restarted_caddy_are_brought_back() 
     s.wait_serving("VERSION 1").await?;
     assert!(s.repairs("caddy_server_restored").await? >= 1);
     assert!(s.repairs("route_restored").await? >= 1);
+
+    // The host restarts: the deploy worker, the app's container and Caddy
+    // all go down; a new worker brings the app back.
+    let worker = s
+        .fleet
+        .workers
+        .iter()
+        .find(|w| w.stage == "deploy")
+        .map(|w| w.id.clone())
+        .context("a deploy worker")?;
+    s.fleet.worker(&worker).proc.sigkill()?;
+    podman(&["stop", "-t", "0", &name])?;
+    assert!(!running(&name));
+    s.caddy.restart().await?;
+    s.fleet.spawn_worker("deploy")?;
+    s.wait_serving("VERSION 1").await?;
+    assert!(running(&name), "{name} runs again");
+    assert!(
+        s.repairs("container_started").await? >= 1,
+        "counted by the new worker"
+    );
 
     // All of it without a deployment: the same release is live.
     assert_eq!(s.deployments().await?, 1);
