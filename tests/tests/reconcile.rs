@@ -3,7 +3,7 @@
 //! and after Caddy restarts without its config, the app serves again
 //! without any new deployment, and the worker's metrics count the repairs;
 //! so it does after a "host restart" (deploy worker, container and Caddy
-//! down at once, then a new worker).
+//! down at once, then a new worker). A stray container of the app goes.
 //! A deploy worker killed in the middle of a deploy leaves the old release
 //! serving (the other worker's reconciler does not undo the half-done
 //! deploy), and the re-run job finishes the switch.
@@ -282,6 +282,24 @@ async fn a_killed_or_removed_container_and_a_restarted_caddy_are_brought_back() 
         s.repairs("container_started").await? >= 1,
         "counted by the new worker"
     );
+
+    // A container of the app that is not the live release (as a crashed
+    // deploy may leave one) is removed.
+    let image = podman(&["container", "inspect", "--format", "{{.ImageName}}", &name])?;
+    let stray = format!("slipway-stray-{}", Uuid::new_v4().simple());
+    let label = format!("io.slipway.app={}", s.app_id);
+    podman(&["run", "-d", "--name", &stray, "--label", &label, &image])?;
+    let started = Instant::now();
+    while podman(&["container", "exists", &stray]).is_ok() {
+        anyhow::ensure!(
+            started.elapsed() < REPAIR_TIMEOUT,
+            "{stray} was not removed\n{}",
+            s.fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(s.repairs("stale_container_removed").await? >= 1);
+    assert!(running(&name));
 
     // All of it without a deployment: the same release is live.
     assert_eq!(s.deployments().await?, 1);

@@ -5,7 +5,9 @@
 //! is re-created from the release's image on its port; the apps' Caddy
 //! server and each app's route are re-created when missing (a Caddy that
 //! restarted without its config) and pointed back at the release when they
-//! point elsewhere. No new deployment is made: the release is the same.
+//! point elsewhere; once the route is right, the app's other containers (a
+//! release a crashed deploy left behind) are removed. No new deployment is
+//! made: the release is the same.
 //!
 //! It never fights a deploy. Only one deploy worker reconciles at a time
 //! (an advisory lock held for the pass); an app with a deployment in the
@@ -30,7 +32,7 @@ use uuid::Uuid;
 
 /// `slipway_reconcile_repairs_total{kind}`: what the reconciler fixed
 /// (`container_started`, `container_recreated`, `caddy_server_restored`,
-/// `route_restored`, `route_corrected`).
+/// `route_restored`, `route_corrected`, `stale_container_removed`).
 pub static REPAIRS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     let counter = IntCounterVec::new(
         prometheus::Opts::new(

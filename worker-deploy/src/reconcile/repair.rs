@@ -1,6 +1,8 @@
 //! Bringing one app back to its live release: its container running (started
 //! again, or re-created from the release's image on its port), then the
-//! apps' Caddy server and the app's route pointing at it.
+//! apps' Caddy server and the app's route pointing at it, then no other
+//! container of the app left (a release a crashed deploy started or did
+//! not get to stop).
 //!
 //! A re-created container gets the app's env and runtime settings as they
 //! are now (the release keeps no copy of them); its image is the release's,
@@ -8,7 +10,7 @@
 
 use super::{repaired, LiveRelease, Reconciler};
 use crate::caddy::RouteChange;
-use crate::engine::{ContainerInfo, EngineError, LABEL_RELEASE};
+use crate::engine::{ContainerInfo, EngineError, LABEL_APP, LABEL_RELEASE};
 use crate::handler::{container_spec, route_id};
 use crate::health::{self, HealthCheck};
 use crate::release;
@@ -54,12 +56,41 @@ impl Reconciler {
             )
             .await?;
         let kind = match change {
-            RouteChange::Unchanged => return Ok(repairs),
+            // Other containers go only once the route has pointed away
+            // from them for a whole pass: requests to them can finish.
+            RouteChange::Unchanged => return Ok(repairs + self.remove_others(release).await?),
             RouteChange::Created => "route_restored",
             RouteChange::UpstreamsSwitched | RouteChange::Replaced => "route_corrected",
         };
         repaired(kind, release, &format!("route {host} -> {upstream}"));
         Ok(repairs + 1)
+    }
+
+    /// Removes the app's containers other than the live release's. No
+    /// deploy of the app is in flight (the caller holds the app's lock and
+    /// checked), so none of them is about to serve.
+    async fn remove_others(&self, release: &LiveRelease) -> anyhow::Result<usize> {
+        let containers = self
+            .engine
+            .list(LABEL_APP, &release.app_id.to_string())
+            .await?;
+        let mut removed = 0;
+        for other in containers
+            .iter()
+            .filter(|c| c.name != release.container_name)
+        {
+            self.engine.remove(&other.name).await?;
+            repaired(
+                "stale_container_removed",
+                release,
+                &format!(
+                    "removed {} ({}), not the live release",
+                    other.name, other.state
+                ),
+            );
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Makes sure the release's container runs; returns its host port. A
