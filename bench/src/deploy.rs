@@ -227,6 +227,7 @@ fn ensure_live(deployment: &Value) -> anyhow::Result<()> {
 
 async fn redeploys(ctx: &Ctx<'_>) -> anyhow::Result<(Value, Vec<Version>)> {
     let (mut sent, mut failed) = (0, 0);
+    let mut phases = Phases::default();
     let mut examples = Vec::new();
     let mut latencies = Vec::new();
     let mut per_redeploy = Vec::new();
@@ -255,9 +256,14 @@ async fn redeploys(ctx: &Ctx<'_>) -> anyhow::Result<(Value, Vec<Version>)> {
         );
         let answered = |v: u32| report.versions.get(&v).copied().unwrap_or(0);
         both_every_time &= answered(n - 1) > 0 && answered(n) > 0;
+        let id = deployment["id"].as_str().context("id")?;
+        let marks = deploy_marks(ctx, id, &deployment).await?;
+        for (at, _) in &report.failed {
+            phases.count(*at, &marks);
+        }
         sent += report.sent;
         failed += report.failed.len();
-        examples.extend(report.failed.iter().take(5).cloned());
+        examples.extend(report.failed.iter().take(3).map(|(_, why)| why.clone()));
         latencies.extend(report.latencies_ms.iter().copied());
         per_redeploy.push(json!({
             "to_version": n,
@@ -279,6 +285,11 @@ async fn redeploys(ctx: &Ctx<'_>) -> anyhow::Result<(Value, Vec<Version>)> {
         "rate_per_s": RATE_PER_S,
         "requests_sent": sent,
         "failed_requests": failed,
+        "failed_by_phase": {
+            "build_and_provision": phases.build,
+            "deploy_before_switch": phases.before_switch,
+            "switch_to_live": phases.after_switch,
+        },
         "failure_examples": examples,
         "old_and_new_answered_every_time": both_every_time,
         "latency_p50_ms": round(percentile(&latencies, 50.0), 1),
@@ -287,6 +298,53 @@ async fn redeploys(ctx: &Ctx<'_>) -> anyhow::Result<(Value, Vec<Version>)> {
         "per_redeploy": per_redeploy,
     });
     Ok((line, versions))
+}
+
+/// When a deployment entered its deploy stage and when its route switched.
+struct Marks {
+    deploying: DateTime<Utc>,
+    switched: DateTime<Utc>,
+}
+
+async fn deploy_marks(ctx: &Ctx<'_>, id: &str, deployment: &Value) -> anyhow::Result<Marks> {
+    let body = ctx
+        .fleet
+        .get(&format!("/v1/deployments/{id}/logs?limit=10000"))
+        .await?;
+    let switched = body["lines"]
+        .as_array()
+        .context("lines")?
+        .iter()
+        .find(|l| {
+            l["stage"] == "deploy" && l["line"].as_str().is_some_and(|t| t.starts_with("route "))
+        })
+        .and_then(|l| l["at"].as_str())
+        .context("no route line in the deploy log")?
+        .parse()?;
+    Ok(Marks {
+        deploying: event_at(deployment, "deploying")?,
+        switched,
+    })
+}
+
+/// Failed requests by what the deployment was doing when they were sent.
+#[derive(Default)]
+struct Phases {
+    build: usize,
+    before_switch: usize,
+    after_switch: usize,
+}
+
+impl Phases {
+    fn count(&mut self, at: DateTime<Utc>, marks: &Marks) {
+        if at < marks.deploying {
+            self.build += 1;
+        } else if at < marks.switched {
+            self.before_switch += 1;
+        } else {
+            self.after_switch += 1;
+        }
+    }
 }
 
 /// Versions 2, 3, 4 again by commit (the build stage reuses their images),

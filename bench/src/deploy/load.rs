@@ -17,8 +17,8 @@ const GIVE_UP: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct LoopReport {
     pub sent: usize,
-    /// Reasons, one per failed request.
-    pub failed: Vec<String>,
+    /// When each failed request was sent, and why it failed.
+    pub failed: Vec<(chrono::DateTime<chrono::Utc>, String)>,
     /// Answers by the version their page names (0: none named).
     pub versions: BTreeMap<u32, usize>,
     pub latencies_ms: Vec<f64>,
@@ -55,6 +55,7 @@ pub async fn run(url: String, host: String, rate: u32, stop: CancellationToken) 
         let (client, url, host, report) =
             (client.clone(), url.clone(), host.clone(), report.clone());
         tasks.push(tokio::spawn(async move {
+            let sent_at = chrono::Utc::now();
             let started = Instant::now();
             let outcome = async {
                 let answer = client
@@ -62,7 +63,7 @@ pub async fn run(url: String, host: String, rate: u32, stop: CancellationToken) 
                     .header(reqwest::header::HOST, host)
                     .send()
                     .await
-                    .map_err(|e| format!("error: {e}"))?;
+                    .map_err(|e| format!("error: {}", chain(&e)))?;
                 let status = answer.status();
                 let page = answer.text().await.map_err(|e| format!("body: {e}"))?;
                 if !status.is_success() {
@@ -76,13 +77,13 @@ pub async fn run(url: String, host: String, rate: u32, stop: CancellationToken) 
             r.sent += 1;
             r.latencies_ms.push(elapsed.as_secs_f64() * 1000.0);
             match outcome {
-                Ok(_) if elapsed > SLOW => r.failed.push(format!("slow: {elapsed:?}")),
+                Ok(_) if elapsed > SLOW => r.failed.push((sent_at, format!("slow: {elapsed:?}"))),
                 Ok(page) => {
                     *r.versions
                         .entry(version_of(&page).unwrap_or(0))
                         .or_default() += 1
                 }
-                Err(e) => r.failed.push(e),
+                Err(e) => r.failed.push((sent_at, e)),
             }
         }));
     }
@@ -91,6 +92,18 @@ pub async fn run(url: String, host: String, rate: u32, stop: CancellationToken) 
     }
     let mut report = report.lock().unwrap_or_else(|p| p.into_inner());
     std::mem::take(&mut *report)
+}
+
+/// An error with its causes (reqwest's own message hides them).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Polls `url` with `host` every 20 ms until its page names `version`;
