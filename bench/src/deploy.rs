@@ -8,8 +8,10 @@
 //!   header, fixed rate) from the deploy request until the deployment is
 //!   `live`, which the deploy job commits only after the replaced release
 //!   was stopped (checked with podman). `failed_requests` counts non-2xx,
-//!   connection errors and answers slower than 2 s; `answers_by_version`
-//!   shows both releases answered during each redeploy.
+//!   connection errors and answers slower than 2 s (`failed_by_phase`: sent
+//!   before the deploy stage, in it before the route switch, or after);
+//!   `answers_by_version` shows both releases answered during each
+//!   redeploy.
 //! - `built_to_live`: a commit built earlier is deployed again with its
 //!   image first removed from local storage (so the pull fetches the
 //!   image's own layers from the registry; the base layers it shares with
