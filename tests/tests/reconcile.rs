@@ -4,6 +4,8 @@
 //! without any new deployment, and the worker's metrics count the repairs;
 //! so it does after a "host restart" (deploy worker, container and Caddy
 //! down at once, then a new worker). A stray container of the app goes.
+//! The advisory locks: one reconciler pass at a time, and a deploy waits
+//! for an app being repaired.
 //! A deploy worker killed in the middle of a deploy leaves the old release
 //! serving (the other worker's reconciler does not undo the half-done
 //! deploy), and the re-run job finishes the switch.
@@ -418,5 +420,58 @@ async fn a_deploy_worker_killed_mid_deploy_leaves_the_old_release_serving_and_th
     let running_now = podman(&["ps", "-q", "--filter", &filter])?;
     assert_eq!(running_now.split_whitespace().count(), 1, "{running_now}");
     s.fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_reconciler_at_a_time_and_a_deploy_waits_for_an_app_being_repaired(
+) -> anyhow::Result<()> {
+    use slipway_worker_deploy::lock;
+    let db = slipway_testkit::fresh_database().await?;
+    let pool = &db.pool;
+
+    // A second worker's pass finds the reconciler lock taken.
+    let pass = lock::try_lock(pool, lock::RECONCILER_KEY)
+        .await?
+        .context("the reconciler lock is free at first")?;
+    assert!(lock::try_lock(pool, lock::RECONCILER_KEY).await?.is_none());
+    // A holder dropped without release (a cancelled job) closes its
+    // session, which frees the lock.
+    drop(pass);
+    let started = Instant::now();
+    let again = loop {
+        if let Some(again) = lock::try_lock(pool, lock::RECONCILER_KEY).await? {
+            break again;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the dropped lock stays held"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    again.release().await;
+
+    // A deploy (blocking lock) waits while the reconciler repairs the app;
+    // the reconciler skips an app a deploy holds.
+    let app = Uuid::new_v4();
+    let repairing = lock::try_lock(pool, lock::app_key(app))
+        .await?
+        .context("the app lock is free")?;
+    let deploy = tokio::spawn({
+        let pool = pool.clone();
+        async move { lock::lock(&pool, lock::app_key(app)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!deploy.is_finished(), "the deploy waits for the repair");
+    repairing.release().await;
+    let deploying = tokio::time::timeout(Duration::from_secs(30), deploy).await???;
+    assert!(lock::try_lock(pool, lock::app_key(app)).await?.is_none());
+    deploying.release().await;
+    let free = lock::try_lock(pool, lock::app_key(app)).await?;
+    assert!(free.is_some(), "released");
+    if let Some(free) = free {
+        free.release().await;
+    }
+    db.drop_database().await;
     Ok(())
 }
