@@ -30,12 +30,14 @@
 //! database and queues dropped.
 
 mod load;
+mod podman;
+mod redeploy;
 mod timings;
 
 use crate::build::fleet::{self, Fleet};
 use crate::build::images;
 use crate::harness::Env;
-use crate::stats::{mean, percentile, round};
+use crate::stats::{mean, round};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -45,7 +47,6 @@ use slipway_testkit::registry::Registry;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const BINARIES: [&str; 4] = [
     fleet::API,
@@ -118,7 +119,7 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
         measured
     }
     .await;
-    remove_leftovers(registry.addr()).await;
+    podman::remove_leftovers(registry.addr()).await;
     drop(registry);
     let _ = std::fs::remove_dir_all(&work);
     env.cleanup().await;
@@ -164,13 +165,13 @@ async fn measure_all(
             .rsplit_once(':')
             .map_or(authority, |(host, _)| host)
             .to_owned();
-        let (line, versions) = redeploys(&ctx).await?;
+        let (line, versions) = redeploy::redeploys(&ctx).await?;
         print(line)?;
         print(built_to_live(&ctx, &versions).await?)?;
         print(rollbacks(&ctx, &versions).await?)
     }
     .await;
-    remove_containers(&ctx.app_id).await;
+    podman::remove_containers(&ctx.app_id).await;
     result
 }
 
@@ -227,128 +228,6 @@ fn ensure_live(deployment: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn redeploys(ctx: &Ctx<'_>) -> anyhow::Result<(Value, Vec<Version>)> {
-    let (mut sent, mut failed) = (0, 0);
-    let mut phases = Phases::default();
-    let mut examples = Vec::new();
-    let mut latencies = Vec::new();
-    let mut per_redeploy = Vec::new();
-    let mut versions = Vec::new();
-    let mut both_every_time = true;
-    for n in 2..=REDEPLOYS + 1 {
-        let page = ctx.page.replacen("VERSION 1<", &format!("VERSION {n}<"), 1);
-        let commit = ctx.repo.push_change("main", "index.html", &page)?;
-        let stop = CancellationToken::new();
-        let requests = tokio::spawn(load::run(
-            ctx.url.clone(),
-            ctx.host.clone(),
-            RATE_PER_S,
-            stop.clone(),
-        ));
-        let started = Instant::now();
-        let deployment = deploy(ctx, json!({})).await;
-        stop.cancel();
-        let report = requests.await?;
-        let deployment = deployment?;
-        ensure_live(&deployment)?;
-        let running = running_containers(&ctx.app_id).await?;
-        anyhow::ensure!(
-            running == 1,
-            "{running} containers of the app run after redeploy {n}"
-        );
-        let answered = |v: u32| report.versions.get(&v).copied().unwrap_or(0);
-        both_every_time &= answered(n - 1) > 0 && answered(n) > 0;
-        let id = deployment["id"].as_str().context("id")?;
-        let marks = deploy_marks(ctx, id, &deployment).await?;
-        for (at, _) in &report.failed {
-            phases.count(*at, &marks);
-        }
-        sent += report.sent;
-        failed += report.failed.len();
-        examples.extend(report.failed.iter().take(3).map(|(_, why)| why.clone()));
-        latencies.extend(report.latencies_ms.iter().copied());
-        per_redeploy.push(json!({
-            "to_version": n,
-            "requests": report.sent,
-            "failed": report.failed.len(),
-            "answers_by_version": report.versions,
-            "request_to_live_s": round(started.elapsed().as_secs_f64(), 2),
-        }));
-        versions.push(Version {
-            n,
-            commit,
-            deployment,
-        });
-    }
-    let line = json!({
-        "scenario": "deploy",
-        "measure": "redeploy_under_load",
-        "redeploys": REDEPLOYS,
-        "rate_per_s": RATE_PER_S,
-        "requests_sent": sent,
-        "failed_requests": failed,
-        "failed_by_phase": {
-            "build_and_provision": phases.build,
-            "deploy_before_switch": phases.before_switch,
-            "switch_to_live": phases.after_switch,
-        },
-        "failure_examples": examples,
-        "old_and_new_answered_every_time": both_every_time,
-        "latency_p50_ms": round(percentile(&latencies, 50.0), 1),
-        "latency_p99_ms": round(percentile(&latencies, 99.0), 1),
-        "latency_max_ms": round(latencies.iter().copied().fold(0.0, f64::max), 1),
-        "per_redeploy": per_redeploy,
-    });
-    Ok((line, versions))
-}
-
-/// When a deployment entered its deploy stage and when its route switched.
-struct Marks {
-    deploying: DateTime<Utc>,
-    switched: DateTime<Utc>,
-}
-
-async fn deploy_marks(ctx: &Ctx<'_>, id: &str, deployment: &Value) -> anyhow::Result<Marks> {
-    let body = ctx
-        .fleet
-        .get(&format!("/v1/deployments/{id}/logs?limit=10000"))
-        .await?;
-    let switched = body["lines"]
-        .as_array()
-        .context("lines")?
-        .iter()
-        .find(|l| {
-            l["stage"] == "deploy" && l["line"].as_str().is_some_and(|t| t.starts_with("route "))
-        })
-        .and_then(|l| l["at"].as_str())
-        .context("no route line in the deploy log")?
-        .parse()?;
-    Ok(Marks {
-        deploying: event_at(deployment, "deploying")?,
-        switched,
-    })
-}
-
-/// Failed requests by what the deployment was doing when they were sent.
-#[derive(Default)]
-struct Phases {
-    build: usize,
-    before_switch: usize,
-    after_switch: usize,
-}
-
-impl Phases {
-    fn count(&mut self, at: DateTime<Utc>, marks: &Marks) {
-        if at < marks.deploying {
-            self.build += 1;
-        } else if at < marks.switched {
-            self.before_switch += 1;
-        } else {
-            self.after_switch += 1;
-        }
-    }
-}
-
 /// Versions 2, 3, 4 again by commit (the build stage reuses their images),
 /// each image removed from local storage first.
 async fn built_to_live(ctx: &Ctx<'_>, versions: &[Version]) -> anyhow::Result<Value> {
@@ -359,7 +238,7 @@ async fn built_to_live(ctx: &Ctx<'_>, versions: &[Version]) -> anyhow::Result<Va
         let image = version.deployment["image_ref"]
             .as_str()
             .context("image_ref")?;
-        remove_image(image).await?;
+        podman::remove_image(image).await?;
         let id = request_deploy(ctx, json!({"git_ref": version.commit})).await?;
         let answered = load::wait_version(&ctx.url, &ctx.host, version.n, DEPLOY_TIMEOUT).await?;
         let deployment = wait_done(ctx, &id).await?;
@@ -442,61 +321,4 @@ async fn deploy_logs(ctx: &Ctx<'_>, id: &str) -> anyhow::Result<Vec<String>> {
         .filter(|l| l["stage"] == "deploy")
         .filter_map(|l| l["line"].as_str().map(str::to_owned))
         .collect())
-}
-
-async fn running_containers(app_id: &str) -> anyhow::Result<usize> {
-    let filter = format!("label=io.slipway.app={app_id}");
-    let ids = images::engine("podman", &["ps", "-q", "--filter", &filter]).await?;
-    Ok(ids.split_whitespace().count())
-}
-
-/// Removes the image (every name of it) from local storage, and checks it
-/// is gone, so the next deploy of it really pulls.
-async fn remove_image(reference: &str) -> anyhow::Result<()> {
-    let id = images::engine(
-        "podman",
-        &["image", "inspect", "--format", "{{.Id}}", reference],
-    )
-    .await?;
-    images::engine("podman", &["rmi", "--force", &id]).await?;
-    let gone = images::engine("podman", &["image", "exists", reference])
-        .await
-        .is_err();
-    anyhow::ensure!(gone, "{reference} is still in local storage");
-    Ok(())
-}
-
-async fn remove_containers(app_id: &str) {
-    let filter = format!("label=io.slipway.app={app_id}");
-    if let Ok(ids) = images::engine("podman", &["ps", "-aq", "--filter", &filter]).await {
-        for id in ids.split_whitespace() {
-            let _ = images::engine("podman", &["rm", "--force", "--time", "0", id]).await;
-        }
-    }
-}
-
-/// Every image of this run's registry (its address has a port of its own).
-async fn remove_leftovers(registry: &str) {
-    let listed = images::engine(
-        "podman",
-        &[
-            "images",
-            "--noheading",
-            "--format",
-            "{{.ID}} {{.Repository}}",
-        ],
-    )
-    .await
-    .unwrap_or_default();
-    let mut ids: Vec<&str> = listed
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, repo)| repo.starts_with(registry))
-        .map(|(id, _)| id)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
-        let _ = images::engine("podman", &["rmi", "--force", id]).await;
-    }
 }
