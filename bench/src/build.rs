@@ -37,8 +37,8 @@
 //! database and queues dropped, and the images this run built (tagged and
 //! intermediate) and its base copies removed with `buildah rmi`.
 
-mod fleet;
-mod images;
+pub mod fleet;
+pub mod images;
 
 use crate::harness::Env;
 use crate::stats::{self, percentile, round};
@@ -102,7 +102,7 @@ const EXAMPLES: [Example; 5] = [
 /// Runs every example and prints its line as soon as it is measured.
 pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
     let dir = fleet::bin_dir();
-    fleet::ensure_binaries(&dir).await?;
+    fleet::ensure_binaries(&dir, &[fleet::API, "slipway-worker-build"]).await?;
     let run = Uuid::new_v4().simple().to_string()[..12].to_owned();
     let bases = BaseImages::create(&run).await?;
     let mut deployments = Vec::new();
@@ -133,7 +133,8 @@ async fn with_services(
     build_env.extend(images::containers_conf());
     let result = async {
         let daemon = GitDaemon::start(&repos)?;
-        let mut fleet = Fleet::start(&env, dir, build_env).await?;
+        let workers = vec![("slipway-worker-build", build_env)];
+        let mut fleet = Fleet::start(&env, dir, workers).await?;
         let measured = measure_all(&fleet, &daemon, &repos, bases, deployments).await;
         let measured = measured.map_err(|e| anyhow::anyhow!("{e:#}\n{}", fleet.tails()));
         fleet.stop().await;

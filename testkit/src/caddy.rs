@@ -2,7 +2,9 @@
 //! port and a second port is set aside for the HTTP server a test creates
 //! through that API (so the test exercises server creation itself). State
 //! (`XDG_DATA_HOME`, `XDG_CONFIG_HOME`) lives in a temp dir of its own.
-//! Killed by pid (its own process group) and its dir removed on `Drop`.
+//! Killed by pid (its own process group) and its dir removed on `Drop`;
+//! `restart` replaces it with a fresh one on the same ports, as after a
+//! crash.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +46,26 @@ impl Caddy {
     async fn start_in(dir: &Path) -> anyhow::Result<Caddy> {
         let admin_addr = format!("127.0.0.1:{}", free_port());
         let http_addr = format!("127.0.0.1:{}", free_port());
+        Self::start_at(dir, admin_addr, http_addr).await
+    }
+
+    /// Kills this Caddy (SIGKILL to its group, as a crash would) and starts
+    /// a fresh one on the same ports with only its admin API configured:
+    /// every server and route it had is gone.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        os::kill_group(self.pid);
+        let _ = self.child.wait().await;
+        let fresh =
+            Self::start_at(&self.dir, self.admin_addr.clone(), self.http_addr.clone()).await?;
+        let mut old = std::mem::replace(self, fresh);
+        // The old process is gone and reaped, and the dir is the new one's:
+        // its Drop has nothing left to do (kill_group ignores pid 0).
+        old.pid = 0;
+        old.dir = PathBuf::new();
+        Ok(())
+    }
+
+    async fn start_at(dir: &Path, admin_addr: String, http_addr: String) -> anyhow::Result<Caddy> {
         let config = dir.join("caddy.json");
         std::fs::write(
             &config,

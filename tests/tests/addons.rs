@@ -1,8 +1,8 @@
 //! Add-ons through the real fleet on the local target: a postgres add-on is
 //! created on a real Postgres server by the provision stage and reached by
 //! the app through `DATABASE_URL`; a volume is mounted into the release;
-//! both keep their data across a redeploy and a restart and are dropped
-//! only when purged.
+//! both keep their data across a redeploy, a restart and a container the
+//! reconciler re-creates, and are dropped only when purged.
 //! Plus the API's validation, masking and project isolation.
 
 mod common;
@@ -107,6 +107,20 @@ async fn can_log_in(server: &PgCluster, role: &str, password: &str, db: &str) ->
     PgConnection::connect(&url).await.is_ok()
 }
 
+fn running_containers(app_id: &str) -> Vec<String> {
+    let filter = format!("label=io.slipway.app={app_id}");
+    std::process::Command::new("podman")
+        .args(["ps", "-q", "--filter", &filter])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn volume_exists(name: &str) -> bool {
     std::process::Command::new("podman")
         .args(["volume", "exists", name])
@@ -160,6 +174,7 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
         ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_string()),
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
         ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_string()),
+        ("SLIPWAY_RECONCILE_INTERVAL", "1s".to_string()),
         ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
         ("SLIPWAY_ADDON_POSTGRES_URL", server.admin_url()),
     ];
@@ -295,6 +310,36 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
         (status, &notes["notes"]),
         (200, &json!(["first"])),
         "{notes}"
+    );
+    let (status, lines) = app_get(&caddy, host, "/file/read").await?;
+    assert_eq!(
+        (status, &lines["lines"]),
+        (200, &json!(["first"])),
+        "{lines}"
+    );
+
+    // A container that disappears is re-created by the reconciler with
+    // its add-ons.
+    let running = running_containers(&leftovers.app_id);
+    assert_eq!(running.len(), 1, "{running:?}");
+    std::process::Command::new("podman")
+        .args(["rm", "-f", "-t", "0", &running[0]])
+        .output()?;
+    let mut answer = (0, Value::Null);
+    for _ in 0..120 {
+        answer = app_get(&caddy, host, "/db/read")
+            .await
+            .unwrap_or((0, Value::Null));
+        if answer.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        (answer.0, &answer.1["notes"]),
+        (200, &json!(["first"])),
+        "{answer:?}\n{}",
+        fleet.logs()
     );
     let (status, lines) = app_get(&caddy, host, "/file/read").await?;
     assert_eq!(

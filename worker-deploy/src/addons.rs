@@ -3,7 +3,8 @@
 //! environment, and never logged), a ready volume is mounted at its path.
 //! The provision stage of the same deployment created them; one still
 //! `pending` here was added after that stage ran and waits for the next
-//! deployment. Add-ons being purged are not linked.
+//! deployment. Add-ons being purged are not linked. The reconciler links
+//! them the same way when it re-creates a release's container.
 //!
 //! A release on the local target reaches a Postgres server on the host's
 //! loopback through podman's slirp4netns network with host loopback
@@ -16,8 +17,11 @@ use slipway_shared::addons::{database_url, redact_url, AddonServer};
 use slipway_shared::db::addons::{self, KIND_POSTGRES, STATE_PENDING, STATE_PURGING};
 use slipway_shared::job::{JobContext, JobError};
 use slipway_shared::secrets::SecretBox;
+use sqlx::PgPool;
+use uuid::Uuid;
 
-/// Adds the app's add-ons to the release's spec.
+/// Adds the app's add-ons to the release's spec, and says so in the
+/// deployment's log.
 pub async fn link(
     ctx: &JobContext,
     site: &Site,
@@ -25,17 +29,45 @@ pub async fn link(
     secrets: Option<&SecretBox>,
     spec: &mut ContainerSpec,
 ) -> Result<(), JobError> {
-    let rows = addons::for_deployment(&ctx.pool, ctx.info.deployment_id)
+    let local = matches!(site.engine.host(), Host::Local);
+    let said = apply(
+        &ctx.pool,
+        ctx.info.deployment_id,
+        local,
+        server,
+        secrets,
+        spec,
+    )
+    .await?;
+    for line in said {
+        ctx.logs.info(line).await;
+    }
+    Ok(())
+}
+
+/// Adds the add-ons of the deployment's app to `spec` (also used by the
+/// reconciler when it re-creates a release's container); returns what it
+/// did, passwords redacted.
+pub async fn apply(
+    pool: &PgPool,
+    deployment_id: Uuid,
+    local: bool,
+    server: &AddonServer,
+    secrets: Option<&SecretBox>,
+    spec: &mut ContainerSpec,
+) -> Result<Vec<String>, JobError> {
+    let rows = addons::for_deployment(pool, deployment_id)
         .await
         .map_err(|e| JobError::Retryable(format!("database error: {e}")))?;
     let rows: Vec<_> = rows
         .into_iter()
         .filter(|r| r.state != STATE_PURGING)
         .collect();
+    let mut said = Vec::new();
     if rows.is_empty() {
-        return Ok(());
+        return Ok(said);
     }
-    if !matches!(site.engine.host(), Host::Local) {
+    if !local {
         return Err(JobError::permanent(
             "addons_unsupported_on_target",
             "add-ons run on the local target only; this app is placed on an ssh target",
@@ -44,12 +76,10 @@ pub async fn link(
     for row in rows {
         if row.state == STATE_PENDING {
             // Added after this deployment's provision stage ran.
-            ctx.logs
-                .info(format!(
-                    "add-on {} is pending: the app's next deployment creates and links it",
-                    row.name
-                ))
-                .await;
+            said.push(format!(
+                "add-on {} is pending: the app's next deployment creates and links it",
+                row.name
+            ));
             continue;
         }
         if row.kind == KIND_POSTGRES {
@@ -70,24 +100,20 @@ pub async fn link(
                 server.port,
                 row.db_name.as_deref().unwrap_or_default(),
             );
-            ctx.logs
-                .info(format!(
-                    "add-on {}: DATABASE_URL={}",
-                    row.name,
-                    redact_url(&url)
-                ))
-                .await;
+            said.push(format!(
+                "add-on {}: DATABASE_URL={}",
+                row.name,
+                redact_url(&url)
+            ));
             spec.env.retain(|(key, _)| key != "DATABASE_URL");
             spec.env.push(("DATABASE_URL".into(), url));
             if let Some(network) = network {
                 spec.network = Some(network.to_owned());
             }
         } else if let (Some(volume), Some(mount)) = (row.volume_name, row.mount_path) {
-            ctx.logs
-                .info(format!("add-on {}: volume {volume} at {mount}", row.name))
-                .await;
+            said.push(format!("add-on {}: volume {volume} at {mount}", row.name));
             spec.volumes.push((volume, mount));
         }
     }
-    Ok(())
+    Ok(said)
 }

@@ -345,6 +345,13 @@ impl Engine {
         self.exec_ok(&args, COMMAND_TIMEOUT + grace).await.map(drop)
     }
 
+    /// Starts a stopped container again, as it was created (same port,
+    /// env and limits).
+    pub async fn start(&self, name: &str) -> Result<(), EngineError> {
+        let args = strings(&["start", name]);
+        self.exec_ok(&args, RUN_TIMEOUT).await.map(drop)
+    }
+
     /// Removes the container, killing it if it still runs. A missing
     /// container is not an error.
     pub async fn remove(&self, name: &str) -> Result<(), EngineError> {

@@ -13,10 +13,14 @@
 //! route moves only to a healthy release, the old one stops only after the
 //! switch, and a re-run attempt finds the release an earlier attempt
 //! started (its container is named after the deployment) and carries on.
+//!
+//! A deploy holds the app's advisory lock (see `lock`) for its whole run, so
+//! the reconciler never repairs an app while its route is being switched.
 
 use crate::caddy::CaddyAdmin;
 use crate::engine::Engine;
 use crate::launch::{container_spec, discard, health_check, start, stop_and_remove};
+use crate::lock;
 use crate::release::{self, MarkLive};
 use crate::site::Site;
 use crate::target::DeployTarget;
@@ -87,8 +91,22 @@ impl JobHandler for DeployHandler {
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<Effects, JobError> {
+        let app = DeployTarget::load_app(&ctx.pool, ctx.info.deployment_id).await?;
+        let app_lock = tokio::select! {
+            locked = lock::lock(&ctx.pool, lock::app_key(app.app_id)) => {
+                locked.map_err(|e| JobError::Retryable(format!("database: {e}")))?
+            }
+            _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
+        };
+        let result = self.deploy(ctx, app).await;
+        app_lock.release().await;
+        result
+    }
+}
+
+impl DeployHandler {
+    async fn deploy(&self, ctx: &JobContext, app: DeployTarget) -> Result<Effects, JobError> {
         let deployment_id = ctx.info.deployment_id;
-        let app = DeployTarget::load_app(&ctx.pool, deployment_id).await?;
         let site = tokio::select! {
             site = self.site(ctx) => site?,
             _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
@@ -208,9 +226,9 @@ impl JobHandler for DeployHandler {
                 ))
                 .await;
             // The route no longer points at it: a failure here costs disk,
-            // not availability, and the reconciler can finish it. (A
-            // release left on another target after the app moved is the
-            // reconciler's too: it is not on this site.)
+            // not availability, and on the local target the reconciler
+            // finishes it. (A release left on another target after the app
+            // moved is not on this site: nothing removes it yet.)
             let names = replicas::release_containers(&site, previous.id, &previous.container_name)
                 .await
                 .unwrap_or_else(|_| vec![previous.container_name.clone()]);

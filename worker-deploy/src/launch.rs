@@ -101,7 +101,7 @@ pub(crate) async fn health_check(
     };
     ctx.logs
         .info(format!(
-            "health check of {name}: GET {} (up to {} tries)",
+            "health check: GET {} (up to {} tries) of {name}",
             check.path, check.attempts
         ))
         .await;

@@ -1,17 +1,21 @@
 //! The deploy worker: consumes the `deploy` stage queue with the shared runtime
 //! and runs the probe job, the deploy job (deploys and app operations) and
-//! the deploy side of a target check; beside them, the health monitor and
-//! the runtime-log collector of the apps on the local target.
+//! the deploy side of a target check; beside them, the reconciler that keeps
+//! the local target at the desired state, the health monitor and the
+//! runtime-log collector of the apps on the local target.
 
 pub mod addons;
 pub mod caddy;
 pub mod check;
+pub mod config;
 pub mod engine;
 pub mod handler;
 pub mod health;
 pub mod launch;
+pub mod lock;
 pub mod monitor;
 pub mod operate;
+pub mod reconcile;
 pub mod release;
 pub mod replicas;
 pub mod routing;
@@ -27,12 +31,37 @@ use tokio_util::sync::CancellationToken;
 pub const STAGE: Stage = Stage::Deploy;
 /// The stage's time limit unless `SLIPWAY_STAGE_TIMEOUT` says otherwise.
 pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Connections of the reconciler's own pool: its pass lock, an app lock
+/// and its queries.
+const RECONCILER_CONNECTIONS: u32 = 3;
 
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let target = slipway_shared::local_target::LocalTarget::from_env()?;
+    let deploy_settings = config::DeploySettings::from_env()?;
+    let target = deploy_settings.target;
+    let secrets = slipway_shared::config::worker_secret_box()?;
+    let reconciler = match deploy_settings.reconcile_interval {
+        Some(interval) => {
+            let reconciler = reconcile::Reconciler {
+                pool: slipway_shared::db::pool(
+                    &settings.common.database_url,
+                    RECONCILER_CONNECTIONS,
+                )?,
+                engine: engine::Engine::local(target.containers_conf.clone()),
+                caddy: caddy::CaddyAdmin::new(&target.caddy_admin)?,
+                target: target.clone(),
+                secrets: secrets.clone(),
+            };
+            Some(tokio::spawn(reconciler.run(interval, shutdown.clone())))
+        }
+        None => {
+            tracing::info!("reconciler off (SLIPWAY_RECONCILE_INTERVAL=off)");
+            None
+        }
+    };
     // The monitor and the log collector share one small pool of their own,
-    // outside the job runtime's. Both know only this host's engine: they
-    // touch apps on the local target only (ssh targets: not built yet).
+    // outside the job runtime's. Like the reconciler they know only this
+    // host's engine: they touch apps on the local target only (ssh
+    // targets: not built yet).
     let side_pool = slipway_shared::db::pool(&settings.common.database_url, 2)?;
     let monitor = target
         .health_monitor_interval
@@ -46,10 +75,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             shutdown.clone(),
         ))
     });
-    let deploy = std::sync::Arc::new(handler::DeployHandler::new(
-        target,
-        slipway_shared::config::worker_secret_box()?,
-    )?);
+    let deploy = std::sync::Arc::new(handler::DeployHandler::new(target, secrets)?);
     let result = slipway_shared::worker::run(
         STAGE,
         settings,
@@ -61,8 +87,9 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
         shutdown.clone(),
     )
     .await;
+    // The runtime may end on its own (an error): the side tasks go too.
     shutdown.cancel();
-    for task in [monitor, collector].into_iter().flatten() {
+    for task in [reconciler, monitor, collector].into_iter().flatten() {
         let _ = task.await;
     }
     result

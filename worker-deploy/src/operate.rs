@@ -81,8 +81,8 @@ pub(crate) async fn is_serving(
 
 /// Removes the app's route, certificates and every container labelled with
 /// the app on its site, then (with the job's outcome) the app. Containers
-/// left on a target the app was moved away from are not on this site: the
-/// reconciler's work, like a replaced release there.
+/// left on a target the app was moved away from are not on this site and
+/// stay there (nothing removes them yet).
 pub(crate) async fn destroy(
     site: &Site,
     ctx: &JobContext,

@@ -60,6 +60,29 @@ pub async fn set_port(pool: &PgPool, release_id: Uuid, port: u16) -> Result<(), 
     Ok(())
 }
 
+/// Records the port of replica `index` (0 is the release's own container,
+/// whose port is also `host_port`) after it was re-created on another one.
+pub async fn set_replica_port(
+    pool: &PgPool,
+    release_id: Uuid,
+    index: u32,
+    port: u16,
+) -> Result<(), JobError> {
+    let index = i32::try_from(index).unwrap_or(i32::MAX);
+    sqlx::query(
+        "UPDATE releases SET host_ports[$2 + 1] = $3,
+                host_port = CASE WHEN $2 = 0 THEN $3 ELSE host_port END
+         WHERE id = $1",
+    )
+    .bind(release_id)
+    .bind(index)
+    .bind(i32::from(port))
+    .execute(pool)
+    .await
+    .map_err(database)?;
+    Ok(())
+}
+
 pub async fn mark_failed(pool: &PgPool, release_id: Uuid) -> Result<(), JobError> {
     sqlx::query(
         "UPDATE releases SET state = 'failed', stopped_at = now() WHERE id = $1 AND state = 'starting'",

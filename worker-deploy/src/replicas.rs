@@ -13,11 +13,21 @@ use uuid::Uuid;
 
 pub use slipway_shared::operation::MAX_REPLICAS;
 
+/// The container name of replica `index` of the release whose first
+/// container is `first`.
+pub fn replica_name(first: &str, index: u32) -> String {
+    if index == 0 {
+        first.to_owned()
+    } else {
+        format!("{first}-r{index}")
+    }
+}
+
 /// The spec of replica `index` (0 is the release's own container).
 pub fn replica_spec(spec: &ContainerSpec, index: u32) -> ContainerSpec {
     let mut replica = spec.clone();
     if index > 0 {
-        replica.name = format!("{}-r{index}", spec.name);
+        replica.name = replica_name(&spec.name, index);
         replica.host_port = None;
     }
     replica

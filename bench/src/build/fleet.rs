@@ -1,8 +1,10 @@
-//! The fleet of the `build` scenario: the release API binary and one build
-//! worker as OS processes, each in its own process group and stopped by its
-//! pid, and an HTTP client holding a project token. No provision or deploy
-//! worker runs: past the build a deployment would start containers and add
-//! routes to the platform's Caddy, which a build benchmark must not touch.
+//! The fleet of the `build` and `deploy` scenarios: the release API binary
+//! and the worker binaries a scenario asks for as OS processes, each in its
+//! own process group and stopped by its pid, and an HTTP client holding a
+//! project token. The `build` scenario runs no provision or deploy worker:
+//! past the build a deployment would start containers and add routes to
+//! the platform's Caddy, which a build benchmark must not touch; the
+//! `deploy` scenario runs all three against a Caddy of its own.
 
 use crate::harness::{self, Env};
 use nix::sys::signal::{kill, killpg, Signal};
@@ -13,7 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
-pub const BINARIES: [&str; 2] = ["slipway-api", "slipway-worker-build"];
+pub const API: &str = "slipway-api";
 
 /// One process this benchmark started.
 struct Process {
@@ -43,7 +45,7 @@ impl Process {
             .id()
             .ok_or_else(|| anyhow::anyhow!("{binary} exited at once"))? as i32;
         eprintln!(
-            "[bench] build: started {binary} (pid {pid}, log {})",
+            "[bench] started {binary} (pid {pid}, log {})",
             log.display()
         );
         Ok(Process {
@@ -68,7 +70,7 @@ impl Process {
             .await
             .is_err()
         {
-            eprintln!("[bench] build: {} ignored SIGTERM; killing", self.name);
+            eprintln!("[bench] {} ignored SIGTERM; killing", self.name);
         }
         let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
         let _ = self.child.wait().await;
@@ -92,12 +94,13 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts the API and one build worker; `build_env` goes to the build
-    /// worker only (registry, base images, build dir).
+    /// Starts the API and one process per `(binary, extra env)` of
+    /// `workers`; the extra env goes to that worker only (registry, base
+    /// images, build dir, Caddy).
     pub async fn start(
         env: &Env,
         dir: &Path,
-        build_env: Vec<(String, String)>,
+        workers: Vec<(&str, Vec<(String, String)>)>,
     ) -> anyhow::Result<Fleet> {
         let port = slipway_testkit::free_port();
         let common: Vec<(String, String)> = [
@@ -123,23 +126,24 @@ impl Fleet {
             "SLIPWAY_ADMIN_TOKEN".into(),
             format!("bench-admin-{}", uuid::Uuid::new_v4().simple()),
         ));
-        fleet
-            .processes
-            .push(Process::spawn(dir, BINARIES[0], &api_env)?);
+        fleet.processes.push(Process::spawn(dir, API, &api_env)?);
         let healthz = format!("{}/healthz", fleet.api_url);
         if let Err(error) = slipway_testkit::wait_http_ok(&healthz, Duration::from_secs(30)).await {
             let tail = fleet.processes[0].tail(20);
             fleet.stop().await;
             anyhow::bail!("the API did not come up: {error:#}\n{tail}");
         }
-        let mut worker_env = common;
-        worker_env.push(("SLIPWAY_WORKER_ID".into(), "bench-build-1".into()));
-        worker_env.extend(build_env);
-        match Process::spawn(dir, BINARIES[1], &worker_env) {
-            Ok(process) => fleet.processes.push(process),
-            Err(error) => {
-                fleet.stop().await;
-                return Err(error);
+        for (binary, extra) in workers {
+            let mut worker_env = common.clone();
+            let stage = binary.trim_start_matches("slipway-worker-");
+            worker_env.push(("SLIPWAY_WORKER_ID".into(), format!("bench-{stage}-1")));
+            worker_env.extend(extra);
+            match Process::spawn(dir, binary, &worker_env) {
+                Ok(process) => fleet.processes.push(process),
+                Err(error) => {
+                    fleet.stop().await;
+                    return Err(error);
+                }
             }
         }
         let pool = &env.db.pool;
@@ -194,7 +198,7 @@ impl Fleet {
             process.stop(Duration::from_secs(15)).await;
         }
         eprintln!(
-            "[bench] build: fleet stopped in {:.1} s",
+            "[bench] fleet stopped in {:.1} s",
             started.elapsed().as_secs_f64()
         );
     }
@@ -219,21 +223,21 @@ pub fn workspace() -> PathBuf {
 
 /// Builds the binaries (a no-op when up to date): stale ones would carry
 /// older migrations than the database the bench made.
-pub async fn ensure_binaries(dir: &Path) -> anyhow::Result<()> {
+pub async fn ensure_binaries(dir: &Path, binaries: &[&str]) -> anyhow::Result<()> {
     if std::env::var_os("SLIPWAY_BIN_DIR").is_some() {
         anyhow::ensure!(
-            BINARIES.iter().all(|b| dir.join(b).is_file()),
+            binaries.iter().all(|b| dir.join(b).is_file()),
             "binaries missing in SLIPWAY_BIN_DIR={}",
             dir.display()
         );
         return Ok(());
     }
-    eprintln!("[bench] build: building the API and worker binaries (release)");
+    eprintln!("[bench] building the API and worker binaries (release)");
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build
         .current_dir(workspace())
         .args(["build", "--release", "--bins"]);
-    for binary in BINARIES {
+    for binary in binaries {
         build.args(["-p", binary]);
     }
     let status = build

@@ -71,7 +71,7 @@ pub fn containers_conf() -> Option<(String, String)> {
     })
 }
 
-async fn engine(program: &str, args: &[&str]) -> anyhow::Result<String> {
+pub async fn engine(program: &str, args: &[&str]) -> anyhow::Result<String> {
     let mut command = Command::new(program);
     command.args(args).kill_on_drop(true);
     if let Some((key, value)) = containers_conf() {

@@ -1,0 +1,251 @@
+//! Bringing one app back to its live release: every container of the
+//! release (each replica) running (started again, or re-created from the
+//! release's image on its port), then the apps' Caddy server (and, when the
+//! local target serves HTTPS, its TLS server and the app's certificates)
+//! and the app's route pointing at all of them, then no other container of
+//! the app left (a release a crashed deploy started or did not get to stop).
+//!
+//! A re-created container gets the app's env and runtime settings as they
+//! are now (the release keeps no copy of them); its image is the release's,
+//! by digest. The route keeps the hosts it has (a domain changed since the
+//! last deploy waits for the next deploy, start or restart); a route that is
+//! gone is re-created with the app's hosts as they are now.
+
+use super::{repaired, LiveRelease, Reconciler};
+use crate::caddy::RouteChange;
+use crate::engine::{ContainerInfo, EngineError, LABEL_APP, LABEL_RELEASE};
+use crate::handler::route_id;
+use crate::health::{self, HealthCheck};
+use crate::launch::container_spec;
+use crate::release;
+use crate::replicas::{replica_name, replica_spec};
+use crate::site::Site;
+use crate::target::DeployTarget;
+
+impl LiveRelease {
+    /// The port each replica was last recorded on.
+    fn ports(&self) -> Vec<Option<u16>> {
+        let port = |p: &i32| u16::try_from(*p).ok();
+        match self.host_ports.as_deref() {
+            Some(ports) if !ports.is_empty() => ports.iter().map(port).collect(),
+            _ => vec![self.host_port.as_ref().and_then(port)],
+        }
+    }
+}
+
+impl Reconciler {
+    /// Repairs the app; returns how many repairs that took.
+    pub(super) async fn repair(
+        &self,
+        release: &LiveRelease,
+        server_checked: &mut bool,
+    ) -> anyhow::Result<usize> {
+        let mut repairs = 0;
+        let app = DeployTarget::load_app(&self.pool, release.deployment_id).await?;
+        let listed = self
+            .engine
+            .list(LABEL_RELEASE, &release.deployment_id.to_string())
+            .await?;
+        let mut names = Vec::new();
+        let mut upstreams = Vec::new();
+        for (index, known) in (0u32..).zip(release.ports()) {
+            let name = replica_name(&release.container_name, index);
+            let found = listed.iter().find(|c| c.name == name);
+            let port = self
+                .ensure_container(release, &app, index, found, known, &mut repairs)
+                .await?;
+            names.push(name);
+            upstreams.push(format!("127.0.0.1:{port}"));
+        }
+        let server = &self.target.caddy_server;
+        let http = &self.target.caddy_http_addr;
+        if !*server_checked {
+            if self.caddy.ensure_server(server, http).await? {
+                repaired(
+                    "caddy_server_restored",
+                    release,
+                    &format!("Caddy server {server} re-created"),
+                );
+                repairs += 1;
+            }
+            if let Some(https) = &self.target.caddy_https_addr {
+                if self.caddy.ensure_tls_server(server, https, http).await? {
+                    repaired(
+                        "caddy_server_restored",
+                        release,
+                        &format!("TLS server of {server} on {https} re-created"),
+                    );
+                    repairs += 1;
+                }
+            }
+            *server_checked = true;
+        }
+        let id = route_id(release.app_id);
+        let hosts = match self
+            .caddy
+            .routes(server)
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+        {
+            Some(route) if !route.hosts.is_empty() => route.hosts,
+            _ => app.hosts(&self.target.base_domain),
+        };
+        if self.target.caddy_https_addr.is_some() {
+            // Adds only what is missing (a Caddy that lost its config).
+            self.caddy.add_tls_hosts(server, &hosts).await?;
+        }
+        let change = self
+            .caddy
+            .set_route(server, &id, &hosts, &upstreams)
+            .await?;
+        let kind = match change {
+            // Other containers go only once the route has pointed away
+            // from them for a whole pass: requests to them can finish.
+            RouteChange::Unchanged => {
+                return Ok(repairs + self.remove_others(release, &names).await?)
+            }
+            RouteChange::Created => "route_restored",
+            RouteChange::UpstreamsSwitched | RouteChange::Replaced => "route_corrected",
+        };
+        repaired(
+            kind,
+            release,
+            &format!("route {} -> {}", hosts.join(", "), upstreams.join(", ")),
+        );
+        Ok(repairs + 1)
+    }
+
+    /// Removes the app's containers other than the live release's (all its
+    /// replicas, `keep`). No deploy of the app is in flight (the caller
+    /// holds the app's lock and checked), so none of them is about to serve.
+    async fn remove_others(&self, release: &LiveRelease, keep: &[String]) -> anyhow::Result<usize> {
+        let containers = self
+            .engine
+            .list(LABEL_APP, &release.app_id.to_string())
+            .await?;
+        let mut removed = 0;
+        for other in containers.iter().filter(|c| !keep.contains(&c.name)) {
+            self.engine.remove(&other.name).await?;
+            repaired(
+                "stale_container_removed",
+                release,
+                &format!(
+                    "removed {} ({}), not the live release",
+                    other.name, other.state
+                ),
+            );
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Makes sure replica `index` of the release runs; returns its host
+    /// port. A container that had to be started or re-created passes the
+    /// app's health check before the route is touched.
+    async fn ensure_container(
+        &self,
+        release: &LiveRelease,
+        app: &DeployTarget,
+        index: u32,
+        found: Option<&ContainerInfo>,
+        recorded: Option<u16>,
+        repairs: &mut usize,
+    ) -> anyhow::Result<u16> {
+        let known_port = |c: &ContainerInfo| c.host_port.or(recorded);
+        if let Some(port) = found.filter(|c| c.is_running()).and_then(known_port) {
+            return Ok(port);
+        }
+        let name = replica_name(&release.container_name, index);
+        let port = match found.and_then(|c| known_port(c).map(|p| (c, p))) {
+            Some((container, port)) => match self.engine.start(&container.name).await {
+                Ok(()) => {
+                    repaired(
+                        "container_started",
+                        release,
+                        &format!("container {name} was {}; started again", container.state),
+                    );
+                    port
+                }
+                Err(error) => {
+                    tracing::warn!(%error, container = %name,
+                        "reconciler: the stopped container does not start; re-creating it");
+                    self.engine.remove(&container.name).await?;
+                    self.recreate(release, index, recorded).await?
+                }
+            },
+            None => {
+                self.engine.remove(&name).await?;
+                self.recreate(release, index, recorded).await?
+            }
+        };
+        *repairs += 1;
+        let check = HealthCheck {
+            path: app.runtime.health_path.clone(),
+            interval: app.runtime.health_interval,
+            timeout: app.runtime.health_timeout,
+            attempts: app.runtime.health_attempts,
+        };
+        health::wait_healthy(port, &check).await?;
+        Ok(port)
+    }
+
+    /// Runs replica `index` of the release again from its image, on its old
+    /// port if that is still free.
+    async fn recreate(
+        &self,
+        release: &LiveRelease,
+        index: u32,
+        old_port: Option<u16>,
+    ) -> anyhow::Result<u16> {
+        let app =
+            DeployTarget::load(&self.pool, release.deployment_id, self.secrets.as_ref()).await?;
+        let site = Site::local(&self.target, &self.engine, &self.caddy);
+        let mut first = container_spec(&site, &app, release.deployment_id)?;
+        let server = &self.target.addon_postgres;
+        let secrets = self.secrets.as_ref();
+        crate::addons::apply(
+            &self.pool,
+            release.deployment_id,
+            true,
+            server,
+            secrets,
+            &mut first,
+        )
+        .await?;
+        anyhow::ensure!(
+            first.name == release.container_name,
+            "release {} has container {}, expected {}",
+            release.id,
+            release.container_name,
+            first.name
+        );
+        let mut spec = replica_spec(&first, index);
+        spec.host_port = old_port;
+        self.engine
+            .pull(&spec.image, self.target.registry_tls_verify)
+            .await?;
+        let running = match self.engine.run(&spec).await {
+            Ok(running) => running,
+            Err(EngineError::StartFailed { stderr, .. })
+                if old_port.is_some() && stderr.contains("address already in use") =>
+            {
+                spec.host_port = None;
+                self.engine.run(&spec).await?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if Some(running.host_port) != old_port {
+            release::set_replica_port(&self.pool, release.id, index, running.host_port).await?;
+        }
+        repaired(
+            "container_recreated",
+            release,
+            &format!(
+                "container {} was gone; re-created from {} on 127.0.0.1:{}",
+                spec.name, spec.image, running.host_port
+            ),
+        );
+        Ok(running.host_port)
+    }
+}
