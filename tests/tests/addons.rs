@@ -512,6 +512,38 @@ async fn the_addon_api_validates_masks_and_isolates() -> anyhow::Result<()> {
         assert_eq!(answer.status().as_u16(), 404, "{method} {path}");
     }
 
+    // An app on an ssh target gets no add-ons (not built there yet).
+    let keys = tempfile::tempdir()?;
+    let key_path = keys.path().join("key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_path)
+        .status()?;
+    anyhow::ensure!(made.success(), "ssh-keygen failed");
+    let target = json!({"name": "edge", "kind": "ssh", "host": "127.0.0.1", "user": "root",
+        "ssh_key": std::fs::read_to_string(&key_path)?,
+        "known_hosts": "127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ8w\n"});
+    let (status, answer) = fleet
+        .call(Method::POST, "/v1/targets", Some(target))
+        .await?;
+    anyhow::ensure!(status == 201, "target: {status} {answer}");
+    let remote = json!({"name": "remote", "git_url": "https://example.invalid/x.git",
+                        "target": "edge"});
+    let (status, answer) = fleet.call(Method::POST, "/v1/apps", Some(remote)).await?;
+    anyhow::ensure!(status == 201, "remote app: {status} {answer}");
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps/remote/addons",
+            Some(json!({"kind": "volume", "name": "data", "mount": "/data"})),
+        )
+        .await?;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("addons_unsupported_on_target")),
+        "{answer}"
+    );
+
     // Detaching keeps the data and names it; an unknown add-on is 404.
     let (status, answer) = fleet
         .call(Method::DELETE, &format!("{addons}/nope"), None)
