@@ -181,6 +181,25 @@ impl LogHandle {
         self.line("slipway", line).await;
     }
 
+    /// Values never to be stored in this deployment's lines (an app's
+    /// secret variables, an add-on's password): replaced in every line
+    /// written from now on, by any handle of this deployment in this process.
+    pub fn redact(&self, values: Vec<String>) {
+        self.sink.register_secrets(self.deployment_id, values);
+    }
+
+    /// `text` with the values given to [`LogHandle::redact`] replaced, for
+    /// what is stored outside the log (the deployment's error message).
+    pub fn scrub(&self, text: String) -> String {
+        self.sink.redactor.redact(self.deployment_id, text)
+    }
+
+    /// Drops the values given to [`LogHandle::redact`] once the job that
+    /// knew them is done.
+    pub fn forget_redactions(&self) {
+        self.sink.forget_secrets(self.deployment_id);
+    }
+
     pub async fn flush(&self) {
         self.sink.flush_deployment(self.deployment_id).await;
     }

@@ -100,6 +100,17 @@ impl JobHandler for DeployHandler {
         };
         let result = self.deploy(ctx, app).await;
         app_lock.release().await;
+        // The error is stored apart from the log lines: it quotes the
+        // release's last lines, which may echo a secret.
+        let result = result.map_err(|error| match error {
+            JobError::Permanent { code, message } => JobError::Permanent {
+                code,
+                message: ctx.logs.scrub(message),
+            },
+            JobError::Retryable(message) => JobError::Retryable(ctx.logs.scrub(message)),
+            JobError::Cancelled => JobError::Cancelled,
+        });
+        ctx.logs.forget_redactions();
         result
     }
 }
@@ -127,6 +138,10 @@ impl DeployHandler {
             Some(AppAction::Start | AppAction::Restart) | None => {}
         }
         let app = app.with_env(&ctx.pool, self.secrets.as_ref()).await?;
+        // Before anything the release prints is quoted in the logs.
+        ctx.logs.redact(
+            crate::target::hidden_values(&ctx.pool, app.app_id, self.secrets.as_ref()).await?,
+        );
         let mut spec = container_spec(&site, &app, deployment_id)?;
         let server = &self.target.addon_postgres;
         crate::addons::link(ctx, &site, server, self.secrets.as_ref(), &mut spec).await?;

@@ -72,6 +72,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             engine::Engine::local(target.containers_conf.clone()),
             interval,
             settings.common.log_retention,
+            secrets.clone(),
             shutdown.clone(),
         ))
     });

@@ -5,11 +5,14 @@
 //! transaction-scoped advisory lock, so several deploy workers never store a
 //! line twice; the cursor (the last stored line's time, per container) moves
 //! in the same transaction as the lines. Lines older than the log retention
-//! are pruned. Apps on ssh targets are not collected yet: the collector
+//! are pruned. The values of the app's secret variables and its add-ons'
+//! passwords are redacted before a line is stored. Apps on ssh targets are not collected yet: the collector
 //! asks this host's engine only.
 
 use crate::engine::{Engine, LABEL_APP};
+use crate::target::{hidden_values, redact};
 use chrono::{DateTime, SecondsFormat, Utc};
+use slipway_shared::secrets::SecretBox;
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +50,7 @@ pub async fn run(
     engine: Engine,
     interval: Duration,
     retention: Duration,
+    secrets: Option<SecretBox>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -54,7 +58,7 @@ pub async fn run(
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.cancelled() => return,
         }
-        if let Err(error) = collect_all(&pool, &engine, retention).await {
+        if let Err(error) = collect_all(&pool, &engine, retention, secrets.as_ref()).await {
             tracing::warn!(error = %format!("{error:#}"), "runtime logs: pass failed");
         }
     }
@@ -65,6 +69,7 @@ pub async fn collect_all(
     pool: &PgPool,
     engine: &Engine,
     retention: Duration,
+    secrets: Option<&SecretBox>,
 ) -> anyhow::Result<usize> {
     // Only this host's engine is asked: apps on ssh targets are not
     // collected (not built yet).
@@ -77,7 +82,16 @@ pub async fn collect_all(
     .await?;
     let mut stored = 0;
     for app_id in apps {
-        stored += collect_app(pool, engine, app_id).await?;
+        // An app whose secrets cannot be opened is not collected: its lines
+        // would be stored unredacted.
+        let hidden = match hidden_values(pool, app_id, secrets).await {
+            Ok(hidden) => hidden,
+            Err(error) => {
+                tracing::warn!(%app_id, %error, "runtime logs: app skipped");
+                continue;
+            }
+        };
+        stored += collect_app(pool, engine, app_id, &hidden).await?;
     }
     let cutoff = Utc::now() - chrono::Duration::from_std(retention)?;
     sqlx::query("DELETE FROM app_logs WHERE at < $1")
@@ -87,7 +101,12 @@ pub async fn collect_all(
     Ok(stored)
 }
 
-async fn collect_app(pool: &PgPool, engine: &Engine, app_id: Uuid) -> anyhow::Result<usize> {
+async fn collect_app(
+    pool: &PgPool,
+    engine: &Engine,
+    app_id: Uuid,
+    hidden: &[String],
+) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     let ours: bool =
         sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))")
@@ -110,6 +129,10 @@ async fn collect_app(pool: &PgPool, engine: &Engine, app_id: Uuid) -> anyhow::Re
             .into_iter()
             .chain(parse(&err, "stderr"))
             .filter(|l| cursor.is_none_or(|c| l.at > c))
+            .map(|l| Line {
+                line: redact(hidden, l.line),
+                ..l
+            })
             .collect();
         if lines.is_empty() {
             continue;

@@ -239,6 +239,46 @@ impl DeployTarget {
     }
 }
 
+/// What must never be stored in the app's logs: the values of its secret
+/// variables and the passwords of its database add-ons.
+pub async fn hidden_values(
+    pool: &PgPool,
+    app_id: Uuid,
+    secrets: Option<&SecretBox>,
+) -> Result<Vec<String>, JobError> {
+    let (_, mut values) = load_env(pool, app_id, secrets).await?;
+    let addons = slipway_shared::db::addons::for_app(pool, app_id)
+        .await
+        .map_err(database)?;
+    for sealed in addons.iter().filter_map(|a| a.password_sealed.as_deref()) {
+        let secrets = secrets.ok_or_else(|| {
+            JobError::permanent(
+                "secret_key_missing",
+                "the app has a database add-on but this deploy worker has no SLIPWAY_SECRET_KEY",
+            )
+        })?;
+        let password = secrets.open(sealed).map_err(|e| {
+            JobError::permanent("secret_unreadable", format!("add-on password: {e}"))
+        })?;
+        values.push(password.expose_secret().to_owned());
+    }
+    Ok(values)
+}
+
+/// Every occurrence of a `hidden` value in `line` replaced.
+pub fn redact(hidden: &[String], line: String) -> String {
+    hidden
+        .iter()
+        .filter(|value| value.len() >= 3)
+        .fold(line, |line, value| {
+            if line.contains(value.as_str()) {
+                line.replace(value.as_str(), "[REDACTED]")
+            } else {
+                line
+            }
+        })
+}
+
 /// The container's environment (plain and opened secret variables) and the
 /// secret values, for redaction.
 async fn load_env(
@@ -285,6 +325,17 @@ async fn load_env(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn hidden_values_are_redacted_wherever_they_appear() {
+        let hidden = vec!["s3cr3t-value".to_owned(), "pw".to_owned()];
+        assert_eq!(
+            redact(&hidden, "token=s3cr3t-value and again s3cr3t-value".into()),
+            "token=[REDACTED] and again [REDACTED]"
+        );
+        // Values shorter than 3 characters would blank out ordinary text.
+        assert_eq!(redact(&hidden, "pwd".into()), "pwd");
+    }
 
     #[test]
     fn runtime_settings_have_defaults_and_refuse_nonsense() {
