@@ -208,6 +208,22 @@ impl Setup {
         }
         Ok(total)
     }
+
+    /// Waits until a repair of `kind` is counted: the counter moves after
+    /// the repair's last step (a re-created container's port is recorded
+    /// after it runs), so it may lag what podman already shows.
+    async fn wait_repaired(&self, kind: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while self.repairs(kind).await? < 1 {
+            anyhow::ensure!(
+                started.elapsed() < REPAIR_TIMEOUT,
+                "no {kind} repair counted\n{}",
+                self.fleet.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
 }
 
 /// The log without its colour escapes (`ESC [ ... m`).
@@ -256,7 +272,7 @@ async fn a_killed_or_removed_container_and_a_restarted_caddy_are_brought_back() 
     podman(&["kill", &name])?;
     s.wait_serving("VERSION 1").await?;
     assert!(running(&name), "{name} runs again");
-    assert!(s.repairs("container_started").await? >= 1);
+    s.wait_repaired("container_started").await?;
 
     // The container is removed: it is re-created from the release's image.
     let old_id = podman(&["container", "inspect", "--format", "{{.Id}}", &name])?;
@@ -264,14 +280,14 @@ async fn a_killed_or_removed_container_and_a_restarted_caddy_are_brought_back() 
     s.wait_serving("VERSION 1").await?;
     let new_id = podman(&["container", "inspect", "--format", "{{.Id}}", &name])?;
     assert_ne!(old_id, new_id, "a new container under the release's name");
-    assert!(s.repairs("container_recreated").await? >= 1);
+    s.wait_repaired("container_recreated").await?;
 
     // Caddy restarts with an empty config: server and route come back.
     let mut s = s;
     s.caddy.restart().await?;
     s.wait_serving("VERSION 1").await?;
-    assert!(s.repairs("caddy_server_restored").await? >= 1);
-    assert!(s.repairs("route_restored").await? >= 1);
+    s.wait_repaired("caddy_server_restored").await?;
+    s.wait_repaired("route_restored").await?;
 
     // The host restarts: the deploy worker, the app's container and Caddy
     // all go down; a new worker brings the app back.
@@ -289,10 +305,8 @@ async fn a_killed_or_removed_container_and_a_restarted_caddy_are_brought_back() 
     s.fleet.spawn_worker("deploy")?;
     s.wait_serving("VERSION 1").await?;
     assert!(running(&name), "{name} runs again");
-    assert!(
-        s.repairs("container_started").await? >= 1,
-        "counted by the new worker"
-    );
+    // Counted by the new worker.
+    s.wait_repaired("container_started").await?;
 
     // A container of the app that is not the live release (as a crashed
     // deploy may leave one) is removed.
@@ -309,7 +323,7 @@ async fn a_killed_or_removed_container_and_a_restarted_caddy_are_brought_back() 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(s.repairs("stale_container_removed").await? >= 1);
+    s.wait_repaired("stale_container_removed").await?;
     assert!(running(&name));
 
     // All of it without a deployment: the same release is live.
@@ -528,7 +542,7 @@ async fn every_replica_comes_back_and_a_stopped_app_stays_stopped() -> anyhow::R
     wait_running(&s, &replica).await?;
     podman(&["rm", "-f", "-t", "0", &replica])?;
     wait_running(&s, &replica).await?;
-    assert!(s.repairs("container_recreated").await? >= 1);
+    s.wait_repaired("container_recreated").await?;
 
     // Caddy restarts empty: the route comes back with both hosts and both
     // replicas, and the HTTPS server with the hosts' certificates.
