@@ -107,20 +107,6 @@ async fn can_log_in(server: &PgCluster, role: &str, password: &str, db: &str) ->
     PgConnection::connect(&url).await.is_ok()
 }
 
-fn running_containers(app_id: &str) -> Vec<String> {
-    let filter = format!("label=io.slipway.app={app_id}");
-    std::process::Command::new("podman")
-        .args(["ps", "-q", "--filter", &filter])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn volume_exists(name: &str) -> bool {
     std::process::Command::new("podman")
         .args(["volume", "exists", name])
@@ -320,7 +306,7 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
 
     // A container that disappears is re-created by the reconciler with
     // its add-ons.
-    let running = running_containers(&leftovers.app_id);
+    let running = common::app_containers(&leftovers.app_id, false);
     assert_eq!(running.len(), 1, "{running:?}");
     std::process::Command::new("podman")
         .args(["rm", "-f", "-t", "0", &running[0]])

@@ -28,51 +28,6 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Removes every container of the app when the test ends, passed or not.
-struct Containers {
-    app_id: String,
-}
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        let filter = format!("label=io.slipway.app={}", self.app_id);
-        let listed = std::process::Command::new("podman")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output();
-        if let Ok(listed) = listed {
-            for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
-                let _ = std::process::Command::new("podman")
-                    .args(["rm", "-f", "-t", "0", id])
-                    .output();
-            }
-        }
-    }
-}
-
-fn running_containers(app_id: &str) -> Vec<String> {
-    let filter = format!("label=io.slipway.app={app_id}");
-    std::process::Command::new("podman")
-        .args(["ps", "-q", "--filter", &filter])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-async fn through_caddy(caddy: &Caddy, host: &str) -> anyhow::Result<(u16, String)> {
-    let answer = reqwest::Client::new()
-        .get(format!("http://{}/", caddy.http_addr()))
-        .header("host", host)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await?;
-    Ok((answer.status().as_u16(), answer.text().await?))
-}
-
 async fn deploy(fleet: &Fleet, app: &str, body: Value) -> anyhow::Result<Value> {
     let (status, answer) = fleet
         .call(
@@ -123,9 +78,7 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
         )
         .await?;
     anyhow::ensure!(status == 201, "create app: {status} {app}");
-    let _containers = Containers {
-        app_id: app["id"].as_str().context("app id")?.to_owned(),
-    };
+    let _containers = common::AppContainers(app["id"].as_str().context("app id")?.to_owned());
     let app_id = app["id"].as_str().context("app id")?.to_owned();
     let host = "site.p.localhost";
 
@@ -138,10 +91,10 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
             caddy.http_addr().rsplit(':').next().unwrap_or_default()
         )
     );
-    let (status, page) = through_caddy(&caddy, host).await?;
+    let (status, page) = common::through_caddy(&caddy, host).await?;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("static-site"), "{page}");
-    assert_eq!(running_containers(&app_id).len(), 1);
+    assert_eq!(common::app_containers(&app_id, false).len(), 1);
     let (_, app_now) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
     assert_eq!(app_now["live"]["deployment"], first["id"], "{app_now:#}");
 
@@ -149,14 +102,14 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
     repo.push_change("main", "index.html", "<h1>second release</h1>\n")?;
     let second = deploy(&fleet, "site", json!({})).await?;
     assert_eq!(second["state"], "live", "{second:#}\n{}", fleet.logs());
-    let (status, page) = through_caddy(&caddy, host).await?;
+    let (status, page) = common::through_caddy(&caddy, host).await?;
     assert_eq!(
         (status, page.contains("second release")),
         (200, true),
         "{page}"
     );
     assert_eq!(
-        running_containers(&app_id).len(),
+        common::app_containers(&app_id, false).len(),
         1,
         "the old release was stopped"
     );
@@ -179,14 +132,14 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
     assert_eq!(third["error_code"], "health_check_failed", "{third:#}");
     let message = third["error_message"].as_str().unwrap_or_default();
     assert!(message.contains("/no-such-path"), "{message}");
-    let (status, page) = through_caddy(&caddy, host).await?;
+    let (status, page) = common::through_caddy(&caddy, host).await?;
     assert_eq!(
         (status, page.contains("second release")),
         (200, true),
         "{page}"
     );
     assert_eq!(
-        running_containers(&app_id).len(),
+        common::app_containers(&app_id, false).len(),
         1,
         "the failed release was removed"
     );
@@ -204,9 +157,9 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
     assert_eq!(rollback["state"], "live", "{rollback:#}\n{}", fleet.logs());
     assert_eq!(rollback["image_digest"], first["image_digest"]);
     assert_eq!(rollback["resolved_commit"], first["resolved_commit"]);
-    let (status, page) = through_caddy(&caddy, host).await?;
+    let (status, page) = common::through_caddy(&caddy, host).await?;
     assert_eq!((status, page.contains("VERSION 1")), (200, true), "{page}");
-    assert_eq!(running_containers(&app_id).len(), 1);
+    assert_eq!(common::app_containers(&app_id, false).len(), 1);
     let rollback_id = rollback["id"].as_str().unwrap_or_default();
     let (_, logs) = fleet
         .call(

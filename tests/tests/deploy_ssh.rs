@@ -354,20 +354,6 @@ async fn through_namespace_caddy(apps_addr: &str) -> anyhow::Result<(u16, String
     Ok((page.status().as_u16(), page.text().await?))
 }
 
-fn running_containers(app_id: &str) -> Vec<String> {
-    let filter = format!("label=io.slipway.app={app_id}");
-    std::process::Command::new("podman")
-        .args(["ps", "-q", "--filter", &filter])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> anyhow::Result<()> {
     let mut ns = Netns::create()?;
@@ -517,7 +503,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
 
     // The release runs in the namespace: its port answers on the
     // namespace's loopback, not on this host's.
-    let running = running_containers(&app_id);
+    let running = common::app_containers(&app_id, false);
     assert_eq!(running.len(), 1, "{running:?}");
     let port = String::from_utf8(
         std::process::Command::new("podman")
@@ -565,7 +551,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         (200, true),
         "{text}"
     );
-    let now_running = running_containers(&app_id);
+    let now_running = common::app_containers(&app_id, false);
     assert_eq!(now_running.len(), 1, "the old release was stopped");
     assert_ne!(now_running, running);
 
@@ -598,7 +584,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         "{text}"
     );
     assert_eq!(
-        running_containers(&app_id),
+        common::app_containers(&app_id, false),
         now_running,
         "the failed release was removed"
     );
@@ -663,7 +649,11 @@ async fn operations_on_the_target(
     .await?;
     let logs = log_text(fleet, &scale).await?;
     assert!(logs.contains("restart on ssh target ns"), "{logs}");
-    assert_eq!(running_containers(app_id).len(), 2, "two replicas run");
+    assert_eq!(
+        common::app_containers(app_id, false).len(),
+        2,
+        "two replicas run"
+    );
     for _ in 0..4 {
         let (status, text) = through_namespace_caddy(apps_addr).await?;
         assert_eq!(
@@ -699,7 +689,7 @@ async fn operations_on_the_target(
     let (status, _) = through_namespace_caddy(apps_addr).await?;
     assert_eq!(status, 503, "the target's Caddy answers 503 while stopped");
     assert!(
-        running_containers(app_id).is_empty(),
+        common::app_containers(app_id, false).is_empty(),
         "both replicas stopped"
     );
     assert_eq!(app_status(fleet).await?["state"], "stopped");
@@ -711,7 +701,7 @@ async fn operations_on_the_target(
         (200, true),
         "{text}"
     );
-    assert_eq!(running_containers(app_id).len(), 2);
+    assert_eq!(common::app_containers(app_id, false).len(), 2);
 
     let (status, answer) = fleet.call(Method::DELETE, "/v1/apps/site", None).await?;
     assert_eq!(status, 202, "{answer}");

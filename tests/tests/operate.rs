@@ -36,50 +36,6 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Removes every container of the app when the test ends, passed or not.
-struct Containers {
-    app_id: String,
-}
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        for id in containers(&self.app_id, true) {
-            let _ = std::process::Command::new("podman")
-                .args(["rm", "-f", "-t", "0", &id])
-                .output();
-        }
-    }
-}
-
-/// The app's containers: running ones, or all with `all`.
-fn containers(app_id: &str, all: bool) -> Vec<String> {
-    let filter = format!("label=io.slipway.app={app_id}");
-    let mut args = vec!["ps", "-q", "--filter", &filter];
-    if all {
-        args.push("-a");
-    }
-    std::process::Command::new("podman")
-        .args(&args)
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-async fn through_caddy(caddy: &Caddy, host: &str) -> anyhow::Result<(u16, String)> {
-    let answer = reqwest::Client::new()
-        .get(format!("http://{}/", caddy.http_addr()))
-        .header("host", host)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await?;
-    Ok((answer.status().as_u16(), answer.text().await?))
-}
-
 /// Sends `POST path` (a deploy or an operation), waits for its end.
 async fn run(fleet: &Fleet, method: Method, path: &str, body: Value) -> anyhow::Result<Value> {
     let (status, answer) = fleet.call(method, path, Some(body)).await?;
@@ -114,7 +70,7 @@ struct Setup {
     _dirs: tempfile::TempDir,
     _repos: tempfile::TempDir,
     _daemon: GitDaemon,
-    _containers: Containers,
+    _containers: common::AppContainers,
     app_id: String,
 }
 
@@ -168,9 +124,7 @@ async fn setup() -> anyhow::Result<Setup> {
         _dirs: dirs,
         _repos: repos,
         _daemon: daemon,
-        _containers: Containers {
-            app_id: app_id.clone(),
-        },
+        _containers: common::AppContainers(app_id.clone()),
         app_id,
     })
 }
@@ -222,7 +176,7 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     let first = run(fleet, Method::POST, "/v1/apps/site/deployments", json!({})).await?;
     assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
     for host in [HOST, DOMAIN] {
-        let (status, page) = through_caddy(caddy, host).await?;
+        let (status, page) = common::through_caddy(caddy, host).await?;
         assert_eq!(
             (status, page.contains("static-site")),
             (200, true),
@@ -322,9 +276,9 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     let stop = run(fleet, Method::POST, "/v1/apps/site/stop", json!({})).await?;
     assert_eq!(stop["state"], "live", "{stop:#}\n{}", fleet.logs());
     assert_eq!(stop["source"], json!({"action": "stop"}));
-    let (status, page) = through_caddy(caddy, HOST).await?;
+    let (status, page) = common::through_caddy(caddy, HOST).await?;
     assert_eq!(status, 503, "{page}");
-    assert!(containers(app_id, false).is_empty());
+    assert!(common::app_containers(app_id, false).is_empty());
     let status = app(fleet).await?["status"].clone();
     assert_eq!(
         (&status["state"], &status["release"]["state"]),
@@ -339,14 +293,18 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     let start = run(fleet, Method::POST, "/v1/apps/site/start", json!({})).await?;
     assert_eq!(start["state"], "live", "{start:#}\n{}", fleet.logs());
     assert_eq!(start["image_digest"], first["image_digest"]);
-    let (status, page) = through_caddy(caddy, HOST).await?;
+    let (status, page) = common::through_caddy(caddy, HOST).await?;
     assert_eq!(
         (status, page.contains("static-site")),
         (200, true),
         "{page}"
     );
-    assert_eq!(containers(app_id, false).len(), 1);
-    assert_eq!(containers(app_id, true).len(), 1, "the paused one is gone");
+    assert_eq!(common::app_containers(app_id, false).len(), 1);
+    assert_eq!(
+        common::app_containers(app_id, true).len(),
+        1,
+        "the paused one is gone"
+    );
     let logs = logs_of(fleet, &start).await?;
     assert!(
         logs.contains("without building") && logs.contains("healthy"),
@@ -366,7 +324,7 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     );
 
     // A container that dies: the monitor reports it, start brings it back.
-    for id in containers(app_id, false) {
+    for id in common::app_containers(app_id, false) {
         let stopped = std::process::Command::new("podman")
             .args(["stop", "-t", "0", &id])
             .output()?;
@@ -392,13 +350,13 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     );
     let revived = run(fleet, Method::POST, "/v1/apps/site/start", json!({})).await?;
     assert_eq!(revived["state"], "live", "{revived:#}\n{}", fleet.logs());
-    let (status, page) = through_caddy(caddy, HOST).await?;
+    let (status, page) = common::through_caddy(caddy, HOST).await?;
     assert_eq!(
         (status, page.contains("static-site")),
         (200, true),
         "{page}"
     );
-    assert_eq!(containers(app_id, true).len(), 1);
+    assert_eq!(common::app_containers(app_id, true).len(), 1);
 
     // Restart: a new container takes over while requests keep flowing.
     let stop_loop = Arc::new(AtomicBool::new(false));
@@ -448,7 +406,7 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         sent.load(Ordering::Relaxed),
         logs_of(fleet, &restart).await?
     );
-    assert_eq!(containers(app_id, true).len(), 1);
+    assert_eq!(common::app_containers(app_id, true).len(), 1);
     assert_eq!(
         app(fleet).await?["status"]["release"]["deployment"],
         restart["id"]
@@ -473,11 +431,15 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     .await?;
     assert_eq!(scaled["state"], "live", "{scaled:#}\n{}", fleet.logs());
     assert_eq!(scaled["image_digest"], first["image_digest"]);
-    assert_eq!(containers(app_id, false).len(), 3);
-    assert_eq!(containers(app_id, true).len(), 3, "the old release is gone");
+    assert_eq!(common::app_containers(app_id, false).len(), 3);
+    assert_eq!(
+        common::app_containers(app_id, true).len(),
+        3,
+        "the old release is gone"
+    );
     assert_eq!(app(fleet).await?["runtime"]["replicas"], 3);
     for _ in 0..6 {
-        let (status, page) = through_caddy(caddy, HOST).await?;
+        let (status, page) = common::through_caddy(caddy, HOST).await?;
         assert_eq!(status, 200, "{page}");
     }
     // A domain taken off the app leaves its route and its certificate.
@@ -487,7 +449,7 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     assert_eq!(status, 200, "{answer}");
     let restart_again = run(fleet, Method::POST, "/v1/apps/site/restart", json!({})).await?;
     assert_eq!(restart_again["state"], "live", "{restart_again:#}");
-    let (status, _) = through_caddy(caddy, DOMAIN).await?;
+    let (status, _) = common::through_caddy(caddy, DOMAIN).await?;
     assert_eq!(status, 404);
     let tls_config: Value = reqwest::get(format!("{}/config/apps/tls", caddy.admin_url()))
         .await?
@@ -552,7 +514,7 @@ async fn destroy_removes_containers_route_and_app() -> anyhow::Result<()> {
     assert_eq!(status, 200, "{answer}");
     let first = run(fleet, Method::POST, "/v1/apps/site/deployments", json!({})).await?;
     assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
-    assert_eq!(containers(app_id, false).len(), 2);
+    assert_eq!(common::app_containers(app_id, false).len(), 2);
     let route_id = format!("slipway-app-{}", app_id.replace('-', ""));
     let route: Value = reqwest::get(format!("{}/id/{route_id}", caddy.admin_url()))
         .await?
@@ -564,16 +526,20 @@ async fn destroy_removes_containers_route_and_app() -> anyhow::Result<()> {
         "{route:#}"
     );
     for _ in 0..4 {
-        let (status, page) = through_caddy(caddy, HOST).await?;
+        let (status, page) = common::through_caddy(caddy, HOST).await?;
         assert_eq!(status, 200, "{page}");
     }
     let stop = run(fleet, Method::POST, "/v1/apps/site/stop", json!({})).await?;
     assert_eq!(stop["state"], "live", "{stop:#}");
     assert!(
-        containers(app_id, false).is_empty(),
+        common::app_containers(app_id, false).is_empty(),
         "both replicas stopped"
     );
-    assert_eq!(containers(app_id, true).len(), 2, "stopped, not removed");
+    assert_eq!(
+        common::app_containers(app_id, true).len(),
+        2,
+        "stopped, not removed"
+    );
 
     let (status, answer) = fleet.call(Method::DELETE, "/v1/apps/site", None).await?;
     assert_eq!(status, 202, "{answer}");
@@ -585,8 +551,8 @@ async fn destroy_removes_containers_route_and_app() -> anyhow::Result<()> {
     assert_eq!(destroy["source"], json!({"action": "destroy"}));
     assert_eq!(destroy["app"], Value::Null, "the app is gone");
     eprintln!("destroy (2 replicas, stopped): {:.2} s", took(&destroy));
-    assert!(containers(app_id, true).is_empty());
-    let (status, page) = through_caddy(caddy, HOST).await?;
+    assert!(common::app_containers(app_id, true).is_empty());
+    let (status, page) = common::through_caddy(caddy, HOST).await?;
     assert_eq!((status, page.as_str()), (404, "no app here\n"));
     let (status, _) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
     assert_eq!(status, 404);

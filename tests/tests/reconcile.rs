@@ -31,20 +31,6 @@ const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Generous: a repair takes a pass (1 s apart here) plus a podman command.
 const REPAIR_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Removes every container of the app when the test ends, passed or not.
-struct Containers(String);
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        let filter = format!("label=io.slipway.app={}", self.0);
-        if let Ok(listed) = podman(&["ps", "-aq", "--filter", &filter]) {
-            for id in listed.split_whitespace() {
-                let _ = podman(&["rm", "-f", "-t", "0", id]);
-            }
-        }
-    }
-}
-
 fn podman(args: &[&str]) -> anyhow::Result<String> {
     let out = std::process::Command::new("podman").args(args).output()?;
     anyhow::ensure!(
@@ -67,7 +53,7 @@ struct Setup {
     _registry: Registry,
     _daemon: GitDaemon,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
-    _containers: Containers,
+    _containers: common::AppContainers,
 }
 
 async fn setup(deploy_workers: usize) -> anyhow::Result<Setup> {
@@ -114,7 +100,7 @@ async fn setup(deploy_workers: usize) -> anyhow::Result<Setup> {
         https_addr,
         repo,
         host: "site.p.localhost".into(),
-        _containers: Containers(app_id.clone()),
+        _containers: common::AppContainers(app_id.clone()),
         app_id,
         _registry: registry,
         _daemon: daemon,

@@ -51,14 +51,16 @@ pub async fn provision(
             .await;
         return Ok(());
     }
-    let mut admin = None;
+    // One admin connection, only when there is a database to make.
+    let mut admin = match rows.iter().any(|row| row.kind == KIND_POSTGRES) {
+        true => Some(connect(server).await?),
+        false => None,
+    };
     for row in &rows {
         if row.kind == KIND_POSTGRES {
-            if admin.is_none() {
-                admin = Some(connect(server).await?);
+            if let Some(conn) = admin.as_mut() {
+                postgres(ctx, conn, row, secrets).await?;
             }
-            let conn = admin.as_mut().expect("connected above");
-            postgres(ctx, conn, row, secrets).await?;
         } else {
             volume(ctx, containers_conf, row).await?;
         }

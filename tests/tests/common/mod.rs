@@ -377,3 +377,51 @@ pub const HAPPY_PATH: &[&str] = &[
     "verifying",
     "live",
 ];
+
+/// The containers of an app (by the `io.slipway.app` label): the running
+/// ones, or all of them with `all`.
+pub fn app_containers(app_id: &str, all: bool) -> Vec<String> {
+    let filter = format!("label=io.slipway.app={app_id}");
+    let mut args = vec!["ps", "-q", "--filter", &filter];
+    if all {
+        args.push("-a");
+    }
+    std::process::Command::new("podman")
+        .args(&args)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes every container of the app (its id) when the test ends,
+/// passed or not.
+pub struct AppContainers(pub String);
+
+impl Drop for AppContainers {
+    fn drop(&mut self) {
+        for id in app_containers(&self.0, true) {
+            let _ = std::process::Command::new("podman")
+                .args(["rm", "-f", "-t", "0", &id])
+                .output();
+        }
+    }
+}
+
+/// `GET /` through a test Caddy's apps server, with `host` as the Host.
+pub async fn through_caddy(
+    caddy: &slipway_testkit::caddy::Caddy,
+    host: &str,
+) -> anyhow::Result<(u16, String)> {
+    let answer = reqwest::Client::new()
+        .get(format!("http://{}/", caddy.http_addr()))
+        .header("host", host)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?;
+    Ok((answer.status().as_u16(), answer.text().await?))
+}
