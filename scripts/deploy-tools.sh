@@ -77,7 +77,8 @@ esac
 # --- packages ---------------------------------------------------------------
 
 install_packages() {
-    install_missing_packages caddy curl
+    # iproute2 (ip netns, veth) builds the ssh-target tests' server namespace.
+    install_missing_packages caddy curl iproute2
 }
 
 # --- Caddy ------------------------------------------------------------------
