@@ -260,6 +260,24 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
     );
     let (_, listed) = fleet.call(Method::GET, addons, None).await?;
     assert!(!listed.to_string().contains(&password), "{listed}");
+    // The app prints its DATABASE_URL on start: the runtime logs hold the
+    // line with the password redacted.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let runtime = loop {
+        let (status, logs) = fleet.call(Method::GET, "/v1/apps/notes/logs", None).await?;
+        assert_eq!(status, 200, "{logs}");
+        let text = logs["lines"].to_string();
+        if text.contains("starting with DATABASE_URL=") {
+            break text;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no start line in the runtime logs: {logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!runtime.contains(&password), "{runtime}");
+    assert!(runtime.contains("[REDACTED]@10.0.2.2"), "{runtime}");
     let states: Vec<&str> = listed["items"]
         .as_array()
         .context("items")?
