@@ -2,6 +2,9 @@
 //! Postgres and enqueues work through the outbox; it also runs an outbox
 //! relay so jobs it creates are published even with no worker up.
 
+// The OpenAPI document is one `json!` literal; its depth outgrew the default.
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod credentials;
 pub mod error;

@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{app}/restart", post(operations::restart))
         .route("/v1/apps/{app}/scale", post(operations::scale))
         .route("/v1/apps/{app}/logs", get(app_logs::poll))
+        .route("/v1/apps/{app}/logs/stream", get(app_logs::stream))
         .route("/v1/deployments/{id}", get(deployments::get))
         .route("/v1/deployments/{id}/cancel", post(deployments::cancel))
         .route("/v1/deployments/{id}/logs", get(logs::poll))

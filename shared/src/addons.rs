@@ -9,6 +9,7 @@ use crate::config::ConfigError;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
+use sqlx::PgConnection;
 use std::str::FromStr;
 use uuid::Uuid;
 
@@ -83,6 +84,20 @@ pub fn database_url(role: &str, password: &str, host: &str, port: u16, db: &str)
         host.to_owned()
     };
     format!("postgres://{role}:{password}@{host}:{port}/{db}")
+}
+
+/// Drops a postgres add-on's database, ending the sessions still on it
+/// (the release using it), and then its role; what is gone already is
+/// fine. `db` and `role` come from [`database_name`], so quoting is safe
+/// (DDL takes no bind parameters).
+pub async fn drop_database(conn: &mut PgConnection, db: &str, role: &str) -> sqlx::Result<()> {
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!("DROP ROLE IF EXISTS \"{role}\""))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// A URL with its password replaced, for logs and error messages.

@@ -157,4 +157,25 @@ pub struct JobContext {
     pub cancel: CancellationToken,
     pub pool: sqlx::PgPool,
     pub probe_command: String,
+    /// The queues, for what [`JobContext::succeed_now`] enqueues.
+    pub names: crate::queue::topology::QueueNames,
+}
+
+impl JobContext {
+    /// Commits this attempt's success before the handler returns: its
+    /// `effects` and the deployment moved on (after the last stage: `live`,
+    /// and the app's next deployment dispatched), under the attempt's
+    /// fencing token. For a handler that has clean-up left which the
+    /// deployment's outcome must not wait for (the deploy stage's drain of
+    /// the replaced release). The job stays running until the handler
+    /// returns; its outcome then changes nothing more of the deployment.
+    /// `Ok(false)`: the lease is no longer ours and nothing was written.
+    pub async fn succeed_now(&self, effects: Effects) -> sqlx::Result<bool> {
+        let done =
+            crate::db::jobs::succeed_early(&self.pool, &self.names, &self.info, &effects).await?;
+        if done {
+            crate::db::outbox::committed();
+        }
+        Ok(done)
+    }
 }

@@ -16,6 +16,7 @@ pub mod operation;
 pub mod probe;
 pub mod process;
 pub mod queue;
+pub mod runtime_settings;
 pub mod secrets;
 pub mod shutdown;
 pub mod ssh;

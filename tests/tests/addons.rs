@@ -2,7 +2,8 @@
 //! created on a real Postgres server by the provision stage and reached by
 //! the app through `DATABASE_URL`; a volume is mounted into the release;
 //! both keep their data across a redeploy, a restart and a container the
-//! reconciler re-creates, and are dropped only when purged.
+//! reconciler re-creates, and are dropped only when purged (one by one, or
+//! all of them with a destroy that says `purge`).
 //! Plus the API's validation, masking and project isolation.
 
 mod common;
@@ -376,6 +377,83 @@ async fn a_database_and_a_volume_reach_the_app_and_survive_redeploys() -> anyhow
     assert!(!volume_exists(&volume_name), "the volume was removed");
     let (_, listed) = fleet.call(Method::GET, addons, None).await?;
     assert_eq!(listed["items"], json!([]), "{listed:#}");
+
+    // Destroyed with purge: containers first, then the data of every
+    // add-on, then the app.
+    let mut kept = Vec::new();
+    for addon in [
+        json!({"kind": "postgres", "name": "db2"}),
+        json!({"kind": "volume", "name": "data2", "mount": "/data"}),
+    ] {
+        let (status, created) = fleet.call(Method::POST, addons, Some(addon)).await?;
+        assert_eq!(status, 201, "{created}");
+        kept.push(created);
+    }
+    let db2 = kept[0]["postgres"]["database"]
+        .as_str()
+        .context("database")?
+        .to_owned();
+    let volume2 = kept[1]["volume"]["name"]
+        .as_str()
+        .context("volume")?
+        .to_owned();
+    leftovers.volumes.push(volume2.clone());
+    let fifth = deploy(&fleet, "notes").await?;
+    assert_eq!(fifth["state"], "live", "{fifth:#}\n{}", fleet.logs());
+    let (status, answer) = app_get(&caddy, host, "/file/write/fifth").await?;
+    assert_eq!(status, 200, "{answer}");
+    assert!(database_exists(&server, &db2).await? && volume_exists(&volume2));
+    // A runtime-log stream resumed after the second-to-last stored line
+    // gets the last one first, then ends when the app is destroyed.
+    let (_, polled) = fleet.call(Method::GET, "/v1/apps/notes/logs", None).await?;
+    let last = polled["next"].as_i64().context("next")?;
+    anyhow::ensure!(last >= 2, "the app printed lines: {polled}");
+    let stream = fleet
+        .client
+        .get(format!("{}/v1/apps/notes/logs/stream", fleet.api_url))
+        .bearer_auth(&fleet.token)
+        .header("Last-Event-ID", (last - 1).to_string())
+        .send()
+        .await?;
+    assert_eq!(stream.status(), 200);
+    let streamed = tokio::spawn(stream.text());
+    let (status, answer) = fleet
+        .call(Method::DELETE, "/v1/apps/notes?purge=true", None)
+        .await?;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().context("id")?.parse()?;
+    let destroyed = fleet
+        .wait_state(id, common::TERMINAL, DEPLOY_TIMEOUT)
+        .await?;
+    assert_eq!(
+        destroyed["state"],
+        "live",
+        "{destroyed:#}\n{}",
+        fleet.logs()
+    );
+    assert!(
+        !database_exists(&server, &db2).await?,
+        "the destroy dropped {db2}"
+    );
+    assert!(!volume_exists(&volume2), "the destroy removed {volume2}");
+    assert!(common::app_containers(&leftovers.app_id, true).is_empty());
+    let logs = deployment_logs(&fleet, &destroyed["id"]).await?;
+    assert!(
+        logs.contains("volume") && logs.contains("removed"),
+        "{logs}"
+    );
+    let (status, _) = fleet.call(Method::GET, "/v1/apps/notes", None).await?;
+    assert_eq!(status, 404, "the app is gone");
+    let body = tokio::time::timeout(Duration::from_secs(30), streamed)
+        .await
+        .context("the stream ends once the app is gone")???;
+    let ids: Vec<i64> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: ")?.parse().ok())
+        .collect();
+    assert_eq!(ids.first(), Some(&last), "{body}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{body}");
+    assert!(body.contains("event: end"), "{body}");
 
     fleet.stop().await;
     drop(leftovers);

@@ -249,6 +249,20 @@ async fn invalid_input_gets_a_clear_4xx_and_writes_nothing() -> anyhow::Result<(
         ),
         (
             Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "runtime": {"replicas": 0}}"#,
+            422,
+            "invalid_runtime_settings",
+        ),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "runtime": {"drain_ms": "soon"}}"#,
+            422,
+            "invalid_runtime_settings",
+        ),
+        (
+            Method::POST,
             "/v1/probes",
             r#"{"duration_ms": -1}"#,
             422,

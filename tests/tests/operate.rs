@@ -6,8 +6,9 @@
 //! custom domains join the route and are unique on the platform; the app
 //! answers over HTTPS with a certificate from Caddy's internal CA; the
 //! containers' output reaches the API as runtime logs;
-//! `runtime.replicas` puts several containers behind the route; destroy
-//! removes containers, route and app.
+//! `runtime.replicas` puts several containers behind the route; a request
+//! in flight when the route switches finishes before its release stops;
+//! destroy removes containers, route and app.
 
 mod common;
 
@@ -77,6 +78,11 @@ struct Setup {
 /// A fleet on a test-owned Caddy (HTTP and HTTPS) and registry, with the
 /// static-site example as app `site` (custom domain `shop.example.test`).
 async fn setup() -> anyhow::Result<Setup> {
+    setup_with(&example("static-site")).await
+}
+
+/// The same with the app's code from `source`.
+async fn setup_with(source: &Path) -> anyhow::Result<Setup> {
     let registry = Registry::start().await?;
     let caddy = Caddy::start().await?;
     let dirs = tempfile::tempdir()?;
@@ -102,7 +108,7 @@ async fn setup() -> anyhow::Result<Setup> {
     })
     .await?;
     let repos = tempfile::tempdir()?;
-    seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+    seed_repo(repos.path(), "site", Some(source))?;
     let daemon = GitDaemon::start(repos.path())?;
     let (status, app) = fleet
         .call(
@@ -676,4 +682,101 @@ async fn app_status(fleet: &Fleet) -> anyhow::Result<Value> {
     let (code, app) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
     anyhow::ensure!(code == 200, "{code} {app}");
     Ok(app["status"].clone())
+}
+
+/// The number of requests Caddy is proxying to each upstream, from its
+/// admin API.
+async fn in_flight(caddy: &Caddy) -> anyhow::Result<Vec<(String, u64)>> {
+    let upstreams: Value = reqwest::Client::new()
+        .get(format!("{}/reverse_proxy/upstreams", caddy.admin_url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(upstreams
+        .as_array()
+        .context("an array")?
+        .iter()
+        .filter_map(|u| {
+            Some((
+                u["address"].as_str()?.to_owned(),
+                u["num_requests"].as_u64()?,
+            ))
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn a_request_in_flight_during_a_switch_finishes_before_its_release_stops(
+) -> anyhow::Result<()> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/slow-app");
+    let setup = setup_with(&fixture).await?;
+    let Setup { fleet, caddy, .. } = &setup;
+    let (status, answer) = fleet
+        .call(
+            Method::PATCH,
+            "/v1/apps/site",
+            Some(json!({"runtime": {"health_path": "/", "drain_ms": 20_000}})),
+        )
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    let first = run(fleet, Method::POST, "/v1/apps/site/deployments", json!({})).await?;
+    assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
+
+    // A slow request (8 s, within the 20 s drain) reaches the live release
+    // and is still running when the restart switches the route to a new
+    // one, a few seconds later.
+    let slow = tokio::spawn({
+        let url = format!("http://{}/slow/8", caddy.http_addr());
+        async move {
+            let answer = reqwest::Client::new()
+                .get(url)
+                .header("host", HOST)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await?;
+            let status = answer.status().as_u16();
+            anyhow::Ok((status, answer.text().await?))
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !in_flight(caddy).await?.iter().any(|(_, n)| *n > 0) {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the slow request never reached Caddy's upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let restart = run(fleet, Method::POST, "/v1/apps/site/restart", json!({})).await?;
+    assert_eq!(restart["state"], "live", "{restart:#}\n{}", fleet.logs());
+    let (status, body) = tokio::time::timeout(Duration::from_secs(60), slow).await???;
+    assert_eq!(
+        status, 200,
+        "the request in flight was answered by the old release: {body}"
+    );
+    assert!(body.starts_with("slow answer"), "{body}");
+    let logs = logs_of(fleet, &restart).await?;
+    assert!(logs.contains("is stopped"), "the drain ended: {logs}");
+    // The deployment was `live` from the switch on; its attempt went on
+    // through the drain (which can only make the gap longer).
+    let at = |t: &Value| {
+        t.as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let live_at = restart["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["to"] == "live"))
+        .and_then(|e| at(&e["at"]))
+        .context("a live event")?;
+    let finished_at = restart["attempts"]
+        .as_array()
+        .and_then(|attempts| attempts.iter().rev().find(|a| a["stage"] == "deploy"))
+        .and_then(|a| at(&a["finished_at"]))
+        .context("a finished deploy attempt")?;
+    assert!(
+        (finished_at - live_at).num_milliseconds() >= 20_000,
+        "live at {live_at}, the attempt ended at {finished_at}"
+    );
+    setup.fleet.stop().await;
+    Ok(())
 }

@@ -117,3 +117,72 @@ pub async fn apply(
     }
     Ok(said)
 }
+
+/// Drops the add-ons of a destroyed app that were marked `purging` with
+/// the destroy (`DELETE /v1/apps/{app}?purge=true`): each database and
+/// role on the add-on server, each volume on the site (whose containers
+/// are gone by now, so no volume is in use), and their rows. The rest are
+/// detached: their rows go with the app, their data stays. Returns what it
+/// did, for the deployment's log; a failure leaves the app `destroying`,
+/// and asking for the destroy again retries it.
+pub async fn purge_destroyed(
+    ctx: &JobContext,
+    site: &Site,
+    server: &AddonServer,
+    app_id: Uuid,
+) -> Result<Vec<String>, JobError> {
+    let db_error = |e: sqlx::Error| JobError::Retryable(format!("database error: {e}"));
+    let rows: Vec<_> = addons::for_app(&ctx.pool, app_id)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .filter(|r| r.state == STATE_PURGING)
+        .collect();
+    let mut said = Vec::new();
+    let mut admin = None;
+    for row in rows {
+        if row.kind == KIND_POSTGRES {
+            let (Some(db), Some(role)) = (&row.db_name, &row.db_role) else {
+                continue;
+            };
+            if admin.is_none() {
+                admin = Some(connect_admin(server).await?);
+            }
+            if let Some(conn) = admin.as_mut() {
+                slipway_shared::addons::drop_database(conn, db, role)
+                    .await
+                    .map_err(|e| {
+                        JobError::Retryable(format!("addon_purge_failed: add-on {}: {e}", row.name))
+                    })?;
+            }
+            said.push(format!(
+                "add-on {}: database {db} and role {role} dropped",
+                row.name
+            ));
+        } else if let Some(volume) = &row.volume_name {
+            site.engine.remove_volume(volume).await.map_err(|e| {
+                JobError::Retryable(format!("addon_purge_failed: add-on {}: {e}", row.name))
+            })?;
+            said.push(format!("add-on {}: volume {volume} removed", row.name));
+        }
+        addons::remove_purged(&ctx.pool, row.id)
+            .await
+            .map_err(db_error)?;
+    }
+    if let Some(conn) = admin {
+        let _ = sqlx::Connection::close(conn).await;
+    }
+    Ok(said)
+}
+
+async fn connect_admin(server: &AddonServer) -> Result<sqlx::PgConnection, JobError> {
+    let options = server
+        .admin_options()
+        .map_err(|e| JobError::permanent("addon_server_invalid", e.to_string()))?;
+    sqlx::ConnectOptions::connect(&options).await.map_err(|e| {
+        JobError::Retryable(format!(
+            "addon_server_unreachable: cannot connect to the add-on Postgres server {}:{}: {e}",
+            server.host, server.port
+        ))
+    })
+}

@@ -424,6 +424,18 @@ impl Engine {
         })
     }
 
+    /// Removes a named volume (a missing one is fine); fails while a
+    /// container still uses it.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let args = strings(&["volume", "rm", name]);
+        let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
+        if out.success || out.stderr.contains("no such volume") {
+            Ok(())
+        } else {
+            Err(failed(&args, &out))
+        }
+    }
+
     /// Removes an image name from local storage (a missing one is fine);
     /// the image itself goes with its last name.
     pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {

@@ -1,8 +1,9 @@
 //! The `deploy.v1` job on the app's target (local, or an ssh one reached
 //! through [`Site`]): pull the image by digest, start the release
 //! (`runtime.replicas` containers) with the app's env and limits on fresh
-//! ports, health-check each, switch the app's Caddy route to them, drain,
-//! then stop the release they replaced. If the new release fails its check
+//! ports, health-check each, switch the app's Caddy route to them — the
+//! deployment is `live` from here — then drain (`runtime.drain_ms`) and
+//! stop the release they replaced. If the new release fails its check
 //! it is removed and the old one keeps serving; the deployment fails with
 //! the reason and the release's last log lines. App operations (stop,
 //! start, restart, destroy) are deployments of this job too: stop and
@@ -31,13 +32,10 @@ use slipway_shared::job::{Effects, JobContext, JobError, JobHandler};
 use slipway_shared::local_target::LocalTarget;
 use slipway_shared::operation::AppAction;
 use slipway_shared::secrets::SecretBox;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uuid::Uuid;
 
 pub const DEPLOY_KIND: &str = "deploy.v1";
-/// How long the replaced release keeps running after the switch, so the
-/// requests it is answering finish.
-const DRAIN: Duration = Duration::from_secs(2);
 
 pub struct DeployHandler {
     target: LocalTarget,
@@ -129,7 +127,9 @@ impl DeployHandler {
         ctx.logs.info(format!("{doing} {}", site.describe())).await;
         match app.action {
             Some(AppAction::Stop) => return operate::stop(&site, ctx, &app).await,
-            Some(AppAction::Destroy) => return operate::destroy(&site, ctx, &app).await,
+            Some(AppAction::Destroy) => {
+                return operate::destroy(&site, ctx, &app, &self.target.addon_postgres).await
+            }
             Some(AppAction::Start) if operate::is_serving(&site, ctx, &app).await? => {
                 return Ok(Vec::new())
             }
@@ -232,18 +232,42 @@ impl DeployHandler {
             ))
             .await;
 
+        // The new release serves: the deployment is `live` now, not after
+        // the drain, and the app's next deployment may start its build.
+        let marked = ctx
+            .succeed_now(vec![Box::new(MarkLive {
+                app_id: app.app_id,
+                release_id: release.id,
+                url: url.clone(),
+                https_url: https_url.clone(),
+                health,
+                host_ports: containers.iter().map(|(_, p)| i32::from(*p)).collect(),
+            })])
+            .await
+            .map_err(|e| JobError::Retryable(format!("database: {e}")))?;
+        if !marked {
+            // Cancelled, or the lease was taken back: whoever holds the job
+            // now decides; both releases keep running meanwhile.
+            return Err(JobError::Cancelled);
+        }
+        match &https_url {
+            Some(https) => ctx.logs.info(format!("live at {url} and {https}")).await,
+            None => ctx.logs.info(format!("live at {url}")).await,
+        }
         if let Some(previous) = previous.filter(|p| p.container_name != spec.name) {
-            tokio::time::sleep(DRAIN).await;
+            let drain = app.runtime.drain;
             ctx.logs
                 .info(format!(
-                    "stopping the replaced release {}",
-                    previous.container_name
+                    "draining the replaced release {} for {:.1}s",
+                    previous.container_name,
+                    drain.as_secs_f64()
                 ))
                 .await;
+            tokio::time::sleep(drain).await;
             // The route no longer points at it: a failure here costs disk,
-            // not availability, and on the local target the reconciler
-            // finishes it. (A release left on another target after the app
-            // moved is not on this site: nothing removes it yet.)
+            // not availability, and the reconciler finishes it. (A release
+            // left on another target after the app moved is not on this
+            // site: nothing removes it yet.)
             let names = replicas::release_containers(&site, previous.id, &previous.container_name)
                 .await
                 .unwrap_or_else(|_| vec![previous.container_name.clone()]);
@@ -254,18 +278,13 @@ impl DeployHandler {
                         .await;
                 }
             }
+            ctx.logs
+                .info(format!(
+                    "the replaced release {} is stopped",
+                    previous.container_name
+                ))
+                .await;
         }
-        match &https_url {
-            Some(https) => ctx.logs.info(format!("live at {url} and {https}")).await,
-            None => ctx.logs.info(format!("live at {url}")).await,
-        }
-        Ok(vec![Box::new(MarkLive {
-            app_id: app.app_id,
-            release_id: release.id,
-            url,
-            https_url,
-            health,
-            host_ports: containers.iter().map(|(_, p)| i32::from(*p)).collect(),
-        })])
+        Ok(Vec::new())
     }
 }

@@ -13,6 +13,7 @@ use crate::site::Site;
 use crate::target::DeployTarget;
 use crate::{replicas, routing};
 use async_trait::async_trait;
+use slipway_shared::addons::AddonServer;
 use slipway_shared::job::{Effect, Effects, JobContext, JobError, JobInfo};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -80,13 +81,15 @@ pub(crate) async fn is_serving(
 }
 
 /// Removes the app's route, certificates and every container labelled with
-/// the app on its site, then (with the job's outcome) the app. Containers
+/// the app on its site, then the add-ons the destroy was asked to purge,
+/// then (with the job's outcome) the app. Containers
 /// left on a target the app was moved away from are not on this site and
 /// stay there (nothing removes them yet).
 pub(crate) async fn destroy(
     site: &Site,
     ctx: &JobContext,
     app: &DeployTarget,
+    server: &AddonServer,
 ) -> Result<Effects, JobError> {
     let hosts = app.hosts(&site.base_domain);
     // The route goes first: no request is sent to a container that is
@@ -111,6 +114,9 @@ pub(crate) async fn destroy(
         ctx.logs
             .info(format!("removed container {}", container.name))
             .await;
+    }
+    for line in crate::addons::purge_destroyed(ctx, site, server, app.app_id).await? {
+        ctx.logs.info(line).await;
     }
     ctx.logs
         .info(format!(

@@ -7,7 +7,6 @@ use slipway_shared::job::JobError;
 use slipway_shared::operation::AppAction;
 use slipway_shared::secrets::SecretBox;
 use sqlx::PgPool;
-use std::time::Duration;
 use uuid::Uuid;
 
 pub struct DeployTarget {
@@ -28,98 +27,10 @@ pub struct DeployTarget {
     pub secret_values: Vec<String>,
 }
 
-/// The app's `runtime` settings, with defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuntimeSettings {
-    /// The port the app listens on inside the container (given as `$PORT`).
-    pub port: u16,
-    pub health_path: String,
-    pub health_interval: Duration,
-    pub health_timeout: Duration,
-    pub health_attempts: u32,
-    /// Memory limit in the engine's format (`512m`), if any.
-    pub memory: Option<String>,
-    /// CPUs (`0.5`), if any.
-    pub cpus: Option<String>,
-    /// Containers of each release behind the app's route.
-    pub replicas: u32,
-}
+pub use slipway_shared::runtime_settings::{RuntimeSettings, MAX_DRAIN};
 
-impl Default for RuntimeSettings {
-    fn default() -> Self {
-        RuntimeSettings {
-            port: 8080,
-            health_path: "/healthz".into(),
-            health_interval: Duration::from_millis(250),
-            health_timeout: Duration::from_secs(2),
-            health_attempts: 60,
-            memory: None,
-            cpus: None,
-            replicas: 1,
-        }
-    }
-}
-
-fn invalid(message: String) -> JobError {
+fn invalid_runtime(message: String) -> JobError {
     JobError::permanent("invalid_runtime_settings", message)
-}
-
-impl RuntimeSettings {
-    /// Reads `port`, `health_path`, `health_interval_ms`, `health_timeout_ms`,
-    /// `health_attempts`, `memory`, `cpus`, `replicas`; anything else is
-    /// ignored.
-    pub fn parse(value: &serde_json::Value) -> Result<RuntimeSettings, JobError> {
-        let mut settings = RuntimeSettings::default();
-        let number = |key: &str| -> Result<Option<u64>, JobError> {
-            match value.get(key) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                    invalid(format!("runtime.{key} must be a whole number, not {v}"))
-                }),
-            }
-        };
-        let text = |key: &str| -> Result<Option<String>, JobError> {
-            match value.get(key) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-                Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
-                Some(v) => Err(invalid(format!("runtime.{key} must be a string, not {v}"))),
-            }
-        };
-        if let Some(port) = number("port")? {
-            settings.port = u16::try_from(port)
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| invalid(format!("runtime.port {port} is not a port")))?;
-        }
-        if let Some(path) = text("health_path")? {
-            if !path.starts_with('/') {
-                return Err(invalid(format!(
-                    "runtime.health_path {path:?} must start with /"
-                )));
-            }
-            settings.health_path = path;
-        }
-        if let Some(ms) = number("health_interval_ms")? {
-            settings.health_interval = Duration::from_millis(ms.max(10));
-        }
-        if let Some(ms) = number("health_timeout_ms")? {
-            settings.health_timeout = Duration::from_millis(ms.max(10));
-        }
-        if let Some(n) = number("health_attempts")? {
-            settings.health_attempts = u32::try_from(n.clamp(1, 10_000)).unwrap_or(10_000);
-        }
-        if let Some(n) = number("replicas")? {
-            let max = crate::replicas::MAX_REPLICAS;
-            settings.replicas = u32::try_from(n)
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| invalid(format!("runtime.replicas {n} is not within 1..={max}")))?;
-        }
-        settings.memory = text("memory")?;
-        settings.cpus = text("cpus")?;
-        Ok(settings)
-    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -196,7 +107,8 @@ impl DeployTarget {
                 "the deployment's app no longer exists",
             ));
         };
-        let runtime = RuntimeSettings::parse(&runtime_settings.unwrap_or_default())?;
+        let runtime = RuntimeSettings::parse(&runtime_settings.unwrap_or_default())
+            .map_err(invalid_runtime)?;
         let domains: Vec<String> =
             sqlx::query_scalar("SELECT host FROM app_domains WHERE app_id = $1 ORDER BY host")
                 .bind(app_id)
@@ -324,7 +236,6 @@ async fn load_env(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn hidden_values_are_redacted_wherever_they_appear() {
@@ -335,32 +246,5 @@ mod tests {
         );
         // Values shorter than 3 characters would blank out ordinary text.
         assert_eq!(redact(&hidden, "pwd".into()), "pwd");
-    }
-
-    #[test]
-    fn runtime_settings_have_defaults_and_refuse_nonsense() {
-        assert_eq!(
-            RuntimeSettings::parse(&json!({})).ok(),
-            Some(RuntimeSettings::default())
-        );
-        let custom =
-            RuntimeSettings::parse(&json!({"port": 3000, "health_path": "/up", "memory": "256m"}))
-                .ok()
-                .unwrap_or_default();
-        assert_eq!((custom.port, custom.health_path.as_str()), (3000, "/up"));
-        assert_eq!(custom.memory.as_deref(), Some("256m"));
-        for bad in [
-            json!({"port": 0}),
-            json!({"port": 70000}),
-            json!({"health_path": "up"}),
-            json!({"port": "x"}),
-            json!({"replicas": 0}),
-            json!({"replicas": 17}),
-        ] {
-            assert!(
-                matches!(RuntimeSettings::parse(&bad), Err(JobError::Permanent { ref code, .. }) if code == "invalid_runtime_settings"),
-                "{bad}"
-            );
-        }
     }
 }

@@ -102,13 +102,7 @@ async fn postgres(
         )
     };
     if row.state == STATE_PURGING {
-        // FORCE ends the sessions of the release still running with it.
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-            .execute(&mut *conn)
-            .await
-            .map_err(failed)?;
-        sqlx::query(&format!("DROP ROLE IF EXISTS \"{role}\""))
-            .execute(&mut *conn)
+        slipway_shared::addons::drop_database(conn, db, role)
             .await
             .map_err(failed)?;
         addons::remove_purged(&ctx.pool, row.id)

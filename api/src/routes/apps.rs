@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use slipway_shared::db::sources::{self, StoredGitCredential};
 use slipway_shared::domain::{GitRef, GitUrl, Slug};
+use slipway_shared::runtime_settings::RuntimeSettings;
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -96,6 +97,17 @@ fn validate_env(
     Ok(())
 }
 
+/// The runtime settings as the deploy worker will read them: refused now
+/// rather than at the next deploy.
+fn validate_runtime(runtime: &Map<String, Value>) -> Result<(), ApiError> {
+    RuntimeSettings::parse(&Value::Object(runtime.clone()))
+        .map(drop)
+        .map_err(|message| ApiError::Invalid {
+            code: "invalid_runtime_settings",
+            message,
+        })
+}
+
 fn parse_source(
     git_url: Option<&str>,
     git_ref: Option<&str>,
@@ -116,6 +128,7 @@ pub async fn create(
     let domains = domains::parse(&body.domains)?;
     let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
     validate_env(&body.env, &body.secrets)?;
+    validate_runtime(&body.runtime)?;
     let credential = body
         .git_credential
         .map(StoredGitCredential::try_from)
@@ -316,6 +329,9 @@ pub async fn update(
         body.env.as_ref().unwrap_or(&BTreeMap::new()),
         body.secrets.as_ref().unwrap_or(&BTreeMap::new()),
     )?;
+    if let Some(runtime) = &body.runtime {
+        validate_runtime(runtime)?;
+    }
     let credential = body
         .git_credential
         .map(|c| c.map(StoredGitCredential::try_from).transpose())

@@ -87,8 +87,11 @@ pub async fn stream(
                 }
                 Err(error) => tracing::warn!(%error, "log stream query failed"),
             }
+            // Ended, and no attempt still running: a deploy is `live` before
+            // it drained and stopped the replaced release, and says so.
             let finished: Option<String> = sqlx::query_scalar(&format!(
-                "SELECT state FROM deployments WHERE id = $1 AND state IN {}",
+                "SELECT state FROM deployments d WHERE id = $1 AND state IN {}
+                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.deployment_id = d.id AND j.state = 'running')",
                 slipway_shared::DeploymentState::TERMINAL_SQL
             ))
             .bind(id)

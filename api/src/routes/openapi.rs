@@ -28,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/apps/{app}/restart"),
     ("post", "/v1/apps/{app}/scale"),
     ("get", "/v1/apps/{app}/logs"),
+    ("get", "/v1/apps/{app}/logs/stream"),
     ("post", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions"),
     ("get", "/v1/apps/{app}/versions/{id}"),
@@ -89,7 +90,7 @@ pub fn build() -> Value {
             "/v1/apps/{app}": {
                 "get": op("Read an app, with `status` {state: running|stopped|not_deployed|destroying, release, url, https_url, health {ok, detail, checked_at}} and `live`", p, &[("200", "the app")]),
                 "patch": op("Update an app; git_credential: null removes the credential; target: null moves it to the local target; domains replaces the custom domains", p, &[("200", "the app")]),
-                "delete": op("Destroy an app with no deployment in progress: a destroy deployment removes its route and containers on the target, then the app (the app is `destroying` meanwhile; deploys answer 409 app_destroying). An app that never reached the deploy stage is deleted at once", p, &[("202", "{id, state} of the destroy deployment, with Location"), ("204", "deleted at once"), ("409", "app_busy or app_destroying")])
+                "delete": op("Destroy an app with no deployment in progress: a destroy deployment removes its route and containers on the target, with ?purge=true also its add-ons' databases and volumes (without it they are detached, data kept), then the app (the app is `destroying` meanwhile; deploys answer 409 app_destroying). An app with nothing on a target is deleted at once", p, &[("202", "{id, state} of the destroy deployment, with Location"), ("204", "deleted at once"), ("409", "app_busy or app_destroying")])
             },
             "/v1/apps/{app}/stop": {
                 "post": op("Stop the app: its route answers 503, its container is stopped, its release becomes paused. A deployment with action stop, run by the workers in the app's lane", p, &[("202", "{id, state} with Location"), ("409", "not_deployed or app_destroying")])
@@ -99,6 +100,9 @@ pub fn build() -> Value {
             },
             "/v1/apps/{app}/logs": {
                 "get": op("Runtime logs: what the app's containers printed, as the deploy worker collects it (every SLIPWAY_RUNTIME_LOG_INTERVAL; apps on the local target only, none are collected from ssh targets yet), after ?after=SEQ (?limit=N); sequence numbers are per app", p, &[("200", "{lines: [{seq, at, container, stream, line}], next}")])
+            },
+            "/v1/apps/{app}/logs/stream": {
+                "get": op("Runtime logs as SSE: `log` events (id = sequence number; Last-Event-ID or ?after=SEQ resumes), then new lines as they are collected; an `end` event when the app is destroyed", p, &[("200", "text/event-stream")])
             },
             "/v1/apps/{app}/scale": {
                 "post": op("Scale to {replicas} (1 to 16) containers of the current release behind the route: sets runtime.replicas and restarts with no downtime", p, &[("202", "{id, state} of the restart, with Location"), ("409", "not_deployed or app_destroying"), ("422", "replicas out of range")])

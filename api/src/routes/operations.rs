@@ -7,12 +7,13 @@
 
 use crate::auth::Project;
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::routes::deployments::accepted;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use slipway_shared::db::deployments::{self, NewDeployment};
 use slipway_shared::operation::{AppAction, MAX_REPLICAS};
 use slipway_shared::DeploymentState;
@@ -168,16 +169,27 @@ async fn create(
     Ok(created.id)
 }
 
-/// `DELETE /v1/apps/{app}`. An app that never reached the deploy stage has
-/// nothing on a target and goes at once (`204`). Otherwise it is marked
-/// `destroying` (no new deployments) and a destroy deployment removes its
-/// route and containers and then the app (`202`); a failed destroy can be
-/// asked for again.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestroyQuery {
+    /// Drop the app's add-ons' data too (databases, volumes); without it
+    /// they are detached and their data stays on its server.
+    #[serde(default)]
+    purge: bool,
+}
+
+/// `DELETE /v1/apps/{app}[?purge=true]`. An app with nothing on a target
+/// (it never reached the deploy stage, and no add-on of it was created)
+/// goes at once (`204`). Otherwise it is marked `destroying` (no new
+/// deployments) and a destroy deployment removes its route and containers,
+/// with `purge` its add-ons' databases and volumes, and then the app
+/// (`202`); a failed destroy can be asked for again.
 #[tracing::instrument(skip_all)]
 pub async fn destroy(
     project: Project,
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(query): Query<DestroyQuery>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await?;
     let row: Option<(Uuid, bool)> = sqlx::query_as(
@@ -205,12 +217,21 @@ pub async fn destroy(
             "the app has deployments in progress; cancel them first",
         ));
     }
+    if query.purge {
+        sqlx::query("UPDATE addons SET state = 'purging' WHERE app_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    // An add-on the provision stage created has data to drop when purged.
     let on_target: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM releases WHERE app_id = $1)
              OR EXISTS (SELECT 1 FROM deployment_events e JOIN deployments d ON d.id = e.deployment_id
-                        WHERE d.app_id = $1 AND e.to_state = 'deploying')",
+                        WHERE d.app_id = $1 AND e.to_state = 'deploying')
+             OR ($2 AND EXISTS (SELECT 1 FROM addons WHERE app_id = $1 AND ready_at IS NOT NULL))",
     )
     .bind(id)
+    .bind(query.purge)
     .fetch_one(&mut *tx)
     .await?;
     if !on_target {

@@ -292,6 +292,36 @@ pub async fn complete_in(
     Ok(true)
 }
 
+/// Commits a stage's success ahead of the attempt's outcome: the effects
+/// and the deployment's next step, if the lease is still ours (the job row
+/// stays locked meanwhile, so the sweeper and a cancel wait for this). The
+/// outcome committed later finds the deployment moved on already: its
+/// transitions match nothing and it creates no second job.
+pub async fn succeed_early(
+    pool: &PgPool,
+    names: &QueueNames,
+    job: &JobInfo,
+    effects: &Effects,
+) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let ours: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM jobs WHERE id = $1 AND lease_token = $2 AND state = 'running' FOR UPDATE",
+    )
+    .bind(job.job_id)
+    .bind(job.lease_token)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if ours.is_none() {
+        return Ok(false);
+    }
+    for effect in effects {
+        effect.apply(&mut tx, job).await?;
+    }
+    advance(&mut tx, names, job).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// What follows a fenced outcome: the handler's effects and the next stage,
 /// a retry through a delay queue, the deployment failed (and dead-lettered),
 /// or the job handed back to its queue.

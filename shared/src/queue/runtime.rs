@@ -384,6 +384,7 @@ impl Runtime {
             cancel: running.cancel.clone(),
             pool: self.pool.clone(),
             probe_command: self.settings.probe_command.clone(),
+            names: self.names.clone(),
             info,
         };
         ctx.logs

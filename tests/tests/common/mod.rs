@@ -233,7 +233,9 @@ impl Fleet {
         loop {
             let deployment = self.deployment(id).await?;
             let state = deployment["state"].as_str().unwrap_or_default().to_owned();
-            if states.contains(&state.as_str()) {
+            // A deploy is `live` once it serves and finishes its attempt
+            // after draining the release it replaced: wait for that too.
+            if states.contains(&state.as_str()) && (state != "live" || attempts_done(&deployment)) {
                 return Ok(deployment);
             }
             if tokio::time::Instant::now() > deadline {
@@ -353,6 +355,13 @@ fn base_env(
         env.push(((*key).to_owned(), value.clone()));
     }
     env
+}
+
+/// Whether every attempt of the deployment has finished.
+pub fn attempts_done(deployment: &Value) -> bool {
+    deployment["attempts"]
+        .as_array()
+        .is_some_and(|attempts| attempts.iter().all(|a| !a["finished_at"].is_null()))
 }
 
 pub fn states(deployment: &Value) -> Vec<String> {

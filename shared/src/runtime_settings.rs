@@ -1,0 +1,143 @@
+//! An app's `runtime` settings (`apps.runtime_settings`): port, health
+//! check, limits, replicas and drain, with their defaults. The API checks
+//! them when an app is created or changed (`400 invalid_runtime_settings`);
+//! the deploy worker reads them for every release.
+
+use std::time::Duration;
+
+/// The app's `runtime` settings, with defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeSettings {
+    /// The port the app listens on inside the container (given as `$PORT`).
+    pub port: u16,
+    pub health_path: String,
+    pub health_interval: Duration,
+    pub health_timeout: Duration,
+    pub health_attempts: u32,
+    /// Memory limit in the engine's format (`512m`), if any.
+    pub memory: Option<String>,
+    /// CPUs (`0.5`), if any.
+    pub cpus: Option<String>,
+    /// Containers of each release behind the app's route.
+    pub replicas: u32,
+    /// How long a replaced release keeps running after the switch, so the
+    /// requests it was answering finish; then it is stopped.
+    pub drain: Duration,
+}
+
+/// The longest drain an app may ask for.
+pub const MAX_DRAIN: Duration = Duration::from_secs(600);
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            port: 8080,
+            health_path: "/healthz".into(),
+            health_interval: Duration::from_millis(250),
+            health_timeout: Duration::from_secs(2),
+            health_attempts: 60,
+            memory: None,
+            cpus: None,
+            replicas: 1,
+            drain: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RuntimeSettings {
+    /// Reads `port`, `health_path`, `health_interval_ms`, `health_timeout_ms`,
+    /// `health_attempts`, `memory`, `cpus`, `replicas`, `drain_ms`; anything
+    /// else is ignored.
+    pub fn parse(value: &serde_json::Value) -> Result<RuntimeSettings, String> {
+        let mut settings = RuntimeSettings::default();
+        let number = |key: &str| -> Result<Option<u64>, String> {
+            match value.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| format!("runtime.{key} must be a whole number, not {v}")),
+            }
+        };
+        let text = |key: &str| -> Result<Option<String>, String> {
+            match value.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+                Some(v) => Err(format!("runtime.{key} must be a string, not {v}")),
+            }
+        };
+        if let Some(port) = number("port")? {
+            settings.port = u16::try_from(port)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("runtime.port {port} is not a port"))?;
+        }
+        if let Some(path) = text("health_path")? {
+            if !path.starts_with('/') {
+                return Err(format!("runtime.health_path {path:?} must start with /"));
+            }
+            settings.health_path = path;
+        }
+        if let Some(ms) = number("health_interval_ms")? {
+            settings.health_interval = Duration::from_millis(ms.max(10));
+        }
+        if let Some(ms) = number("health_timeout_ms")? {
+            settings.health_timeout = Duration::from_millis(ms.max(10));
+        }
+        if let Some(n) = number("health_attempts")? {
+            settings.health_attempts = u32::try_from(n.clamp(1, 10_000)).unwrap_or(10_000);
+        }
+        if let Some(n) = number("replicas")? {
+            let max = crate::operation::MAX_REPLICAS;
+            settings.replicas = u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| format!("runtime.replicas {n} is not within 1..={max}"))?;
+        }
+        if let Some(ms) = number("drain_ms")? {
+            settings.drain = Some(Duration::from_millis(ms))
+                .filter(|drain| *drain <= MAX_DRAIN)
+                .ok_or_else(|| {
+                    format!("runtime.drain_ms {ms} is over {} ms", MAX_DRAIN.as_millis())
+                })?;
+        }
+        settings.memory = text("memory")?;
+        settings.cpus = text("cpus")?;
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn runtime_settings_have_defaults_and_refuse_nonsense() {
+        assert_eq!(
+            RuntimeSettings::parse(&json!({})).ok(),
+            Some(RuntimeSettings::default())
+        );
+        let custom =
+            RuntimeSettings::parse(&json!({"port": 3000, "health_path": "/up", "memory": "256m"}))
+                .ok()
+                .unwrap_or_default();
+        assert_eq!((custom.port, custom.health_path.as_str()), (3000, "/up"));
+        assert_eq!(custom.memory.as_deref(), Some("256m"));
+        let drained = RuntimeSettings::parse(&json!({"drain_ms": 0})).ok();
+        assert_eq!(drained.map(|s| s.drain), Some(Duration::ZERO));
+        for bad in [
+            json!({"port": 0}),
+            json!({"port": 70000}),
+            json!({"health_path": "up"}),
+            json!({"port": "x"}),
+            json!({"replicas": 0}),
+            json!({"replicas": 17}),
+            json!({"drain_ms": 600_001}),
+            json!({"drain_ms": -1}),
+        ] {
+            assert!(RuntimeSettings::parse(&bad).is_err(), "{bad}");
+        }
+    }
+}
