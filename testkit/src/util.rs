@@ -14,14 +14,30 @@ use anyhow::{anyhow, Context};
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 ///
 /// The port is released before returning, so another process could grab it
-/// in between; the window is small and the kernel hands out ephemeral ports
-/// round-robin, which makes an immediate reuse unlikely.
+/// in between. It is picked below the kernel's ephemeral range (32768 and
+/// up here): the ports the kernel gives outgoing connections and the host
+/// ports podman publishes releases on come from that range, and a test's
+/// Caddy, for one, binds its port only when the test first configures it,
+/// long after this returns. Only other tests pick from this range, at
+/// random, each checking the port is free.
 pub fn free_port() -> u16 {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let port = rng.gen_range(PICKED_PORTS);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0 must work")
 }
+
+/// Where [`free_port`] picks from: above the well-known and common service
+/// ports, below the ephemeral range.
+const PICKED_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// Poll `f` every 50 ms until it returns true; fail after `timeout` with an
 /// error naming `what`. A single slow call of `f` is cut off by the deadline
