@@ -10,6 +10,7 @@ use anyhow::Context;
 use common::{Fleet, Options, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
+use slipway_testkit::caddy::Caddy;
 use slipway_testkit::git::{seed_repo, ssh_keygen, GitDaemon};
 use slipway_testkit::netns::Netns;
 use slipway_testkit::registry::Registry;
@@ -360,10 +361,16 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     let (private_key, known_hosts) = ns.start_sshd()?;
     ns.start_caddy()?;
     let registry = Registry::start().await?;
+    // The local target's Caddy, for the app's stay there.
+    let local_caddy = Caddy::start().await?;
     let dirs = tempfile::tempdir()?;
     let mut env = vec![
         ("SLIPWAY_REGISTRY", registry.addr().to_string()),
         ("SLIPWAY_BUILD_DIR", dirs.path().display().to_string()),
+        ("SLIPWAY_CADDY_ADMIN", local_caddy.admin_url().to_string()),
+        ("SLIPWAY_CADDY_HTTP_ADDR", local_caddy.http_addr().to_string()),
+        ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
+        ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_string()),
         ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
         ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
         // Often, so that a monitor wrongly checking this host's loopback
@@ -589,6 +596,53 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         "the failed release was removed"
     );
 
+    // Moved to the local target and back: each deploy removes the release
+    // and the route the app left on the target it moved from.
+    let (status, answer) = fleet
+        .call(
+            Method::PATCH,
+            "/v1/apps/site",
+            Some(json!({"target": null, "runtime": {"health_path": "/healthz"}})),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "patch: {status} {answer}");
+    let moved = deploy(&fleet).await?;
+    leftovers.tags.push(format!(
+        "{}/slipway/p-site:{}",
+        registry.addr(),
+        moved["id"].as_str().unwrap_or_default()
+    ));
+    assert_eq!(moved["state"], "live", "{moved:#}\n{}", fleet.logs());
+    let logs = log_text(&fleet, &moved).await?;
+    assert!(logs.contains("the app moved from ssh target ns"), "{logs}");
+    let (status, text) = common::through_caddy(&local_caddy, "site.p.localhost").await?;
+    assert_eq!((status, text.contains("third release")), (200, true), "{text}");
+    let (status, _) = through_namespace_caddy(&apps_addr).await?;
+    assert_eq!(status, 404, "the app's route is gone from the target it left");
+    let local_running = common::app_containers(&app_id, false);
+    assert_eq!(local_running.len(), 1, "{local_running:?}");
+    assert_ne!(local_running, now_running, "the release on ns was removed");
+    let (status, answer) = fleet
+        .call(Method::PATCH, "/v1/apps/site", Some(json!({"target": "ns"})))
+        .await?;
+    anyhow::ensure!(status == 200, "patch: {status} {answer}");
+    let back = deploy(&fleet).await?;
+    leftovers.tags.push(format!(
+        "{}/slipway/p-site:{}",
+        registry.addr(),
+        back["id"].as_str().unwrap_or_default()
+    ));
+    assert_eq!(back["state"], "live", "{back:#}\n{}", fleet.logs());
+    let logs = log_text(&fleet, &back).await?;
+    assert!(logs.contains("the app moved from the local target"), "{logs}");
+    let (status, _) = common::through_caddy(&local_caddy, "site.p.localhost").await?;
+    assert_eq!(status, 404, "the app's local route is gone");
+    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    assert_eq!((status, text.contains("third release")), (200, true), "{text}");
+    let back_running = common::app_containers(&app_id, false);
+    assert_eq!(back_running.len(), 1, "{back_running:?}");
+    assert_ne!(back_running, local_running, "the local release was removed");
+
     // The target serves an app: it cannot be deleted.
     let (status, _) = fleet.call(Method::DELETE, "/v1/targets/ns", None).await?;
     assert_eq!(status, 409);
@@ -657,7 +711,7 @@ async fn operations_on_the_target(
     for _ in 0..4 {
         let (status, text) = through_namespace_caddy(apps_addr).await?;
         assert_eq!(
-            (status, text.contains("second release")),
+            (status, text.contains("third release")),
             (200, true),
             "{text}"
         );
@@ -697,7 +751,7 @@ async fn operations_on_the_target(
     operate(fleet, Method::POST, "/v1/apps/site/start", json!({})).await?;
     let (status, text) = through_namespace_caddy(apps_addr).await?;
     assert_eq!(
-        (status, text.contains("second release")),
+        (status, text.contains("third release")),
         (200, true),
         "{text}"
     );

@@ -151,6 +151,7 @@ impl DeployHandler {
             deployment_id,
             app.image()?,
             &spec.name,
+            site.target_id(),
         )
         .await?;
         let previous = release::current(&ctx.pool, app.app_id, release.id).await?;
@@ -264,27 +265,99 @@ impl DeployHandler {
                 ))
                 .await;
             tokio::time::sleep(drain).await;
-            // The route no longer points at it: a failure here costs disk,
-            // not availability, and the reconciler finishes it. (A release
-            // left on another target after the app moved is not on this
-            // site: nothing removes it yet.)
-            let names = replicas::release_containers(&site, previous.id, &previous.container_name)
-                .await
-                .unwrap_or_else(|_| vec![previous.container_name.clone()]);
-            for name in names {
-                if let Err(error) = stop_and_remove(&site, &name).await {
-                    ctx.logs
-                        .info(format!("could not stop {name}: {error}"))
-                        .await;
-                }
+            if previous.target_id == site.target_id() {
+                retire(&site, ctx, &previous).await;
+            } else {
+                self.retire_elsewhere(ctx, &previous, &hosts, app.app_id)
+                    .await;
             }
-            ctx.logs
-                .info(format!(
-                    "the replaced release {} is stopped",
-                    previous.container_name
-                ))
-                .await;
         }
         Ok(Vec::new())
     }
+}
+
+impl DeployHandler {
+    /// The app moved to another target: its replaced release runs on the
+    /// target it left, whose Caddy still routes the app there. Both go;
+    /// if that target cannot be reached (or no longer exists) the log says
+    /// what is left behind.
+    async fn retire_elsewhere(
+        &self,
+        ctx: &JobContext,
+        previous: &release::Release,
+        hosts: &[String],
+        app_id: Uuid,
+    ) {
+        let old_site = match previous.target_id {
+            None => Ok(Some(Site::local(&self.target, &self.engine, &self.caddy))),
+            Some(id) => match targets::by_id(&ctx.pool, id, self.secrets.as_ref()).await {
+                Ok(Some(Placement::Ssh(target))) => Site::ssh(&target, &self.target).await.map(Some),
+                Ok(Some(Placement::Local)) => {
+                    Ok(Some(Site::local(&self.target, &self.engine, &self.caddy)))
+                }
+                Ok(None) => Ok(None),
+                Err(error) => Err(error),
+            },
+        };
+        let old_site = match old_site {
+            Ok(Some(site)) => site,
+            Ok(None) => {
+                ctx.logs
+                    .info(format!(
+                        "the replaced release {} ran on a target that no longer exists: nothing to remove",
+                        previous.container_name
+                    ))
+                    .await;
+                return;
+            }
+            Err(error) => {
+                ctx.logs
+                    .info(format!(
+                        "cannot reach the target the app moved from to remove release {}: {error}",
+                        previous.container_name
+                    ))
+                    .await;
+                return;
+            }
+        };
+        ctx.logs
+            .info(format!(
+                "the app moved from {}: removing its route and release there",
+                old_site.describe()
+            ))
+            .await;
+        match routing::unpublish(&old_site, app_id, hosts).await {
+            Ok(true) => ctx.logs.info("its old route is removed").await,
+            Ok(false) => {}
+            Err(error) => {
+                ctx.logs
+                    .info(format!("could not remove its old route: {error}"))
+                    .await
+            }
+        }
+        retire(&old_site, ctx, previous).await;
+    }
+}
+
+/// Stops and removes every container of a replaced release on `site`. The
+/// route no longer points at it: a failure here costs resources, not
+/// availability, and is logged (on a site the reconciler covers, it
+/// finishes the job).
+async fn retire(site: &Site, ctx: &JobContext, previous: &release::Release) {
+    let names = replicas::release_containers(site, previous.id, &previous.container_name)
+        .await
+        .unwrap_or_else(|_| vec![previous.container_name.clone()]);
+    for name in names {
+        if let Err(error) = stop_and_remove(site, &name).await {
+            ctx.logs
+                .info(format!("could not stop {name}: {error}"))
+                .await;
+        }
+    }
+    ctx.logs
+        .info(format!(
+            "the replaced release {} is stopped",
+            previous.container_name
+        ))
+        .await;
 }

@@ -15,6 +15,8 @@ pub struct Release {
     pub container_name: String,
     pub host_port: Option<i32>,
     pub state: String,
+    /// The ssh target it was started on; `None`: the local target.
+    pub target_id: Option<Uuid>,
 }
 
 fn database(error: sqlx::Error) -> JobError {
@@ -28,20 +30,22 @@ pub async fn start(
     deployment_id: Uuid,
     image_ref: &str,
     container_name: &str,
+    target_id: Option<Uuid>,
 ) -> Result<Release, JobError> {
     sqlx::query(
-        "INSERT INTO releases (id, app_id, deployment_id, image_ref, container_name, state)
-         VALUES ($1, $2, $1, $3, $4, 'starting') ON CONFLICT (deployment_id) DO NOTHING",
+        "INSERT INTO releases (id, app_id, deployment_id, image_ref, container_name, state, target_id)
+         VALUES ($1, $2, $1, $3, $4, 'starting', $5) ON CONFLICT (deployment_id) DO NOTHING",
     )
     .bind(deployment_id)
     .bind(app_id)
     .bind(image_ref)
     .bind(container_name)
+    .bind(target_id)
     .execute(pool)
     .await
     .map_err(database)?;
     sqlx::query_as(
-        "SELECT id, deployment_id, image_ref, container_name, host_port, state FROM releases
+        "SELECT id, deployment_id, image_ref, container_name, host_port, state, target_id FROM releases
          WHERE deployment_id = $1",
     )
     .bind(deployment_id)
@@ -102,7 +106,7 @@ pub async fn current(
     except: Uuid,
 ) -> Result<Option<Release>, JobError> {
     sqlx::query_as(
-        "SELECT id, deployment_id, image_ref, container_name, host_port, state FROM releases
+        "SELECT id, deployment_id, image_ref, container_name, host_port, state, target_id FROM releases
          WHERE app_id = $1 AND state IN ('live', 'paused') AND id <> $2",
     )
     .bind(app_id)

@@ -49,6 +49,7 @@ pub struct Site {
 }
 
 struct SshSite {
+    id: uuid::Uuid,
     name: String,
     files: SshKeyFiles,
     /// Forward 0 (`-L`): the Caddy admin API; forward 0 (`-R`): the registry.
@@ -106,6 +107,7 @@ impl Site {
             base_domain: local.base_domain.clone(),
             registry_tls_verify: false,
             ssh: Some(SshSite {
+                id: target.id,
                 name: target.name.clone(),
                 files,
                 tunnel,
@@ -153,6 +155,11 @@ impl Site {
             Some("443") | None => format!("https://{host}/"),
             Some(port) => format!("https://{host}:{port}/"),
         })
+    }
+
+    /// The ssh target's id; `None` for the local target.
+    pub fn target_id(&self) -> Option<uuid::Uuid> {
+        self.ssh.as_ref().map(|s| s.id)
     }
 
     /// `local` or `ssh target NAME (user@host)`, for log lines.

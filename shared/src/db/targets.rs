@@ -87,6 +87,29 @@ pub async fn placement(
         }
         return Ok(Placement::Local);
     };
+    open(row, secrets)
+}
+
+/// The placement of target `id` (where an app's earlier release runs);
+/// `None` when the target no longer exists.
+pub async fn by_id(
+    pool: &PgPool,
+    id: Uuid,
+    secrets: Option<&SecretBox>,
+) -> Result<Option<Placement>, JobError> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, name, kind, host, port, ssh_user, key_sealed, known_hosts, settings
+         FROM targets WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(database)?;
+    row.map(|row| open(row, secrets)).transpose()
+}
+
+/// A target row as a placement, its key opened.
+fn open(row: Row, secrets: Option<&SecretBox>) -> Result<Placement, JobError> {
     if row.kind == "local" {
         return Ok(Placement::Local);
     }
