@@ -10,6 +10,10 @@
 //! destroy are in [`crate::operate`], start and restart deploy a fresh
 //! release of the current image like any other.
 //!
+//! When the app moved to another target since its serving release
+//! started, that release and the app's route are removed from the target
+//! it left (the release row records where it ran).
+//!
 //! A crash at any point leaves the old or the new release serving: the
 //! route moves only to a healthy release, the old one stops only after the
 //! switch, and a re-run attempt finds the release an earlier attempt
