@@ -23,6 +23,7 @@ pub mod ssh;
 pub mod state;
 pub mod target;
 pub mod telemetry;
+pub mod tls;
 pub mod worker;
 
 pub use job::{JobContext, JobError, JobHandler, JobMessage, Stage};

@@ -4,6 +4,7 @@
 
 use crate::addons::AddonServer;
 use crate::config::ConfigError;
+use crate::tls::TlsIssuer;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ pub struct LocalTarget {
     /// Where the same apps answer over HTTPS with certificates from Caddy's
     /// internal CA, e.g. `127.0.0.1:8443`; `None` (`off`) for no HTTPS.
     pub caddy_https_addr: Option<String>,
+    /// Where HTTPS certificates come from: Caddy's internal CA (local mode)
+    /// or an ACME CA (`SLIPWAY_TLS_ISSUER=acme`, for real names).
+    pub tls_issuer: TlsIssuer,
     /// Apps answer at `APP.PROJECT.BASE_DOMAIN`.
     pub base_domain: String,
     /// The registry images are pulled from (`host:port`), and whether to
@@ -45,7 +49,9 @@ impl LocalTarget {
     /// `SLIPWAY_CONTAINERS_CONF` or `CONTAINERS_CONF`,
     /// `SLIPWAY_ADDON_POSTGRES_URL` (the platform's own Postgres),
     /// `SLIPWAY_HEALTH_MONITOR_INTERVAL` (`15s`, `off` for never),
-    /// `SLIPWAY_RUNTIME_LOG_INTERVAL` (`1s`, `off` for never).
+    /// `SLIPWAY_RUNTIME_LOG_INTERVAL` (`1s`, `off` for never),
+    /// `SLIPWAY_TLS_ISSUER` (`internal`, or `acme` with `SLIPWAY_ACME_CA`
+    /// (Let's Encrypt), `SLIPWAY_ACME_EMAIL`, `SLIPWAY_ACME_CA_ROOT`).
     pub fn from_env() -> Result<LocalTarget, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -96,7 +102,26 @@ impl LocalTarget {
         } else {
             format!("http://{caddy_admin}")
         };
+        let opt = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let issuer = opt("SLIPWAY_TLS_ISSUER");
+        let tls_issuer = TlsIssuer::parse(
+            issuer.as_deref(),
+            TlsIssuer::Internal,
+            opt("SLIPWAY_ACME_CA").as_deref(),
+            opt("SLIPWAY_ACME_EMAIL").as_deref(),
+            opt("SLIPWAY_ACME_CA_ROOT").as_deref(),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            name: "SLIPWAY_TLS_ISSUER",
+            value: issuer.clone().unwrap_or_default(),
+            reason: e.to_string(),
+        })?;
         Ok(LocalTarget {
+            tls_issuer,
             caddy_admin: caddy_admin.trim_end_matches('/').to_owned(),
             caddy_server: get("SLIPWAY_CADDY_SERVER", "slipway"),
             caddy_http_addr: get("SLIPWAY_CADDY_HTTP_ADDR", "127.0.0.1:8088"),

@@ -6,6 +6,7 @@
 //! option or break out of a quoted word cannot exist past the API.
 
 use crate::domain::Invalid;
+use crate::tls::TlsIssuer;
 use serde::{Deserialize, Serialize};
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> Invalid {
@@ -124,6 +125,13 @@ pub struct SshTargetSettings {
     pub data_dir: String,
     /// `CONTAINERS_CONF` for podman on the target, if any.
     pub containers_conf: Option<String>,
+    /// Where the target's Caddy serves the apps over HTTPS (`0.0.0.0:443`);
+    /// `None`: HTTP only.
+    #[serde(default)]
+    pub https_addr: Option<String>,
+    /// Where the HTTPS certificates come from.
+    #[serde(default)]
+    pub tls: TlsIssuer,
 }
 
 impl Default for SshTargetSettings {
@@ -133,6 +141,8 @@ impl Default for SshTargetSettings {
             apps_addr: "0.0.0.0:80".into(),
             data_dir: "/var/lib/slipway".into(),
             containers_conf: None,
+            https_addr: None,
+            tls: TlsIssuer::Internal,
         }
     }
 }
@@ -162,7 +172,33 @@ impl SshTargetSettings {
             containers_conf: containers_conf
                 .map(|p| parse_path("containers_conf", p))
                 .transpose()?,
+            https_addr: None,
+            tls: TlsIssuer::Internal,
         })
+    }
+
+    /// HTTPS on `https_addr` with certificates from `tls` (which must be
+    /// the internal CA or ACME; ACME needs the apps on port 80 or HTTPS on
+    /// port 443 of the names' address, which Caddy's challenges reach).
+    pub fn with_https(
+        mut self,
+        https_addr: Option<&str>,
+        tls: TlsIssuer,
+    ) -> Result<SshTargetSettings, Invalid> {
+        match https_addr {
+            Some(addr) => {
+                self.https_addr = Some(parse_addr("https_addr", addr)?);
+                self.tls = tls;
+            }
+            None if !tls.is_internal() => {
+                return Err(invalid(
+                    "https_addr",
+                    "is required with the acme issuer (e.g. 0.0.0.0:443)",
+                ))
+            }
+            None => {}
+        }
+        Ok(self)
     }
 
     /// The URL apps answer at through the target's Caddy.

@@ -233,6 +233,90 @@ impl Netns {
     }
 }
 
+/// An ACME CA inside a namespace (see [`Netns::start_acme_ca`]).
+pub struct AcmeCa {
+    /// The CA's ACME directory URL.
+    pub directory: String,
+    /// Its root certificate (PEM): what a client trusts to verify what it
+    /// issued, and what the ACME client trusts to reach the CA.
+    pub root_pem: PathBuf,
+}
+
+impl Netns {
+    /// Starts an ACME CA (Caddy's `acme_server` on its internal CA) on
+    /// `ADDR:9000` over HTTPS, for which `names` resolve to the namespace's
+    /// address: it runs in a mount namespace of its own with a bind-mounted
+    /// `/etc/hosts`, so the names mean something to it alone, and it
+    /// validates the HTTP-01 challenge at `NAME:80` inside the namespace.
+    pub fn start_acme_ca(&mut self, names: &[&str]) -> anyhow::Result<AcmeCa> {
+        let dir = self.dir.join("acme-ca");
+        std::fs::create_dir_all(&dir)?;
+        let hosts = dir.join("hosts");
+        std::fs::write(
+            &hosts,
+            format!("127.0.0.1 localhost\n{} {}\n", self.addr, names.join(" ")),
+        )?;
+        let listen = format!("{}:9000", self.addr);
+        let config = serde_json::json!({
+            "admin": {"listen": "127.0.0.1:2999"},
+            "apps": {
+                "pki": {"certificate_authorities": {"local": {"install_trust": false}}},
+                // The CA's own HTTPS: a certificate for its IP address.
+                "tls": {
+                    "automation": {"policies": [{"subjects": [self.addr], "issuers": [{"module": "internal"}]}]},
+                    "certificates": {"automate": [self.addr]},
+                },
+                "http": {"servers": {"ca": {
+                    "listen": [listen],
+                    "automatic_https": {"disable": true},
+                    "tls_connection_policies": [{}],
+                    "routes": [{"handle": [{"handler": "acme_server", "ca": "local"}]}],
+                }}},
+            },
+        });
+        std::fs::write(dir.join("caddy.json"), config.to_string())?;
+        let script = format!(
+            "mount --bind {} /etc/hosts && exec caddy run --config {}",
+            hosts.display(),
+            dir.join("caddy.json").display()
+        );
+        let mut command = self.command("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("HOME", &dir);
+        self.spawn("acme-ca", command)?;
+        let ca = AcmeCa {
+            directory: format!("https://{listen}/acme/local/directory"),
+            root_pem: dir.join("data/caddy/pki/authorities/local/root.crt"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = ca.root_pem.is_file()
+                && self
+                    .command("curl")
+                    .arg("-sf")
+                    .arg("--cacert")
+                    .arg(&ca.root_pem)
+                    .args(["-o", "/dev/null", &ca.directory])
+                    .status()
+                    .is_ok_and(|s| s.success());
+            if ok {
+                return Ok(ca);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the ACME CA in {} did not answer: {}",
+                    self.name,
+                    self.log_tail("acme-ca", 10)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         for child in &mut self.children {

@@ -368,7 +368,10 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         ("SLIPWAY_REGISTRY", registry.addr().to_string()),
         ("SLIPWAY_BUILD_DIR", dirs.path().display().to_string()),
         ("SLIPWAY_CADDY_ADMIN", local_caddy.admin_url().to_string()),
-        ("SLIPWAY_CADDY_HTTP_ADDR", local_caddy.http_addr().to_string()),
+        (
+            "SLIPWAY_CADDY_HTTP_ADDR",
+            local_caddy.http_addr().to_string(),
+        ),
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
         ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_string()),
         ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
@@ -616,14 +619,25 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     let logs = log_text(&fleet, &moved).await?;
     assert!(logs.contains("the app moved from ssh target ns"), "{logs}");
     let (status, text) = common::through_caddy(&local_caddy, "site.p.localhost").await?;
-    assert_eq!((status, text.contains("third release")), (200, true), "{text}");
+    assert_eq!(
+        (status, text.contains("third release")),
+        (200, true),
+        "{text}"
+    );
     let (status, _) = through_namespace_caddy(&apps_addr).await?;
-    assert_eq!(status, 404, "the app's route is gone from the target it left");
+    assert_eq!(
+        status, 404,
+        "the app's route is gone from the target it left"
+    );
     let local_running = common::app_containers(&app_id, false);
     assert_eq!(local_running.len(), 1, "{local_running:?}");
     assert_ne!(local_running, now_running, "the release on ns was removed");
     let (status, answer) = fleet
-        .call(Method::PATCH, "/v1/apps/site", Some(json!({"target": "ns"})))
+        .call(
+            Method::PATCH,
+            "/v1/apps/site",
+            Some(json!({"target": "ns"})),
+        )
         .await?;
     anyhow::ensure!(status == 200, "patch: {status} {answer}");
     let back = deploy(&fleet).await?;
@@ -634,11 +648,18 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     ));
     assert_eq!(back["state"], "live", "{back:#}\n{}", fleet.logs());
     let logs = log_text(&fleet, &back).await?;
-    assert!(logs.contains("the app moved from the local target"), "{logs}");
+    assert!(
+        logs.contains("the app moved from the local target"),
+        "{logs}"
+    );
     let (status, _) = common::through_caddy(&local_caddy, "site.p.localhost").await?;
     assert_eq!(status, 404, "the app's local route is gone");
     let (status, text) = through_namespace_caddy(&apps_addr).await?;
-    assert_eq!((status, text.contains("third release")), (200, true), "{text}");
+    assert_eq!(
+        (status, text.contains("third release")),
+        (200, true),
+        "{text}"
+    );
     let back_running = common::app_containers(&app_id, false);
     assert_eq!(back_running.len(), 1, "{back_running:?}");
     assert_ne!(back_running, local_running, "the local release was removed");
@@ -789,5 +810,147 @@ async fn operations_on_the_target(
     );
     let (status, _) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
     assert_eq!(status, 404);
+    Ok(())
+}
+
+/// HTTPS on an ssh target with certificates from an ACME CA: the target's
+/// Caddy gets them for the app's host and custom domain by answering the
+/// CA's HTTP-01 challenges on its port 80; the page then answers over
+/// HTTPS with a chain a client trusting only that CA accepts. The CA runs
+/// in the namespace too, and only it resolves the app's names (to the
+/// namespace's address).
+#[tokio::test]
+async fn an_ssh_target_serves_https_with_certificates_from_an_acme_ca() -> anyhow::Result<()> {
+    const HOST: &str = "site.p.localhost";
+    const DOMAIN: &str = "shop.example.test";
+    let mut ns = Netns::create()?;
+    let (private_key, known_hosts) = ns.start_sshd()?;
+    ns.start_caddy()?;
+    let ca = ns.start_acme_ca(&[HOST, DOMAIN])?;
+    let registry = Registry::start().await?;
+    let dirs = tempfile::tempdir()?;
+    let mut env = vec![
+        ("SLIPWAY_REGISTRY", registry.addr().to_string()),
+        ("SLIPWAY_BUILD_DIR", dirs.path().display().to_string()),
+        ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
+        ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
+    ];
+    let containers_conf = std::env::var("CONTAINERS_CONF").ok();
+    if let Some(conf) = &containers_conf {
+        env.push(("CONTAINERS_CONF", conf.clone()));
+    }
+    let fleet = Fleet::start(Options {
+        env,
+        ..Options::default()
+    })
+    .await?;
+
+    let mut body = json!({"name": "secure", "kind": "ssh", "host": ns.addr, "user": "root",
+                          "ssh_key": private_key, "known_hosts": known_hosts,
+                          "apps_addr": format!("{}:80", ns.addr),
+                          "https_addr": format!("{}:443", ns.addr),
+                          "acme_ca": ca.directory, "acme_email": "ops@example.test",
+                          "acme_ca_root": ca.root_pem, "data_dir": ns.dir().join("data")});
+    if let Some(conf) = &containers_conf {
+        body["containers_conf"] = json!(conf);
+    }
+    let (status, target) = fleet.call(Method::POST, "/v1/targets", Some(body)).await?;
+    anyhow::ensure!(status == 201, "create target: {status} {target}");
+    assert_eq!(target["settings"]["tls"]["issuer"], "acme", "{target:#}");
+    // ACME without an HTTPS address, or with a CA that is not https://, is
+    // refused before anything is stored.
+    for (bad, field) in [
+        (json!({"tls_issuer": "acme"}), "https_addr"),
+        (
+            json!({"https_addr": "0.0.0.0:443", "acme_ca": "http://ca/directory"}),
+            "acme_ca",
+        ),
+    ] {
+        let mut body = json!({"name": "bad", "kind": "ssh", "host": ns.addr, "user": "root",
+                              "ssh_key": private_key, "known_hosts": known_hosts});
+        if let (Some(body), Some(bad)) = (body.as_object_mut(), bad.as_object()) {
+            body.extend(bad.clone());
+        }
+        let (status, answer) = fleet.call(Method::POST, "/v1/targets", Some(body)).await?;
+        assert_eq!(status, 422, "{answer}");
+        assert!(answer["message"].to_string().contains(field), "{answer}");
+    }
+
+    let repos = tempfile::tempdir()?;
+    seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+    let daemon = GitDaemon::start(repos.path())?;
+    let (status, app) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps",
+            Some(
+                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
+                        "target": "secure", "domains": [DOMAIN],
+                        "runtime": {"health_path": "/healthz"}}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create app: {status} {app}");
+    let app_id = app["id"].as_str().context("app id")?.to_owned();
+    let mut leftovers = Leftovers {
+        app_id: app_id.clone(),
+        tags: Vec::new(),
+    };
+    let deployed = deploy(&fleet).await?;
+    leftovers.tags.push(format!(
+        "{}/slipway/p-site:{}",
+        registry.addr(),
+        deployed["id"].as_str().unwrap_or_default()
+    ));
+    assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
+    assert_eq!(
+        deployed["https_url"], "https://site.p.localhost/",
+        "{deployed:#}"
+    );
+    let logs = log_text(&fleet, &deployed).await?;
+    assert!(logs.contains("HTTPS certificates ready"), "{logs}");
+
+    // A client that trusts the ACME CA alone gets the page for both names.
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&ca.root_pem)?)?;
+    let https: std::net::SocketAddr = format!("{}:443", ns.addr).parse()?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(root)
+        .resolve(HOST, https)
+        .resolve(DOMAIN, https)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    for name in [HOST, DOMAIN] {
+        let page = client.get(format!("https://{name}/")).send().await?;
+        assert_eq!(page.status(), 200, "{name}");
+        assert!(page.text().await?.contains("static-site"), "{name}");
+    }
+    // Not the target Caddy's own internal CA: a client trusting only that
+    // one refuses the chain.
+    let internal = ns
+        .command("curl")
+        .args(["-sf", "http://127.0.0.1:2019/pki/ca/local"])
+        .output()?;
+    let internal: Value = serde_json::from_slice(&internal.stdout)?;
+    let internal_root = internal["root_certificate"]
+        .as_str()
+        .context("the target Caddy's internal root")?;
+    let wrong = reqwest::Client::builder()
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(internal_root.as_bytes())?)
+        .resolve(DOMAIN, https)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    assert!(wrong
+        .get(format!("https://{DOMAIN}/"))
+        .send()
+        .await
+        .is_err());
+
+    fleet.stop().await;
+    drop(leftovers);
+    drop(ns);
     Ok(())
 }

@@ -295,7 +295,9 @@ impl DeployHandler {
         let old_site = match previous.target_id {
             None => Ok(Some(Site::local(&self.target, &self.engine, &self.caddy))),
             Some(id) => match targets::by_id(&ctx.pool, id, self.secrets.as_ref()).await {
-                Ok(Some(Placement::Ssh(target))) => Site::ssh(&target, &self.target).await.map(Some),
+                Ok(Some(Placement::Ssh(target))) => {
+                    Site::ssh(&target, &self.target).await.map(Some)
+                }
                 Ok(Some(Placement::Local)) => {
                     Ok(Some(Site::local(&self.target, &self.engine, &self.caddy)))
                 }

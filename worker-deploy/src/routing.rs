@@ -1,13 +1,12 @@
 //! An app's route on the site's Caddy, over HTTP and, when the site serves
-//! HTTPS (the local target only, see [`Site`]), through the TLS server in
-//! front of it (certificates from Caddy's internal CA for exactly the app's
-//! hosts): pointed at a release's upstreams, answering 503 while the app is
-//! stopped, or removed.
+//! HTTPS (see [`Site`]), through the TLS server in front of it (certificates
+//! from the site's issuer, Caddy's internal CA or ACME, for exactly the
+//! app's hosts): pointed at a release's upstreams, answering 503 while the
+//! app is stopped, or removed.
 
 use crate::handler::route_id;
 use crate::site::Site;
 use slipway_shared::job::JobError;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -22,7 +21,8 @@ async fn prepare(site: &Site, hosts: &[String]) -> Result<(), JobError> {
     site.caddy.ensure_server(server, http).await?;
     if let Some(https) = &site.https_addr {
         site.caddy.ensure_tls_server(server, https, http).await?;
-        site.caddy.add_tls_hosts(server, hosts).await?;
+        let issuer = site.tls_issuer.caddy_issuer();
+        site.caddy.add_tls_hosts(server, hosts, &issuer).await?;
     }
     Ok(())
 }
@@ -72,28 +72,35 @@ async fn forget_hosts(site: &Site, before: &[String], now: &[String]) -> Result<
     Ok(())
 }
 
-/// Waits until every host answers over HTTPS with a certificate from
-/// Caddy's internal CA (issuance runs in the background and a config
-/// change restarts it). `Ok(None)` when the site serves no HTTPS;
-/// `Err` says what still fails after [`CERTIFICATE_WAIT`].
+/// Waits until every host answers over HTTPS (issuance runs in the
+/// background and a config change restarts it). With Caddy's internal CA
+/// the certificate is verified against that CA's root; with ACME only the
+/// handshake is required (Caddy completes one only for a name it holds a
+/// certificate for; the CA's root may be known to the target alone). On
+/// an ssh target the check goes through a forward to its HTTPS address.
+/// `Ok(None)` when the site serves no HTTPS; `Err` says what still fails
+/// after [`CERTIFICATE_WAIT`].
 pub(crate) async fn wait_https(site: &Site, hosts: &[String]) -> Result<Option<Duration>, String> {
     let Some(addr) = &site.https_addr else {
         return Ok(None);
     };
-    let socket: SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("{addr} is not an IP address and port"))?;
-    let root = site
-        .caddy
-        .local_ca_root()
-        .await
-        .map_err(|e| e.to_string())?;
-    let certificate = reqwest::Certificate::from_pem(root.as_bytes()).map_err(|e| e.to_string())?;
+    let (socket, _forward) = site.reach_addr(addr).await.map_err(|e| e.to_string())?;
     let mut builder = reqwest::Client::builder()
         .no_proxy()
-        .add_root_certificate(certificate)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(2));
+    if site.tls_issuer.is_internal() {
+        let root = site
+            .caddy
+            .local_ca_root()
+            .await
+            .map_err(|e| e.to_string())?;
+        let certificate =
+            reqwest::Certificate::from_pem(root.as_bytes()).map_err(|e| e.to_string())?;
+        builder = builder.add_root_certificate(certificate);
+    } else {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
     for host in hosts {
         builder = builder.resolve(host, socket);
     }

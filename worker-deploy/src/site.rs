@@ -20,11 +20,10 @@
 //! A release's port is only known once podman picked it on the target, so
 //! its health check opens a second, short-lived forward to it.
 //!
-//! HTTPS through Caddy's internal CA is a local-target feature: an ssh
-//! site has no `https_addr`, so its deploys set up no TLS server or
-//! certificate policy on the target's Caddy and report no `https_url`
-//! (serving HTTPS there needs a listen address per target and a way to
-//! trust that Caddy's own CA; not built yet).
+//! HTTPS: the local target serves it on `SLIPWAY_CADDY_HTTPS_ADDR` with
+//! the issuer of `SLIPWAY_TLS_ISSUER` (Caddy's internal CA by default); an
+//! ssh target when its settings name an `https_addr`, with their issuer
+//! (ACME by default: a server's names are real ones).
 
 use crate::caddy::CaddyAdmin;
 use crate::engine::Engine;
@@ -32,6 +31,7 @@ use slipway_shared::db::targets::SshTarget;
 use slipway_shared::job::JobError;
 use slipway_shared::local_target::LocalTarget;
 use slipway_shared::ssh::{SshKeyFiles, Tunnel};
+use slipway_shared::tls::TlsIssuer;
 
 pub struct Site {
     pub engine: Engine,
@@ -40,9 +40,11 @@ pub struct Site {
     pub caddy_server: String,
     /// Where that server listens.
     pub apps_addr: String,
-    /// Where the same apps answer over HTTPS (Caddy's internal CA); only
-    /// on the local target, `None` when it serves no HTTPS.
+    /// Where the same apps answer over HTTPS; `None` when the site serves
+    /// no HTTPS.
     pub https_addr: Option<String>,
+    /// Where the HTTPS certificates come from.
+    pub tls_issuer: TlsIssuer,
     pub base_domain: String,
     pub registry_tls_verify: bool,
     ssh: Option<SshSite>,
@@ -65,6 +67,7 @@ impl Site {
             caddy_server: target.caddy_server.clone(),
             apps_addr: target.caddy_http_addr.clone(),
             https_addr: target.caddy_https_addr.clone(),
+            tls_issuer: target.tls_issuer.clone(),
             base_domain: target.base_domain.clone(),
             registry_tls_verify: target.registry_tls_verify,
             ssh: None,
@@ -102,8 +105,8 @@ impl Site {
             caddy,
             caddy_server: local.caddy_server.clone(),
             apps_addr: target.settings.apps_addr.clone(),
-            // No HTTPS on ssh targets yet (see the module's notes).
-            https_addr: None,
+            https_addr: target.settings.https_addr.clone(),
+            tls_issuer: target.settings.tls.clone(),
             base_domain: local.base_domain.clone(),
             registry_tls_verify: false,
             ssh: Some(SshSite {
@@ -138,6 +141,37 @@ impl Site {
             .await
             .map_err(|e| e.into_job_error())?;
         Ok((tunnel.local_port(0), Some(tunnel)))
+    }
+
+    /// Where this host reaches `addr` (`HOST:PORT` as a server on the site
+    /// listens on it; `0.0.0.0` is the site's loopback): the address itself
+    /// on the local target, a forward over SSH on an ssh one.
+    pub async fn reach_addr(
+        &self,
+        addr: &str,
+    ) -> Result<(std::net::SocketAddr, Option<Tunnel>), JobError> {
+        let invalid = || JobError::permanent("invalid_address", format!("{addr} is not HOST:PORT"));
+        let (host, port) = addr.rsplit_once(':').ok_or_else(invalid)?;
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        let host = match host.trim_start_matches('[').trim_end_matches(']') {
+            "0.0.0.0" | "" => "127.0.0.1",
+            "::" => "::1",
+            host => host,
+        };
+        let Some(ssh) = &self.ssh else {
+            let ip: std::net::IpAddr = host.parse().map_err(|_| invalid())?;
+            return Ok(((ip, port).into(), None));
+        };
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let tunnel = Tunnel::open(&ssh.files.host, &[target], &[])
+            .await
+            .map_err(|e| e.into_job_error())?;
+        let here = std::net::SocketAddr::from(([127, 0, 0, 1], tunnel.local_port(0)));
+        Ok((here, Some(tunnel)))
     }
 
     /// The URL an app answers at through the site's Caddy.

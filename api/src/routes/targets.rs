@@ -22,6 +22,7 @@ use slipway_shared::domain::Slug;
 use slipway_shared::target::{
     openssh_fingerprint, parse_host, parse_user, SshTargetSettings, TargetKind,
 };
+use slipway_shared::tls::{TlsIssuer, LETS_ENCRYPT};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -41,6 +42,13 @@ pub struct CreateTarget {
     apps_addr: Option<String>,
     data_dir: Option<String>,
     containers_conf: Option<String>,
+    /// HTTPS on the target: where its Caddy listens (`0.0.0.0:443`) and
+    /// where certificates come from (`acme`, the default, or `internal`).
+    https_addr: Option<String>,
+    tls_issuer: Option<String>,
+    acme_ca: Option<String>,
+    acme_email: Option<String>,
+    acme_ca_root: Option<String>,
 }
 
 /// An ssh target's login, validated.
@@ -77,6 +85,19 @@ fn parse_ssh(body: CreateTarget) -> Result<SshLogin, ApiError> {
             "known_hosts must pin the server's host key (a line `HOST KEYTYPE KEY`)",
         ));
     }
+    // A server's HTTPS serves real names: ACME unless said otherwise.
+    let lets_encrypt = TlsIssuer::Acme {
+        ca: LETS_ENCRYPT.into(),
+        email: None,
+        ca_root: None,
+    };
+    let tls = TlsIssuer::parse(
+        body.tls_issuer.as_deref(),
+        lets_encrypt,
+        body.acme_ca.as_deref(),
+        body.acme_email.as_deref(),
+        body.acme_ca_root.as_deref(),
+    )?;
     let port = body.port.unwrap_or(22);
     if port == 0 {
         return Err(invalid("port must be 1 to 65535"));
@@ -93,7 +114,8 @@ fn parse_ssh(body: CreateTarget) -> Result<SshLogin, ApiError> {
             body.apps_addr.as_deref(),
             body.data_dir.as_deref(),
             body.containers_conf.as_deref(),
-        )?,
+        )?
+        .with_https(body.https_addr.as_deref(), tls)?,
     })
 }
 
@@ -117,6 +139,11 @@ pub async fn create(
                 &body.apps_addr,
                 &body.data_dir,
                 &body.containers_conf,
+                &body.https_addr,
+                &body.tls_issuer,
+                &body.acme_ca,
+                &body.acme_email,
+                &body.acme_ca_root,
             ];
             if ssh_fields.iter().any(|f| f.is_some()) || body.port.is_some() {
                 return Err(invalid(

@@ -1,4 +1,5 @@
-//! HTTPS for the apps through Caddy's internal CA (local mode).
+//! HTTPS for the apps, with certificates from Caddy's internal CA (local
+//! mode) or an ACME CA (real names; see `slipway_shared::tls`).
 //!
 //! Layout (`NAME` is the apps server's name):
 //!
@@ -7,7 +8,7 @@
 //!   tls_connection_policies: [{}],
 //!   routes: [{@id: NAME-tls-proxy, handle: [{reverse_proxy to the apps server}]}] }
 //! apps.pki.certificate_authorities.local.install_trust = false
-//! apps.tls.automation.policies += {@id: NAME-tls-policy, subjects: HOSTS, issuers: [internal]}
+//! apps.tls.automation.policies += {@id: NAME-tls-policy, subjects: HOSTS, issuers: [internal | acme]}
 //! apps.tls.certificates.automate = HOSTS
 //! ```
 //!
@@ -81,15 +82,20 @@ impl CaddyAdmin {
         Ok(changed)
     }
 
-    /// Has certificates from the internal CA issued for `hosts` (those not
-    /// already covered).
-    pub async fn add_tls_hosts(&self, server: &str, hosts: &[String]) -> Result<(), CaddyError> {
+    /// Has certificates from `issuer` (a Caddy issuer module: the internal
+    /// CA or ACME) issued for `hosts` (those not already covered).
+    pub async fn add_tls_hosts(
+        &self,
+        server: &str,
+        hosts: &[String],
+        issuer: &Value,
+    ) -> Result<(), CaddyError> {
         let policy = policy_id(server);
         let subjects_path = format!("/id/{policy}/subjects");
         match self.get_opt(&format!("/id/{policy}")).await? {
             None => {
                 let wanted = json!({"@id": policy, "subjects": hosts,
-                                    "issuers": [{"module": "internal"}]});
+                                    "issuers": [issuer]});
                 let policies = "/config/apps/tls/automation/policies";
                 if self.get_opt(policies).await?.is_some() {
                     self.send("POST", policies, Some(wanted)).await?;
@@ -98,6 +104,11 @@ impl CaddyAdmin {
                 }
             }
             Some(current) => {
+                // The target's issuer setting changed: the policy follows.
+                if current["issuers"] != json!([issuer]) {
+                    let path = format!("/id/{policy}/issuers");
+                    self.send("PATCH", &path, Some(json!([issuer]))).await?;
+                }
                 for host in missing(&current["subjects"], hosts) {
                     self.send("POST", &subjects_path, Some(json!(host))).await?;
                 }

@@ -93,7 +93,8 @@ impl Reconciler {
         };
         if self.target.caddy_https_addr.is_some() {
             // Adds only what is missing (a Caddy that lost its config).
-            self.caddy.add_tls_hosts(server, &hosts).await?;
+            let issuer = self.target.tls_issuer.caddy_issuer();
+            self.caddy.add_tls_hosts(server, &hosts, &issuer).await?;
         }
         let change = self
             .caddy
