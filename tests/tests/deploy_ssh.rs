@@ -546,6 +546,20 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         .await;
     assert!(here.is_err(), "the release is not on this host's loopback");
 
+    // A volume add-on: made on the target by the next deploy, mounted there.
+    let (status, volume) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps/site/addons",
+            Some(json!({"kind": "volume", "name": "data", "mount": "/data"})),
+        )
+        .await?;
+    assert_eq!(status, 201, "{volume}");
+    let volume_name = volume["volume"]["name"]
+        .as_str()
+        .context("volume name")?
+        .to_owned();
+
     // A new commit: the new release replaces the old one on the target.
     repo.push_change("main", "index.html", "<h1>second release</h1>\n")?;
     let second = deploy(&fleet).await?;
@@ -564,6 +578,24 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     let now_running = common::app_containers(&app_id, false);
     assert_eq!(now_running.len(), 1, "the old release was stopped");
     assert_ne!(now_running, running);
+    let logs = log_text(&fleet, &second).await?;
+    assert!(
+        logs.contains(&format!("add-on data (volume {volume_name}): created")),
+        "{logs}"
+    );
+    let mounts = std::process::Command::new("podman")
+        .args([
+            "inspect",
+            "--format",
+            "{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}",
+        ])
+        .arg(&now_running[0])
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&mounts.stdout).contains(&format!("{volume_name}:/data")),
+        "the release mounts the volume: {}",
+        String::from_utf8_lossy(&mounts.stdout)
+    );
 
     // A release that never becomes healthy (checked through the SSH
     // connection) is removed there; the second one keeps serving.
@@ -778,7 +810,9 @@ async fn operations_on_the_target(
     );
     assert_eq!(common::app_containers(app_id, false).len(), 2);
 
-    let (status, answer) = fleet.call(Method::DELETE, "/v1/apps/site", None).await?;
+    let (status, answer) = fleet
+        .call(Method::DELETE, "/v1/apps/site?purge=true", None)
+        .await?;
     assert_eq!(status, 202, "{answer}");
     let id: Uuid = answer["id"].as_str().context("id")?.parse()?;
     let destroy = fleet.wait_state(id, common::TERMINAL, TIMEOUT).await?;
@@ -810,6 +844,19 @@ async fn operations_on_the_target(
     );
     let (status, _) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
     assert_eq!(status, 404);
+    let volumes = std::process::Command::new("podman")
+        .args([
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=slipway-{}", app_id.replace('-', "")),
+        ])
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&volumes.stdout).trim().is_empty(),
+        "the purge removed the app's volume on the target"
+    );
     Ok(())
 }
 
@@ -948,6 +995,25 @@ async fn an_ssh_target_serves_https_with_certificates_from_an_acme_ca() -> anyho
         .send()
         .await
         .is_err());
+
+    // A database on the platform's loopback Postgres cannot serve a
+    // release on this server: the deploy says so, the release serves on.
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps/site/addons",
+            Some(json!({"kind": "postgres", "name": "db"})),
+        )
+        .await?;
+    assert_eq!(status, 201, "{answer}");
+    let refused = deploy(&fleet).await?;
+    assert_eq!(refused["state"], "failed", "{refused:#}");
+    assert_eq!(
+        refused["error_code"], "addon_server_unreachable_from_target",
+        "{refused:#}"
+    );
+    let page = client.get(format!("https://{DOMAIN}/")).send().await?;
+    assert_eq!(page.status(), 200);
 
     fleet.stop().await;
     drop(leftovers);

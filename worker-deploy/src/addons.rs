@@ -8,7 +8,9 @@
 //!
 //! A release on the local target reaches a Postgres server on the host's
 //! loopback through podman's slirp4netns network with host loopback
-//! allowed (`10.0.2.2` inside the container).
+//! allowed (`10.0.2.2` inside the container); one on an ssh target dials
+//! the server's own address, so that server must not be a loopback one.
+//! Volumes live on the release's target.
 
 use crate::engine::{ContainerSpec, Host};
 use crate::site::Site;
@@ -67,12 +69,6 @@ pub async fn apply(
     if rows.is_empty() {
         return Ok(said);
     }
-    if !local {
-        return Err(JobError::permanent(
-            "addons_unsupported_on_target",
-            "add-ons run on the local target only; this app is placed on an ssh target",
-        ));
-    }
     for row in rows {
         if row.state == STATE_PENDING {
             // Added after this deployment's provision stage ran.
@@ -92,7 +88,19 @@ pub async fn apply(
             let password = secrets
                 .open(row.password_sealed.as_deref().unwrap_or_default())
                 .map_err(|e| JobError::permanent("secret_unreadable", e.to_string()))?;
-            let (host, network) = server.reach_from_container();
+            // On the local target a loopback server is reached through
+            // slirp4netns; an ssh target dials the server's own address
+            // (its provision stage refused a loopback one).
+            let (host, network) = match local {
+                true => server.reach_from_container(),
+                false if server.is_loopback() => {
+                    return Err(JobError::permanent(
+                        "addon_server_unreachable_from_target",
+                        "the add-on Postgres server is on this host's loopback, which an app on an ssh target cannot reach",
+                    ))
+                }
+                false => (server.host.clone(), None),
+            };
             let url = database_url(
                 row.db_role.as_deref().unwrap_or_default(),
                 password.expose_secret(),

@@ -1,6 +1,7 @@
-//! Creating an app's add-ons on the local target, at the provision stage of
-//! each of its deployments: a role and a database on the add-on Postgres
-//! server (`SLIPWAY_ADDON_POSTGRES_URL`) and engine volumes. Each step
+//! Creating an app's add-ons at the provision stage of each of its
+//! deployments: a role and a database on the add-on Postgres server
+//! (`SLIPWAY_ADDON_POSTGRES_URL`) and engine volumes on the app's target
+//! (this host's podman, or an ssh target's over SSH). Each step
 //! checks first and creates only what is missing, so a re-run (a retry,
 //! the next deployment) changes nothing that exists; the role's password is
 //! set again from the sealed one, so the two cannot drift apart. Add-ons
@@ -12,6 +13,7 @@ use slipway_shared::db::addons::{self, AddonRow, KIND_POSTGRES, STATE_PURGING};
 use slipway_shared::job::{JobContext, JobError};
 use slipway_shared::operation::AppAction;
 use slipway_shared::secrets::SecretBox;
+use slipway_shared::ssh::SshKeyFiles;
 use sqlx::{Connection, PgConnection};
 use std::path::Path;
 use std::time::Duration;
@@ -22,11 +24,23 @@ fn db_error(error: sqlx::Error) -> JobError {
     JobError::Retryable(format!("database error: {error}"))
 }
 
+/// Where an app's volumes live: the engine of the local target, or the
+/// podman of an ssh target, reached over SSH.
+pub enum VolumeHost<'a> {
+    Local {
+        containers_conf: Option<&'a Path>,
+    },
+    Ssh {
+        files: &'a SshKeyFiles,
+        containers_conf: Option<&'a str>,
+    },
+}
+
 /// Creates (or drops, when purging) every add-on of the deployment's app.
 pub async fn provision(
     ctx: &JobContext,
     server: &AddonServer,
-    containers_conf: Option<&Path>,
+    host: &VolumeHost<'_>,
     secrets: Option<&SecretBox>,
 ) -> Result<(), JobError> {
     let rows = addons::for_deployment(&ctx.pool, ctx.info.deployment_id)
@@ -34,6 +48,19 @@ pub async fn provision(
         .map_err(db_error)?;
     if rows.is_empty() {
         return Ok(());
+    }
+    let databases = rows.iter().any(|row| row.kind == KIND_POSTGRES);
+    if databases && matches!(host, VolumeHost::Ssh { .. }) && server.is_loopback() {
+        // A release on that server would dial its own loopback.
+        return Err(JobError::permanent(
+            "addon_server_unreachable_from_target",
+            format!(
+                "the add-on Postgres server {}:{} is on this host's loopback, which an app on an \
+                 ssh target cannot reach: set SLIPWAY_ADDON_POSTGRES_URL to an address the \
+                 targets reach",
+                server.host, server.port
+            ),
+        ));
     }
     let source: serde_json::Value =
         sqlx::query_scalar("SELECT source FROM deployments WHERE id = $1")
@@ -52,7 +79,7 @@ pub async fn provision(
         return Ok(());
     }
     // One admin connection, only when there is a database to make.
-    let mut admin = match rows.iter().any(|row| row.kind == KIND_POSTGRES) {
+    let mut admin = match databases {
         true => Some(connect(server).await?),
         false => None,
     };
@@ -62,7 +89,7 @@ pub async fn provision(
                 postgres(ctx, conn, row, secrets).await?;
             }
         } else {
-            volume(ctx, containers_conf, row).await?;
+            volume(ctx, host, row).await?;
         }
     }
     if let Some(conn) = admin {
@@ -174,21 +201,17 @@ async fn postgres(
     Ok(())
 }
 
-async fn volume(
-    ctx: &JobContext,
-    containers_conf: Option<&Path>,
-    row: &AddonRow,
-) -> Result<(), JobError> {
+async fn volume(ctx: &JobContext, host: &VolumeHost<'_>, row: &AddonRow) -> Result<(), JobError> {
     let Some(name) = &row.volume_name else {
         return Err(JobError::permanent(
             "addon_invalid",
             "a volume add-on without a name",
         ));
     };
-    let exists = podman(containers_conf, &["volume", "exists", name]).await?;
+    let exists = podman(host, &["volume", "exists", name]).await?;
     if row.state == STATE_PURGING {
         if exists.0 {
-            let (removed, stderr) = podman(containers_conf, &["volume", "rm", name]).await?;
+            let (removed, stderr) = podman(host, &["volume", "rm", name]).await?;
             if !removed {
                 // In use by the release still serving: the next deployment
                 // (after this one replaced it) removes it.
@@ -210,7 +233,7 @@ async fn volume(
         return Ok(());
     }
     if !exists.0 {
-        let (created, stderr) = podman(containers_conf, &["volume", "create", name]).await?;
+        let (created, stderr) = podman(host, &["volume", "create", name]).await?;
         if !created {
             return Err(JobError::Retryable(format!(
                 "volume_create_failed: podman volume create {name}: {stderr}"
@@ -231,13 +254,41 @@ async fn volume(
     Ok(())
 }
 
-/// Runs podman; returns whether it succeeded and its stderr.
-async fn podman(containers_conf: Option<&Path>, args: &[&str]) -> Result<(bool, String), JobError> {
-    let mut command = slipway_shared::process::clean_command("podman");
-    command.args(args);
-    if let Some(conf) = containers_conf {
-        command.env("CONTAINERS_CONF", conf);
-    }
+/// Runs podman where the volumes live; returns whether it succeeded and
+/// its stderr. Over SSH the words are joined into one remote command line:
+/// volume names and paths are checked to need no quoting (the API and
+/// `slipway_shared::target`), and a missed one would only fail the command.
+async fn podman(host: &VolumeHost<'_>, args: &[&str]) -> Result<(bool, String), JobError> {
+    let mut command = match host {
+        VolumeHost::Local { containers_conf } => {
+            let mut command = slipway_shared::process::clean_command("podman");
+            command.args(args);
+            if let Some(conf) = containers_conf {
+                command.env("CONTAINERS_CONF", conf);
+            }
+            command
+        }
+        VolumeHost::Ssh {
+            files,
+            containers_conf,
+        } => {
+            let mut remote = match containers_conf {
+                Some(conf) => format!("env CONTAINERS_CONF={conf} podman"),
+                None => "podman".to_owned(),
+            };
+            for arg in args {
+                remote.push(' ');
+                remote.push_str(arg);
+            }
+            let mut command = files.host.base_command();
+            command
+                .args(["-o", "LogLevel=ERROR", "--"])
+                .arg(&files.host.destination)
+                .arg(remote);
+            command
+        }
+    };
+    command.kill_on_drop(true);
     let output = tokio::time::timeout(PODMAN_TIMEOUT, command.output())
         .await
         .map_err(|_| JobError::Retryable(format!("podman {} timed out", args.join(" "))))?

@@ -3,15 +3,17 @@
 //! target — the local one or an ssh one — and differ only in how a target
 //! that cannot be reached is treated: an app's deployment waits for it
 //! (retryable), a check reports it at once (its answer is about now).
-//! An app's deployment on the local target also creates the app's add-ons.
+//! An app's deployment also creates the app's add-ons (volumes on its
+//! target).
 
 use crate::addons;
 use crate::local::LocalProvision;
 use crate::ssh;
 use async_trait::async_trait;
-use slipway_shared::db::targets::{self, Placement, CHECK_JOB_KIND};
+use slipway_shared::db::targets::{self, Placement, SshTarget, CHECK_JOB_KIND};
 use slipway_shared::job::{Effects, JobContext, JobError, JobHandler};
 use slipway_shared::secrets::SecretBox;
+use slipway_shared::ssh::SshKeyFiles;
 use std::sync::Arc;
 
 pub const PROVISION_KIND: &str = "provision.v1";
@@ -56,20 +58,24 @@ impl JobHandler for Provision {
             Placement::Local => match self.local.provision(ctx).await {
                 Ok(()) if app => {
                     let target = self.local.target();
-                    let conf = target.containers_conf.as_deref();
+                    let host = addons::VolumeHost::Local {
+                        containers_conf: target.containers_conf.as_deref(),
+                    };
                     let secrets = self.secrets.as_ref();
-                    addons::provision(ctx, &target.addon_postgres, conf, secrets).await
+                    addons::provision(ctx, &target.addon_postgres, &host, secrets).await
                 }
                 other => other,
             },
-            Placement::Ssh(_) if app && addons::any(ctx).await? => Err(JobError::permanent(
-                "addons_unsupported_on_target",
-                "add-ons run on the local target only; this app is placed on an ssh target",
-            )),
-            Placement::Ssh(target) => tokio::select! {
-                outcome = ssh::provision(ctx, &target) => outcome,
-                _ = ctx.cancel.cancelled() => Err(JobError::Cancelled),
-            },
+            Placement::Ssh(target) => {
+                let provisioned = tokio::select! {
+                    outcome = ssh::provision(ctx, &target) => outcome,
+                    _ = ctx.cancel.cancelled() => Err(JobError::Cancelled),
+                };
+                match provisioned {
+                    Ok(()) if app && addons::any(ctx).await? => self.ssh_addons(ctx, &target).await,
+                    other => other,
+                }
+            }
         };
         match outcome {
             Err(JobError::Retryable(message)) if self.kind == CHECK_JOB_KIND => {
@@ -77,5 +83,26 @@ impl JobHandler for Provision {
             }
             other => other.map(|()| Vec::new()),
         }
+    }
+}
+
+impl Provision {
+    /// The app's add-ons for a release on an ssh target: databases on the
+    /// add-on server (which that target must reach), volumes on the target.
+    async fn ssh_addons(&self, ctx: &JobContext, target: &SshTarget) -> Result<(), JobError> {
+        let files = SshKeyFiles::write(
+            &target.user,
+            &target.host,
+            target.port,
+            &target.private_key,
+            &target.known_hosts,
+        )
+        .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))?;
+        let host = addons::VolumeHost::Ssh {
+            files: &files,
+            containers_conf: target.settings.containers_conf.as_deref(),
+        };
+        let server = &self.local.target().addon_postgres;
+        addons::provision(ctx, server, &host, self.secrets.as_ref()).await
     }
 }

@@ -96,19 +96,6 @@ pub async fn create(
     let mut tx = state.pool.begin().await?;
     // Locks the app row: concurrent creations for one app queue up here.
     let app_id = app_id(&mut tx, project, &app).await?;
-    let on_ssh: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM apps a JOIN targets t ON t.id = a.target_id
-                        WHERE a.id = $1 AND t.kind = 'ssh')",
-    )
-    .bind(app_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if on_ssh {
-        return Err(ApiError::conflict(
-            "addons_unsupported_on_target",
-            "add-ons run on the local target only; this app is placed on an ssh target",
-        ));
-    }
     let existing = rows::for_app(&mut *tx, app_id).await?;
     if existing.iter().any(|r| r.name == name.as_str()) {
         return Err(ApiError::conflict(

@@ -134,7 +134,7 @@ pub fn build() -> Value {
             "/v1/apps/{app}/versions/{id}": {"get": op("A version", p, &[("200", "the version")])},
             "/v1/apps/{app}/versions/{id}/archive": {"get": op("The uploaded bytes, unchanged (ETag is the SHA-256)", p, &[("200", "application/gzip or application/zip")])},
             "/v1/apps/{app}/addons": {
-                "post": op("Add an add-on {kind: postgres, name} (a database linked as DATABASE_URL; password generated, sealed, never shown) or {kind: volume, name, mount}; created by the app's next deployment", p, &[("201", "the add-on, state pending"), ("409", "addon_exists, mount_taken or addons_unsupported_on_target"), ("422", "invalid_addon")]),
+                "post": op("Add an add-on {kind: postgres, name} (a database linked as DATABASE_URL; password generated, sealed, never shown) or {kind: volume, name, mount}; created by the app's next deployment", p, &[("201", "the add-on, state pending"), ("409", "addon_exists or mount_taken"), ("422", "invalid_addon")]),
                 "get": op("The app's add-ons with their state (pending, ready, purging); passwords masked", p, &[("200", "{items}")])
             },
             "/v1/apps/{app}/addons/{name}": {

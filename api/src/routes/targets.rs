@@ -91,13 +91,22 @@ fn parse_ssh(body: CreateTarget) -> Result<SshLogin, ApiError> {
         email: None,
         ca_root: None,
     };
-    let tls = TlsIssuer::parse(
-        body.tls_issuer.as_deref(),
-        lets_encrypt,
-        body.acme_ca.as_deref(),
-        body.acme_email.as_deref(),
-        body.acme_ca_root.as_deref(),
-    )?;
+    let tls_asked = body.tls_issuer.is_some()
+        || body.acme_ca.is_some()
+        || body.acme_email.is_some()
+        || body.acme_ca_root.is_some();
+    let tls = if body.https_addr.is_none() && !tls_asked {
+        // HTTP only: no issuer in play.
+        TlsIssuer::Internal
+    } else {
+        TlsIssuer::parse(
+            body.tls_issuer.as_deref(),
+            lets_encrypt,
+            body.acme_ca.as_deref(),
+            body.acme_email.as_deref(),
+            body.acme_ca_root.as_deref(),
+        )?
+    };
     let port = body.port.unwrap_or(22);
     if port == 0 {
         return Err(invalid("port must be 1 to 65535"));
