@@ -30,8 +30,11 @@ pub async fn start(
     container_name: &str,
 ) -> Result<Release, JobError> {
     sqlx::query(
-        "INSERT INTO releases (id, app_id, deployment_id, image_ref, container_name, state)
-         VALUES ($1, $2, $1, $3, $4, 'starting') ON CONFLICT (deployment_id) DO NOTHING",
+        // The release runs where its app is placed now (the deploy's site
+        // was opened from the same column a moment ago).
+        "INSERT INTO releases (id, app_id, deployment_id, image_ref, container_name, state, target_id)
+         VALUES ($1, $2, $1, $3, $4, 'starting', (SELECT target_id FROM apps WHERE id = $2))
+         ON CONFLICT (deployment_id) DO NOTHING",
     )
     .bind(deployment_id)
     .bind(app_id)

@@ -138,6 +138,23 @@ impl Site {
         Ok((tunnel.local_port(0), Some(tunnel)))
     }
 
+    /// Like [`Site::reach`] for several ports at once, through one
+    /// forward on an ssh target: the ports here, in the order given.
+    pub async fn reach_all(&self, ports: &[u16]) -> Result<(Vec<u16>, Option<Tunnel>), JobError> {
+        let Some(ssh) = &self.ssh else {
+            return Ok((ports.to_vec(), None));
+        };
+        if ports.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let to_target: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let tunnel = Tunnel::open(&ssh.files.host, &to_target, &[])
+            .await
+            .map_err(|e| e.into_job_error())?;
+        let here = (0..ports.len()).map(|i| tunnel.local_port(i)).collect();
+        Ok((here, Some(tunnel)))
+    }
+
     /// The URL an app answers at through the site's Caddy.
     pub fn app_url(&self, host: &str) -> String {
         match self.apps_addr.rsplit_once(':').map(|(_, p)| p) {

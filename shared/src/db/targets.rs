@@ -90,6 +90,40 @@ pub async fn placement(
     if row.kind == "local" {
         return Ok(Placement::Local);
     }
+    Ok(Placement::Ssh(Box::new(open(row, secrets)?)))
+}
+
+/// The ssh target `target_id` with its key opened: what the deploy
+/// worker's background tasks (reconciler, health monitor, log collector)
+/// reach the apps placed on it with.
+pub async fn ssh_target(
+    pool: &PgPool,
+    target_id: Uuid,
+    secrets: Option<&SecretBox>,
+) -> Result<SshTarget, JobError> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, name, kind, host, port, ssh_user, key_sealed, known_hosts, settings
+         FROM targets WHERE id = $1",
+    )
+    .bind(target_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(database)?;
+    match row {
+        None => Err(JobError::permanent(
+            "target_not_found",
+            format!("target {target_id} no longer exists"),
+        )),
+        Some(row) if row.kind != "ssh" => Err(JobError::permanent(
+            "target_invalid",
+            format!("target {} is not an ssh target", row.name),
+        )),
+        Some(row) => open(row, secrets),
+    }
+}
+
+/// An ssh target's row, its key opened.
+fn open(row: Row, secrets: Option<&SecretBox>) -> Result<SshTarget, JobError> {
     let broken = |what: &str| {
         JobError::permanent(
             "target_invalid",
@@ -107,7 +141,7 @@ pub async fn placement(
         .map_err(|e| JobError::permanent("secret_unreadable", format!("target key: {e}")))?;
     let settings: SshTargetSettings = serde_json::from_value(row.settings.clone())
         .map_err(|e| broken(&format!("valid settings ({e})")))?;
-    Ok(Placement::Ssh(Box::new(SshTarget {
+    Ok(SshTarget {
         id: row.id,
         host: row.host.clone().ok_or_else(|| broken("host"))?,
         port: row
@@ -122,7 +156,7 @@ pub async fn placement(
         name: row.name,
         private_key,
         settings,
-    })))
+    })
 }
 
 /// Whether `deployment_id` is a target check.
