@@ -37,6 +37,19 @@ fn podman(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// Runs podman on the target (inside its network namespace), as someone
+/// on that server would: a container removed from this host's network
+/// namespace would leave its port rules behind in the target's.
+fn podman_on(server: &SshServer, args: &[&str]) -> anyhow::Result<String> {
+    let out = server.ns.command("podman").args(args).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "podman {args:?} on the target: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 /// Whether container `name` runs (the target's podman shares this host's
 /// container storage).
 fn running(name: &str) -> bool {
@@ -129,7 +142,7 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
     .await?;
 
     // The app's process dies on the target: its container is started again.
-    podman(&["kill", &name])?;
+    podman_on(&server, &["kill", &name])?;
     let took = wait_page(&fleet, &server, 200, "VERSION 1").await?;
     assert!(running(&name), "{name} runs again");
     fleet
@@ -140,7 +153,7 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
     // The container is removed: it is re-created from the release's image,
     // pulled by the target through the pass's registry forward.
     let old_id = podman(&["container", "inspect", "--format", "{{.Id}}", &name])?;
-    podman(&["rm", "-f", "-t", "0", &name])?;
+    podman_on(&server, &["rm", "-f", "-t", "0", &name])?;
     let took = wait_page(&fleet, &server, 200, "VERSION 1").await?;
     let new_id = podman(&["container", "inspect", "--format", "{{.Id}}", &name])?;
     assert_ne!(old_id, new_id, "a new container under the release's name");
@@ -221,7 +234,7 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
         .metric("deploy", "slipway_reconcile_failures_total")
         .await?;
     server.ns.set_link_up(false)?;
-    podman(&["rm", "-f", "-t", "0", &name])?;
+    podman_on(&server, &["rm", "-f", "-t", "0", &name])?;
     let started = Instant::now();
     while fleet
         .metric("deploy", "slipway_reconcile_failures_total")
