@@ -80,7 +80,9 @@ impl Site {
             &target.known_hosts,
         )
         .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))?;
-        let tunnel = Tunnel::open(
+        // The job's connection: its forwards, and the master the engine's
+        // commands share (see `Mux`).
+        let tunnel = Tunnel::open_master(
             &files.host,
             std::slice::from_ref(&target.settings.caddy_admin),
             std::slice::from_ref(&local.registry),
