@@ -150,6 +150,11 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
         .await?;
     println!("ssh target: killed container serving again after {took:.2?}");
 
+    // The pass that started it checks its health through a forward before
+    // it ends; removed meanwhile, that pass would fail (and the next one
+    // re-create it), which is not what the next step is about.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
     // The container is removed: it is re-created from the release's image,
     // pulled by the target through the pass's registry forward.
     let old_id = podman(&["container", "inspect", "--format", "{{.Id}}", &name])?;
@@ -249,6 +254,21 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!running(&name));
+    // The monitor says so in the app's health.
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    loop {
+        let health = app(&fleet).await?["status"]["health"].clone();
+        if health["ok"] == false {
+            let detail = health["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains("cannot reach"), "{health:#}");
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the health of an app on an unreachable target stays ok: {health:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     server.ns.set_link_up(true)?;
     let took = wait_page(&fleet, &server, 200, "VERSION 1").await?;
     assert!(running(&name), "{name} runs again");
@@ -256,6 +276,11 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
         .wait_repairs("container_recreated", 2, REPAIR_TIMEOUT)
         .await?;
     println!("ssh target: back {took:.2?} after it was reachable again");
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    while app(&fleet).await?["status"]["health"]["ok"] != true {
+        anyhow::ensure!(Instant::now() < deadline, "the health stays failed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // A stopped app: after a Caddy restart its route answers 503 again,
     // and its container stays stopped.
