@@ -3,8 +3,12 @@
 //! health-checked on.
 //!
 //! On the local target that is all on this host. On an `ssh` target the
-//! engine runs over SSH and one `ssh -N` process ([`Tunnel`]) carries two
-//! forwards for the whole job:
+//! engine runs over SSH and one `ssh -N` process ([`Tunnel`]) lives for the
+//! whole job (or, for the deploy worker's background loops, the round). It
+//! is the master of a control socket in the key files' folder, so the
+//! engine's commands are sessions on its connection rather than new
+//! connections (see `slipway_shared::ssh::Mux`), and it carries two
+//! forwards:
 //! - `-L`: the target's Caddy admin API on a loopback port here, so the
 //!   same admin client (and its upstream-swap logic) drives the target's
 //!   own Caddy without curl on the server and without exposing the API;
