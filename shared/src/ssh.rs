@@ -1,9 +1,10 @@
 //! Reaching an `ssh` target with the OpenSSH client: key authentication
 //! only, the server's host key pinned, no prompts. The key and the pinned
 //! host key live in a private temp folder for as long as a job needs them
-//! ([`SshKeyFiles`]); [`Tunnel`] holds the port forwards a deploy drives the
-//! target through (its Caddy admin API, a release's port, the platform's
-//! registry seen from the target).
+//! ([`SshKeyFiles`]), and so does the control socket through which a job's
+//! commands share one connection ([`Mux`]); [`Tunnel`] holds the port
+//! forwards a deploy drives the target through (its Caddy admin API, a
+//! release's port, the platform's registry seen from the target).
 
 use secrecy::{ExposeSecret, SecretString};
 use std::io::Write;
@@ -24,14 +25,58 @@ pub struct SshHost {
     pub identity_file: PathBuf,
     /// Holds the server's host key; any other key is refused.
     pub known_hosts_file: PathBuf,
+    /// Where the shared connection's control socket is while a master
+    /// ([`Mux::Master`]) runs; `None`: every command connects on its own.
+    pub control_path: Option<PathBuf>,
+}
+
+/// How a connection uses the host's control socket (OpenSSH
+/// multiplexing). A job's long-lived `ssh -N` (its forwards) is the
+/// master; the engine's commands are clients, so each runs as a new
+/// session on that connection instead of a new TCP connection, key
+/// exchange and authentication. A client finding no master (none runs, or
+/// it died) connects on its own, silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mux {
+    /// Shares the master's connection when there is one.
+    Client,
+    /// Serves the control socket for as long as it runs (it is killed, not
+    /// left running in the background: no `ControlPersist`).
+    Master,
+    /// Neither (a short-lived forward of its own).
+    Off,
 }
 
 impl SshHost {
     /// `ssh` with the options every connection uses, up to (not including)
     /// the destination: the caller adds its own options, then
-    /// [`SshHost::destination`] after `--`.
+    /// [`SshHost::destination`] after `--`. A client of the control
+    /// socket, if the host has one (see [`Mux`]).
     pub fn base_command(&self) -> tokio::process::Command {
+        self.command_as(Mux::Client)
+    }
+
+    /// [`SshHost::base_command`] with the given use of the control socket.
+    pub fn command_as(&self, mux: Mux) -> tokio::process::Command {
         let mut command = crate::process::clean_command("ssh");
+        // ssh keeps the first value of an option: these come first.
+        match (&self.control_path, mux) {
+            (Some(path), Mux::Client) => {
+                command
+                    .arg("-o")
+                    .arg(format!("ControlPath={}", path.display()))
+                    .args(["-o", "ControlMaster=no"]);
+            }
+            (Some(path), Mux::Master) => {
+                command
+                    .arg("-o")
+                    .arg(format!("ControlPath={}", path.display()))
+                    .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=no"]);
+            }
+            (None, _) | (_, Mux::Off) => {
+                command.args(["-o", "ControlPath=none", "-o", "ControlMaster=no"]);
+            }
+        }
         command
             .arg("-p")
             .arg(self.port.to_string())
@@ -92,6 +137,9 @@ impl SshKeyFiles {
                 port,
                 identity_file: dir.join("key"),
                 known_hosts_file: dir.join("known_hosts"),
+                // Short (a socket path has ~100 bytes at most): the folder
+                // is `TMP/slipway-ssh-UUID`.
+                control_path: Some(dir.join("control")),
             },
             dir,
         };

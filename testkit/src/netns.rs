@@ -33,6 +33,8 @@ pub struct Netns {
     host_link: String,
     dir: PathBuf,
     children: Vec<Child>,
+    /// The pid of the Caddy `start_caddy` started, for `restart_caddy`.
+    caddy: Option<u32>,
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -70,6 +72,7 @@ impl Netns {
             addr,
             dir,
             children: Vec::new(),
+            caddy: None,
         };
         let peer = format!("slwn{id}");
         ip(&[
@@ -210,7 +213,7 @@ impl Netns {
             .env("XDG_DATA_HOME", dir.join("data"))
             .env("XDG_CONFIG_HOME", dir.join("config"))
             .env("HOME", &dir);
-        self.spawn("caddy", command)?;
+        self.caddy = Some(self.spawn("caddy", command)?);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let ok = self
@@ -314,6 +317,40 @@ impl Netns {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+impl Netns {
+    /// Kills the Caddy `start_caddy` started and starts a fresh one with
+    /// only its admin API configured, as after a crash: every server and
+    /// route it had is gone.
+    pub fn restart_caddy(&mut self) -> anyhow::Result<()> {
+        let pid = self.caddy.take().context("no Caddy was started")?;
+        if let Some(at) = self.children.iter().position(|c| c.id() == pid) {
+            let mut child = self.children.remove(at);
+            os::kill_group(pid as i32);
+            let _ = child.wait();
+        }
+        self.start_caddy()
+    }
+
+    /// Takes this host's end of the veth pair down (`false`: the server
+    /// stops answering, connections time out) or up again.
+    pub fn set_link_up(&self, up: bool) -> anyhow::Result<()> {
+        let state = if up { "up" } else { "down" };
+        ip(&["link", "set", &self.host_link, state])?;
+        if up {
+            // The address's route comes back with the link; wait for it.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let addr: std::net::SocketAddr = format!("{}:22", self.addr).parse()?;
+            while std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+                if Instant::now() > deadline {
+                    bail!("{} does not answer after the link came up", self.addr);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
     }
 }
 

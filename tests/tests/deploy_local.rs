@@ -651,6 +651,7 @@ impl Sshd {
             port: self.port,
             identity_file: self.dir.path.join("client_key"),
             known_hosts_file: self.dir.path.join("known_hosts"),
+            control_path: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use anyhow::Context;
+use common::ssh::{self, SshServer};
 use common::{Fleet, Options, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -73,15 +74,6 @@ async fn call_as(
     }
     let response = request.send().await?;
     Ok((response.status().as_u16(), response.json().await?))
-}
-
-async fn check(fleet: &Fleet, target: &str) -> anyhow::Result<Value> {
-    let (status, answer) = fleet
-        .call(Method::POST, &format!("/v1/targets/{target}/check"), None)
-        .await?;
-    anyhow::ensure!(status == 202, "check: {status} {answer}");
-    let id = answer["id"].as_str().context("id")?.parse()?;
-    fleet.wait_state(id, common::TERMINAL, TIMEOUT).await
 }
 
 async fn log_text(fleet: &Fleet, deployment: &Value) -> anyhow::Result<String> {
@@ -270,7 +262,7 @@ async fn targets_are_project_resources_whose_keys_never_come_back() -> anyhow::R
     assert_eq!(shown["apps"], json!(["web"]));
 
     // A check of a server nobody answers for says so, at once.
-    let checked = check(&fleet, "edge").await?;
+    let checked = ssh::check(&fleet, "edge").await?;
     assert_eq!(checked["state"], "failed", "{checked:#}\n{}", fleet.logs());
     assert_eq!(checked["error_code"], "target_unreachable", "{checked:#}");
     assert_eq!(
@@ -299,108 +291,43 @@ async fn targets_are_project_resources_whose_keys_never_come_back() -> anyhow::R
     Ok(())
 }
 
-/// Removes the app's containers and, when the test ends, the names its
-/// builds gave their images; an image left with no name and no container
-/// goes too. Not `rmi -f` by id: builds are reproducible, so another test
-/// may be using the very same image (the target's podman shares this
-/// host's storage).
-struct Leftovers {
-    app_id: String,
-    /// `REGISTRY/slipway/p-site:DEPLOYMENT`.
-    tags: Vec<String>,
-}
-
-impl Drop for Leftovers {
-    fn drop(&mut self) {
-        let podman = |args: &[&str]| std::process::Command::new("podman").args(args).output();
-        let filter = format!("label=io.slipway.app={}", self.app_id);
-        if let Ok(listed) = podman(&["ps", "-aq", "--filter", &filter]) {
-            for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
-                let _ = podman(&["rm", "-f", "-t", "0", id]);
-            }
-        }
-        for tag in &self.tags {
-            let Ok(id) = podman(&["image", "inspect", "--format", "{{.Id}}", tag]) else {
-                continue;
-            };
-            let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
-            let _ = podman(&["untag", &id, tag]);
-            let names = podman(&["image", "inspect", "--format", "{{len .RepoTags}}", &id]);
-            if names.is_ok_and(|n| String::from_utf8_lossy(&n.stdout).trim() == "0") {
-                let _ = podman(&["rmi", &id]);
-            }
-        }
-    }
-}
-
 async fn deploy(fleet: &Fleet) -> anyhow::Result<Value> {
-    let (status, answer) = fleet
-        .call(Method::POST, "/v1/apps/site/deployments", Some(json!({})))
-        .await?;
-    anyhow::ensure!(status == 202, "deploy: {status} {answer}");
-    let id: Uuid = answer["id"].as_str().context("id")?.parse()?;
-    fleet.wait_state(id, common::TERMINAL, TIMEOUT).await
+    ssh::deploy(fleet, "site").await
 }
 
 /// `GET /` of the app through the namespace's Caddy, over the veth.
-async fn through_namespace_caddy(apps_addr: &str) -> anyhow::Result<(u16, String)> {
-    let page = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
-        .get(format!("http://{apps_addr}/"))
-        .header("host", "site.p.localhost")
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await?;
-    Ok((page.status().as_u16(), page.text().await?))
+async fn through_namespace_caddy(server: &SshServer) -> anyhow::Result<(u16, String)> {
+    server.page("site.p.localhost").await
 }
 
 #[tokio::test]
 async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> anyhow::Result<()> {
-    let mut ns = Netns::create()?;
-    let (private_key, known_hosts) = ns.start_sshd()?;
-    ns.start_caddy()?;
+    let server = SshServer::start()?;
     let registry = Registry::start().await?;
     // The local target's Caddy, for the app's stay there.
     let local_caddy = Caddy::start().await?;
     let dirs = tempfile::tempdir()?;
-    let mut env = vec![
-        ("SLIPWAY_REGISTRY", registry.addr().to_string()),
-        ("SLIPWAY_BUILD_DIR", dirs.path().display().to_string()),
-        ("SLIPWAY_CADDY_ADMIN", local_caddy.admin_url().to_string()),
-        (
-            "SLIPWAY_CADDY_HTTP_ADDR",
-            local_caddy.http_addr().to_string(),
-        ),
-        ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
-        ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_string()),
-        ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
-        ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
-        // Often, so that a monitor wrongly checking this host's loopback
-        // for the target's release would show in the status.
-        ("SLIPWAY_HEALTH_MONITOR_INTERVAL", "1s".to_string()),
-    ];
-    let containers_conf = std::env::var("CONTAINERS_CONF").ok();
-    if let Some(conf) = &containers_conf {
-        env.push(("CONTAINERS_CONF", conf.clone()));
-    }
-    let fleet = Fleet::start(Options {
-        env,
-        ..Options::default()
-    })
+    // The monitor runs often, so that a check of this host's loopback
+    // instead of the target's would show in the status.
+    let (admin, http) = (local_caddy.admin_url(), local_caddy.http_addr().to_owned());
+    let fleet = Fleet::start(server.fleet_options(
+        &registry,
+        dirs.path(),
+        &[
+            ("SLIPWAY_HEALTH_MONITOR_INTERVAL", "1s"),
+            ("SLIPWAY_CADDY_ADMIN", &admin),
+            ("SLIPWAY_CADDY_HTTP_ADDR", &http),
+            ("SLIPWAY_CADDY_SERVER", "apps"),
+            ("SLIPWAY_CADDY_HTTPS_ADDR", "off"),
+        ],
+    ))
     .await?;
-
-    // The target's podman needs the same containers.conf as this host's
-    // (runc, cgroupfs): it is the same machine's storage and kernel.
-    let apps_addr = format!("{}:8080", ns.addr);
-    let data_dir = ns.dir().join("data");
-    let mut body = json!({"name": "ns", "kind": "ssh", "host": ns.addr, "user": "root",
-                          "ssh_key": private_key, "known_hosts": known_hosts,
-                          "apps_addr": apps_addr, "data_dir": data_dir});
-    if let Some(conf) = &containers_conf {
-        body["containers_conf"] = json!(conf);
-    }
-    let (status, target) = fleet.call(Method::POST, "/v1/targets", Some(body)).await?;
+    let (ns, private_key, known_hosts) = (&server.ns, &server.private_key, &server.known_hosts);
+    let data_dir = &server.data_dir;
+    let containers_conf = &server.containers_conf;
+    let (status, target) = fleet
+        .call(Method::POST, "/v1/targets", Some(server.target_body("ns")))
+        .await?;
     anyhow::ensure!(status == 201, "create target: {status} {target}");
 
     // A server lacking what a deploy needs: each missing item is named.
@@ -417,7 +344,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         )
         .await?;
     anyhow::ensure!(status == 201, "create target: {status} {answer}");
-    let bare = check(&fleet, "bare").await?;
+    let bare = ssh::check(&fleet, "bare").await?;
     assert_eq!(bare["state"], "failed", "{bare:#}");
     assert_eq!(bare["error_code"], "target_not_ready", "{bare:#}");
     let message = bare["error_message"].as_str().unwrap_or_default();
@@ -444,17 +371,17 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         )
         .await?;
     anyhow::ensure!(status == 201, "create target: {status} {answer}");
-    let started = check(&fleet, "spare").await?;
+    let started = ssh::check(&fleet, "spare").await?;
     assert_eq!(started["state"], "live", "{started:#}\n{}", fleet.logs());
     let logs = log_text(&fleet, &started).await?;
     assert!(logs.contains("started Caddy (pid"), "{logs}");
-    let again = check(&fleet, "spare").await?;
+    let again = ssh::check(&fleet, "spare").await?;
     assert_eq!(again["state"], "live", "{again:#}");
     let logs = log_text(&fleet, &again).await?;
     assert!(logs.contains("nothing to change"), "{logs}");
 
     // Provisioning prepares the host once; a second run changes nothing.
-    let first = check(&fleet, "ns").await?;
+    let first = ssh::check(&fleet, "ns").await?;
     assert_eq!(first["state"], "live", "{first:#}\n{}", fleet.logs());
     let logs = log_text(&fleet, &first).await?;
     assert!(
@@ -463,7 +390,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     );
     assert!(logs.contains("podman"), "{logs}");
     assert!(data_dir.is_dir());
-    let second = check(&fleet, "ns").await?;
+    let second = ssh::check(&fleet, "ns").await?;
     assert_eq!(second["state"], "live", "{second:#}");
     let logs = log_text(&fleet, &second).await?;
     assert!(logs.contains("nothing to change"), "{logs}");
@@ -484,17 +411,13 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         .await?;
     anyhow::ensure!(status == 201, "create app: {status} {app}");
     let app_id = app["id"].as_str().context("app id")?.to_owned();
-    let mut leftovers = Leftovers {
+    let mut leftovers = ssh::Leftovers {
         app_id: app_id.clone(),
         tags: Vec::new(),
     };
 
     let deployed = deploy(&fleet).await?;
-    leftovers.tags.push(format!(
-        "{}/slipway/p-site:{}",
-        registry.addr(),
-        deployed["id"].as_str().unwrap_or_default()
-    ));
+    leftovers.built(&registry, "site", &deployed);
     assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
     assert_eq!(deployed["url"], "http://site.p.localhost:8080/");
     let logs = log_text(&fleet, &deployed).await?;
@@ -507,7 +430,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     }
 
     // The page, through the namespace's Caddy, over the veth.
-    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    let (status, text) = through_namespace_caddy(&server).await?;
     assert_eq!(status, 200, "{text}\n{}", ns.log_tail("caddy", 20));
     assert!(text.contains("static-site"), "{text}");
 
@@ -563,13 +486,9 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     // A new commit: the new release replaces the old one on the target.
     repo.push_change("main", "index.html", "<h1>second release</h1>\n")?;
     let second = deploy(&fleet).await?;
-    leftovers.tags.push(format!(
-        "{}/slipway/p-site:{}",
-        registry.addr(),
-        second["id"].as_str().unwrap_or_default()
-    ));
+    leftovers.built(&registry, "site", &second);
     assert_eq!(second["state"], "live", "{second:#}\n{}", fleet.logs());
-    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    let (status, text) = through_namespace_caddy(&server).await?;
     assert_eq!(
         (status, text.contains("second release")),
         (200, true),
@@ -612,14 +531,10 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     anyhow::ensure!(status == 200, "patch: {status} {answer}");
     repo.push_change("main", "index.html", "<h1>third release</h1>\n")?;
     let third = deploy(&fleet).await?;
-    leftovers.tags.push(format!(
-        "{}/slipway/p-site:{}",
-        registry.addr(),
-        third["id"].as_str().unwrap_or_default()
-    ));
+    leftovers.built(&registry, "site", &third);
     assert_eq!(third["state"], "failed", "{third:#}");
     assert_eq!(third["error_code"], "health_check_failed", "{third:#}");
-    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    let (status, text) = through_namespace_caddy(&server).await?;
     assert_eq!(
         (status, text.contains("second release")),
         (200, true),
@@ -656,7 +571,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         (200, true),
         "{text}"
     );
-    let (status, _) = through_namespace_caddy(&apps_addr).await?;
+    let (status, _) = through_namespace_caddy(&server).await?;
     assert_eq!(
         status, 404,
         "the app's route is gone from the target it left"
@@ -686,7 +601,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     );
     let (status, _) = common::through_caddy(&local_caddy, "site.p.localhost").await?;
     assert_eq!(status, 404, "the app's local route is gone");
-    let (status, text) = through_namespace_caddy(&apps_addr).await?;
+    let (status, text) = through_namespace_caddy(&server).await?;
     assert_eq!(
         (status, text.contains("third release")),
         (200, true),
@@ -700,14 +615,14 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     let (status, _) = fleet.call(Method::DELETE, "/v1/targets/ns", None).await?;
     assert_eq!(status, 409);
 
-    operations_on_the_target(&fleet, &ns, &apps_addr, &app_id).await?;
+    operations_on_the_target(&fleet, &server, &app_id).await?;
     // The app is gone: so can its target be.
     let (status, answer) = fleet.call(Method::DELETE, "/v1/targets/ns", None).await?;
     assert_eq!(status, 204, "{answer}");
 
     fleet.stop().await;
     drop(leftovers);
-    drop(ns);
+    drop(server);
     Ok(())
 }
 
@@ -735,8 +650,7 @@ async fn app_status(fleet: &Fleet) -> anyhow::Result<Value> {
 /// containers (podman over SSH) and the route on the target's Caddy.
 async fn operations_on_the_target(
     fleet: &Fleet,
-    ns: &Netns,
-    apps_addr: &str,
+    server: &SshServer,
     app_id: &str,
 ) -> anyhow::Result<()> {
     let (status, answer) = fleet
@@ -762,7 +676,7 @@ async fn operations_on_the_target(
         "two replicas run"
     );
     for _ in 0..4 {
-        let (status, text) = through_namespace_caddy(apps_addr).await?;
+        let (status, text) = through_namespace_caddy(server).await?;
         assert_eq!(
             (status, text.contains("third release")),
             (200, true),
@@ -776,24 +690,30 @@ async fn operations_on_the_target(
         Value::Null,
         "no HTTPS on ssh targets yet"
     );
-    // The monitor (every second here) leaves the target's release alone:
-    // its health is still what the restart's own check saw.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let health = app_status(fleet).await?["health"].clone();
-    assert_eq!(health["ok"], true, "{health:#}");
-    assert!(
-        health["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("tries"),
-        "{health:#}"
-    );
+    // The monitor (every second here) checks both replicas on the target,
+    // through a forward to their ports there (this host's loopback has
+    // nothing on them).
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let health = app_status(fleet).await?["health"].clone();
+        let detail = health["detail"].as_str().unwrap_or_default();
+        if detail.contains("on 2 replica(s)") {
+            assert_eq!(health["ok"], true, "{health:#}");
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the monitor did not check the ssh app: {health:#}\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let stop = operate(fleet, Method::POST, "/v1/apps/site/stop", json!({})).await?;
     assert!(log_text(fleet, &stop)
         .await?
         .contains("stop on ssh target ns"));
-    let (status, _) = through_namespace_caddy(apps_addr).await?;
+    let (status, _) = through_namespace_caddy(server).await?;
     assert_eq!(status, 503, "the target's Caddy answers 503 while stopped");
     assert!(
         common::app_containers(app_id, false).is_empty(),
@@ -802,7 +722,7 @@ async fn operations_on_the_target(
     assert_eq!(app_status(fleet).await?["state"], "stopped");
 
     operate(fleet, Method::POST, "/v1/apps/site/start", json!({})).await?;
-    let (status, text) = through_namespace_caddy(apps_addr).await?;
+    let (status, text) = through_namespace_caddy(server).await?;
     assert_eq!(
         (status, text.contains("third release")),
         (200, true),
@@ -833,7 +753,8 @@ async fn operations_on_the_target(
         "http://127.0.0.1:2019/id/slipway-app-{}",
         app_id.replace('-', "")
     );
-    let answer = ns
+    let answer = server
+        .ns
         .command("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &route])
         .output()?;
@@ -939,7 +860,7 @@ async fn an_ssh_target_serves_https_with_certificates_from_an_acme_ca() -> anyho
         .await?;
     anyhow::ensure!(status == 201, "create app: {status} {app}");
     let app_id = app["id"].as_str().context("app id")?.to_owned();
-    let mut leftovers = Leftovers {
+    let mut leftovers = ssh::Leftovers {
         app_id: app_id.clone(),
         tags: Vec::new(),
     };

@@ -8,7 +8,8 @@
 //! for an app being repaired.
 //! Every replica of a live release comes back (killed, removed, after a
 //! Caddy restart with its domain and HTTPS), and a stopped app stays
-//! stopped.
+//! stopped: its containers are not started, and after a Caddy restart its
+//! route answers 503 ("stopped") again.
 //! A deploy worker killed in the middle of a deploy leaves the old release
 //! serving (the other worker's reconciler does not undo the half-done
 //! deploy), and the re-run job finishes the switch.
@@ -168,66 +169,14 @@ impl Setup {
         )
     }
 
-    /// `slipway_reconcile_repairs_total{kind}` summed over the deploy
-    /// workers, from their `/metrics`.
-    async fn repairs(&self, kind: &str) -> anyhow::Result<u64> {
-        let series = format!("slipway_reconcile_repairs_total{{kind=\"{kind}\"}} ");
-        let mut total = 0;
-        for worker in self.fleet.workers.iter().filter(|w| w.stage == "deploy") {
-            let log = strip_ansi(&std::fs::read_to_string(worker.proc.log_path())?);
-            let Some(addr) = log
-                .split("metrics_addr=")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-            else {
-                continue;
-            };
-            let Ok(answer) = reqwest::get(format!("http://{addr}/metrics")).await else {
-                continue; // a worker the test killed
-            };
-            let text = answer.text().await?;
-            total += text
-                .lines()
-                .find_map(|l| l.strip_prefix(&series))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        Ok(total)
-    }
-
-    /// Waits until a repair of `kind` is counted: the counter moves after
-    /// the repair's last step (a re-created container's port is recorded
-    /// after it runs), so it may lag what podman already shows.
+    /// Waits until a repair of `kind` is counted.
     async fn wait_repaired(&self, kind: &str) -> anyhow::Result<()> {
-        let started = Instant::now();
-        while self.repairs(kind).await? < 1 {
-            anyhow::ensure!(
-                started.elapsed() < REPAIR_TIMEOUT,
-                "no {kind} repair counted\n{}",
-                self.fleet.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Ok(())
+        self.fleet.wait_repairs(kind, 1, REPAIR_TIMEOUT).await
     }
-}
 
-/// The log without its colour escapes (`ESC [ ... m`).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
+    async fn repairs(&self, kind: &str) -> anyhow::Result<u64> {
+        self.fleet.repairs(kind).await
     }
-    out
 }
 
 fn running(name: &str) -> bool {
@@ -593,9 +542,52 @@ async fn every_replica_comes_back_and_a_stopped_app_stays_stopped() -> anyhow::R
         .await?;
     assert_eq!(stop["state"], "live", "{stop:#}\n{}", s.fleet.logs());
     // Several passes (1 s apart).
+    let corrected = s.repairs("route_corrected").await?;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(!running(&name) && !running(&replica), "both stay stopped");
     assert_eq!(s.page().await?.0, 503);
+    assert_eq!(
+        s.repairs("route_corrected").await?,
+        corrected,
+        "the reconciler leaves a stopped app's 503 route as it is"
+    );
+
+    // Caddy restarts empty: the stopped app's 503 route comes back, and
+    // its containers stay stopped.
+    let restored = s.repairs("route_restored").await?;
+    s.caddy.restart().await?;
+    let started = Instant::now();
+    let page = loop {
+        match s.page().await {
+            Ok((503, page)) => break page,
+            last => anyhow::ensure!(
+                started.elapsed() < REPAIR_TIMEOUT,
+                "the stopped app's route does not come back: {last:?}\n{}",
+                s.fleet.logs()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!(
+        "stopped app's 503 route back {:.2}s after the Caddy restart",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(page.contains("stopped"), "{page}");
+    s.fleet
+        .wait_repairs("route_restored", restored + 1, REPAIR_TIMEOUT)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!running(&name) && !running(&replica), "both stay stopped");
+    assert_eq!(s.repairs("route_restored").await?, restored + 1);
+    assert_eq!(s.repairs("route_corrected").await?, corrected);
+    assert_eq!(s.page().await?.0, 503);
+    let state: String = sqlx::query_scalar(
+        "SELECT state FROM releases WHERE app_id = $1::uuid ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(&s.app_id)
+    .fetch_one(&s.fleet.db.pool)
+    .await?;
+    assert_eq!(state, "paused");
     s.fleet.stop().await;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The deploy worker: consumes the `deploy` stage queue with the shared runtime
 //! and runs the probe job, the deploy job (deploys and app operations) and
 //! the deploy side of a target check; beside them, the reconciler that keeps
-//! the local target at the desired state, the health monitor and the
-//! runtime-log collector of the apps on the local target.
+//! every target (local and ssh) at the desired state, the health monitor
+//! and the runtime-log collector of the apps on all of them.
 
 pub mod addons;
 pub mod caddy;
@@ -21,6 +21,7 @@ pub mod replicas;
 pub mod routing;
 pub mod runtime_logs;
 pub mod site;
+pub mod sites;
 pub mod target;
 
 use slipway_shared::config::WorkerSettings;
@@ -39,6 +40,9 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     let deploy_settings = config::DeploySettings::from_env()?;
     let target = deploy_settings.target;
     let secrets = slipway_shared::config::worker_secret_box()?;
+    // What the background tasks reach every target with (ssh targets
+    // through a site per target and round, see `sites`).
+    let sites = sites::Sites::new(target.clone(), secrets.clone())?;
     let reconciler = match deploy_settings.reconcile_interval {
         Some(interval) => {
             let reconciler = reconcile::Reconciler {
@@ -46,10 +50,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
                     &settings.common.database_url,
                     RECONCILER_CONNECTIONS,
                 )?,
-                engine: engine::Engine::local(target.containers_conf.clone()),
-                caddy: caddy::CaddyAdmin::new(&target.caddy_admin)?,
-                target: target.clone(),
-                secrets: secrets.clone(),
+                sites: sites.clone(),
             };
             Some(tokio::spawn(reconciler.run(interval, shutdown.clone())))
         }
@@ -59,20 +60,22 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
         }
     };
     // The monitor and the log collector share one small pool of their own,
-    // outside the job runtime's. Like the reconciler they know only this
-    // host's engine: they touch apps on the local target only (ssh
-    // targets: not built yet).
+    // outside the job runtime's.
     let side_pool = slipway_shared::db::pool(&settings.common.database_url, 2)?;
-    let monitor = target
-        .health_monitor_interval
-        .map(|interval| tokio::spawn(monitor::run(side_pool.clone(), interval, shutdown.clone())));
+    let monitor = target.health_monitor_interval.map(|interval| {
+        tokio::spawn(monitor::run(
+            side_pool.clone(),
+            sites.clone(),
+            interval,
+            shutdown.clone(),
+        ))
+    });
     let collector = target.runtime_log_interval.map(|interval| {
         tokio::spawn(runtime_logs::run(
             side_pool.clone(),
-            engine::Engine::local(target.containers_conf.clone()),
+            sites.clone(),
             interval,
             settings.common.log_retention,
-            secrets.clone(),
             shutdown.clone(),
         ))
     });

@@ -1,6 +1,6 @@
 //! The reconciler: Postgres says which release serves each app (`releases`,
 //! state `live`); every `SLIPWAY_RECONCILE_INTERVAL` the reconciler brings
-//! the local target back to that. A live release's container that stopped
+//! each target back to that. A live release's container that stopped
 //! (crashed, killed, the host restarted) is started again, one that is gone
 //! is re-created from the release's image on its port; the apps' Caddy
 //! server and each app's route are re-created when missing (a Caddy that
@@ -9,11 +9,19 @@
 //! release a crashed deploy left behind) are removed. No new deployment is
 //! made: the release is the same.
 //!
-//! It acts on the local target only: apps on ssh targets are skipped (a
-//! reconciler over SSH is not built yet), and so are destroying apps.
-//! Paused releases (a stopped app) are not live, so their containers stay
-//! stopped; the 503 route of a stopped app is not restored after a Caddy
-//! restart. Every replica of a live release is brought back, on its own
+//! It covers the local target and the ssh targets alike: a pass groups the
+//! apps by target and repairs each target's apps through one [`Site`]
+//! (see [`crate::sites`]): on an ssh target the engine runs over SSH and
+//! the target's own Caddy is driven through the site's forward, one SSH
+//! connection per target per pass, closed after it. A target that cannot be
+//! reached is logged and counted as a failure; the other targets are
+//! repaired all the same and the next pass tries it again. Destroying apps
+//! are skipped.
+//!
+//! Paused releases (a stopped app) are not live: their containers stay
+//! stopped, but the app's 503 route is restored (or corrected) like a live
+//! app's route, so a stopped app still answers "stopped" after its Caddy
+//! restarted. Every replica of a live release is brought back, on its own
 //! port, and the route balances over all of them again.
 //!
 //! It never fights a deploy. Only one deploy worker reconciles at a time
@@ -25,13 +33,10 @@
 
 mod repair;
 
-use crate::caddy::CaddyAdmin;
-use crate::engine::Engine;
 use crate::lock;
-use crate::monitor::ON_LOCAL_TARGET;
+use crate::site::Site;
+use crate::sites::{self, Sites, SSH_TARGET_COLUMN, TARGET_EXISTS, TARGET_JOIN};
 use prometheus::IntCounterVec;
-use slipway_shared::local_target::LocalTarget;
-use slipway_shared::secrets::SecretBox;
 use sqlx::PgPool;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -55,8 +60,8 @@ pub static REPAIRS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter
 });
 
-/// `slipway_reconcile_failures_total`: passes or apps the reconciler could
-/// not bring back (it tries again next pass).
+/// `slipway_reconcile_failures_total`: passes, targets (unreachable) or
+/// apps the reconciler could not bring back (it tries again next pass).
 pub static FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
     let counter = prometheus::IntCounter::new(
         "slipway_reconcile_failures_total",
@@ -67,10 +72,13 @@ pub static FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
     counter
 });
 
-/// A live release as the desired state names it.
+/// An app's current release as the desired state names it: `live` (its
+/// containers run behind its route) or `paused` (the app is stopped: its
+/// route answers 503).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LiveRelease {
     pub id: Uuid,
+    pub state: String,
     pub app_id: Uuid,
     pub deployment_id: Uuid,
     pub container_name: String,
@@ -80,16 +88,21 @@ pub struct LiveRelease {
     pub host_ports: Option<Vec<i32>>,
     pub app: String,
     pub project: String,
+    /// The app's ssh target; `None` on the local target.
+    pub ssh_target: Option<Uuid>,
+}
+
+impl LiveRelease {
+    fn is_paused(&self) -> bool {
+        self.state == "paused"
+    }
 }
 
 /// What the reconciler works with: the same engine, Caddy and target
-/// settings as the deploy handler.
+/// settings as the deploy handler, and the keys of the ssh targets.
 pub struct Reconciler {
     pub pool: PgPool,
-    pub engine: Engine,
-    pub caddy: CaddyAdmin,
-    pub target: LocalTarget,
-    pub secrets: Option<SecretBox>,
+    pub sites: Sites,
 }
 
 impl Reconciler {
@@ -139,14 +152,42 @@ impl Reconciler {
 
     async fn pass_locked(&self) -> anyhow::Result<usize> {
         let releases: Vec<LiveRelease> = sqlx::query_as(&format!(
-                "SELECT r.id, r.app_id, r.deployment_id, r.container_name, r.host_port, r.host_ports,
-                        a.name AS app, p.name AS project
-                 FROM releases r JOIN apps a ON a.id = r.app_id JOIN projects p ON p.id = a.project_id
-                 WHERE r.state = 'live' AND a.destroying_at IS NULL AND {ON_LOCAL_TARGET}
-                 ORDER BY r.app_id"
+            "SELECT r.id, r.state, r.app_id, r.deployment_id, r.container_name, r.host_port,
+                    r.host_ports, a.name AS app, p.name AS project, {SSH_TARGET_COLUMN}
+             FROM releases r JOIN apps a ON a.id = r.app_id JOIN projects p ON p.id = a.project_id
+             {TARGET_JOIN}
+             WHERE r.state IN ('live', 'paused') AND a.destroying_at IS NULL AND {TARGET_EXISTS}
+             ORDER BY r.app_id"
         ))
         .fetch_all(&self.pool)
         .await?;
+        let mut repairs = 0;
+        for (target, releases) in sites::by_target(releases, |r| r.ssh_target) {
+            // One connection per target for the whole pass, closed when
+            // `site` drops at the end of this iteration.
+            let site = match self.sites.open(&self.pool, target).await {
+                Ok(site) => site,
+                Err(error) => {
+                    FAILURES.inc();
+                    tracing::warn!(
+                        target = %sites::describe(target), apps = releases.len(),
+                        %error,
+                        "reconciler cannot reach the target; its apps are tried again next pass"
+                    );
+                    continue;
+                }
+            };
+            repairs += self.reconcile_site(&site, releases).await?;
+        }
+        Ok(repairs)
+    }
+
+    /// Repairs the apps of one target through its site.
+    async fn reconcile_site(
+        &self,
+        site: &Site,
+        releases: Vec<LiveRelease>,
+    ) -> anyhow::Result<usize> {
         let mut repairs = 0;
         let mut server_checked = false;
         for release in releases {
@@ -161,11 +202,11 @@ impl Reconciler {
             // The list may be older than a deploy or a stop that finished
             // meanwhile (a deploy lets go of the lock just before its outcome
             // commits): under the lock, look again.
-            if !self.still_live(&release).await? {
+            if !self.still_current(&release).await? {
                 app_lock.release().await;
                 continue;
             }
-            let repaired = self.repair(&release, &mut server_checked).await;
+            let repaired = self.repair(site, &release, &mut server_checked).await;
             app_lock.release().await;
             match repaired {
                 Ok(n) => repairs += n,
@@ -173,6 +214,7 @@ impl Reconciler {
                     FAILURES.inc();
                     tracing::warn!(
                         app = %release.app_id, release = %release.container_name,
+                        target = %site.describe(),
                         error = %format!("{error:#}"),
                         "reconciler could not repair the app; trying again next pass"
                     );
@@ -182,17 +224,19 @@ impl Reconciler {
         Ok(repairs)
     }
 
-    /// Whether the release is still the app's live one and no deployment
-    /// of the app is in the deploy stage.
-    async fn still_live(&self, release: &LiveRelease) -> anyhow::Result<bool> {
-        let live: bool = sqlx::query_scalar(
+    /// Whether the release is still the app's current one, in the state
+    /// listed (live or paused), and no deployment of the app is in the
+    /// deploy stage.
+    async fn still_current(&self, release: &LiveRelease) -> anyhow::Result<bool> {
+        let current: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM releases r JOIN apps a ON a.id = r.app_id
-             WHERE r.id = $1 AND r.state = 'live' AND a.destroying_at IS NULL)",
+             WHERE r.id = $1 AND r.state = $2 AND a.destroying_at IS NULL)",
         )
         .bind(release.id)
+        .bind(&release.state)
         .fetch_one(&self.pool)
         .await?;
-        Ok(live && !self.deploy_in_flight(release.app_id).await?)
+        Ok(current && !self.deploy_in_flight(release.app_id).await?)
     }
 
     /// Whether a deployment of the app is in the deploy stage: its job

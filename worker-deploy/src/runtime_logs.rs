@@ -6,13 +6,18 @@
 //! line twice; the cursor (the last stored line's time, per container) moves
 //! in the same transaction as the lines. Lines older than the log retention
 //! are pruned. The values of the app's secret variables and its add-ons'
-//! passwords are redacted before a line is stored. Apps on ssh targets are not collected yet: the collector
-//! asks this host's engine only.
+//! passwords are redacted before a line is stored.
+//!
+//! A pass groups the apps by the target their release runs on
+//! ([`crate::sites`]): on an ssh target `podman logs` runs over SSH through
+//! the target's site, opened once for the pass. A target that cannot be
+//! reached, or an app whose logs cannot be read, is logged and skipped for
+//! the pass; its cursor has not moved, so the next pass picks the lines up.
 
 use crate::engine::{Engine, LABEL_APP};
+use crate::sites::{self, Sites, SSH_TARGET_COLUMN, TARGET_EXISTS, TARGET_JOIN};
 use crate::target::{hidden_values, redact};
 use chrono::{DateTime, SecondsFormat, Utc};
-use slipway_shared::secrets::SecretBox;
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -47,10 +52,9 @@ pub fn parse(output: &str, stream: &'static str) -> Vec<Line> {
 /// Runs until `shutdown`.
 pub async fn run(
     pool: PgPool,
-    engine: Engine,
+    sites: Sites,
     interval: Duration,
     retention: Duration,
-    secrets: Option<SecretBox>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -58,40 +62,57 @@ pub async fn run(
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.cancelled() => return,
         }
-        if let Err(error) = collect_all(&pool, &engine, retention, secrets.as_ref()).await {
+        if let Err(error) = collect_all(&pool, &sites, retention).await {
             tracing::warn!(error = %format!("{error:#}"), "runtime logs: pass failed");
         }
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct Deployed {
+    app_id: Uuid,
+    ssh_target: Option<Uuid>,
+}
+
 /// One pass over every app with a current release; returns the lines stored.
 pub async fn collect_all(
     pool: &PgPool,
-    engine: &Engine,
+    sites: &Sites,
     retention: Duration,
-    secrets: Option<&SecretBox>,
 ) -> anyhow::Result<usize> {
-    // Only this host's engine is asked: apps on ssh targets are not
-    // collected (not built yet).
-    let apps: Vec<Uuid> = sqlx::query_scalar(&format!(
-        "SELECT DISTINCT r.app_id FROM releases r JOIN apps a ON a.id = r.app_id
-         WHERE r.state IN ('live', 'paused') AND {}",
-        crate::monitor::ON_LOCAL_TARGET
+    let apps: Vec<Deployed> = sqlx::query_as(&format!(
+        "SELECT DISTINCT r.app_id, {SSH_TARGET_COLUMN}
+         FROM releases r {TARGET_JOIN}
+         WHERE r.state IN ('live', 'paused') AND {TARGET_EXISTS}"
     ))
     .fetch_all(pool)
     .await?;
     let mut stored = 0;
-    for app_id in apps {
-        // An app whose secrets cannot be opened is not collected: its lines
-        // would be stored unredacted.
-        let hidden = match hidden_values(pool, app_id, secrets).await {
-            Ok(hidden) => hidden,
+    for (target, apps) in sites::by_target(apps, |a| a.ssh_target) {
+        let site = match sites.open(pool, target).await {
+            Ok(site) => site,
             Err(error) => {
-                tracing::warn!(%app_id, %error, "runtime logs: app skipped");
+                tracing::warn!(target = %sites::describe(target), %error,
+                    apps = apps.len(), "runtime logs: cannot reach the target; tried again next pass");
                 continue;
             }
         };
-        stored += collect_app(pool, engine, app_id, &hidden).await?;
+        for Deployed { app_id, .. } in apps {
+            // An app whose secrets cannot be opened is not collected: its
+            // lines would be stored unredacted.
+            let hidden = match hidden_values(pool, app_id, sites.secrets.as_ref()).await {
+                Ok(hidden) => hidden,
+                Err(error) => {
+                    tracing::warn!(%app_id, %error, "runtime logs: app skipped");
+                    continue;
+                }
+            };
+            match collect_app(pool, &site.engine, app_id, &hidden).await {
+                Ok(lines) => stored += lines,
+                Err(error) => tracing::warn!(%app_id, target = %site.describe(),
+                    error = %format!("{error:#}"), "runtime logs: app not collected this pass"),
+            }
+        }
     }
     let cutoff = Utc::now() - chrono::Duration::from_std(retention)?;
     sqlx::query("DELETE FROM app_logs WHERE at < $1")

@@ -3,8 +3,12 @@
 //! health-checked on.
 //!
 //! On the local target that is all on this host. On an `ssh` target the
-//! engine runs over SSH and one `ssh -N` process ([`Tunnel`]) carries two
-//! forwards for the whole job:
+//! engine runs over SSH and one `ssh -N` process ([`Tunnel`]) lives for the
+//! whole job (or, for the deploy worker's background loops, the round). It
+//! is the master of a control socket in the key files' folder, so the
+//! engine's commands are sessions on its connection rather than new
+//! connections (see `slipway_shared::ssh::Mux`), and it carries two
+//! forwards:
 //! - `-L`: the target's Caddy admin API on a loopback port here, so the
 //!   same admin client (and its upstream-swap logic) drives the target's
 //!   own Caddy without curl on the server and without exposing the API;
@@ -84,7 +88,9 @@ impl Site {
             &target.known_hosts,
         )
         .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))?;
-        let tunnel = Tunnel::open(
+        // The job's connection: its forwards, and the master the engine's
+        // commands share (see `Mux`).
+        let tunnel = Tunnel::open_master(
             &files.host,
             std::slice::from_ref(&target.settings.caddy_admin),
             std::slice::from_ref(&local.registry),
@@ -171,6 +177,23 @@ impl Site {
             .await
             .map_err(|e| e.into_job_error())?;
         let here = std::net::SocketAddr::from(([127, 0, 0, 1], tunnel.local_port(0)));
+        Ok((here, Some(tunnel)))
+    }
+
+    /// Like [`Site::reach`] for several ports at once, through one
+    /// forward on an ssh target: the ports here, in the order given.
+    pub async fn reach_all(&self, ports: &[u16]) -> Result<(Vec<u16>, Option<Tunnel>), JobError> {
+        let Some(ssh) = &self.ssh else {
+            return Ok((ports.to_vec(), None));
+        };
+        if ports.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let to_target: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let tunnel = Tunnel::open(&ssh.files.host, &to_target, &[])
+            .await
+            .map_err(|e| e.into_job_error())?;
+        let here = (0..ports.len()).map(|i| tunnel.local_port(i)).collect();
         Ok((here, Some(tunnel)))
     }
 

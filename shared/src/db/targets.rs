@@ -87,7 +87,7 @@ pub async fn placement(
         }
         return Ok(Placement::Local);
     };
-    open(row, secrets)
+    placement_of(row, secrets)
 }
 
 /// The placement of target `id` (where an app's earlier release runs);
@@ -105,14 +105,48 @@ pub async fn by_id(
     .fetch_optional(pool)
     .await
     .map_err(database)?;
-    row.map(|row| open(row, secrets)).transpose()
+    row.map(|row| placement_of(row, secrets)).transpose()
 }
 
 /// A target row as a placement, its key opened.
-fn open(row: Row, secrets: Option<&SecretBox>) -> Result<Placement, JobError> {
+fn placement_of(row: Row, secrets: Option<&SecretBox>) -> Result<Placement, JobError> {
     if row.kind == "local" {
         return Ok(Placement::Local);
     }
+    Ok(Placement::Ssh(Box::new(open(row, secrets)?)))
+}
+
+/// The ssh target `target_id` with its key opened: what the deploy
+/// worker's background tasks (reconciler, health monitor, log collector)
+/// reach the apps placed on it with.
+pub async fn ssh_target(
+    pool: &PgPool,
+    target_id: Uuid,
+    secrets: Option<&SecretBox>,
+) -> Result<SshTarget, JobError> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, name, kind, host, port, ssh_user, key_sealed, known_hosts, settings
+         FROM targets WHERE id = $1",
+    )
+    .bind(target_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(database)?;
+    match row {
+        None => Err(JobError::permanent(
+            "target_not_found",
+            format!("target {target_id} no longer exists"),
+        )),
+        Some(row) if row.kind != "ssh" => Err(JobError::permanent(
+            "target_invalid",
+            format!("target {} is not an ssh target", row.name),
+        )),
+        Some(row) => open(row, secrets),
+    }
+}
+
+/// An ssh target's row, its key opened.
+fn open(row: Row, secrets: Option<&SecretBox>) -> Result<SshTarget, JobError> {
     let broken = |what: &str| {
         JobError::permanent(
             "target_invalid",
@@ -130,7 +164,7 @@ fn open(row: Row, secrets: Option<&SecretBox>) -> Result<Placement, JobError> {
         .map_err(|e| JobError::permanent("secret_unreadable", format!("target key: {e}")))?;
     let settings: SshTargetSettings = serde_json::from_value(row.settings.clone())
         .map_err(|e| broken(&format!("valid settings ({e})")))?;
-    Ok(Placement::Ssh(Box::new(SshTarget {
+    Ok(SshTarget {
         id: row.id,
         host: row.host.clone().ok_or_else(|| broken("host"))?,
         port: row
@@ -145,7 +179,7 @@ fn open(row: Row, secrets: Option<&SecretBox>) -> Result<Placement, JobError> {
         name: row.name,
         private_key,
         settings,
-    })))
+    })
 }
 
 /// Whether `deployment_id` is a target check.

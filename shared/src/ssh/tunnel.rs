@@ -10,7 +10,7 @@
 //! by ssh as "Allocated port N"), so the target pulls the image through the
 //! SSH connection and the registry never has to be exposed.
 
-use super::{classify_failure, SshHost};
+use super::{classify_failure, Mux, SshHost};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,9 +77,28 @@ impl Tunnel {
         to_target: &[String],
         to_here: &[String],
     ) -> Result<Tunnel, TunnelError> {
+        Self::open_as(host, to_target, to_here, Mux::Off).await
+    }
+
+    /// [`Tunnel::open`] whose connection is also the master of the host's
+    /// control socket: the host's other commands share it while it runs.
+    pub async fn open_master(
+        host: &SshHost,
+        to_target: &[String],
+        to_here: &[String],
+    ) -> Result<Tunnel, TunnelError> {
+        Self::open_as(host, to_target, to_here, Mux::Master).await
+    }
+
+    async fn open_as(
+        host: &SshHost,
+        to_target: &[String],
+        to_here: &[String],
+        mux: Mux,
+    ) -> Result<Tunnel, TunnelError> {
         let mut last = None;
         for _ in 0..ATTEMPTS {
-            match Self::try_open(host, to_target, to_here).await {
+            match Self::try_open(host, to_target, to_here, mux).await {
                 Ok(tunnel) => return Ok(tunnel),
                 Err(TunnelError::Failed { stderr, .. })
                     if stderr.contains("local port forwarding failed")
@@ -112,9 +131,10 @@ impl Tunnel {
         host: &SshHost,
         to_target: &[String],
         to_here: &[String],
+        mux: Mux,
     ) -> Result<Tunnel, TunnelError> {
         let mut local_ports = Vec::with_capacity(to_target.len());
-        let mut command = host.base_command();
+        let mut command = host.command_as(mux);
         command.args([
             "-N",
             "-o",

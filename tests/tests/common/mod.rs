@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod ssh;
+
 use anyhow::Context;
 use serde_json::{json, Value};
 use slipway_testkit::{
@@ -315,6 +317,63 @@ impl Fleet {
         .await?)
     }
 
+    /// A metric series (`name` or `name{labels}`) summed over the workers
+    /// of `stage` that still answer, from their `/metrics`.
+    pub async fn metric(&self, stage: &str, series: &str) -> anyhow::Result<u64> {
+        let prefix = format!("{series} ");
+        let mut total = 0;
+        for worker in self.workers.iter().filter(|w| w.stage == stage) {
+            let log = strip_ansi(&std::fs::read_to_string(worker.proc.log_path())?);
+            let Some(addr) = log
+                .split("metrics_addr=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+            else {
+                continue;
+            };
+            let Ok(answer) = reqwest::get(format!("http://{addr}/metrics")).await else {
+                continue; // a worker the test killed
+            };
+            let text = answer.text().await?;
+            total += text
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    /// `slipway_reconcile_repairs_total{kind}` over the deploy workers.
+    pub async fn repairs(&self, kind: &str) -> anyhow::Result<u64> {
+        self.metric(
+            "deploy",
+            &format!("slipway_reconcile_repairs_total{{kind=\"{kind}\"}}"),
+        )
+        .await
+    }
+
+    /// Waits until `at_least` repairs of `kind` are counted: the counter
+    /// moves after the repair's last step (a re-created container's port
+    /// is recorded after it runs), so it may lag what podman already shows.
+    pub async fn wait_repairs(
+        &self,
+        kind: &str,
+        at_least: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        while self.repairs(kind).await? < at_least {
+            anyhow::ensure!(
+                started.elapsed() < timeout,
+                "fewer than {at_least} {kind} repairs counted\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
     pub async fn stop(mut self) {
         for worker in &mut self.workers {
             let _ = worker.proc.sigterm();
@@ -433,4 +492,22 @@ pub async fn through_caddy(
         .send()
         .await?;
     Ok((answer.status().as_u16(), answer.text().await?))
+}
+
+/// A log without its colour escapes (`ESC [ ... m`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

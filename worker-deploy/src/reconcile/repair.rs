@@ -1,9 +1,17 @@
-//! Bringing one app back to its live release: every container of the
-//! release (each replica) running (started again, or re-created from the
-//! release's image on its port), then the apps' Caddy server (and, when the
-//! local target serves HTTPS, its TLS server and the app's certificates)
-//! and the app's route pointing at all of them, then no other container of
-//! the app left (a release a crashed deploy started or did not get to stop).
+//! Bringing one app back to its current release on its target's [`Site`]:
+//! for a live release, every container of the release (each replica)
+//! running (started again, or re-created from the release's image on its
+//! port), then the apps' Caddy server (and, when the site serves HTTPS, its
+//! TLS server and the app's certificates) and the app's route pointing at
+//! all of them, then no other container of the app left (a release a
+//! crashed deploy started or did not get to stop). For a paused release
+//! (a stopped app) only the server and the app's 503 route: its containers
+//! stay stopped, and `start` runs a fresh one.
+//!
+//! On an ssh target the same steps run through the site: podman over SSH,
+//! the target's Caddy through the site's forward, a re-created container's
+//! image pulled through the registry forward and its health check through
+//! a forward to its port there.
 //!
 //! A re-created container gets the app's env and runtime settings as they
 //! are now (the release keeps no copy of them); its image is the release's,
@@ -13,7 +21,7 @@
 
 use super::{repaired, LiveRelease, Reconciler};
 use crate::caddy::RouteChange;
-use crate::engine::{ContainerInfo, EngineError, LABEL_APP, LABEL_RELEASE};
+use crate::engine::{ContainerInfo, EngineError, Host, LABEL_APP, LABEL_RELEASE};
 use crate::handler::route_id;
 use crate::health::{self, HealthCheck};
 use crate::launch::container_spec;
@@ -34,15 +42,23 @@ impl LiveRelease {
 }
 
 impl Reconciler {
-    /// Repairs the app; returns how many repairs that took.
+    /// Repairs the app on `site`; returns how many repairs that took.
     pub(super) async fn repair(
         &self,
+        site: &Site,
         release: &LiveRelease,
         server_checked: &mut bool,
     ) -> anyhow::Result<usize> {
         let mut repairs = 0;
         let app = DeployTarget::load_app(&self.pool, release.deployment_id).await?;
-        let listed = self
+        if !*server_checked {
+            repairs += self.ensure_servers(site, release).await?;
+            *server_checked = true;
+        }
+        if release.is_paused() {
+            return Ok(repairs + self.ensure_stopped_route(site, release, &app).await?);
+        }
+        let listed = site
             .engine
             .list(LABEL_RELEASE, &release.deployment_id.to_string())
             .await?;
@@ -52,51 +68,15 @@ impl Reconciler {
             let name = replica_name(&release.container_name, index);
             let found = listed.iter().find(|c| c.name == name);
             let port = self
-                .ensure_container(release, &app, index, found, known, &mut repairs)
+                .ensure_container(site, release, &app, index, found, known, &mut repairs)
                 .await?;
             names.push(name);
             upstreams.push(format!("127.0.0.1:{port}"));
         }
-        let server = &self.target.caddy_server;
-        let http = &self.target.caddy_http_addr;
-        if !*server_checked {
-            if self.caddy.ensure_server(server, http).await? {
-                repaired(
-                    "caddy_server_restored",
-                    release,
-                    &format!("Caddy server {server} re-created"),
-                );
-                repairs += 1;
-            }
-            if let Some(https) = &self.target.caddy_https_addr {
-                if self.caddy.ensure_tls_server(server, https, http).await? {
-                    repaired(
-                        "caddy_server_restored",
-                        release,
-                        &format!("TLS server of {server} on {https} re-created"),
-                    );
-                    repairs += 1;
-                }
-            }
-            *server_checked = true;
-        }
+        let server = &site.caddy_server;
+        let hosts = self.route_hosts(site, release, &app).await?;
         let id = route_id(release.app_id);
-        let hosts = match self
-            .caddy
-            .routes(server)
-            .await?
-            .into_iter()
-            .find(|r| r.id == id)
-        {
-            Some(route) if !route.hosts.is_empty() => route.hosts,
-            _ => app.hosts(&self.target.base_domain),
-        };
-        if self.target.caddy_https_addr.is_some() {
-            // Adds only what is missing (a Caddy that lost its config).
-            let issuer = self.target.tls_issuer.caddy_issuer();
-            self.caddy.add_tls_hosts(server, &hosts, &issuer).await?;
-        }
-        let change = self
+        let change = site
             .caddy
             .set_route(server, &id, &hosts, &upstreams)
             .await?;
@@ -104,7 +84,7 @@ impl Reconciler {
             // Other containers go only once the route has pointed away
             // from them for a whole pass: requests to them can finish.
             RouteChange::Unchanged => {
-                return Ok(repairs + self.remove_others(release, &names).await?)
+                return Ok(repairs + self.remove_others(site, release, &names).await?)
             }
             RouteChange::Created => "route_restored",
             RouteChange::UpstreamsSwitched | RouteChange::Replaced => "route_corrected",
@@ -117,17 +97,107 @@ impl Reconciler {
         Ok(repairs + 1)
     }
 
+    /// The apps' Caddy server on the site, and its TLS server when the
+    /// site serves HTTPS, re-created when missing; checked once per site
+    /// and pass.
+    async fn ensure_servers(&self, site: &Site, release: &LiveRelease) -> anyhow::Result<usize> {
+        let mut repairs = 0;
+        let server = &site.caddy_server;
+        let http = &site.apps_addr;
+        if site.caddy.ensure_server(server, http).await? {
+            repaired(
+                "caddy_server_restored",
+                release,
+                &format!("Caddy server {server} on {} re-created", site.describe()),
+            );
+            repairs += 1;
+        }
+        if let Some(https) = &site.https_addr {
+            if site.caddy.ensure_tls_server(server, https, http).await? {
+                repaired(
+                    "caddy_server_restored",
+                    release,
+                    &format!("TLS server of {server} on {https} re-created"),
+                );
+                repairs += 1;
+            }
+        }
+        Ok(repairs)
+    }
+
+    /// The hosts the app's route is for: the ones it has (a domain changed
+    /// since the last deploy waits for the next deploy, start or restart),
+    /// or the app's hosts as they are now when the route is gone. When the
+    /// site serves HTTPS, the hosts' certificates are managed again.
+    async fn route_hosts(
+        &self,
+        site: &Site,
+        release: &LiveRelease,
+        app: &DeployTarget,
+    ) -> anyhow::Result<Vec<String>> {
+        let id = route_id(release.app_id);
+        let hosts = match site
+            .caddy
+            .routes(&site.caddy_server)
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+        {
+            Some(route) if !route.hosts.is_empty() => route.hosts,
+            _ => app.hosts(&site.base_domain),
+        };
+        if site.https_addr.is_some() {
+            // Adds only what is missing (a Caddy that lost its config).
+            let issuer = site.tls_issuer.caddy_issuer();
+            site.caddy
+                .add_tls_hosts(&site.caddy_server, &hosts, &issuer)
+                .await?;
+        }
+        Ok(hosts)
+    }
+
+    /// A stopped app's route answers 503 again (restored after a Caddy
+    /// restart, corrected when it says anything else).
+    async fn ensure_stopped_route(
+        &self,
+        site: &Site,
+        release: &LiveRelease,
+        app: &DeployTarget,
+    ) -> anyhow::Result<usize> {
+        let hosts = self.route_hosts(site, release, app).await?;
+        let change = site
+            .caddy
+            .set_stopped_route(&site.caddy_server, &route_id(release.app_id), &hosts)
+            .await?;
+        let kind = match change {
+            RouteChange::Unchanged => return Ok(0),
+            RouteChange::Created => "route_restored",
+            RouteChange::UpstreamsSwitched | RouteChange::Replaced => "route_corrected",
+        };
+        repaired(
+            kind,
+            release,
+            &format!("route {} -> 503 (the app is stopped)", hosts.join(", ")),
+        );
+        Ok(1)
+    }
+
     /// Removes the app's containers other than the live release's (all its
     /// replicas, `keep`). No deploy of the app is in flight (the caller
     /// holds the app's lock and checked), so none of them is about to serve.
-    async fn remove_others(&self, release: &LiveRelease, keep: &[String]) -> anyhow::Result<usize> {
-        let containers = self
+    async fn remove_others(
+        &self,
+        site: &Site,
+        release: &LiveRelease,
+        keep: &[String],
+    ) -> anyhow::Result<usize> {
+        let containers = site
             .engine
             .list(LABEL_APP, &release.app_id.to_string())
             .await?;
         let mut removed = 0;
         for other in containers.iter().filter(|c| !keep.contains(&c.name)) {
-            self.engine.remove(&other.name).await?;
+            site.engine.remove(&other.name).await?;
             repaired(
                 "stale_container_removed",
                 release,
@@ -144,8 +214,10 @@ impl Reconciler {
     /// Makes sure replica `index` of the release runs; returns its host
     /// port. A container that had to be started or re-created passes the
     /// app's health check before the route is touched.
+    #[allow(clippy::too_many_arguments)]
     async fn ensure_container(
         &self,
+        site: &Site,
         release: &LiveRelease,
         app: &DeployTarget,
         index: u32,
@@ -159,7 +231,7 @@ impl Reconciler {
         }
         let name = replica_name(&release.container_name, index);
         let port = match found.and_then(|c| known_port(c).map(|p| (c, p))) {
-            Some((container, port)) => match self.engine.start(&container.name).await {
+            Some((container, port)) => match site.engine.start(&container.name).await {
                 Ok(()) => {
                     repaired(
                         "container_started",
@@ -171,13 +243,13 @@ impl Reconciler {
                 Err(error) => {
                     tracing::warn!(%error, container = %name,
                         "reconciler: the stopped container does not start; re-creating it");
-                    self.engine.remove(&container.name).await?;
-                    self.recreate(release, index, recorded).await?
+                    site.engine.remove(&container.name).await?;
+                    self.recreate(site, release, index, recorded).await?
                 }
             },
             None => {
-                self.engine.remove(&name).await?;
-                self.recreate(release, index, recorded).await?
+                site.engine.remove(&name).await?;
+                self.recreate(site, release, index, recorded).await?
             }
         };
         *repairs += 1;
@@ -187,7 +259,9 @@ impl Reconciler {
             timeout: app.runtime.health_timeout,
             attempts: app.runtime.health_attempts,
         };
-        health::wait_healthy(port, &check).await?;
+        // On an ssh target through a forward to the port there.
+        let (here, _forward) = site.reach(port).await?;
+        health::wait_healthy(here, &check).await?;
         Ok(port)
     }
 
@@ -195,20 +269,22 @@ impl Reconciler {
     /// port if that is still free.
     async fn recreate(
         &self,
+        site: &Site,
         release: &LiveRelease,
         index: u32,
         old_port: Option<u16>,
     ) -> anyhow::Result<u16> {
-        let app =
-            DeployTarget::load(&self.pool, release.deployment_id, self.secrets.as_ref()).await?;
-        let site = Site::local(&self.target, &self.engine, &self.caddy);
-        let mut first = container_spec(&site, &app, release.deployment_id)?;
-        let server = &self.target.addon_postgres;
-        let secrets = self.secrets.as_ref();
+        let secrets = self.sites.secrets.as_ref();
+        let app = DeployTarget::load(&self.pool, release.deployment_id, secrets).await?;
+        // On an ssh target the image comes through the site's registry
+        // forward (its port is this pass's).
+        let mut first = container_spec(site, &app, release.deployment_id)?;
+        let local = matches!(site.engine.host(), Host::Local);
+        let server = &self.sites.local.addon_postgres;
         crate::addons::apply(
             &self.pool,
             release.deployment_id,
-            true,
+            local,
             server,
             secrets,
             &mut first,
@@ -223,16 +299,16 @@ impl Reconciler {
         );
         let mut spec = replica_spec(&first, index);
         spec.host_port = old_port;
-        self.engine
-            .pull(&spec.image, self.target.registry_tls_verify)
+        site.engine
+            .pull(&spec.image, site.registry_tls_verify)
             .await?;
-        let running = match self.engine.run(&spec).await {
+        let running = match site.engine.run(&spec).await {
             Ok(running) => running,
             Err(EngineError::StartFailed { stderr, .. })
                 if old_port.is_some() && stderr.contains("address already in use") =>
             {
                 spec.host_port = None;
-                self.engine.run(&spec).await?
+                site.engine.run(&spec).await?
             }
             Err(error) => return Err(error.into()),
         };
@@ -243,8 +319,11 @@ impl Reconciler {
             "container_recreated",
             release,
             &format!(
-                "container {} was gone; re-created from {} on 127.0.0.1:{}",
-                spec.name, spec.image, running.host_port
+                "container {} was gone; re-created from {} on 127.0.0.1:{} of {}",
+                spec.name,
+                spec.image,
+                running.host_port,
+                site.describe()
             ),
         );
         Ok(running.host_port)

@@ -1,0 +1,327 @@
+//! The deploy worker's background tasks on an `ssh` target (a network
+//! namespace of the test's own with its sshd and Caddy, see
+//! `common::ssh`), through the real fleet: after the app's container on the
+//! target is killed, or removed, and after the target's Caddy restarts
+//! without its config, the reconciler brings the page back through the
+//! target's Caddy without a new deployment; the health monitor checks the
+//! release on the target (the app's `status.health`), the runtime-log
+//! collector copies what it printed there (`GET /v1/apps/{app}/logs`); a
+//! stopped app's 503 route comes back after a Caddy restart too; and a
+//! target that cannot be reached is counted as a failure, then repaired
+//! once it answers again.
+
+mod common;
+
+use anyhow::Context;
+use common::ssh::{self, Leftovers, SshServer};
+use common::Fleet;
+use reqwest::Method;
+use serde_json::{json, Value};
+use slipway_testkit::git::{seed_repo, GitDaemon};
+use slipway_testkit::registry::Registry;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Generous: a repair takes a pass (1 s apart here), SSH connections and
+/// podman commands over SSH.
+const REPAIR_TIMEOUT: Duration = Duration::from_secs(120);
+const HOST: &str = "site.p.localhost";
+
+fn podman(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("podman").args(args).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Runs podman on the target (inside its network namespace), as someone
+/// on that server would: a container removed from this host's network
+/// namespace would leave its port rules behind in the target's.
+fn podman_on(server: &SshServer, args: &[&str]) -> anyhow::Result<String> {
+    let out = server.ns.command("podman").args(args).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "podman {args:?} on the target: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Whether container `name` runs (the target's podman shares this host's
+/// container storage).
+fn running(name: &str) -> bool {
+    podman(&[
+        "container",
+        "inspect",
+        "--format",
+        "{{.State.Running}}",
+        name,
+    ])
+    .is_ok_and(|out| out == "true")
+}
+
+/// Waits until the target's Caddy answers `status` for the app with a page
+/// containing `text`; returns how long that took.
+async fn wait_page(
+    fleet: &Fleet,
+    server: &SshServer,
+    status: u16,
+    text: &str,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let last = server.page(HOST).await;
+        if matches!(&last, Ok((s, page)) if *s == status && page.contains(text)) {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(
+            started.elapsed() < REPAIR_TIMEOUT,
+            "the target's Caddy does not answer {status} {text:?}: {last:?}\n{}\n--- caddy\n{}",
+            fleet.logs(),
+            server.ns.log_tail("caddy", 20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn app(fleet: &Fleet) -> anyhow::Result<Value> {
+    let (status, app) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
+    anyhow::ensure!(status == 200, "{status} {app}");
+    Ok(app)
+}
+
+#[tokio::test]
+async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() -> anyhow::Result<()>
+{
+    let mut server = SshServer::start()?;
+    let registry = Registry::start().await?;
+    let builds = tempfile::tempdir()?;
+    let fleet = Fleet::start(server.fleet_options(
+        &registry,
+        builds.path(),
+        &[
+            ("SLIPWAY_RECONCILE_INTERVAL", "1s"),
+            ("SLIPWAY_HEALTH_MONITOR_INTERVAL", "1s"),
+            ("SLIPWAY_RUNTIME_LOG_INTERVAL", "1s"),
+        ],
+    ))
+    .await?;
+    server.add_target(&fleet, "ns").await?;
+    let repos = tempfile::tempdir()?;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/static-site");
+    seed_repo(repos.path(), "site", Some(&example))?;
+    let daemon = GitDaemon::start(repos.path())?;
+    let (status, created) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps",
+            Some(
+                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
+                        "target": "ns"}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create app: {status} {created}");
+    let app_id = created["id"].as_str().context("app id")?.to_owned();
+    let mut leftovers = Leftovers {
+        app_id: app_id.clone(),
+        tags: Vec::new(),
+    };
+    let deployed = ssh::deploy(&fleet, "site").await?;
+    leftovers.built(&registry, "site", &deployed);
+    assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
+    wait_page(&fleet, &server, 200, "VERSION 1").await?;
+    let (name, release): (String, uuid::Uuid) = sqlx::query_as(
+        "SELECT container_name, id FROM releases WHERE app_id = $1::uuid AND state = 'live'",
+    )
+    .bind(&app_id)
+    .fetch_one(&fleet.db.pool)
+    .await?;
+
+    // The app's process dies on the target: its container is started again.
+    podman_on(&server, &["kill", &name])?;
+    let took = wait_page(&fleet, &server, 200, "VERSION 1").await?;
+    assert!(running(&name), "{name} runs again");
+    fleet
+        .wait_repairs("container_started", 1, REPAIR_TIMEOUT)
+        .await?;
+    println!("ssh target: killed container serving again after {took:.2?}");
+
+    // The pass that started it checks its health through a forward before
+    // it ends; removed meanwhile, that pass would fail (and the next one
+    // re-create it), which is not what the next step is about.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The container is removed: it is re-created from the release's image,
+    // pulled by the target through the pass's registry forward.
+    let old_id = podman(&["container", "inspect", "--format", "{{.Id}}", &name])?;
+    podman_on(&server, &["rm", "-f", "-t", "0", &name])?;
+    let took = wait_page(&fleet, &server, 200, "VERSION 1").await?;
+    let new_id = podman(&["container", "inspect", "--format", "{{.Id}}", &name])?;
+    assert_ne!(old_id, new_id, "a new container under the release's name");
+    fleet
+        .wait_repairs("container_recreated", 1, REPAIR_TIMEOUT)
+        .await?;
+    println!("ssh target: removed container serving again after {took:.2?}");
+
+    // The target's Caddy restarts with an empty config: the apps' server
+    // and the app's route come back on it.
+    server.ns.restart_caddy()?;
+    let took = wait_page(&fleet, &server, 200, "VERSION 1").await?;
+    fleet
+        .wait_repairs("caddy_server_restored", 1, REPAIR_TIMEOUT)
+        .await?;
+    fleet
+        .wait_repairs("route_restored", 1, REPAIR_TIMEOUT)
+        .await?;
+    println!("ssh target: page back through the restarted Caddy after {took:.2?}");
+
+    // The monitor checks the release on the target (the deploy's own
+    // check said "after N tries"; the monitor's says "on N replica(s)").
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    let first = loop {
+        let health = app(&fleet).await?["status"]["health"].clone();
+        if health["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("replica(s)"))
+        {
+            assert_eq!(health["ok"], true, "{health:#}");
+            break health;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the monitor did not check the ssh app: {health:#}\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    loop {
+        let health = app(&fleet).await?["status"]["health"].clone();
+        if health["checked_at"] != first["checked_at"] {
+            assert_eq!(health["ok"], true, "{health:#}");
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no second check: {health:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The runtime logs: busybox httpd's request lines on the target (the
+    // monitor's checks and the test's pages), collected over SSH.
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    let logs = loop {
+        let (status, logs) = fleet.call(Method::GET, "/v1/apps/site/logs", None).await?;
+        assert_eq!(status, 200, "{logs}");
+        if logs["lines"].to_string().contains("response:200") {
+            break logs;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no request lines in the ssh app's runtime logs: {logs}\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let lines = logs["lines"].as_array().context("lines")?;
+    assert!(
+        lines.iter().any(|l| l["container"] == json!(name)),
+        "{logs}"
+    );
+    let seqs: Vec<i64> = lines.iter().filter_map(|l| l["seq"].as_i64()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+
+    // The target cannot be reached: each pass is counted as a failure, and
+    // once it answers again a removed container is re-created there.
+    let failures = fleet
+        .metric("deploy", "slipway_reconcile_failures_total")
+        .await?;
+    server.ns.set_link_up(false)?;
+    podman_on(&server, &["rm", "-f", "-t", "0", &name])?;
+    let started = Instant::now();
+    while fleet
+        .metric("deploy", "slipway_reconcile_failures_total")
+        .await?
+        <= failures
+    {
+        anyhow::ensure!(
+            started.elapsed() < REPAIR_TIMEOUT,
+            "an unreachable target is not counted\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!running(&name));
+    // The monitor says so in the app's health.
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    loop {
+        let health = app(&fleet).await?["status"]["health"].clone();
+        if health["ok"] == false {
+            let detail = health["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains("cannot reach"), "{health:#}");
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the health of an app on an unreachable target stays ok: {health:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.ns.set_link_up(true)?;
+    let took = wait_page(&fleet, &server, 200, "VERSION 1").await?;
+    assert!(running(&name), "{name} runs again");
+    fleet
+        .wait_repairs("container_recreated", 2, REPAIR_TIMEOUT)
+        .await?;
+    println!("ssh target: back {took:.2?} after it was reachable again");
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    while app(&fleet).await?["status"]["health"]["ok"] != true {
+        anyhow::ensure!(Instant::now() < deadline, "the health stays failed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A stopped app: after a Caddy restart its route answers 503 again,
+    // and its container stays stopped.
+    let (status, answer) = fleet
+        .call(Method::POST, "/v1/apps/site/stop", Some(json!({})))
+        .await?;
+    anyhow::ensure!(status == 202, "stop: {status} {answer}");
+    let stop = fleet
+        .wait_state(
+            answer["id"].as_str().context("id")?.parse()?,
+            common::TERMINAL,
+            ssh::TIMEOUT,
+        )
+        .await?;
+    assert_eq!(stop["state"], "live", "{stop:#}\n{}", fleet.logs());
+    wait_page(&fleet, &server, 503, "stopped").await?;
+    server.ns.restart_caddy()?;
+    let took = wait_page(&fleet, &server, 503, "stopped").await?;
+    fleet
+        .wait_repairs("route_restored", 2, REPAIR_TIMEOUT)
+        .await?;
+    println!("ssh target: stopped app's 503 route back after {took:.2?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!running(&name), "the stopped app's container stays stopped");
+
+    // All of it without a new deployment: the deploy and the stop.
+    let deployments: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deployments WHERE app_id = $1::uuid")
+            .bind(&app_id)
+            .fetch_one(&fleet.db.pool)
+            .await?;
+    assert_eq!(deployments, 2);
+    let (same, state): (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT id, state FROM releases WHERE app_id = $1::uuid AND state IN ('live', 'paused')",
+    )
+    .bind(&app_id)
+    .fetch_one(&fleet.db.pool)
+    .await?;
+    assert_eq!((same, state.as_str()), (release, "paused"));
+    fleet.stop().await;
+    drop(leftovers);
+    drop(server);
+    Ok(())
+}
