@@ -180,16 +180,16 @@ pub async fn create_token(pool: &PgPool, project_id: Uuid) -> anyhow::Result<Str
     Ok(token)
 }
 
-/// One probe deployment through the real path, in its own transaction.
+/// One probe deployment through the real path (as `POST /v1/probes`
+/// without an app: one statement, committed on its own).
 pub async fn create_probe(
     pool: &PgPool,
     names: &QueueNames,
     project_id: Uuid,
     spec: &ProbeSpec,
 ) -> anyhow::Result<Uuid> {
-    let mut tx = pool.begin().await?;
-    let created = deployments::create(
-        &mut tx,
+    let created = deployments::create_unlaned(
+        pool,
         names,
         NewDeployment {
             kind: "probe",
@@ -200,7 +200,6 @@ pub async fn create_probe(
         },
     )
     .await?;
-    tx.commit().await?;
     // As the API does: wake this process' relay after the commit.
     slipway_shared::db::outbox::committed();
     Ok(created.id)

@@ -55,9 +55,12 @@ pub async fn create(
         ));
     }
     let mut tx = state.pool.begin().await?;
+    // Locked here rather than in `deployments::create`, saving a round trip;
+    // a statement of its own, so the creating statement's snapshot sees the
+    // deployment of a request that held the lock before us.
     let found: Option<(Uuid, Option<String>, Option<String>, bool)> = sqlx::query_as(
         "SELECT id, git_url, git_ref, destroying_at IS NOT NULL FROM apps
-         WHERE project_id = $1 AND name = $2",
+         WHERE project_id = $1 AND name = $2 FOR UPDATE",
     )
     .bind(project.id)
     .bind(&app)
@@ -102,7 +105,7 @@ pub async fn create(
             json!({"git_url": git_url, "git_ref": git_ref})
         }
     };
-    let created = deployments::create(
+    let created = deployments::create_with_app_locked(
         &mut tx,
         &state.names,
         NewDeployment {

@@ -34,28 +34,41 @@ pub async fn create(
     if !(1..=100).contains(&body.spec.fail_times) {
         return Err(ApiError::validation("fail_times: must be 1 to 100"));
     }
-    let mut tx = state.pool.begin().await?;
-    let app_id: Option<Uuid> = match &body.app {
-        Some(name) => {
-            let id: Option<Uuid> =
-                sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2")
-                    .bind(project.id)
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            Some(id.ok_or(ApiError::NotFound("app"))?)
-        }
-        None => None,
+    let probe = Some(serde_json::to_value(&body.spec).map_err(anyhow::Error::from)?);
+    let Some(name) = &body.app else {
+        // No app, no lane: one statement, committed on its own.
+        let created = deployments::create_unlaned(
+            &state.pool,
+            &state.names,
+            NewDeployment {
+                project_id: project.id,
+                app_id: None,
+                kind: "probe",
+                source: serde_json::json!({}),
+                probe,
+            },
+        )
+        .await?;
+        slipway_shared::db::outbox::committed();
+        return Ok(accepted(created.id, "queued"));
     };
+    let mut tx = state.pool.begin().await?;
+    let app_id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2")
+            .bind(project.id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let app_id = app_id.ok_or(ApiError::NotFound("app"))?;
     let created = deployments::create(
         &mut tx,
         &state.names,
         NewDeployment {
             project_id: project.id,
-            app_id,
+            app_id: Some(app_id),
             kind: "probe",
             source: serde_json::json!({}),
-            probe: Some(serde_json::to_value(&body.spec).map_err(anyhow::Error::from)?),
+            probe,
         },
     )
     .await?;

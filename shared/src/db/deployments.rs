@@ -6,7 +6,7 @@ use crate::db::outbox;
 use crate::job::{JobMessage, Stage};
 use crate::queue::topology::QueueNames;
 use crate::state::DeploymentState;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -41,22 +41,86 @@ pub async fn create(
     names: &QueueNames,
     new: NewDeployment,
 ) -> sqlx::Result<Created> {
-    if let Some(app_id) = new.app_id {
-        sqlx::query("SELECT 1 FROM apps WHERE id = $1 FOR UPDATE")
-            .bind(app_id)
-            .execute(&mut *conn)
-            .await?;
+    match new.app_id {
+        Some(app_id) => {
+            sqlx::query("SELECT 1 FROM apps WHERE id = $1 FOR UPDATE")
+                .bind(app_id)
+                .execute(&mut *conn)
+                .await?;
+            create_in_lane(conn, names, new, app_id).await
+        }
+        None => create_alone(conn, names, new).await,
     }
+}
+
+/// [`create`] for a caller that already locked the app row in this
+/// transaction (`SELECT … FROM apps … FOR UPDATE`, in a statement of its
+/// own, before this one): saves the lock's round trip.
+pub async fn create_with_app_locked(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    new: NewDeployment,
+) -> sqlx::Result<Created> {
+    match new.app_id {
+        Some(app_id) => create_in_lane(conn, names, new, app_id).await,
+        None => create_alone(conn, names, new).await,
+    }
+}
+
+/// Creates a deployment of no app (a probe without one), committed on its
+/// own: without an app there is no lane, so it is a single statement, and
+/// run outside a transaction block it costs one round trip instead of
+/// three (BEGIN, the statement, COMMIT).
+pub async fn create_unlaned(
+    pool: &PgPool,
+    names: &QueueNames,
+    new: NewDeployment,
+) -> sqlx::Result<Created> {
+    if new.app_id.is_some() {
+        return Err(sqlx::Error::Protocol(
+            "create_unlaned: a deployment of an app waits in its lane; use create in a transaction"
+                .into(),
+        ));
+    }
+    let mut conn = pool.acquire().await?;
+    create_alone(&mut conn, names, new).await
+}
+
+/// The deployment's first job and its outbox message.
+struct FirstJob {
+    job_id: Uuid,
+    traceparent: String,
+    kind: &'static str,
+    message: JobMessage,
+}
+
+impl FirstJob {
+    fn new(id: Uuid, new: &NewDeployment) -> FirstJob {
+        let job_id = Uuid::now_v7();
+        let kind = Stage::Build.job_kind(new.kind);
+        FirstJob {
+            job_id,
+            traceparent: crate::telemetry::new_traceparent(),
+            kind,
+            message: JobMessage {
+                job_id,
+                deployment_id: id,
+                kind: kind.to_owned(),
+                stage: Stage::Build,
+            },
+        }
+    }
+}
+
+/// An app's deployment; the caller holds the app row's lock.
+async fn create_in_lane(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    new: NewDeployment,
+    app_id: Uuid,
+) -> sqlx::Result<Created> {
     let id = Uuid::now_v7();
-    let job_id = Uuid::now_v7();
-    let traceparent = crate::telemetry::new_traceparent();
-    let kind = Stage::Build.job_kind(new.kind);
-    let message = JobMessage {
-        job_id,
-        deployment_id: id,
-        kind: kind.to_owned(),
-        stage: Stage::Build,
-    };
+    let first = FirstJob::new(id, &new);
     let (dispatched, superseded): (bool, Vec<Uuid>) = sqlx::query_as(&format!(
         "WITH superseded AS (
              UPDATE deployments SET state = 'superseded', updated_at = now(), finished_at = now()
@@ -86,22 +150,65 @@ pub async fn create(
     ))
     .bind(id)
     .bind(new.project_id)
-    .bind(new.app_id)
+    .bind(app_id)
     .bind(new.kind)
     .bind(&new.source)
     .bind(&new.probe)
-    .bind(&traceparent)
-    .bind(job_id)
-    .bind(kind)
+    .bind(&first.traceparent)
+    .bind(first.job_id)
+    .bind(first.kind)
     .bind(names.stage(Stage::Build))
-    .bind(sqlx::types::Json(&message))
-    .bind(outbox::headers(&traceparent, None))
+    .bind(sqlx::types::Json(&first.message))
+    .bind(outbox::headers(&first.traceparent, None))
     .fetch_one(&mut *conn)
     .await?;
     Ok(Created {
         id,
         dispatched,
         superseded,
+    })
+}
+
+/// A deployment of no app: nothing to supersede or wait behind, so it is
+/// dispatched at once; one statement (atomic even outside a transaction).
+async fn create_alone(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    new: NewDeployment,
+) -> sqlx::Result<Created> {
+    let id = Uuid::now_v7();
+    let first = FirstJob::new(id, &new);
+    sqlx::query(
+        "WITH created AS (
+             INSERT INTO deployments (id, project_id, kind, state, dispatched, source, probe, trace_id)
+             VALUES ($1, $2, $3, 'queued', true, $4, $5, $6)
+             RETURNING id),
+         created_event AS (
+             INSERT INTO deployment_events (deployment_id, from_state, to_state)
+             SELECT id, NULL, 'queued' FROM created),
+         job AS (
+             INSERT INTO jobs (id, deployment_id, stage, kind, state, max_attempts)
+             SELECT $7, id, 'build', $8, 'queued', 0 FROM created)
+         INSERT INTO outbox (exchange, routing_key, payload, headers)
+         SELECT '', $9, $10, $11 FROM created",
+    )
+    .bind(id)
+    .bind(new.project_id)
+    .bind(new.kind)
+    .bind(&new.source)
+    .bind(&new.probe)
+    .bind(&first.traceparent)
+    .bind(first.job_id)
+    .bind(first.kind)
+    .bind(names.stage(Stage::Build))
+    .bind(sqlx::types::Json(&first.message))
+    .bind(outbox::headers(&first.traceparent, None))
+    .execute(&mut *conn)
+    .await?;
+    Ok(Created {
+        id,
+        dispatched: true,
+        superseded: Vec::new(),
     })
 }
 
