@@ -6,8 +6,8 @@
 //! - `redeploy_under_load`: five redeploys in a row, each of a new commit
 //!   (`VERSION n`). For each one a request loop runs through Caddy (by Host
 //!   header, fixed rate) from the deploy request until the deployment is
-//!   `live`, which the deploy job commits only after the replaced release
-//!   was stopped (checked with podman). `failed_requests` counts non-2xx,
+//!   `live` and its deploy attempt ended, i.e. the replaced release was
+//!   drained and stopped (checked with podman). `failed_requests` counts non-2xx,
 //!   connection errors and answers slower than 2 s (`failed_by_phase`: sent
 //!   before the deploy stage, in it before the route switch, or after);
 //!   `answers_by_version` shows both releases answered during each
@@ -18,8 +18,8 @@
 //!   the local base image stay), default health settings. `built_to_live_s`
 //!   runs from the deployment's `built` event to the moment the bench first
 //!   got the new page through Caddy (the switch); `built_to_state_live_s`
-//!   to the `live` event, which also counts the 2 s drain and the stop of
-//!   the replaced release. `pull_s`, `start_s`, `health_s`, `switch_s` are
+//!   to the `live` event, committed right after the switch (the 2 s drain
+//!   and the stop of the replaced release follow it). `pull_s`, `start_s`, `health_s`, `switch_s` are
 //!   the deploy job's own timings from its log.
 //! - `rollback`: `{"rollback_to": DEPLOYMENT}` to a kept release (its image
 //!   still local); `rollback_s` from the request to the old page answering
@@ -204,11 +204,18 @@ async fn request_deploy(ctx: &Ctx<'_>, body: Value) -> anyhow::Result<String> {
     Ok(answer["id"].as_str().context("deployment id")?.to_owned())
 }
 
+/// Waits until the deployment ended and its attempts are over: a deploy is
+/// `live` at the switch, and its attempt goes on to drain and stop the
+/// release it replaced.
 async fn wait_done(ctx: &Ctx<'_>, id: &str) -> anyhow::Result<Value> {
     let started = Instant::now();
     loop {
         let deployment = ctx.fleet.get(&format!("/v1/deployments/{id}")).await?;
-        if TERMINAL.contains(&deployment["state"].as_str().unwrap_or_default()) {
+        let ended = TERMINAL.contains(&deployment["state"].as_str().unwrap_or_default());
+        let attempts_over = deployment["attempts"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|a| !a["finished_at"].is_null()));
+        if ended && (deployment["state"] != "live" || attempts_over) {
             return Ok(deployment);
         }
         anyhow::ensure!(

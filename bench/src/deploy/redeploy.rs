@@ -1,6 +1,7 @@
 //! The redeploys of the `deploy` scenario: five new commits in a row, each
 //! deployed while a request loop runs through Caddy from the request until
-//! the deployment is `live`; failed requests are put down to the phase the
+//! the replaced release is stopped (the deployment `live`, its attempt
+//! over after the drain); failed requests are put down to the phase the
 //! deployment was in when they were sent.
 
 use super::{deploy, ensure_live, event_at, load, podman, Ctx, Version, RATE_PER_S, REDEPLOYS};
