@@ -557,11 +557,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         .await?;
     anyhow::ensure!(status == 200, "patch: {status} {answer}");
     let moved = deploy(&fleet).await?;
-    leftovers.tags.push(format!(
-        "{}/slipway/p-site:{}",
-        registry.addr(),
-        moved["id"].as_str().unwrap_or_default()
-    ));
+    leftovers.built(&registry, "site", &moved);
     assert_eq!(moved["state"], "live", "{moved:#}\n{}", fleet.logs());
     let logs = log_text(&fleet, &moved).await?;
     assert!(logs.contains("the app moved from ssh target ns"), "{logs}");
@@ -588,11 +584,7 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
         .await?;
     anyhow::ensure!(status == 200, "patch: {status} {answer}");
     let back = deploy(&fleet).await?;
-    leftovers.tags.push(format!(
-        "{}/slipway/p-site:{}",
-        registry.addr(),
-        back["id"].as_str().unwrap_or_default()
-    ));
+    leftovers.built(&registry, "site", &back);
     assert_eq!(back["state"], "live", "{back:#}\n{}", fleet.logs());
     let logs = log_text(&fleet, &back).await?;
     assert!(
@@ -865,11 +857,7 @@ async fn an_ssh_target_serves_https_with_certificates_from_an_acme_ca() -> anyho
         tags: Vec::new(),
     };
     let deployed = deploy(&fleet).await?;
-    leftovers.tags.push(format!(
-        "{}/slipway/p-site:{}",
-        registry.addr(),
-        deployed["id"].as_str().unwrap_or_default()
-    ));
+    leftovers.built(&registry, "site", &deployed);
     assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
     assert_eq!(
         deployed["https_url"], "https://site.p.localhost/",

@@ -80,14 +80,7 @@ impl Site {
 
     /// Connects to an ssh target: key files written, forwards open.
     pub async fn ssh(target: &SshTarget, local: &LocalTarget) -> Result<Site, JobError> {
-        let files = SshKeyFiles::write(
-            &target.user,
-            &target.host,
-            target.port,
-            &target.private_key,
-            &target.known_hosts,
-        )
-        .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))?;
+        let files = target.key_files()?;
         // The job's connection: its forwards, and the master the engine's
         // commands share (see `Mux`).
         let tunnel = Tunnel::open_master(

@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use slipway_shared::db::targets::{self, Placement, SshTarget, CHECK_JOB_KIND};
 use slipway_shared::job::{Effects, JobContext, JobError, JobHandler};
 use slipway_shared::secrets::SecretBox;
-use slipway_shared::ssh::SshKeyFiles;
 use std::sync::Arc;
 
 pub const PROVISION_KIND: &str = "provision.v1";
@@ -90,14 +89,7 @@ impl Provision {
     /// The app's add-ons for a release on an ssh target: databases on the
     /// add-on server (which that target must reach), volumes on the target.
     async fn ssh_addons(&self, ctx: &JobContext, target: &SshTarget) -> Result<(), JobError> {
-        let files = SshKeyFiles::write(
-            &target.user,
-            &target.host,
-            target.port,
-            &target.private_key,
-            &target.known_hosts,
-        )
-        .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))?;
+        let files = target.key_files()?;
         let host = addons::VolumeHost::Ssh {
             files: &files,
             containers_conf: target.settings.containers_conf.as_deref(),

@@ -27,14 +27,7 @@ pub(crate) struct Found {
 }
 
 pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<(), JobError> {
-    let files = SshKeyFiles::write(
-        &target.user,
-        &target.host,
-        target.port,
-        &target.private_key,
-        &target.known_hosts,
-    )
-    .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))?;
+    let files = target.key_files()?;
     ctx.logs
         .info(format!(
             "provisioning ssh target {} ({}, port {})",

@@ -37,6 +37,21 @@ pub struct SshTarget {
     pub settings: SshTargetSettings,
 }
 
+impl SshTarget {
+    /// The key and pinned host key written to files for `ssh` (gone when
+    /// the value is dropped).
+    pub fn key_files(&self) -> Result<crate::ssh::SshKeyFiles, JobError> {
+        crate::ssh::SshKeyFiles::write(
+            &self.user,
+            &self.host,
+            self.port,
+            &self.private_key,
+            &self.known_hosts,
+        )
+        .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
@@ -97,15 +112,19 @@ pub async fn by_id(
     id: Uuid,
     secrets: Option<&SecretBox>,
 ) -> Result<Option<Placement>, JobError> {
-    let row: Option<Row> = sqlx::query_as(
+    let row = row_by_id(pool, id).await?;
+    row.map(|row| placement_of(row, secrets)).transpose()
+}
+
+async fn row_by_id(pool: &PgPool, id: Uuid) -> Result<Option<Row>, JobError> {
+    sqlx::query_as(
         "SELECT id, name, kind, host, port, ssh_user, key_sealed, known_hosts, settings
          FROM targets WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await
-    .map_err(database)?;
-    row.map(|row| placement_of(row, secrets)).transpose()
+    .map_err(database)
 }
 
 /// A target row as a placement, its key opened.
@@ -124,15 +143,7 @@ pub async fn ssh_target(
     target_id: Uuid,
     secrets: Option<&SecretBox>,
 ) -> Result<SshTarget, JobError> {
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT id, name, kind, host, port, ssh_user, key_sealed, known_hosts, settings
-         FROM targets WHERE id = $1",
-    )
-    .bind(target_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(database)?;
-    match row {
+    match row_by_id(pool, target_id).await? {
         None => Err(JobError::permanent(
             "target_not_found",
             format!("target {target_id} no longer exists"),
