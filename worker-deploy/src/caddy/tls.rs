@@ -55,17 +55,7 @@ impl CaddyAdmin {
         https_addr: &str,
         http_addr: &str,
     ) -> Result<bool, CaddyError> {
-        let mut changed = false;
-        let trust = "/config/apps/pki/certificate_authorities/local/install_trust";
-        if self.get_opt(trust).await? != Some(json!(false)) {
-            let pki = "/config/apps/pki";
-            let wanted = json!({"certificate_authorities": {"local": {"install_trust": false}}});
-            match self.get_opt(pki).await? {
-                None => self.send("PUT", pki, Some(wanted)).await?,
-                Some(_) => self.send("PATCH", pki, Some(wanted)).await?,
-            };
-            changed = true;
-        }
+        let mut changed = self.keep_out_of_trust_store().await?;
         let path = format!("/config/apps/http/servers/{}", tls_server(server));
         let wanted = tls_server_json(server, https_addr, http_addr);
         match self.get_opt(&path).await? {
@@ -90,6 +80,7 @@ impl CaddyAdmin {
         hosts: &[String],
         issuer: &Value,
     ) -> Result<(), CaddyError> {
+        self.keep_out_of_trust_store().await?;
         let policy = policy_id(server);
         let subjects_path = format!("/id/{policy}/subjects");
         match self.get_opt(&format!("/id/{policy}")).await? {
@@ -150,9 +141,28 @@ impl CaddyAdmin {
         Ok(())
     }
 
+    /// Makes Caddy's internal CA stay out of the host's trust store; true
+    /// when that had to be set. Done before anything can bring the CA up
+    /// (a policy, a read of its root): with the default, Caddy would add
+    /// its root to the system's trusted certificates on its first use.
+    async fn keep_out_of_trust_store(&self) -> Result<bool, CaddyError> {
+        let trust = "/config/apps/pki/certificate_authorities/local/install_trust";
+        if self.get_opt(trust).await? == Some(json!(false)) {
+            return Ok(false);
+        }
+        let pki = "/config/apps/pki";
+        let wanted = json!({"certificate_authorities": {"local": {"install_trust": false}}});
+        match self.get_opt(pki).await? {
+            None => self.send("PUT", pki, Some(wanted)).await?,
+            Some(_) => self.send("PATCH", pki, Some(wanted)).await?,
+        };
+        Ok(true)
+    }
+
     /// The PEM root certificate of Caddy's internal CA (`local`), which
     /// clients trust to verify the apps' certificates.
     pub async fn local_ca_root(&self) -> Result<String, CaddyError> {
+        self.keep_out_of_trust_store().await?;
         let path = "/pki/ca/local";
         let answer = self.send("GET", path, None).await?;
         answer["root_certificate"]
