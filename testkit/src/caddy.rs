@@ -25,8 +25,7 @@ pub struct Caddy {
 }
 
 impl Caddy {
-    /// Starts `caddy run` with only its admin API configured (and its
-    /// internal CA kept out of the host's trust store) and waits
+    /// Starts `caddy run` with only its admin API configured and waits
     /// until `/config/` answers. Fails with a hint when Caddy is missing.
     pub async fn start() -> anyhow::Result<Caddy> {
         let dir = std::env::temp_dir().join(format!("slipway-caddy-{}", hex8()));
@@ -70,12 +69,7 @@ impl Caddy {
         let config = dir.join("caddy.json");
         std::fs::write(
             &config,
-            // The internal CA never goes into this host's trust store,
-            // whatever a test asks of it (the code under test sets the same).
-            serde_json::json!({"admin": {"listen": admin_addr},
-                               "apps": {"pki": {"certificate_authorities":
-                                   {"local": {"install_trust": false}}}}})
-            .to_string(),
+            serde_json::json!({"admin": {"listen": admin_addr}}).to_string(),
         )?;
         let mut command = tokio::process::Command::new(BINARY);
         command

@@ -203,8 +203,7 @@ impl Netns {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(
             dir.join("caddy.json"),
-            r#"{"admin": {"listen": "127.0.0.1:2019"},
-                "apps": {"pki": {"certificate_authorities": {"local": {"install_trust": false}}}}}"#,
+            r#"{"admin": {"listen": "127.0.0.1:2019"}}"#,
         )?;
         let mut command = self.command("caddy");
         command

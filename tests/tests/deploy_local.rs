@@ -206,9 +206,14 @@ fn upstream(c: &RunningContainer) -> String {
     format!("127.0.0.1:{}", c.host_port)
 }
 
+/// A fresh connection per request: an idle keep-alive connection that
+/// Caddy's graceful config reload closes can race with a request written on
+/// it (a reset, which clients retry); what is measured is the switch (as in
+/// the operate test's loop).
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
+        .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(2))
         .build()
         .expect("client")
