@@ -1,7 +1,7 @@
 //! Targets as validated values: where an app's releases run. `local` is the
 //! Slipway host (settings from the workers' environment, see
-//! [`crate::local_target`]); `ssh` is a Linux server with podman reached
-//! over SSH. Everything that reaches an ssh command line (host, user, port,
+//! [`crate::local_target`]); `ssh` is a Linux server with podman or Docker
+//! reached over SSH. Everything that reaches an ssh command line (host, user, port,
 //! addresses, paths) is checked here, so a value that could be read as an
 //! option or break out of a quoted word cannot exist past the API.
 
@@ -39,6 +39,35 @@ impl TargetKind {
         match self {
             TargetKind::Local => "local",
             TargetKind::Ssh => "ssh",
+        }
+    }
+}
+
+/// The container engine that runs an ssh target's releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    Podman,
+    Docker,
+}
+
+impl EngineKind {
+    pub fn parse(value: &str) -> Result<EngineKind, Invalid> {
+        match value {
+            "podman" => Ok(EngineKind::Podman),
+            "docker" => Ok(EngineKind::Docker),
+            other => Err(invalid(
+                "engine",
+                format!("`{other}` is not a container engine (podman or docker)"),
+            )),
+        }
+    }
+
+    /// Also the name of its command-line program.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Podman => "podman",
+            EngineKind::Docker => "docker",
         }
     }
 }
@@ -132,6 +161,10 @@ pub struct SshTargetSettings {
     /// Where the HTTPS certificates come from.
     #[serde(default)]
     pub tls: TlsIssuer,
+    /// The engine asked for; `None`: the one provisioning finds, podman
+    /// before Docker.
+    #[serde(default)]
+    pub engine: Option<EngineKind>,
 }
 
 impl Default for SshTargetSettings {
@@ -143,6 +176,7 @@ impl Default for SshTargetSettings {
             containers_conf: None,
             https_addr: None,
             tls: TlsIssuer::Internal,
+            engine: None,
         }
     }
 }
@@ -174,7 +208,15 @@ impl SshTargetSettings {
                 .transpose()?,
             https_addr: None,
             tls: TlsIssuer::Internal,
+            engine: None,
         })
+    }
+
+    /// Releases run under `engine` (`podman` or `docker`) whatever else the
+    /// server has.
+    pub fn with_engine(mut self, engine: Option<&str>) -> Result<SshTargetSettings, Invalid> {
+        self.engine = engine.map(EngineKind::parse).transpose()?;
+        Ok(self)
     }
 
     /// HTTPS on `https_addr` with certificates from `tls` (which must be
@@ -271,5 +313,14 @@ mod tests {
         let defaults = SshTargetSettings::parse(None, None, None, None).unwrap();
         assert_eq!(defaults, SshTargetSettings::default());
         assert_eq!(defaults.app_url("a.b.c"), "http://a.b.c/");
+        let docker = defaults.clone().with_engine(Some("docker")).unwrap();
+        assert_eq!(docker.engine, Some(EngineKind::Docker));
+        assert!(defaults.clone().with_engine(Some("lxc")).is_err());
+        // Settings stored before engines were chosen read as "whichever".
+        let old: SshTargetSettings = serde_json::from_value(serde_json::json!({
+            "caddy_admin": "127.0.0.1:2019", "apps_addr": "0.0.0.0:80",
+            "data_dir": "/var/lib/slipway", "containers_conf": null}))
+        .unwrap();
+        assert_eq!(old.engine, None);
     }
 }

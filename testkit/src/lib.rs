@@ -9,6 +9,7 @@
 
 pub mod caddy;
 mod db;
+pub mod dockerd;
 pub mod git;
 pub mod netns;
 mod os;

@@ -142,6 +142,15 @@ impl Netns {
     /// Starts sshd on `ADDR:22` letting root in with a new key. Returns the
     /// private key and the known_hosts line pinning the server's host key.
     pub fn start_sshd(&mut self) -> anyhow::Result<(String, String)> {
+        self.start_sshd_with_env(&[])
+    }
+
+    /// Like `start_sshd`, every session getting the variables `env` (sshd's
+    /// `SetEnv`): e.g. `DOCKER_HOST` naming a [`crate::dockerd::Dockerd`].
+    pub fn start_sshd_with_env(
+        &mut self,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(String, String)> {
         std::fs::create_dir_all("/run/sshd")?;
         let dir = self.dir.join("sshd");
         std::fs::create_dir_all(&dir)?;
@@ -158,8 +167,12 @@ impl Netns {
                 "ListenAddress {addr}:22\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
                  PidFile none\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PermitRootLogin prohibit-password\nAllowUsers root\nStrictModes no\n\
-                 AllowTcpForwarding yes\nLogLevel VERBOSE\n",
-                addr = self.addr
+                 AllowTcpForwarding yes\nLogLevel VERBOSE\n{set_env}",
+                addr = self.addr,
+                set_env = env
+                    .iter()
+                    .map(|(k, v)| format!("SetEnv {k}={v}\n"))
+                    .collect::<String>(),
             ),
         )?;
         let mut command = self.command("/usr/sbin/sshd");

@@ -18,7 +18,7 @@ use slipway_worker_build::image::{self, BuildRequest, BuiltImage, ImageRepositor
 use slipway_worker_build::plan;
 use slipway_worker_deploy::caddy::{CaddyAdmin, RouteChange, RouteInfo};
 use slipway_worker_deploy::engine::{
-    ContainerSpec, Engine, EngineError, RunningContainer, LABEL_APP,
+    ContainerSpec, Engine, EngineError, EngineKind, RunningContainer, LABEL_APP,
 };
 use slipway_worker_deploy::health::{self, HealthCheck, HealthError};
 use std::path::{Path, PathBuf};
@@ -675,7 +675,11 @@ impl Drop for Sshd {
 async fn the_engine_runs_the_same_commands_over_ssh() -> anyhow::Result<()> {
     let settings = BuildSettings::from_env()?;
     let sshd = Sshd::start()?;
-    let engine = Engine::ssh(sshd.host(), settings.containers_conf.clone());
+    let engine = Engine::ssh(
+        sshd.host(),
+        EngineKind::Podman,
+        settings.containers_conf.clone(),
+    );
     let cleanup = Cleanup {
         containers_conf: settings.containers_conf.clone(),
         containers: Default::default(),
@@ -728,7 +732,7 @@ async fn the_engine_runs_the_same_commands_over_ssh() -> anyhow::Result<()> {
     // A server that does not answer is worth another attempt.
     let mut gone = sshd.host();
     gone.port = slipway_testkit::free_port();
-    let err = Engine::ssh(gone, None)
+    let err = Engine::ssh(gone, EngineKind::Podman, None)
         .is_running("x")
         .await
         .expect_err("nobody listens");

@@ -151,6 +151,7 @@ async fn targets_are_project_resources_whose_keys_never_come_back() -> anyhow::R
         (with("name", json!("Bad Name")), "validation_failed"),
         (with("caddy_admin", json!("127.0.0.1")), "validation_failed"),
         (with("data_dir", json!("/var/../etc")), "validation_failed"),
+        (with("engine", json!("lxc")), "validation_failed"),
         (
             json!({"name": "l", "kind": "local", "host": "h"}),
             "invalid_target",
@@ -927,5 +928,163 @@ async fn an_ssh_target_serves_https_with_certificates_from_an_acme_ca() -> anyho
     fleet.stop().await;
     drop(leftovers);
     drop(ns);
+    Ok(())
+}
+
+/// The names of the app's containers under the server's Docker engine.
+fn docker_containers(server: &SshServer, app_id: &str, running_only: bool) -> Vec<String> {
+    server.docker.as_ref().map_or_else(Vec::new, |docker| {
+        docker.containers(&format!("io.slipway.app={app_id}"), running_only)
+    })
+}
+
+/// A server with Docker and no podman for Slipway: the target asks for
+/// Docker, provisioning checks its daemon, and every engine step of a
+/// deploy, a redeploy, the reconciler's repair and a destroy runs
+/// `docker` over SSH. Nothing lands in this host's podman.
+#[tokio::test]
+async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> {
+    let mut server = SshServer::start_docker()?;
+    let registry = Registry::start().await?;
+    let dirs = tempfile::tempdir()?;
+    let fleet = Fleet::start(server.fleet_options(
+        &registry,
+        dirs.path(),
+        &[("SLIPWAY_RECONCILE_INTERVAL", "1s")],
+    ))
+    .await?;
+    let checked = server.add_target(&fleet, "ns").await?;
+    let logs = log_text(&fleet, &checked).await?;
+    assert!(logs.contains("container engine: docker 20.10"), "{logs}");
+    assert!(logs.contains("recorded engine docker"), "{logs}");
+    let (_, target) = fleet.call(Method::GET, "/v1/targets/ns", None).await?;
+    assert_eq!(target["engine"], "docker", "{target:#}");
+    assert_eq!(target["settings"]["engine"], "docker", "{target:#}");
+
+    let repos = tempfile::tempdir()?;
+    let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+    let daemon = GitDaemon::start(repos.path())?;
+    let (status, app) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps",
+            Some(
+                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
+                        "target": "ns", "runtime": {"health_path": "/healthz"}}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create app: {status} {app}");
+    let app_id = app["id"].as_str().context("app id")?.to_owned();
+    let mut leftovers = ssh::Leftovers {
+        app_id: app_id.clone(),
+        tags: Vec::new(),
+    };
+    let (status, volume) = fleet
+        .call(
+            Method::POST,
+            "/v1/apps/site/addons",
+            Some(json!({"kind": "volume", "name": "data", "mount": "/data"})),
+        )
+        .await?;
+    assert_eq!(status, 201, "{volume}");
+    let volume_name = volume["volume"]["name"]
+        .as_str()
+        .context("volume name")?
+        .to_owned();
+
+    let deployed = deploy(&fleet).await?;
+    leftovers.built(&registry, "site", &deployed);
+    assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
+    let logs = log_text(&fleet, &deployed).await?;
+    assert!(
+        logs.contains(&format!("add-on data (volume {volume_name}): created")),
+        "{logs}"
+    );
+    let (status, text) = through_namespace_caddy(&server).await?;
+    assert_eq!(status, 200, "{text}\n{}", server.ns.log_tail("caddy", 20));
+    assert!(text.contains("static-site"), "{text}");
+    let first = docker_containers(&server, &app_id, true);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        common::app_containers(&app_id, true).is_empty(),
+        "nothing of the app in this host's podman"
+    );
+    let docker = server.docker.as_ref().context("docker")?;
+    let mounts = docker.docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}",
+        &first[0],
+    ])?;
+    assert!(
+        String::from_utf8_lossy(&mounts.stdout).contains(&format!("{volume_name}:/data")),
+        "the release mounts the volume: {}",
+        String::from_utf8_lossy(&mounts.stdout)
+    );
+
+    // A new commit: the new release replaces the old one.
+    repo.push_change("main", "index.html", "<h1>second release</h1>\n")?;
+    let second = deploy(&fleet).await?;
+    leftovers.built(&registry, "site", &second);
+    assert_eq!(second["state"], "live", "{second:#}\n{}", fleet.logs());
+    let (status, text) = through_namespace_caddy(&server).await?;
+    assert_eq!(
+        (status, text.contains("second release")),
+        (200, true),
+        "{text}"
+    );
+    let now = docker_containers(&server, &app_id, false);
+    assert_eq!(now.len(), 1, "the old release was removed: {now:?}");
+    assert_ne!(now, first);
+
+    // The reconciler finds the release gone (Docker's `ps` lines) and
+    // starts it again.
+    let removed = docker.docker(&["rm", "--force", &now[0]])?;
+    assert!(removed.status.success(), "{removed:?}");
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let (status, text) = through_namespace_caddy(&server).await?;
+        if status == 200 && text.contains("second release") {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the reconciler did not bring the release back: {status} {text}\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(docker_containers(&server, &app_id, true).len(), 1);
+
+    // Destroyed with its volume: nothing of it stays on the server.
+    let (status, answer) = fleet
+        .call(Method::DELETE, "/v1/apps/site?purge=true", None)
+        .await?;
+    assert_eq!(status, 202, "{answer}");
+    let id: Uuid = answer["id"].as_str().context("id")?.parse()?;
+    let destroy = fleet.wait_state(id, common::TERMINAL, TIMEOUT).await?;
+    assert_eq!(destroy["state"], "live", "{destroy:#}\n{}", fleet.logs());
+    assert!(docker_containers(&server, &app_id, false).is_empty());
+    let volumes = docker.docker(&["volume", "ls", "--quiet"])?;
+    assert!(
+        !String::from_utf8_lossy(&volumes.stdout).contains(&volume_name),
+        "the purge removed the volume"
+    );
+
+    // A Docker whose daemon is gone: the check says so.
+    server.docker = None;
+    let gone = ssh::check(&fleet, "ns").await?;
+    assert_eq!(gone["state"], "failed", "{gone:#}");
+    assert_eq!(gone["error_code"], "target_not_ready", "{gone:#}");
+    let message = gone["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("docker is installed but its daemon does not answer"),
+        "{message}"
+    );
+
+    fleet.stop().await;
+    drop(leftovers);
+    drop(server);
     Ok(())
 }

@@ -1,12 +1,15 @@
-//! Driving the container engine (podman's CLI) for an app's releases: pull
-//! an image by digest, run a release on a fresh loopback port, stop, remove,
-//! inspect, tail its logs and list what runs under a label.
+//! Driving the container engine (podman's CLI, or Docker's on an ssh target
+//! that has only Docker) for an app's releases: pull an image by digest,
+//! run a release on a fresh loopback port, stop, remove, inspect, tail its
+//! logs and list what runs under a label. The two CLIs take the same `run`,
+//! `port`, `logs` and `inspect` words; where they differ (podman's
+//! `--ignore` and `--tls-verify`, `ps` output) [`EngineKind`] decides.
 //!
 //! Commands go through a [`Host`]: the same engine commands run on the
 //! Slipway host ([`Host::Local`]) or on a server reached over SSH
 //! ([`Host::Ssh`], as Kamal does). Every command has a time limit and a
 //! clean environment (only `CONTAINERS_CONF` of the platform's own variables
-//! reaches podman).
+//! reaches podman; none reaches Docker).
 //!
 //! An app's environment reaches podman as `--env NAME` with the value in
 //! podman's own environment, never in its argv, so secrets do not show up in
@@ -20,6 +23,7 @@ pub use host::{Host, SshHost};
 use host::SSH_FAILED;
 use serde::Deserialize;
 use slipway_shared::job::JobError;
+pub use slipway_shared::target::EngineKind;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -48,7 +52,7 @@ const RESERVED_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "CONTAINERS_CONF", "TMP
 #[derive(Debug, Clone)]
 pub struct Engine {
     host: Host,
-    program: String,
+    kind: EngineKind,
     containers_conf: Option<PathBuf>,
 }
 
@@ -225,19 +229,31 @@ impl Engine {
     pub fn local(containers_conf: Option<PathBuf>) -> Engine {
         Engine {
             host: Host::Local,
-            program: "podman".into(),
+            kind: EngineKind::Podman,
             containers_conf,
         }
     }
 
-    /// podman on a server reached over SSH; `containers_conf` is a path on
-    /// that server.
-    pub fn ssh(host: SshHost, containers_conf: Option<PathBuf>) -> Engine {
+    /// `kind` on a server reached over SSH; `containers_conf` (podman's) is
+    /// a path on that server.
+    pub fn ssh(host: SshHost, kind: EngineKind, containers_conf: Option<PathBuf>) -> Engine {
         Engine {
             host: Host::Ssh(host),
-            program: "podman".into(),
-            containers_conf,
+            kind,
+            containers_conf: containers_conf.filter(|_| kind == EngineKind::Podman),
         }
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    fn program(&self) -> &'static str {
+        self.kind.as_str()
+    }
+
+    fn is_docker(&self) -> bool {
+        self.kind == EngineKind::Docker
     }
 
     pub fn host(&self) -> &Host {
@@ -248,14 +264,16 @@ impl Engine {
     /// how long that took. Errors: `image_pull_failed`, permanent when the
     /// registry says the manifest or repository is unknown or access is
     /// denied, retryable otherwise (registry unreachable, timeouts).
+    /// Docker has no `--tls-verify`: its daemon trusts a registry on
+    /// loopback (where an ssh target's forward to the registry is) without
+    /// TLS by itself.
     pub async fn pull(&self, reference: &str, tls_verify: bool) -> Result<Duration, EngineError> {
         let started = Instant::now();
-        let args = strings(&[
-            "pull",
-            "--quiet",
-            &format!("--tls-verify={tls_verify}"),
-            reference,
-        ]);
+        let mut args = strings(&["pull", "--quiet"]);
+        if !self.is_docker() {
+            args.push(format!("--tls-verify={tls_verify}"));
+        }
+        args.push(reference.to_owned());
         let out = self.exec(&args, &[], PULL_TIMEOUT).await?;
         if !out.success {
             return Err(EngineError::PullFailed {
@@ -332,7 +350,7 @@ impl Engine {
             .lines()
             .find_map(|line| line.trim().rsplit_once(':')?.1.parse::<u16>().ok())
             .ok_or_else(|| EngineError::BadOutput {
-                command: format!("podman {}", args.join(" ")),
+                command: format!("{} {}", self.program(), args.join(" ")),
                 detail: format!("no port in {stdout:?}"),
             })
     }
@@ -341,8 +359,13 @@ impl Engine {
     /// is killed. A missing container is not an error.
     pub async fn stop(&self, name: &str, grace: Duration) -> Result<(), EngineError> {
         let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
-        let args = strings(&["stop", "--ignore", "--time", &secs.to_string(), name]);
-        self.exec_ok(&args, COMMAND_TIMEOUT + grace).await.map(drop)
+        // `-t`: Docker's newer CLIs call `--time` `--timeout`.
+        let args = match self.is_docker() {
+            true => strings(&["stop", "-t", &secs.to_string(), name]),
+            false => strings(&["stop", "--ignore", "--time", &secs.to_string(), name]),
+        };
+        self.exec_ok_unless_missing(&args, COMMAND_TIMEOUT + grace)
+            .await
     }
 
     /// Starts a stopped container again, as it was created (same port,
@@ -355,8 +378,11 @@ impl Engine {
     /// Removes the container, killing it if it still runs. A missing
     /// container is not an error.
     pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
-        let args = strings(&["rm", "--force", "--ignore", "--time", "0", name]);
-        self.exec_ok(&args, COMMAND_TIMEOUT).await.map(drop)
+        let args = match self.is_docker() {
+            true => strings(&["rm", "--force", name]),
+            false => strings(&["rm", "--force", "--ignore", "--time", "0", name]),
+        };
+        self.exec_ok_unless_missing(&args, COMMAND_TIMEOUT).await
     }
 
     /// Whether a container of that name exists and runs.
@@ -370,10 +396,10 @@ impl Engine {
         ]);
         let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
         if !out.success {
-            if out.stderr.contains("no such container") {
+            if says_missing(&out.stderr) {
                 return Ok(false);
             }
-            return Err(failed(&args, &out));
+            return Err(self.failed(&args, &out));
         }
         Ok(out.stdout.trim() == "true")
     }
@@ -384,7 +410,7 @@ impl Engine {
         let args = strings(&["logs", "--tail", &lines.to_string(), name]);
         let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
         if !out.success {
-            return Err(failed(&args, &out));
+            return Err(self.failed(&args, &out));
         }
         Ok(out
             .stdout
@@ -408,7 +434,7 @@ impl Engine {
         args.push(name.to_owned());
         let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
         if !out.success {
-            return Err(failed(&args, &out));
+            return Err(self.failed(&args, &out));
         }
         Ok((out.stdout, out.stderr))
     }
@@ -416,10 +442,21 @@ impl Engine {
     /// Every container (running or not) whose label `key` equals `value`.
     pub async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, EngineError> {
         let filter = format!("label={key}={value}");
-        let args = strings(&["ps", "--all", "--filter", &filter, "--format", "json"]);
+        // Docker's `--format json` is recent; `{{json .}}` (one object a
+        // line) is old and has the same fields.
+        let format = if self.is_docker() {
+            "{{json .}}"
+        } else {
+            "json"
+        };
+        let args = strings(&["ps", "--all", "--filter", &filter, "--format", format]);
         let stdout = self.exec_ok(&args, COMMAND_TIMEOUT).await?;
-        parse_ps(&stdout).map_err(|detail| EngineError::BadOutput {
-            command: args.join(" "),
+        let parsed = match self.is_docker() {
+            true => parse_docker_ps(&stdout),
+            false => parse_ps(&stdout),
+        };
+        parsed.map_err(|detail| EngineError::BadOutput {
+            command: format!("{} {}", self.program(), args.join(" ")),
             detail,
         })
     }
@@ -429,24 +466,27 @@ impl Engine {
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let args = strings(&["volume", "rm", name]);
         let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
-        if out.success || out.stderr.contains("no such volume") {
+        if out.success || says_missing(&out.stderr) {
             Ok(())
         } else {
-            Err(failed(&args, &out))
+            Err(self.failed(&args, &out))
         }
     }
 
     /// Removes an image name from local storage (a missing one is fine);
     /// the image itself goes with its last name.
     pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
-        let args = strings(&["rmi", "--ignore", reference]);
+        let args = match self.is_docker() {
+            true => strings(&["rmi", reference]),
+            false => strings(&["rmi", "--ignore", reference]),
+        };
         let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
         // `--ignore` does not cover a digest reference whose image exists
         // under other names only: podman says "tag not known".
-        if out.success || out.stderr.contains("not known") {
+        if out.success || out.stderr.contains("not known") || says_missing(&out.stderr) {
             Ok(())
         } else {
-            Err(failed(&args, &out))
+            Err(self.failed(&args, &out))
         }
     }
 
@@ -455,7 +495,29 @@ impl Engine {
         if out.success {
             Ok(out.stdout)
         } else {
-            Err(failed(args, &out))
+            Err(self.failed(args, &out))
+        }
+    }
+
+    /// Like `exec_ok`, a missing container being no error (what podman's
+    /// `--ignore` does, and Docker lacks).
+    async fn exec_ok_unless_missing(
+        &self,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        let out = self.exec(args, &[], timeout).await?;
+        if out.success || says_missing(&out.stderr) {
+            Ok(())
+        } else {
+            Err(self.failed(args, &out))
+        }
+    }
+
+    fn failed(&self, args: &[String], out: &Output) -> EngineError {
+        EngineError::Failed {
+            command: format!("{} {}", self.program(), args.join(" ")),
+            stderr: out.stderr.trim().to_string(),
         }
     }
 
@@ -469,7 +531,7 @@ impl Engine {
         if let Some(conf) = &self.containers_conf {
             all_env.push(("CONTAINERS_CONF".into(), conf.display().to_string()));
         }
-        let (mut command, script) = self.host.command(&self.program, args, &all_env);
+        let (mut command, script) = self.host.command(self.program(), args, &all_env);
         command
             .stdin(if script.is_some() {
                 Stdio::piped()
@@ -480,7 +542,7 @@ impl Engine {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|source| EngineError::Spawn {
-            program: self.program.clone(),
+            program: self.program().into(),
             source,
         })?;
         let stdin = child.stdin.take();
@@ -494,11 +556,11 @@ impl Engine {
         let out = tokio::time::timeout(timeout, run)
             .await
             .map_err(|_| EngineError::TimedOut {
-                command: format!("{} {}", self.program, args.join(" ")),
+                command: format!("{} {}", self.program(), args.join(" ")),
                 timeout,
             })?
             .map_err(|source| EngineError::Spawn {
-                program: self.program.clone(),
+                program: self.program().into(),
                 source,
             })?;
         if let Host::Ssh(ssh) = &self.host {
@@ -521,11 +583,11 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-fn failed(args: &[String], out: &Output) -> EngineError {
-    EngineError::Failed {
-        command: format!("podman {}", args.join(" ")),
-        stderr: out.stderr.trim().to_string(),
-    }
+/// Whether an engine's error says the container, volume or image does not
+/// exist (podman: "no such container"; Docker: "No such container: x",
+/// "no such volume").
+fn says_missing(stderr: &str) -> bool {
+    stderr.to_lowercase().contains("no such ")
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
@@ -653,6 +715,79 @@ fn parse_ps(stdout: &str) -> Result<Vec<ContainerInfo>, String> {
         .collect())
 }
 
+/// One line of Docker's `ps --format '{{json .}}'`: names, labels and
+/// ports are single strings there (`a=1,b=2`, `127.0.0.1:32768->8080/tcp`).
+#[derive(Deserialize)]
+struct DockerPsLine {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "Names", default)]
+    names: String,
+    #[serde(rename = "Image", default)]
+    image: String,
+    /// Not printed by CLIs before 20.10: then `Status` tells.
+    #[serde(rename = "State", default)]
+    state: String,
+    #[serde(rename = "Status", default)]
+    status: String,
+    #[serde(rename = "Labels", default)]
+    labels: String,
+    #[serde(rename = "Ports", default)]
+    ports: String,
+}
+
+fn parse_docker_ps(stdout: &str) -> Result<Vec<ContainerInfo>, String> {
+    let mut list = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let e: DockerPsLine = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let state = match e.state.is_empty() {
+            false => e.state,
+            true if e.status.starts_with("Up") => "running".into(),
+            true if e.status.starts_with("Exited") => "exited".into(),
+            true => e.status.to_lowercase(),
+        };
+        list.push(ContainerInfo {
+            name: e.names.split(',').next().unwrap_or_default().to_owned(),
+            id: e.id,
+            image: e.image,
+            state,
+            labels: docker_labels(&e.labels),
+            host_port: docker_host_port(&e.ports),
+        });
+    }
+    Ok(list)
+}
+
+/// `a=1,b=x,y`: a piece without `=` belongs to the value before it.
+fn docker_labels(joined: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for piece in joined.split(',').filter(|p| !p.is_empty()) {
+        match (piece.split_once('='), &last) {
+            (Some((key, value)), _) => {
+                labels.insert(key.to_owned(), value.to_owned());
+                last = Some(key.to_owned());
+            }
+            (None, Some(key)) => {
+                if let Some(value) = labels.get_mut(key) {
+                    value.push(',');
+                    value.push_str(piece);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    labels
+}
+
+/// The host port of the first published port (`127.0.0.1:32768->8080/tcp`).
+fn docker_host_port(ports: &str) -> Option<u16> {
+    ports.split(", ").find_map(|mapping| {
+        let (host, _) = mapping.split_once("->")?;
+        host.rsplit_once(':')?.1.parse().ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -716,5 +851,34 @@ mod tests {
         assert_eq!(list[0].host_port, Some(4100));
         assert!(list[0].is_running());
         assert!(parse_ps("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn docker_ps_lines_are_parsed() {
+        let out = r#"{"Command":"\"python3\"","ID":"144232826a52","Image":"127.0.0.1:5000/x@sha256:1","Labels":"io.buildah.version=1.28.2,io.slipway.app=a,note=x,y","Names":"n1","Ports":"127.0.0.1:32768->8080/tcp","State":"running","Status":"Up 2 seconds"}
+{"ID":"2","Names":"n2","Labels":"","Ports":"","Status":"Exited (0) 3 seconds ago"}
+"#;
+        let list = parse_docker_ps(out).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].name, "n1");
+        assert_eq!(list[0].host_port, Some(32768));
+        assert!(list[0].is_running());
+        assert_eq!(list[0].labels.get(LABEL_APP).map(String::as_str), Some("a"));
+        assert_eq!(list[0].labels.get("note").map(String::as_str), Some("x,y"));
+        assert_eq!(list[1].state, "exited");
+        assert_eq!(list[1].host_port, None);
+        assert!(parse_docker_ps("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn missing_things_are_recognised_in_both_engines_words() {
+        assert!(says_missing("Error: no such container x"));
+        assert!(says_missing(
+            "Error response from daemon: No such container: x"
+        ));
+        assert!(says_missing(
+            "Error response from daemon: get v: no such volume"
+        ));
+        assert!(!says_missing("permission denied"));
     }
 }

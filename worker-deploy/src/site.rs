@@ -97,6 +97,7 @@ impl Site {
         .map_err(|e| e.into_job_error())?;
         let engine = Engine::ssh(
             files.host.clone(),
+            target.engine(),
             target.settings.containers_conf.as_ref().map(Into::into),
         );
         Ok(Site {

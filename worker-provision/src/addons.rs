@@ -14,18 +14,19 @@ use slipway_shared::job::{JobContext, JobError};
 use slipway_shared::operation::AppAction;
 use slipway_shared::secrets::SecretBox;
 use slipway_shared::ssh::SshKeyFiles;
+use slipway_shared::target::EngineKind;
 use sqlx::{Connection, PgConnection};
 use std::path::Path;
 use std::time::Duration;
 
-const PODMAN_TIMEOUT: Duration = Duration::from_secs(60);
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn db_error(error: sqlx::Error) -> JobError {
     JobError::Retryable(format!("database error: {error}"))
 }
 
 /// Where an app's volumes live: the engine of the local target, or the
-/// podman of an ssh target, reached over SSH.
+/// engine (podman or Docker) of an ssh target, reached over SSH.
 pub enum VolumeHost<'a> {
     Local {
         containers_conf: Option<&'a Path>,
@@ -33,7 +34,17 @@ pub enum VolumeHost<'a> {
     Ssh {
         files: &'a SshKeyFiles,
         containers_conf: Option<&'a str>,
+        engine: EngineKind,
     },
+}
+
+impl VolumeHost<'_> {
+    fn program(&self) -> &'static str {
+        match self {
+            VolumeHost::Local { .. } => "podman",
+            VolumeHost::Ssh { engine, .. } => engine.as_str(),
+        }
+    }
 }
 
 /// Creates (or drops, when purging) every add-on of the deployment's app.
@@ -208,10 +219,12 @@ async fn volume(ctx: &JobContext, host: &VolumeHost<'_>, row: &AddonRow) -> Resu
             "a volume add-on without a name",
         ));
     };
-    let exists = podman(host, &["volume", "exists", name]).await?;
+    // `volume inspect`, not podman's `volume exists`: Docker has no such
+    // command, and both fail on a missing volume.
+    let exists = engine(host, &["volume", "inspect", name]).await?;
     if row.state == STATE_PURGING {
         if exists.0 {
-            let (removed, stderr) = podman(host, &["volume", "rm", name]).await?;
+            let (removed, stderr) = engine(host, &["volume", "rm", name]).await?;
             if !removed {
                 // In use by the release still serving: the next deployment
                 // (after this one replaced it) removes it.
@@ -233,10 +246,11 @@ async fn volume(ctx: &JobContext, host: &VolumeHost<'_>, row: &AddonRow) -> Resu
         return Ok(());
     }
     if !exists.0 {
-        let (created, stderr) = podman(host, &["volume", "create", name]).await?;
+        let (created, stderr) = engine(host, &["volume", "create", name]).await?;
         if !created {
             return Err(JobError::Retryable(format!(
-                "volume_create_failed: podman volume create {name}: {stderr}"
+                "volume_create_failed: {} volume create {name}: {stderr}",
+                host.program()
             )));
         }
     }
@@ -254,11 +268,11 @@ async fn volume(ctx: &JobContext, host: &VolumeHost<'_>, row: &AddonRow) -> Resu
     Ok(())
 }
 
-/// Runs podman where the volumes live; returns whether it succeeded and
-/// its stderr. Over SSH the words are joined into one remote command line:
+/// Runs the engine where the volumes live; returns whether it succeeded
+/// and its stderr. Over SSH the words are joined into one remote command line:
 /// volume names and paths are checked to need no quoting (the API and
 /// `slipway_shared::target`), and a missed one would only fail the command.
-async fn podman(host: &VolumeHost<'_>, args: &[&str]) -> Result<(bool, String), JobError> {
+async fn engine(host: &VolumeHost<'_>, args: &[&str]) -> Result<(bool, String), JobError> {
     let mut command = match host {
         VolumeHost::Local { containers_conf } => {
             let mut command = slipway_shared::process::clean_command("podman");
@@ -271,10 +285,13 @@ async fn podman(host: &VolumeHost<'_>, args: &[&str]) -> Result<(bool, String), 
         VolumeHost::Ssh {
             files,
             containers_conf,
+            engine,
         } => {
             let mut remote = match containers_conf {
-                Some(conf) => format!("env CONTAINERS_CONF={conf} podman"),
-                None => "podman".to_owned(),
+                Some(conf) if *engine == EngineKind::Podman => {
+                    format!("env CONTAINERS_CONF={conf} podman")
+                }
+                _ => engine.as_str().to_owned(),
             };
             for arg in args {
                 remote.push(' ');
@@ -289,11 +306,12 @@ async fn podman(host: &VolumeHost<'_>, args: &[&str]) -> Result<(bool, String), 
         }
     };
     command.kill_on_drop(true);
-    let output = tokio::time::timeout(PODMAN_TIMEOUT, command.output())
+    let program = host.program();
+    let output = tokio::time::timeout(ENGINE_TIMEOUT, command.output())
         .await
-        .map_err(|_| JobError::Retryable(format!("podman {} timed out", args.join(" "))))?
+        .map_err(|_| JobError::Retryable(format!("{program} {} timed out", args.join(" "))))?
         .map_err(|e| {
-            JobError::permanent("engine_unavailable", format!("cannot run podman: {e}"))
+            JobError::permanent("engine_unavailable", format!("cannot run {program}: {e}"))
         })?;
     Ok((
         output.status.success(),

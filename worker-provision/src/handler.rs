@@ -65,14 +65,19 @@ impl JobHandler for Provision {
                 }
                 other => other,
             },
-            Placement::Ssh(target) => {
+            Placement::Ssh(mut target) => {
                 let provisioned = tokio::select! {
                     outcome = ssh::provision(ctx, &target) => outcome,
                     _ = ctx.cancel.cancelled() => Err(JobError::Cancelled),
                 };
                 match provisioned {
-                    Ok(()) if app && addons::any(ctx).await? => self.ssh_addons(ctx, &target).await,
-                    other => other,
+                    Ok(engine) if app && addons::any(ctx).await? => {
+                        // What provisioning just found, for a target it
+                        // looked at the first time.
+                        target.engine_found = Some(engine);
+                        self.ssh_addons(ctx, &target).await
+                    }
+                    other => other.map(drop),
                 }
             }
         };
@@ -93,6 +98,7 @@ impl Provision {
         let host = addons::VolumeHost::Ssh {
             files: &files,
             containers_conf: target.settings.containers_conf.as_deref(),
+            engine: target.engine(),
         };
         let server = &self.local.target().addon_postgres;
         addons::provision(ctx, server, &host, self.secrets.as_ref()).await

@@ -1,5 +1,5 @@
-//! Provisioning an `ssh` target over SSH: check that podman is there and
-//! works, make the platform's folder, and check that the target's own Caddy
+//! Provisioning an `ssh` target over SSH: check that a container engine
+//! (podman, or Docker with its daemon answering) is there and works, make the platform's folder, and check that the target's own Caddy
 //! answers its admin API (reached through an SSH local forward, so the
 //! admin API never has to listen beyond the target's loopback), starting an
 //! installed Caddy that does not run. Everything missing is named in one
@@ -9,9 +9,10 @@
 //! No engine network is made: releases publish on the target's loopback
 //! and its Caddy dials them there.
 
-use slipway_shared::db::targets::SshTarget;
+use slipway_shared::db::targets::{record_engine, SshTarget};
 use slipway_shared::job::{JobContext, JobError};
 use slipway_shared::ssh::{classify_failure, SshKeyFiles, SSH_FAILED};
+use slipway_shared::target::EngineKind;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -19,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 mod caddy;
+mod engine;
 
 /// One requirement and what was found on the target.
 pub(crate) struct Found {
@@ -26,7 +28,9 @@ pub(crate) struct Found {
     result: Result<String, String>,
 }
 
-pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<(), JobError> {
+/// Checks and prepares the target; returns the engine its releases run
+/// under.
+pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<EngineKind, JobError> {
     let files = target.key_files()?;
     ctx.logs
         .info(format!(
@@ -38,36 +42,36 @@ pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<(), JobEr
     let mut found = Vec::new();
     let mut changes = Vec::new();
     for line in report.lines() {
-        let Some((key, value)) = line.split_once('=') else {
+        let Some(value) = line.strip_prefix("folder=") else {
             continue;
         };
         let (status, detail) = value.split_once(' ').unwrap_or((value, ""));
-        match key {
-            "engine" => found.push(Found {
-                what: "container engine (podman)".into(),
-                result: match status {
-                    "ok" => Ok(detail.to_owned()),
-                    "docker" => Err(format!(
-                        "only Docker is installed ({detail}); Slipway drives podman on ssh targets: install podman"
-                    )),
-                    "broken" => Err(format!("podman is installed but fails: {detail}")),
-                    _ => Err("podman is not installed (apt-get install podman)".into()),
-                },
-            }),
-            "folder" => found.push(Found {
-                what: format!("folder {}", target.settings.data_dir),
-                result: match status {
-                    "exists" => Ok("present".into()),
-                    "created" => {
-                        changes.push(format!("created {}", target.settings.data_dir));
-                        Ok("created".into())
-                    }
-                    _ => Err(format!("cannot be created: {detail}")),
-                },
-            }),
-            _ => {}
+        found.push(Found {
+            what: format!("folder {}", target.settings.data_dir),
+            result: match status {
+                "exists" => Ok("present".into()),
+                "created" => {
+                    changes.push(format!("created {}", target.settings.data_dir));
+                    Ok("created".into())
+                }
+                _ => Err(format!("cannot be created: {detail}")),
+            },
+        });
+    }
+    let engine = engine::choose(target.settings.engine, &report);
+    let chosen = engine.as_ref().ok().map(|(kind, _)| *kind);
+    if let Some(kind) = chosen {
+        if record_engine(&ctx.pool, target.id, kind).await? {
+            changes.push(format!("recorded engine {}", kind.as_str()));
         }
     }
+    found.insert(
+        0,
+        Found {
+            what: "container engine".into(),
+            result: engine.map(|(_, detail)| detail),
+        },
+    );
     let caddy_installed = report.lines().any(|l| l.starts_with("caddy=ok"));
     let folder_ok = report
         .lines()
@@ -110,7 +114,8 @@ pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<(), JobEr
             ))
             .await;
     }
-    Ok(())
+    // Nothing is missing, so an engine was chosen.
+    chosen.ok_or_else(|| JobError::permanent("target_not_ready", "no container engine"))
 }
 
 /// The remote part: one `sh` script, its findings printed as `key=status
@@ -124,17 +129,13 @@ fn script(target: &SshTarget) -> String {
         .unwrap_or_default();
     // The settings were validated as plain paths: quoting them is enough.
     format!(
-        r#"{conf}if command -v podman >/dev/null 2>&1; then
-  if v=$(podman version --format '{{{{.Client.Version}}}}' 2>&1); then echo "engine=ok podman $v"
-  else echo "engine=broken $(echo "$v" | tr '\n' ' ')"; fi
-elif command -v docker >/dev/null 2>&1; then echo "engine=docker $(command -v docker)"
-else echo "engine=missing"; fi
-d='{dir}'
+        r#"{conf}{engines}d='{dir}'
 if [ -d "$d" ]; then echo "folder=exists $d"
 elif out=$(mkdir -p "$d" 2>&1 && chmod 0750 "$d" 2>&1); then echo "folder=created $d"
 else echo "folder=failed $(echo "$out" | tr '\n' ' ')"; fi
 if command -v caddy >/dev/null 2>&1; then echo "caddy=ok $(command -v caddy)"; else echo "caddy=missing"; fi
 "#,
+        engines = engine::SCRIPT,
         dir = target.settings.data_dir
     )
 }

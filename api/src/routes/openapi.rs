@@ -161,7 +161,7 @@ pub fn build() -> Value {
             "/v1/deployments/{id}/logs/stream": {"get": op("Log lines as SSE; event ids are sequence numbers (Last-Event-ID resumes)", p, &[("200", "text/event-stream")])},
             "/v1/probes": {"post": op("Send a probe through all stages {duration_ms, fail_stage, fail_kind, fail_times, app}", p, &[("202", "{id, state} with Location")])},
             "/v1/targets": {
-                "post": op("Create a target {name, kind: local|ssh}; ssh takes {host, port?, user, ssh_key, known_hosts, caddy_admin?, apps_addr?, data_dir?, containers_conf?, https_addr?, tls_issuer? (acme|internal), acme_ca?, acme_email?, acme_ca_root?}; the key is stored encrypted and shown only as has_key and key_fingerprint", p, &[("201", "the target"), ("409", "name taken")]),
+                "post": op("Create a target {name, kind: local|ssh}; ssh takes {host, port?, user, ssh_key, known_hosts, caddy_admin?, apps_addr?, data_dir?, containers_conf?, engine? (podman|docker; default: whichever the server has, podman first), https_addr?, tls_issuer? (acme|internal), acme_ca?, acme_email?, acme_ca_root?}; the key is stored encrypted and shown only as has_key and key_fingerprint", p, &[("201", "the target"), ("409", "name taken")]),
                 "get": op("List the project's targets", p, &[("200", "{items}")])
             },
             "/v1/targets/{target}": {

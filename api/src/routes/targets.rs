@@ -42,6 +42,9 @@ pub struct CreateTarget {
     apps_addr: Option<String>,
     data_dir: Option<String>,
     containers_conf: Option<String>,
+    /// `podman` or `docker`; absent: whichever provisioning finds there,
+    /// podman first.
+    engine: Option<String>,
     /// HTTPS on the target: where its Caddy listens (`0.0.0.0:443`) and
     /// where certificates come from (`acme`, the default, or `internal`).
     https_addr: Option<String>,
@@ -124,7 +127,8 @@ fn parse_ssh(body: CreateTarget) -> Result<SshLogin, ApiError> {
             body.data_dir.as_deref(),
             body.containers_conf.as_deref(),
         )?
-        .with_https(body.https_addr.as_deref(), tls)?,
+        .with_https(body.https_addr.as_deref(), tls)?
+        .with_engine(body.engine.as_deref())?,
     })
 }
 
@@ -148,6 +152,7 @@ pub async fn create(
                 &body.apps_addr,
                 &body.data_dir,
                 &body.containers_conf,
+                &body.engine,
                 &body.https_addr,
                 &body.tls_issuer,
                 &body.acme_ca,
@@ -221,7 +226,7 @@ async fn read(conn: &mut PgConnection, project_id: Uuid, id: Uuid) -> Result<Val
              'id', t.id, 'name', t.name, 'kind', t.kind, 'host', t.host, 'port', t.port,
              'user', t.ssh_user, 'has_key', t.key_sealed IS NOT NULL,
              'key_fingerprint', t.key_fingerprint, 'known_hosts', t.known_hosts,
-             'settings', t.settings, 'created_at', t.created_at,
+             'settings', t.settings, 'engine', t.engine, 'created_at', t.created_at,
              'apps', (SELECT COALESCE(json_agg(a.name ORDER BY a.name), '[]') FROM apps a
                       WHERE a.target_id = t.id),
              'last_check', (SELECT json_build_object('deployment', d.id, 'state', d.state,

@@ -8,7 +8,7 @@ use crate::job::{JobError, Stage};
 use crate::queue::topology::QueueNames;
 use crate::secrets::SecretBox;
 use crate::state::DeploymentState;
-use crate::target::SshTargetSettings;
+use crate::target::{EngineKind, SshTargetSettings};
 use secrecy::SecretString;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -35,6 +35,8 @@ pub struct SshTarget {
     pub private_key: SecretString,
     pub known_hosts: String,
     pub settings: SshTargetSettings,
+    /// The engine the last provisioning found there.
+    pub engine_found: Option<EngineKind>,
 }
 
 impl SshTarget {
@@ -50,6 +52,30 @@ impl SshTarget {
         )
         .map_err(|e| JobError::Retryable(format!("writing the target's key files: {e}")))
     }
+
+    /// The engine releases run under: the one asked for, else the one
+    /// provisioning found. Before any provisioning (a target from before
+    /// engines were recorded) that is podman, the only engine then.
+    pub fn engine(&self) -> EngineKind {
+        self.settings
+            .engine
+            .or(self.engine_found)
+            .unwrap_or(EngineKind::Podman)
+    }
+}
+
+/// Records the engine provisioning found on target `id`; true when that
+/// changed what was recorded.
+pub async fn record_engine(pool: &PgPool, id: Uuid, engine: EngineKind) -> Result<bool, JobError> {
+    let changed =
+        sqlx::query("UPDATE targets SET engine = $2 WHERE id = $1 AND engine IS DISTINCT FROM $2")
+            .bind(id)
+            .bind(engine.as_str())
+            .execute(pool)
+            .await
+            .map_err(database)?
+            .rows_affected();
+    Ok(changed > 0)
 }
 
 #[derive(sqlx::FromRow)]
@@ -63,6 +89,7 @@ struct Row {
     key_sealed: Option<Vec<u8>>,
     known_hosts: Option<String>,
     settings: serde_json::Value,
+    engine: Option<String>,
 }
 
 fn database(error: sqlx::Error) -> JobError {
@@ -77,7 +104,7 @@ pub async fn placement(
     secrets: Option<&SecretBox>,
 ) -> Result<Placement, JobError> {
     let row: Option<Row> = sqlx::query_as(
-        "SELECT t.id, t.name, t.kind, t.host, t.port, t.ssh_user, t.key_sealed, t.known_hosts, t.settings
+        "SELECT t.id, t.name, t.kind, t.host, t.port, t.ssh_user, t.key_sealed, t.known_hosts, t.settings, t.engine
          FROM deployments d LEFT JOIN apps a ON a.id = d.app_id
          JOIN targets t ON t.id = COALESCE(d.target_id, a.target_id)
          WHERE d.id = $1",
@@ -118,7 +145,7 @@ pub async fn by_id(
 
 async fn row_by_id(pool: &PgPool, id: Uuid) -> Result<Option<Row>, JobError> {
     sqlx::query_as(
-        "SELECT id, name, kind, host, port, ssh_user, key_sealed, known_hosts, settings
+        "SELECT id, name, kind, host, port, ssh_user, key_sealed, known_hosts, settings, engine
          FROM targets WHERE id = $1",
     )
     .bind(id)
@@ -190,6 +217,10 @@ fn open(row: Row, secrets: Option<&SecretBox>) -> Result<SshTarget, JobError> {
         name: row.name,
         private_key,
         settings,
+        engine_found: row
+            .engine
+            .as_deref()
+            .and_then(|e| EngineKind::parse(e).ok()),
     })
 }
 

@@ -6,6 +6,7 @@
 use super::{Fleet, Options};
 use reqwest::Method;
 use serde_json::{json, Value};
+use slipway_testkit::dockerd::Dockerd;
 use slipway_testkit::netns::Netns;
 use slipway_testkit::registry::Registry;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A "server" with sshd and Caddy, reached as target `ns`.
 pub struct SshServer {
+    /// The server's Docker engine, when it is a Docker server: stopped
+    /// before the namespace goes (fields drop in order).
+    pub docker: Option<Dockerd>,
     pub ns: Netns,
     pub private_key: String,
     pub known_hosts: String,
@@ -33,6 +37,27 @@ impl SshServer {
         let (private_key, known_hosts) = ns.start_sshd()?;
         ns.start_caddy()?;
         Ok(SshServer {
+            docker: None,
+            apps_addr: format!("{}:8080", ns.addr),
+            data_dir: ns.dir().join("data"),
+            ns,
+            private_key,
+            known_hosts,
+            containers_conf: std::env::var("CONTAINERS_CONF").ok(),
+        })
+    }
+
+    /// A Docker server: its own dockerd in the namespace, which every SSH
+    /// session reaches through `DOCKER_HOST`. Its target asks for Docker
+    /// (the machine has podman too, which would come first).
+    pub fn start_docker() -> anyhow::Result<SshServer> {
+        let mut ns = Netns::create()?;
+        let docker = Dockerd::start(&ns)?;
+        let (private_key, known_hosts) =
+            ns.start_sshd_with_env(&[("DOCKER_HOST", docker.host.as_str())])?;
+        ns.start_caddy()?;
+        Ok(SshServer {
+            docker: Some(docker),
             apps_addr: format!("{}:8080", ns.addr),
             data_dir: ns.dir().join("data"),
             ns,
@@ -71,7 +96,9 @@ impl SshServer {
         let mut body = json!({"name": name, "kind": "ssh", "host": self.ns.addr, "user": "root",
                               "ssh_key": self.private_key, "known_hosts": self.known_hosts,
                               "apps_addr": self.apps_addr, "data_dir": self.data_dir});
-        if let Some(conf) = &self.containers_conf {
+        if self.docker.is_some() {
+            body["engine"] = json!("docker");
+        } else if let Some(conf) = &self.containers_conf {
             body["containers_conf"] = json!(conf);
         }
         body

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Make sure this host has what the tests' own "servers" need beyond the
+# platform's tools (scripts/build-tools.sh, scripts/deploy-tools.sh):
+#   - Debian's docker.io (dockerd, containerd): a test makes a Docker-only
+#     ssh target by starting a dockerd of its own inside a network
+#     namespace. The package's service is never started here: no dockerd
+#     runs on this host outside a test.
+#   - openssh-server (sshd for the ssh targets' namespaces), iproute2
+#
+#   scripts/test-tools.sh
+#
+# Idempotent, non-interactive, needs root.
+set -euo pipefail
+# shellcheck source=scripts/lib/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
+
+export DEBIAN_FRONTEND=noninteractive CI="${CI:-true}"
+
+log() { printf 'test-tools: %s\n' "$*" >&2; }
+
+[ "$(id -u)" -eq 0 ] || {
+    log "ERROR: needs root (apt-get)"
+    exit 1
+}
+
+# docker.io's maintainer scripts start its service unless policy-rc.d says
+# no; a machine without one gets a temporary one for the install.
+POLICY=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$POLICY"
+    chmod 0755 "$POLICY"
+    made_policy=1
+fi
+cleanup() { [ "$made_policy" -eq 0 ] || rm -f "$POLICY"; }
+trap cleanup EXIT
+
+install_missing_packages docker.io openssh-server iproute2
+command -v dockerd >/dev/null || {
+    log "ERROR: dockerd is not on PATH after installing docker.io"
+    exit 1
+}
+log "dockerd $(dockerd --version | sed 's/^Docker version //')"
