@@ -98,9 +98,17 @@ admin_answers() {
 
 # The TLS server and the internal CA's settings, as worker-deploy's
 # ensure_tls_server makes them.
+# The first route of each server: `Connection: close` while the server is
+# shut down by a config reload, during the http app's shutdown_delay, so
+# keep-alive clients leave it without a failed request (worker-deploy's
+# caddy/drain.rs).
+drain_route_json() {
+    printf '{"@id": "%s-drain", "match": [{"vars": {"{http.shutting_down}": ["true"]}}], "handle": [{"handler": "headers", "response": {"set": {"Connection": ["close"]}}}]}' "$1"
+}
+SHUTDOWN_DELAY=1s
 tls_server_json() {
-    printf '{"listen": ["%s"], "automatic_https": {"disable": true}, "tls_connection_policies": [{}], "routes": [{"@id": "%s-tls-proxy", "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "%s"}]}]}]}' \
-        "$HTTPS_ADDR" "$SERVER" "$HTTP_ADDR"
+    printf '{"listen": ["%s"], "automatic_https": {"disable": true}, "tls_connection_policies": [{}], "routes": [%s, {"@id": "%s-tls-proxy", "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "%s"}]}]}]}' \
+        "$HTTPS_ADDR" "$(drain_route_json "$SERVER-tls")" "$SERVER" "$HTTP_ADDR"
 }
 PKI_JSON='{"certificate_authorities": {"local": {"install_trust": false}}}'
 
@@ -132,10 +140,11 @@ write_config() {
     cat >"$CADDY_DIR/caddy.json.tmp" <<EOF
 {
   "admin": {"listen": "$ADMIN_ADDR"},
-  "apps": {"http": {"servers": {"$SERVER": {
+  "apps": {"http": {"shutdown_delay": "$SHUTDOWN_DELAY", "servers": {"$SERVER": {
     "listen": ["$HTTP_ADDR"],
     "automatic_https": {"disable": true},
     "routes": [
+      $(drain_route_json "$SERVER"),
       {"@id": "$SERVER-apps", "handle": [{"handler": "subroute", "routes": []}]},
       {"@id": "$SERVER-fallback", "terminal": true,
        "handle": [{"handler": "static_response", "status_code": 404, "body": "no app here\n"}]}

@@ -206,14 +206,12 @@ fn upstream(c: &RunningContainer) -> String {
     format!("127.0.0.1:{}", c.host_port)
 }
 
-/// A fresh connection per request: an idle keep-alive connection that
-/// Caddy's graceful config reload closes can race with a request written on
-/// it (a reset, which clients retry); what is measured is the switch (as in
-/// the operate test's loop).
+/// Keep-alive connections, as browsers and most clients use: Caddy's
+/// config reloads must let them go without a failed request (see
+/// `caddy/drain.rs`).
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
-        .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(2))
         .build()
         .expect("client")
@@ -338,15 +336,22 @@ async fn static_site_is_deployed_switched_without_failures_and_a_failed_release_
     assert_eq!(names, want, "both releases run under the app's label");
     assert!(listed.iter().any(|c| c.host_port == Some(c2.host_port)));
 
-    // Switch under load: 40 req/s, at most 400 requests, about 8 s.
+    // Switch under load over keep-alive connections: 400 req/s, at most
+    // 16,000 requests. Every switch is a config reload that closes the old
+    // servers' idle connections; 15 of them (back and forth, then to v2)
+    // failed 2–6 requests in each of three runs without the drain.
     let stop = CancellationToken::new();
     let load = tokio::spawn(request_loop(
         format!("http://{}/", h.caddy.http_addr()),
-        40,
         400,
+        16000,
         stop.clone(),
     ));
     tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..7 {
+        h.route_to(&c2).await?;
+        h.route_to(&c1).await?;
+    }
     let (change, switch) = h.route_to(&c2).await?;
     assert_eq!(change, RouteChange::UpstreamsSwitched);
     // Drain, then stop the old release while the loop still runs.

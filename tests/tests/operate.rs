@@ -372,14 +372,9 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         let (stop_loop, sent, failed) = (stop_loop.clone(), sent.clone(), failed.clone());
         let url = format!("http://{}/", caddy.http_addr());
         tokio::spawn(async move {
-            // Fresh connections: an idle keep-alive connection that Caddy's
-            // graceful config reload closes can race with a request sent on
-            // it (measured: one reset in ~2,700 requests, which clients
-            // retry); what is measured here is the switch itself.
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("client");
+            // Keep-alive connections, which Caddy's config reloads let go
+            // gracefully (see worker-deploy's caddy/drain.rs).
+            let client = reqwest::Client::new();
             while !stop_loop.load(Ordering::Relaxed) {
                 let answer = client
                     .get(&url)

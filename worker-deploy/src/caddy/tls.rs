@@ -6,7 +6,7 @@
 //! ```text
 //! apps.http.servers.NAME-tls = { listen: [HTTPS ADDR], automatic_https: {disable: true},
 //!   tls_connection_policies: [{}],
-//!   routes: [{@id: NAME-tls-proxy, handle: [{reverse_proxy to the apps server}]}] }
+//!   routes: [{@id: NAME-tls-drain, …}, {@id: NAME-tls-proxy, handle: [{reverse_proxy to the apps server}]}] }
 //! apps.pki.certificate_authorities.local.install_trust = false
 //! apps.tls.automation.policies += {@id: NAME-tls-policy, subjects: HOSTS, issuers: [internal | acme]}
 //! apps.tls.certificates.automate = HOSTS
@@ -22,6 +22,7 @@
 //! would make it apply to every name. The internal root is never installed
 //! into the host's trust store; clients fetch it from `/pki/ca/local`.
 
+use super::drain::drain_route;
 use super::{CaddyAdmin, CaddyError};
 use serde_json::{json, Value};
 
@@ -38,10 +39,13 @@ fn tls_server_json(server: &str, https_addr: &str, http_addr: &str) -> Value {
         "listen": [https_addr],
         "automatic_https": {"disable": true},
         "tls_connection_policies": [{}],
-        "routes": [{
-            "@id": format!("{}-proxy", tls_server(server)),
-            "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": http_addr}]}],
-        }],
+        "routes": [
+            drain_route(&tls_server(server)),
+            {
+                "@id": format!("{}-proxy", tls_server(server)),
+                "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": http_addr}]}],
+            },
+        ],
     })
 }
 
