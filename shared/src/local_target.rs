@@ -38,6 +38,10 @@ pub struct LocalTarget {
     /// How often the deploy worker collects the apps' runtime logs; `None`
     /// (`off`) for never.
     pub runtime_log_interval: Option<Duration>,
+    /// Images of an app kept on an ssh target (`SLIPWAY_IMAGES_KEPT`, as
+    /// the build worker keeps in local storage): older ones are removed
+    /// there after a deploy; a rollback to one pulls it again.
+    pub images_kept: usize,
 }
 
 impl LocalTarget {
@@ -50,6 +54,7 @@ impl LocalTarget {
     /// `SLIPWAY_ADDON_POSTGRES_URL` (the platform's own Postgres),
     /// `SLIPWAY_HEALTH_MONITOR_INTERVAL` (`15s`, `off` for never),
     /// `SLIPWAY_RUNTIME_LOG_INTERVAL` (`1s`, `off` for never),
+    /// `SLIPWAY_IMAGES_KEPT` (`5`),
     /// `SLIPWAY_TLS_ISSUER` (`internal`, or `acme` with `SLIPWAY_ACME_CA`
     /// (Let's Encrypt), `SLIPWAY_ACME_EMAIL`, `SLIPWAY_ACME_CA_ROOT`).
     pub fn from_env() -> Result<LocalTarget, ConfigError> {
@@ -120,7 +125,18 @@ impl LocalTarget {
             value: issuer.clone().unwrap_or_default(),
             reason: e.to_string(),
         })?;
+        let kept = get("SLIPWAY_IMAGES_KEPT", "5");
+        let images_kept = kept
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "SLIPWAY_IMAGES_KEPT",
+                value: kept.clone(),
+                reason: "must be a whole number of at least 1".into(),
+            })?;
         Ok(LocalTarget {
+            images_kept,
             tls_issuer,
             caddy_admin: caddy_admin.trim_end_matches('/').to_owned(),
             caddy_server: get("SLIPWAY_CADDY_SERVER", "slipway"),
@@ -193,5 +209,11 @@ mod tests {
             (n == "SLIPWAY_REGISTRY_TLS_VERIFY").then(|| "maybe".into())
         });
         assert!(bad.is_err());
+        assert_eq!(target.images_kept, 5);
+        for bad in ["0", "many"] {
+            let kept =
+                LocalTarget::from_lookup(|n| (n == "SLIPWAY_IMAGES_KEPT").then(|| bad.into()));
+            assert!(kept.is_err(), "{bad}");
+        }
     }
 }

@@ -950,7 +950,10 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
     let fleet = Fleet::start(server.fleet_options(
         &registry,
         dirs.path(),
-        &[("SLIPWAY_RECONCILE_INTERVAL", "1s")],
+        &[
+            ("SLIPWAY_RECONCILE_INTERVAL", "1s"),
+            ("SLIPWAY_IMAGES_KEPT", "1"),
+        ],
     ))
     .await?;
     let checked = server.add_target(&fleet, "ns").await?;
@@ -1037,6 +1040,28 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
     let now = docker_containers(&server, &app_id, false);
     assert_eq!(now.len(), 1, "the old release was removed: {now:?}");
     assert_ne!(now, first);
+    // Its image too (one kept per app here); the new one stays.
+    let logs = log_text(&fleet, &second).await?;
+    assert!(logs.contains("pruned 1 old image(s) of the app"), "{logs}");
+    let images = docker.docker(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}} {{.Digest}}",
+    ])?;
+    let images = String::from_utf8_lossy(&images.stdout);
+    let digests: Vec<&str> = images
+        .lines()
+        .filter(|l| l.contains("/slipway/p-site "))
+        .collect();
+    assert_eq!(digests.len(), 1, "{images}");
+    let image_ref = docker.docker(&["inspect", "--format", "{{.Config.Image}}", &now[0]])?;
+    let image_ref = String::from_utf8_lossy(&image_ref.stdout);
+    let kept_digest = digests[0].split_whitespace().nth(1).unwrap_or("none");
+    assert!(
+        image_ref.contains(kept_digest),
+        "{image_ref} runs {kept_digest}"
+    );
 
     // The reconciler finds the release gone (Docker's `ps` lines) and
     // starts it again.

@@ -490,6 +490,23 @@ impl Engine {
         }
     }
 
+    /// The names of the images pulled by digest: `(repository, digest)`.
+    pub async fn image_digests(&self) -> Result<Vec<(String, String)>, EngineError> {
+        let args = strings(&[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Digest}}",
+        ]);
+        let stdout = self.exec_ok(&args, COMMAND_TIMEOUT).await?;
+        Ok(stdout
+            .lines()
+            .filter_map(|line| line.trim().split_once(' '))
+            .filter(|(_, digest)| digest.starts_with("sha256:"))
+            .map(|(repo, digest)| (repo.to_owned(), digest.to_owned()))
+            .collect())
+    }
+
     async fn exec_ok(&self, args: &[String], timeout: Duration) -> Result<String, EngineError> {
         let out = self.exec(args, &[], timeout).await?;
         if out.success {

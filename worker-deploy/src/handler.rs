@@ -271,6 +271,7 @@ impl DeployHandler {
             tokio::time::sleep(drain).await;
             if previous.target_id == site.target_id() {
                 retire(&site, ctx, &previous).await;
+                crate::prune::old_images(&site, ctx, app.app_id, self.target.images_kept).await;
             } else {
                 self.retire_elsewhere(ctx, &previous, &hosts, app.app_id)
                     .await;

@@ -15,6 +15,7 @@ pub mod launch;
 pub mod lock;
 pub mod monitor;
 pub mod operate;
+pub mod prune;
 pub mod reconcile;
 pub mod release;
 pub mod replicas;
