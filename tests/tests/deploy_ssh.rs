@@ -12,7 +12,7 @@ use common::{Fleet, Options, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slipway_testkit::caddy::Caddy;
-use slipway_testkit::git::{seed_repo, ssh_keygen, GitDaemon};
+use slipway_testkit::git::{seed_repo, ssh_keygen, GitDaemon, SeededRepo};
 use slipway_testkit::netns::Netns;
 use slipway_testkit::registry::Registry;
 use std::path::{Path, PathBuf};
@@ -301,6 +301,40 @@ async fn through_namespace_caddy(server: &SshServer) -> anyhow::Result<(u16, Str
     server.page("site.p.localhost").await
 }
 
+/// The static site as app `site` on target `ns` (health at `/healthz`),
+/// from a git repository served by a daemon of the test's own.
+struct SiteApp {
+    repo: SeededRepo,
+    app_id: String,
+    _daemon: GitDaemon,
+    _repos: tempfile::TempDir,
+}
+
+impl SiteApp {
+    async fn create(fleet: &Fleet) -> anyhow::Result<SiteApp> {
+        let repos = tempfile::tempdir()?;
+        let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+        let daemon = GitDaemon::start(repos.path())?;
+        let (status, app) = fleet
+            .call(
+                Method::POST,
+                "/v1/apps",
+                Some(
+                    json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
+                            "target": "ns", "runtime": {"health_path": "/healthz"}}),
+                ),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "create app: {status} {app}");
+        Ok(SiteApp {
+            app_id: app["id"].as_str().context("app id")?.to_owned(),
+            repo,
+            _daemon: daemon,
+            _repos: repos,
+        })
+    }
+}
+
 #[tokio::test]
 async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> anyhow::Result<()> {
     let server = SshServer::start()?;
@@ -397,21 +431,8 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     assert!(logs.contains("nothing to change"), "{logs}");
     assert!(logs.contains("registry answers on the target"), "{logs}");
 
-    let repos = tempfile::tempdir()?;
-    let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
-    let daemon = GitDaemon::start(repos.path())?;
-    let (status, app) = fleet
-        .call(
-            Method::POST,
-            "/v1/apps",
-            Some(
-                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
-                        "target": "ns", "runtime": {"health_path": "/healthz"}}),
-            ),
-        )
-        .await?;
-    anyhow::ensure!(status == 201, "create app: {status} {app}");
-    let app_id = app["id"].as_str().context("app id")?.to_owned();
+    let site = SiteApp::create(&fleet).await?;
+    let (repo, app_id) = (&site.repo, site.app_id.clone());
     let mut leftovers = ssh::Leftovers {
         app_id: app_id.clone(),
         tags: Vec::new(),
@@ -964,21 +985,8 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
     assert_eq!(target["engine"], "docker", "{target:#}");
     assert_eq!(target["settings"]["engine"], "docker", "{target:#}");
 
-    let repos = tempfile::tempdir()?;
-    let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
-    let daemon = GitDaemon::start(repos.path())?;
-    let (status, app) = fleet
-        .call(
-            Method::POST,
-            "/v1/apps",
-            Some(
-                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
-                        "target": "ns", "runtime": {"health_path": "/healthz"}}),
-            ),
-        )
-        .await?;
-    anyhow::ensure!(status == 201, "create app: {status} {app}");
-    let app_id = app["id"].as_str().context("app id")?.to_owned();
+    let site = SiteApp::create(&fleet).await?;
+    let (repo, app_id) = (&site.repo, site.app_id.clone());
     let mut leftovers = ssh::Leftovers {
         app_id: app_id.clone(),
         tags: Vec::new(),

@@ -33,31 +33,27 @@ pub struct SshServer {
 
 impl SshServer {
     pub fn start() -> anyhow::Result<SshServer> {
-        let mut ns = Netns::create()?;
-        let (private_key, known_hosts) = ns.start_sshd()?;
-        ns.start_caddy()?;
-        Ok(SshServer {
-            docker: None,
-            apps_addr: format!("{}:8080", ns.addr),
-            data_dir: ns.dir().join("data"),
-            ns,
-            private_key,
-            known_hosts,
-            containers_conf: std::env::var("CONTAINERS_CONF").ok(),
-        })
+        Self::start_with(false)
     }
 
     /// A Docker server: its own dockerd in the namespace, which every SSH
     /// session reaches through `DOCKER_HOST`. Its target asks for Docker
     /// (the machine has podman too, which would come first).
     pub fn start_docker() -> anyhow::Result<SshServer> {
+        Self::start_with(true)
+    }
+
+    fn start_with(docker: bool) -> anyhow::Result<SshServer> {
         let mut ns = Netns::create()?;
-        let docker = Dockerd::start(&ns)?;
-        let (private_key, known_hosts) =
-            ns.start_sshd_with_env(&[("DOCKER_HOST", docker.host.as_str())])?;
+        let docker = docker.then(|| Dockerd::start(&ns)).transpose()?;
+        let env: Vec<(&str, &str)> = docker
+            .iter()
+            .map(|d| ("DOCKER_HOST", d.host.as_str()))
+            .collect();
+        let (private_key, known_hosts) = ns.start_sshd_with_env(&env)?;
         ns.start_caddy()?;
         Ok(SshServer {
-            docker: Some(docker),
+            docker,
             apps_addr: format!("{}:8080", ns.addr),
             data_dir: ns.dir().join("data"),
             ns,
