@@ -32,7 +32,10 @@ use serde_json::{json, Value};
 use slipway_shared::job::JobError;
 use std::time::Duration;
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Caddy applies one config change at a time, each taking its
+/// `shutdown_delay` (see `drain`): a change queued behind a few others
+/// waits that many seconds.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One app route as Caddy holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
