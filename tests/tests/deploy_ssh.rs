@@ -1090,6 +1090,20 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
     }
     assert_eq!(docker_containers(&server, &app_id, true).len(), 1);
 
+    // Stop and start: `docker stop -t`, the route answering 503 meanwhile.
+    operate(&fleet, Method::POST, "/v1/apps/site/stop", json!({})).await?;
+    let (status, _) = through_namespace_caddy(&server).await?;
+    assert_eq!(status, 503, "stopped");
+    assert!(docker_containers(&server, &app_id, true).is_empty());
+    operate(&fleet, Method::POST, "/v1/apps/site/start", json!({})).await?;
+    let (status, text) = through_namespace_caddy(&server).await?;
+    assert_eq!(
+        (status, text.contains("second release")),
+        (200, true),
+        "{text}"
+    );
+    assert_eq!(docker_containers(&server, &app_id, true).len(), 1);
+
     // Destroyed with its volume: nothing of it stays on the server.
     let (status, answer) = fleet
         .call(Method::DELETE, "/v1/apps/site?purge=true", None)
