@@ -89,21 +89,22 @@ impl Dockerd {
     }
 
     /// The names of the containers (running or not) labelled `label`
-    /// (`KEY=VALUE`).
-    pub fn containers(&self, label: &str, running_only: bool) -> Vec<String> {
+    /// (`KEY=VALUE`); an error when the daemon does not answer, so that an
+    /// empty list means none.
+    pub fn containers(&self, label: &str, running_only: bool) -> anyhow::Result<Vec<String>> {
         let filter = format!("label={label}");
         let mut args = vec!["ps", "--filter", &filter, "--format", "{{.Names}}"];
         if !running_only {
             args.push("--all");
         }
-        self.docker(&args)
-            .map(|out| {
-                String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
+        let out = self.docker(&args)?;
+        if !out.status.success() {
+            bail!("docker ps: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect())
     }
 
     pub fn log_tail(&self, n: usize) -> String {

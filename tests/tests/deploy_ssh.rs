@@ -153,6 +153,14 @@ async fn targets_are_project_resources_whose_keys_never_come_back() -> anyhow::R
         (with("data_dir", json!("/var/../etc")), "validation_failed"),
         (with("engine", json!("lxc")), "validation_failed"),
         (
+            {
+                let mut body = with("engine", json!("docker"));
+                body["containers_conf"] = json!("/etc/containers/containers.conf");
+                body
+            },
+            "invalid_target",
+        ),
+        (
             json!({"name": "l", "kind": "local", "host": "h"}),
             "invalid_target",
         ),
@@ -954,9 +962,10 @@ async fn an_ssh_target_serves_https_with_certificates_from_an_acme_ca() -> anyho
 
 /// The names of the app's containers under the server's Docker engine.
 fn docker_containers(server: &SshServer, app_id: &str, running_only: bool) -> Vec<String> {
-    server.docker.as_ref().map_or_else(Vec::new, |docker| {
-        docker.containers(&format!("io.slipway.app={app_id}"), running_only)
-    })
+    let docker = server.docker.as_ref().expect("a Docker server");
+    docker
+        .containers(&format!("io.slipway.app={app_id}"), running_only)
+        .unwrap_or_else(|e| panic!("{e}\n{}", docker.log_tail(10)))
 }
 
 /// A server with Docker and no podman for Slipway: the target asks for
@@ -1088,7 +1097,27 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(docker_containers(&server, &app_id, true).len(), 1);
+    let back = docker_containers(&server, &app_id, true);
+    assert_eq!(back.len(), 1);
+
+    // A stopped container is started again; Docker publishes it on a new
+    // port, which the route follows.
+    let stopped = docker.docker(&["stop", "-t", "0", &back[0]])?;
+    assert!(stopped.status.success(), "{stopped:?}");
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let (status, text) = through_namespace_caddy(&server).await?;
+        let running = docker_containers(&server, &app_id, true);
+        if status == 200 && text.contains("second release") && running == back {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the reconciler did not start the stopped release: {status} {text}\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Stop and start: `docker stop -t`, the route answering 503 meanwhile.
     operate(&fleet, Method::POST, "/v1/apps/site/stop", json!({})).await?;
@@ -1114,6 +1143,7 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
     assert_eq!(destroy["state"], "live", "{destroy:#}\n{}", fleet.logs());
     assert!(docker_containers(&server, &app_id, false).is_empty());
     let volumes = docker.docker(&["volume", "ls", "--quiet"])?;
+    assert!(volumes.status.success(), "{volumes:?}");
     assert!(
         !String::from_utf8_lossy(&volumes.stdout).contains(&volume_name),
         "the purge removed the volume"

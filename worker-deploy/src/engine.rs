@@ -44,9 +44,23 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// A port picked by the bind probe can be taken before podman binds it.
 const PORT_ATTEMPTS: usize = 3;
-/// Names podman itself needs from its environment; an app variable with
-/// such a name goes into the argv instead of podman's environment.
-const RESERVED_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "CONTAINERS_CONF", "TMPDIR"];
+/// Names the engine's CLI itself reads from its environment (which daemon
+/// or service, which config); an app variable with such a name goes into
+/// the argv instead, so it cannot redirect the command.
+const RESERVED_ENV: [&str; 12] = [
+    "PATH",
+    "HOME",
+    "LANG",
+    "CONTAINERS_CONF",
+    "TMPDIR",
+    "CONTAINER_HOST",
+    "CONTAINER_CONNECTION",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_API_VERSION",
+    "DOCKER_TLS_VERIFY",
+];
 
 /// One container engine on one host.
 #[derive(Debug, Clone)]
@@ -375,6 +389,18 @@ impl Engine {
         self.exec_ok(&args, RUN_TIMEOUT).await.map(drop)
     }
 
+    /// Starts a stopped container and returns the loopback port its
+    /// `container_port` is published on now: podman keeps the port it
+    /// picked at creation, Docker picks a new one on every start.
+    pub async fn start_published(
+        &self,
+        name: &str,
+        container_port: u16,
+    ) -> Result<u16, EngineError> {
+        self.start(name).await?;
+        self.published_port(name, container_port).await
+    }
+
     /// Removes the container, killing it if it still runs. A missing
     /// container is not an error.
     pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
@@ -602,9 +628,18 @@ fn strings(args: &[&str]) -> Vec<String> {
 
 /// Whether an engine's error says the container, volume or image does not
 /// exist (podman: "no such container"; Docker: "No such container: x",
-/// "no such volume").
+/// "no such volume", "No such image"). Not any "no such": a Docker client
+/// whose daemon is down says "no such file or directory" of its socket.
 fn says_missing(stderr: &str) -> bool {
-    stderr.to_lowercase().contains("no such ")
+    let lower = stderr.to_lowercase();
+    [
+        "no such container",
+        "no such volume",
+        "no such image",
+        "no such object",
+    ]
+    .iter()
+    .any(|missing| lower.contains(missing))
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
@@ -897,5 +932,13 @@ mod tests {
             "Error response from daemon: get v: no such volume"
         ));
         assert!(!says_missing("permission denied"));
+        assert!(!says_missing(
+            "failed to connect to the docker API at unix:///var/run/docker.sock; check if the \
+             path is correct and if the daemon is running: dial unix /var/run/docker.sock: \
+             connect: no such file or directory"
+        ));
+        assert!(!says_missing(
+            "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+        ));
     }
 }

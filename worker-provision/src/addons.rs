@@ -222,6 +222,15 @@ async fn volume(ctx: &JobContext, host: &VolumeHost<'_>, row: &AddonRow) -> Resu
     // `volume inspect`, not podman's `volume exists`: Docker has no such
     // command, and both fail on a missing volume.
     let exists = engine(host, &["volume", "inspect", name]).await?;
+    if !exists.0 && !exists.1.to_lowercase().contains("no such volume") {
+        // Not "missing" but failing (a daemon that is down): neither make
+        // nor forget the volume on that word.
+        return Err(JobError::Retryable(format!(
+            "engine_failed: {} volume inspect {name}: {}",
+            host.program(),
+            exists.1
+        )));
+    }
     if row.state == STATE_PURGING {
         if exists.0 {
             let (removed, stderr) = engine(host, &["volume", "rm", name]).await?;

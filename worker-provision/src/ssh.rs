@@ -1,9 +1,10 @@
 //! Provisioning an `ssh` target over SSH: check that a container engine
-//! (podman, or Docker with its daemon answering) is there and works, make the platform's folder, and check that the target's own Caddy
-//! answers its admin API (reached through an SSH local forward, so the
-//! admin API never has to listen beyond the target's loopback), starting an
-//! installed Caddy that does not run. Everything missing is named in one
-//! permanent error. What it changes (the folder, a started Caddy) is
+//! (podman, or Docker with its daemon answering) is there and works, make
+//! the platform's folder, and check that the target's own Caddy answers its
+//! admin API (reached through an SSH local forward, so the admin API never
+//! has to listen beyond the target's loopback), starting an installed Caddy
+//! that does not run. Everything missing is named in one permanent error.
+//! What it changes (the folder, a started Caddy, the engine recorded) is
 //! already so on a second run, which changes nothing and says so.
 //!
 //! No engine network is made: releases publish on the target's loopback
@@ -58,7 +59,10 @@ pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<EngineKin
             },
         });
     }
-    let engine = engine::choose(target.settings.engine, &report);
+    // Once found, the engine stays: releases and volumes live in it, and
+    // another engine installed (or one failing for a while) must not split
+    // an app across two.
+    let engine = engine::choose(target.settings.engine.or(target.engine_found), &report);
     let chosen = engine.as_ref().ok().map(|(kind, _)| *kind);
     if let Some(kind) = chosen {
         if record_engine(&ctx.pool, target.id, kind).await? {

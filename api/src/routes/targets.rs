@@ -110,6 +110,11 @@ fn parse_ssh(body: CreateTarget) -> Result<SshLogin, ApiError> {
             body.acme_ca_root.as_deref(),
         )?
     };
+    if body.engine.as_deref() == Some("docker") && body.containers_conf.is_some() {
+        return Err(invalid(
+            "containers_conf is podman's; a target with engine docker takes none",
+        ));
+    }
     let port = body.port.unwrap_or(22);
     if port == 0 {
         return Err(invalid("port must be 1 to 65535"));

@@ -17,7 +17,9 @@
 //! open new ones to the new servers. Measured with 1 s: 0 of 18,001
 //! keep-alive requests failed across 70 reloads. The price: every change
 //! through the admin API returns that much later. HTTP/2 ignores the
-//! header and drains with GOAWAY, as it always did.
+//! header and drains with GOAWAY, as it always did. Caddy 2.7 and later
+//! apply `shutdown_delay` only at exit (caddyserver/caddy#5405): there the
+//! drain route never fires and reloads reset the rare request as before.
 
 use super::{CaddyAdmin, CaddyError};
 use serde_json::{json, Value};
@@ -37,20 +39,24 @@ pub fn drain_route(server_id: &str) -> Value {
 
 impl CaddyAdmin {
     /// Sets the http app's `shutdown_delay` to [`SHUTDOWN_DELAY`]; returns
-    /// whether it changed.
+    /// whether it changed. A Caddy older than 2.6 has no such setting and
+    /// refuses it: that costs the drain, not the deploy.
     pub(super) async fn ensure_shutdown_delay(&self) -> Result<bool, CaddyError> {
         let path = "/config/apps/http/shutdown_delay";
-        match self.get_opt(path).await? {
-            Some(current) if current == json!(SHUTDOWN_DELAY) => Ok(false),
-            Some(_) => {
-                self.send("PATCH", path, Some(json!(SHUTDOWN_DELAY)))
-                    .await?;
-                Ok(true)
+        let set = match self.get_opt(path).await? {
+            Some(current) if current == json!(SHUTDOWN_DELAY) => return Ok(false),
+            Some(_) => self.send("PATCH", path, Some(json!(SHUTDOWN_DELAY))).await,
+            None => self.send("PUT", path, Some(json!(SHUTDOWN_DELAY))).await,
+        };
+        match set {
+            Ok(_) => Ok(true),
+            Err(CaddyError::Api {
+                status: 400, body, ..
+            }) => {
+                tracing::warn!(%body, "this Caddy refuses shutdown_delay; its reloads may reset keep-alive connections");
+                Ok(false)
             }
-            None => {
-                self.send("PUT", path, Some(json!(SHUTDOWN_DELAY))).await?;
-                Ok(true)
-            }
+            Err(error) => Err(error),
         }
     }
 }

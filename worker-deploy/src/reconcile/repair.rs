@@ -231,8 +231,13 @@ impl Reconciler {
         }
         let name = replica_name(&release.container_name, index);
         let port = match found.and_then(|c| known_port(c).map(|p| (c, p))) {
-            Some((container, port)) => match site.engine.start(&container.name).await {
-                Ok(()) => {
+            Some((container, _)) => match site
+                .engine
+                .start_published(&container.name, app.runtime.port)
+                .await
+            {
+                // Docker publishes an unfixed host port anew on each start.
+                Ok(port) => {
                     repaired(
                         "container_started",
                         release,
