@@ -17,6 +17,23 @@ pub enum ConfigError {
     },
 }
 
+/// `SLIPWAY_IMAGES_KEPT` (`value`, default 5, at least 1): images per app
+/// kept for rollbacks, in the build worker's storage and on each ssh target.
+pub fn images_kept(value: Option<&str>) -> Result<usize, ConfigError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(5);
+    };
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| ConfigError::Invalid {
+            name: "SLIPWAY_IMAGES_KEPT",
+            value: value.to_owned(),
+            reason: "must be a whole number of at least 1".into(),
+        })
+}
+
 /// Reads one variable; the single place `std::env::var` is called.
 fn raw(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())

@@ -125,16 +125,7 @@ impl LocalTarget {
             value: issuer.clone().unwrap_or_default(),
             reason: e.to_string(),
         })?;
-        let kept = get("SLIPWAY_IMAGES_KEPT", "5");
-        let images_kept = kept
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| ConfigError::Invalid {
-                name: "SLIPWAY_IMAGES_KEPT",
-                value: kept.clone(),
-                reason: "must be a whole number of at least 1".into(),
-            })?;
+        let images_kept = crate::config::images_kept(lookup("SLIPWAY_IMAGES_KEPT").as_deref())?;
         Ok(LocalTarget {
             images_kept,
             tls_issuer,

@@ -994,6 +994,33 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
     assert_eq!(target["engine"], "docker", "{target:#}");
     assert_eq!(target["settings"]["engine"], "docker", "{target:#}");
 
+    // A target that names no engine: this server has a working podman too,
+    // which comes first. Once recorded, an engine stays: a check finding
+    // Docker recorded keeps Docker though podman works as well.
+    let mut auto = server.target_body("auto");
+    auto.as_object_mut().context("body")?.remove("engine");
+    if let Some(conf) = &server.containers_conf {
+        auto["containers_conf"] = json!(conf);
+    }
+    let (status, answer) = fleet.call(Method::POST, "/v1/targets", Some(auto)).await?;
+    anyhow::ensure!(status == 201, "create target: {status} {answer}");
+    let found = ssh::check(&fleet, "auto").await?;
+    assert_eq!(found["state"], "live", "{found:#}\n{}", fleet.logs());
+    let logs = log_text(&fleet, &found).await?;
+    assert!(logs.contains("container engine: podman"), "{logs}");
+    let (_, target) = fleet.call(Method::GET, "/v1/targets/auto", None).await?;
+    assert_eq!(target["engine"], "podman", "{target:#}");
+    sqlx::query("UPDATE targets SET engine = 'docker' WHERE name = 'auto'")
+        .execute(&fleet.db.pool)
+        .await?;
+    let kept = ssh::check(&fleet, "auto").await?;
+    assert_eq!(kept["state"], "live", "{kept:#}");
+    let logs = log_text(&fleet, &kept).await?;
+    assert!(logs.contains("container engine: docker"), "{logs}");
+    assert!(logs.contains("nothing to change"), "{logs}");
+    let (status, _) = fleet.call(Method::DELETE, "/v1/targets/auto", None).await?;
+    assert_eq!(status, 204);
+
     let site = SiteApp::create(&fleet).await?;
     let (repo, app_id) = (&site.repo, site.app_id.clone());
     let mut leftovers = ssh::Leftovers {

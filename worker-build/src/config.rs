@@ -177,19 +177,8 @@ impl BuildSettings {
         let work_dir = get("SLIPWAY_BUILD_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR).join("builds"));
-        let images_kept = match get("SLIPWAY_IMAGES_KEPT") {
-            None => 5,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => {
-                    return Err(invalid(
-                        "SLIPWAY_IMAGES_KEPT",
-                        &v,
-                        "must be a whole number of at least 1",
-                    ))
-                }
-            },
-        };
+        let images_kept =
+            slipway_shared::config::images_kept(get("SLIPWAY_IMAGES_KEPT").as_deref())?;
 
         Ok(BuildSettings {
             registry: RegistrySettings {

@@ -375,9 +375,10 @@ impl Engine {
     pub async fn stop(&self, name: &str, grace: Duration) -> Result<(), EngineError> {
         let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
         // `-t`: Docker's newer CLIs call `--time` `--timeout`.
-        let args = match self.is_docker() {
-            true => strings(&["stop", "-t", &secs.to_string(), name]),
-            false => strings(&["stop", "--ignore", "--time", &secs.to_string(), name]),
+        let args = if self.is_docker() {
+            strings(&["stop", "-t", &secs.to_string(), name])
+        } else {
+            strings(&["stop", "--ignore", "--time", &secs.to_string(), name])
         };
         self.exec_ok_unless_missing(&args, COMMAND_TIMEOUT + grace)
             .await
@@ -405,9 +406,10 @@ impl Engine {
     /// Removes the container, killing it if it still runs. A missing
     /// container is not an error.
     pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
-        let args = match self.is_docker() {
-            true => strings(&["rm", "--force", name]),
-            false => strings(&["rm", "--force", "--ignore", "--time", "0", name]),
+        let args = if self.is_docker() {
+            strings(&["rm", "--force", name])
+        } else {
+            strings(&["rm", "--force", "--ignore", "--time", "0", name])
         };
         self.exec_ok_unless_missing(&args, COMMAND_TIMEOUT).await
     }
@@ -478,9 +480,10 @@ impl Engine {
         };
         let args = strings(&["ps", "--all", "--filter", &filter, "--format", format]);
         let stdout = self.exec_ok(&args, COMMAND_TIMEOUT).await?;
-        let parsed = match self.is_docker() {
-            true => docker::parse_ps(&stdout),
-            false => parse_ps(&stdout),
+        let parsed = if self.is_docker() {
+            docker::parse_ps(&stdout)
+        } else {
+            parse_ps(&stdout)
         };
         parsed.map_err(|detail| EngineError::BadOutput {
             command: format!("{} {}", self.program(), args.join(" ")),
@@ -492,20 +495,16 @@ impl Engine {
     /// container still uses it.
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let args = strings(&["volume", "rm", name]);
-        let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
-        if out.success || says_missing(&out.stderr) {
-            Ok(())
-        } else {
-            Err(self.failed(&args, &out))
-        }
+        self.exec_ok_unless_missing(&args, COMMAND_TIMEOUT).await
     }
 
     /// Removes an image name from local storage (a missing one is fine);
     /// the image itself goes with its last name.
     pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
-        let args = match self.is_docker() {
-            true => strings(&["rmi", reference]),
-            false => strings(&["rmi", "--ignore", reference]),
+        let args = if self.is_docker() {
+            strings(&["rmi", reference])
+        } else {
+            strings(&["rmi", "--ignore", reference])
         };
         let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
         // `--ignore` does not cover a digest reference whose image exists
@@ -543,8 +542,8 @@ impl Engine {
         }
     }
 
-    /// Like `exec_ok`, a missing container being no error (what podman's
-    /// `--ignore` does, and Docker lacks).
+    /// Like `exec_ok`, a missing container, volume or image being no error
+    /// (what podman's `--ignore` does, and Docker lacks).
     async fn exec_ok_unless_missing(
         &self,
         args: &[String],
@@ -779,6 +778,7 @@ mod tests {
             ("SECRET".into(), "hunter2".into()),
             ("PORT".into(), "1".into()),
             ("PATH".into(), "/x".into()),
+            ("DOCKER_HOST".into(), "tcp://elsewhere:2375".into()),
         ];
         let (args, env) = run_argv(&spec, Some(4000));
         assert!(!args.iter().any(|a| a.contains("hunter2")), "{args:?}");
@@ -787,6 +787,8 @@ mod tests {
         assert!(!args.contains(&"PORT=1".to_string()));
         assert!(args.contains(&"127.0.0.1:4000:8080".to_string()));
         assert!(args.contains(&"PATH=/x".to_string()));
+        // Not in the CLI's own environment, where it would pick the daemon.
+        assert!(args.contains(&"DOCKER_HOST=tcp://elsewhere:2375".to_string()));
         assert_eq!(args.last().unwrap(), "r@sha256:1");
         assert!(!args.contains(&"--volume".to_string()));
     }

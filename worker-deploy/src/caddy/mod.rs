@@ -26,7 +26,6 @@ mod drain;
 mod tls;
 
 use drain::drain_route;
-pub use drain::SHUTDOWN_DELAY;
 
 use serde_json::{json, Value};
 use slipway_shared::job::JobError;
