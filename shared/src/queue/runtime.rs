@@ -591,6 +591,7 @@ async fn renew_leases(
     ids: &[uuid::Uuid],
     tokens: &[i64],
 ) -> sqlx::Result<Vec<uuid::Uuid>> {
+    let mut tx = db::begin_batch(pool).await?;
     sqlx::query(
         "WITH l AS (SELECT * FROM UNNEST($1::uuid[], $2::bigint[]) AS t(id, token)),
               mine AS (SELECT jobs.id, jobs.lease_token FROM jobs JOIN l ON jobs.id = l.id AND jobs.lease_token = l.token
@@ -601,18 +602,20 @@ async fn renew_leases(
     )
     .bind(ids)
     .bind(tokens)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
     // A plain read: which of these leases still exist at all.
-    sqlx::query_scalar(
+    let alive = sqlx::query_scalar(
         "SELECT jobs.id FROM jobs JOIN UNNEST($1::uuid[], $2::bigint[]) AS l(id, token)
            ON jobs.id = l.id AND jobs.lease_token = l.token
          WHERE jobs.state = 'running'",
     )
     .bind(ids)
     .bind(tokens)
-    .fetch_all(pool)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(alive)
 }
 
 fn describe(outcome: &Outcome) -> String {
