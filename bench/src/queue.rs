@@ -8,7 +8,8 @@
 //! the relay can route it, and nobody consumes it). Compared, on the same
 //! broker and in the same run, with a bare lapin loop on a fresh quorum
 //! queue; then the latency of an open loop at 20 jobs/s on that runtime.
-//! Exactly one relay runs: the runtime's.
+//! Exactly one relay runs: the runtime's. Last, the enqueue side alone, in
+//! a database of its own with nothing consuming: the ceiling it sets.
 
 mod raw;
 
@@ -71,7 +72,10 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<Value> {
     let mut env = Env::new(amqp_url).await?;
     let result = measure(&mut env).await;
     env.cleanup().await;
-    result
+    let mut line = result?;
+    let alone = enqueue_alone(amqp_url).await?;
+    line["enqueue_alone_jobs_per_s"] = round(alone, 1).into();
+    Ok(line)
 }
 
 async fn measure(env: &mut Env) -> anyhow::Result<Value> {
@@ -152,27 +156,12 @@ async fn succeeded(pool: &PgPool) -> sqlx::Result<i64> {
 /// Returns (jobs/s end to end, jobs/s of the enqueue side alone).
 async fn throughput(env: &Env, pool: &PgPool, project: Uuid) -> anyhow::Result<(f64, f64)> {
     eprintln!("[bench] queue: enqueueing {JOBS} jobs from {ENQUEUERS} tasks");
-    let spec = ProbeSpec::default();
-    let next = Arc::new(AtomicUsize::new(0));
     let succeeded_before = METRICS
         .jobs_succeeded
         .with_label_values(&[Stage::Build.as_str()])
         .get();
     let t0 = Instant::now();
-    let mut enqueuers = tokio::task::JoinSet::new();
-    for _ in 0..ENQUEUERS {
-        let (pool, names, spec, next) =
-            (pool.clone(), env.names.clone(), spec.clone(), next.clone());
-        enqueuers.spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < JOBS {
-                harness::create_probe(&pool, &names, project, &spec).await?;
-            }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(done) = enqueuers.join_next().await {
-        done??;
-    }
+    enqueue_all(env, pool, project).await?;
     let enqueued = t0.elapsed();
     let deadline = t0 + Duration::from_secs(180);
     loop {
@@ -203,6 +192,49 @@ async fn throughput(env: &Env, pool: &PgPool, project: Uuid) -> anyhow::Result<(
         JOBS as f64 / total.as_secs_f64(),
         JOBS as f64 / enqueued.as_secs_f64(),
     ))
+}
+
+/// Creates `JOBS` probe deployments from `ENQUEUERS` tasks, each its own
+/// transaction through the real path.
+async fn enqueue_all(env: &Env, pool: &PgPool, project: Uuid) -> anyhow::Result<()> {
+    let spec = ProbeSpec::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut enqueuers = tokio::task::JoinSet::new();
+    for _ in 0..ENQUEUERS {
+        let (pool, names, spec, next) =
+            (pool.clone(), env.names.clone(), spec.clone(), next.clone());
+        enqueuers.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < JOBS {
+                harness::create_probe(&pool, &names, project, &spec).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = enqueuers.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// The enqueue side on its own: the same `JOBS` enqueues into a database of
+/// their own with nothing else running (no relay, no consumer), so the
+/// figure is the ceiling the enqueue path alone sets on this machine, next
+/// to the end-to-end rate measured while all parts share the cores.
+async fn enqueue_alone(amqp_url: &str) -> anyhow::Result<f64> {
+    let env = Env::new(amqp_url).await?;
+    let measured = async {
+        let project = harness::create_project(&env.db.pool).await?;
+        let pool = harness::pool(&env, ENQUEUERS as u32 + 1).await?;
+        eprintln!("[bench] queue: {JOBS} enqueues alone, nothing consuming");
+        let t0 = Instant::now();
+        enqueue_all(&env, &pool, project).await?;
+        let elapsed = t0.elapsed();
+        pool.close().await;
+        anyhow::Ok(JOBS as f64 / elapsed.as_secs_f64())
+    }
+    .await;
+    env.cleanup().await;
+    measured
 }
 
 /// Open loop at 20 jobs/s for 15 s against the same runtime.

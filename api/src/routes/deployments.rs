@@ -118,7 +118,11 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    slipway_shared::db::outbox::committed();
+    // A deployment held behind another in its app's lane wrote no message:
+    // waking the relay would only cost it an empty scan.
+    if created.dispatched {
+        slipway_shared::db::outbox::committed();
+    }
     Ok(accepted(created.id, "queued"))
 }
 
