@@ -293,13 +293,15 @@ async fn write_batch(pool: &sqlx::PgPool, batch: &[LogLine]) -> sqlx::Result<u64
     ids.sort();
     let amounts: Vec<i64> = ids.iter().map(|id| counts[id]).collect();
 
-    let mut tx = crate::db::begin_batch(pool).await?;
+    let mut tx = pool.begin().await?;
     let rows: Vec<(Uuid, i64)> = sqlx::query_as(
         "UPDATE deployments d SET log_seq = d.log_seq + c.n
          FROM (SELECT * FROM UNNEST($1::uuid[], $2::bigint[]) AS t(id, n) ORDER BY id) c
          WHERE d.id = c.id
          RETURNING d.id, d.log_seq",
     )
+    // Planned per run: see `crate::db`.
+    .persistent(false)
     .bind(&ids)
     .bind(&amounts)
     .fetch_all(&mut *tx)

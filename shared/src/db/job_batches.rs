@@ -3,7 +3,8 @@
 //! job, because round trips, not rows, bound the runtime's throughput.
 //! The semantics are those of [`jobs::claim_in`] and [`jobs::complete_in`],
 //! which stay the path for a single job and for the rare follow-ups
-//! (retries, failures, the last stage) handled here one by one.
+//! (retries, failures, the last stage) handled here one by one. Statements
+//! joining the arrays to tables are planned per run (see [`crate::db`]).
 
 use crate::db::jobs::{self, Completion, Outcome};
 use crate::db::outbox;
@@ -63,6 +64,7 @@ pub async fn claim_all(
          WHERE j.id = c.id
          RETURNING j.id, j.deployment_id, j.attempts, j.lease_token, j.stage, j.kind",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(worker_id)
     .bind(max_attempts)
@@ -76,6 +78,7 @@ pub async fn claim_all(
         "SELECT id, state, kind, probe, trace_id FROM deployments
          WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
+    .persistent(false)
     .bind(&deployment_ids)
     .fetch_all(&mut *conn)
     .await?;
@@ -183,6 +186,7 @@ async fn transition_all(conn: &mut PgConnection, transitions: &[Transition]) -> 
          INSERT INTO deployment_events (deployment_id, from_state, to_state)
          SELECT id, from_state, to_state FROM moved",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(&froms)
     .bind(&tos)
@@ -235,6 +239,7 @@ pub async fn complete_all(
                            WHERE a.job_id = u.id AND a.lease_token = u.token)
          SELECT id FROM done",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(&tokens)
     .bind(&states)
@@ -333,6 +338,7 @@ async fn advance_all(
          INSERT INTO outbox (exchange, routing_key, payload, headers)
          SELECT '', u.queue, u.payload, u.headers FROM u JOIN moved ON moved.id = u.deployment_id",
     )
+    .persistent(false)
     .bind(&deployment_ids)
     .bind(&froms)
     .bind(&tos)

@@ -37,7 +37,7 @@ pub async fn claim_many(
     max_attempts: i32,
 ) -> Vec<Result<Option<JobInfo>, String>> {
     let batch = async {
-        let mut tx = crate::db::begin_batch(pool).await?;
+        let mut tx = pool.begin().await?;
         let claimed = job_batches::claim_all(&mut tx, messages, worker_id, max_attempts).await?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>(claimed.into_iter().map(Ok).collect())
@@ -195,7 +195,7 @@ pub async fn complete_many(
     completions: &[Completion],
 ) -> Vec<Result<bool, String>> {
     let batch = async {
-        let mut tx = crate::db::begin_batch(pool).await?;
+        let mut tx = pool.begin().await?;
         let fenced = job_batches::complete_all(&mut tx, names, completions).await?;
         tx.commit().await?;
         crate::db::outbox::committed();

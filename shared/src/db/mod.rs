@@ -2,6 +2,17 @@
 //! deployments, jobs, the outbox, logs and dead jobs. Every state change is a
 //! conditional update; functions take an executor so callers own the
 //! transaction.
+//!
+//! Statements that join a parameter array to a table that grows (the batch
+//! claims and outcomes, log sequence numbers, lease renewal, the relay's
+//! delete) are sent unprepared, `.persistent(false)`, so each run is planned
+//! for the arrays and table sizes at hand. Prepared, a connection fixes its
+//! generic plan at the sixth run; on a young database (a fresh install, any
+//! table before its first autoanalyze) that plan is a hash join over a
+//! sequential scan of the whole table, kept as the table grows: seen as
+//! 2,000-row scans to update two rows. Only these statements pay for the
+//! planning (and one extra round trip); the rest, foreign-key checks
+//! included, keep their cached plans.
 
 pub mod addons;
 pub mod dead;
@@ -15,7 +26,7 @@ pub mod targets;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -34,20 +45,6 @@ pub fn pool(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> 
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(options))
-}
-
-/// Begins a transaction whose statements are planned for the arrays and
-/// table sizes at hand. Batch statements join parameter arrays to growing
-/// tables; left to the plan cache, a connection's generic plan is fixed at
-/// its sixth run, and on a young database (a fresh install, any table
-/// before its first autoanalyze) that plan hash-joins a sequential scan of
-/// the whole table, which it then keeps doing as the table grows: seen as
-/// 2,000-row scans to update two rows, minutes into a run. Planning each
-/// batch costs far less than that; `BEGIN` and `SET LOCAL` travel as one
-/// message, so it costs no round trip.
-pub async fn begin_batch(pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
-    pool.begin_with("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan")
-        .await
 }
 
 /// Applies migrations, waiting for Postgres to come up first.

@@ -84,7 +84,7 @@ async fn relay_once(
 /// Publishes one batch inside a transaction that holds the rows' locks.
 /// Returns (published, failed).
 async fn publish_batch(pool: &PgPool, channel: &Channel) -> anyhow::Result<(usize, usize)> {
-    let mut tx = crate::db::begin_batch(pool).await?;
+    let mut tx = pool.begin().await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, exchange, routing_key, payload, headers, created_at FROM outbox
          ORDER BY attempts, id FOR UPDATE SKIP LOCKED LIMIT $1",
@@ -139,7 +139,9 @@ async fn publish_batch(pool: &PgPool, channel: &Channel) -> anyhow::Result<(usiz
             }
         }
     }
+    // Planned per run (see `crate::db`): a backlog makes the outbox large.
     sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+        .persistent(false)
         .bind(&done)
         .execute(&mut *tx)
         .await?;

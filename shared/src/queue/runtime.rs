@@ -591,7 +591,6 @@ async fn renew_leases(
     ids: &[uuid::Uuid],
     tokens: &[i64],
 ) -> sqlx::Result<Vec<uuid::Uuid>> {
-    let mut tx = db::begin_batch(pool).await?;
     sqlx::query(
         "WITH l AS (SELECT * FROM UNNEST($1::uuid[], $2::bigint[]) AS t(id, token)),
               mine AS (SELECT jobs.id, jobs.lease_token FROM jobs JOIN l ON jobs.id = l.id AND jobs.lease_token = l.token
@@ -600,22 +599,23 @@ async fn renew_leases(
          UPDATE job_attempts SET heartbeat_at = now() FROM mine
          WHERE job_attempts.job_id = mine.id AND job_attempts.lease_token = mine.lease_token",
     )
+    // Planned per run: see `crate::db`.
+    .persistent(false)
     .bind(ids)
     .bind(tokens)
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
     // A plain read: which of these leases still exist at all.
-    let alive = sqlx::query_scalar(
+    sqlx::query_scalar(
         "SELECT jobs.id FROM jobs JOIN UNNEST($1::uuid[], $2::bigint[]) AS l(id, token)
            ON jobs.id = l.id AND jobs.lease_token = l.token
          WHERE jobs.state = 'running'",
     )
+    .persistent(false)
     .bind(ids)
     .bind(tokens)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(alive)
+    .fetch_all(pool)
+    .await
 }
 
 fn describe(outcome: &Outcome) -> String {
