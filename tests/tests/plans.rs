@@ -41,6 +41,18 @@ async fn seq_scans(pool: &PgPool) -> sqlx::Result<i64> {
         .await
 }
 
+/// `rounds` flushes, each with one line for every deployment of `ids`.
+async fn flush_rounds(sink: &LogSink, ids: &[Uuid], rounds: usize) {
+    for round in 0..rounds {
+        for id in ids {
+            sink.handle(*id, "build", 1)
+                .info(format!("line {round}"))
+                .await;
+        }
+        sink.flush().await;
+    }
+}
+
 #[tokio::test]
 async fn log_flushes_keep_using_the_index_after_the_table_grows() -> anyhow::Result<()> {
     let db = slipway_testkit::fresh_database().await?;
@@ -61,25 +73,11 @@ async fn log_flushes_keep_using_the_index_after_the_table_grows() -> anyhow::Res
     let (sink, task) = LogSink::start(pool.clone(), Duration::from_millis(10), stop.clone());
     // More runs than the plan cache needs to settle on a generic plan, each
     // naming several deployments so the array is not a single element.
-    for round in 0..10 {
-        for id in &few {
-            sink.handle(*id, "build", 1)
-                .info(format!("line {round}"))
-                .await;
-        }
-        sink.flush().await;
-    }
+    flush_rounds(&sink, &few, 10).await;
 
     insert_deployments(&db.pool, project, GROWN).await?;
     let before = seq_scans(&pool).await?;
-    for round in 0..5 {
-        for id in &few {
-            sink.handle(*id, "build", 1)
-                .info(format!("after growth {round}"))
-                .await;
-        }
-        sink.flush().await;
-    }
+    flush_rounds(&sink, &few, 5).await;
     let after = seq_scans(&pool).await?;
     stop.cancel();
     let _ = task.await;
