@@ -9,26 +9,18 @@
 mod common;
 
 use anyhow::Context;
-use common::{Fleet, Options};
+use common::{example, Fleet, Options};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slipway_testkit::git::{seed_repo, GitDaemon};
 use slipway_testkit::registry::Registry;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
 /// The discard port: nothing listens on it.
 const NO_CADDY: &str = "http://127.0.0.1:9";
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .join("examples")
-        .join(name)
-}
 
 struct BuildFleet {
     fleet: Fleet,

@@ -9,24 +9,14 @@
 mod common;
 
 use anyhow::Context;
-use common::{Fleet, Options};
+use common::{example, Fleet, GitApp, Options};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slipway_testkit::caddy::Caddy;
-use slipway_testkit::git::{seed_repo, GitDaemon};
 use slipway_testkit::registry::Registry;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .join("examples")
-        .join(name)
-}
 
 async fn deploy(fleet: &Fleet, app: &str, body: Value) -> anyhow::Result<Value> {
     let (status, answer) = fleet
@@ -64,22 +54,15 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
         ..Options::default()
     })
     .await?;
-    let repos = tempfile::tempdir()?;
-    let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
-    let daemon = GitDaemon::start(repos.path())?;
-    let (status, app) = fleet
-        .call(
-            Method::POST,
-            "/v1/apps",
-            Some(
-                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
-                        "runtime": {"health_path": "/healthz"}}),
-            ),
-        )
-        .await?;
-    anyhow::ensure!(status == 201, "create app: {status} {app}");
-    let _containers = common::AppContainers(app["id"].as_str().context("app id")?.to_owned());
-    let app_id = app["id"].as_str().context("app id")?.to_owned();
+    let site = GitApp::create(
+        &fleet,
+        "site",
+        &example("static-site"),
+        json!({"runtime": {"health_path": "/healthz"}}),
+    )
+    .await?;
+    let (repo, app_id) = (&site.repo, site.id.clone());
+    let _containers = common::AppContainers(app_id.clone());
     let host = "site.p.localhost";
 
     let first = deploy(&fleet, "site", json!({})).await?;

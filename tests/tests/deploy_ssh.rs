@@ -8,26 +8,17 @@ mod common;
 
 use anyhow::Context;
 use common::ssh::{self, SshServer};
-use common::{Fleet, Options, ADMIN_TOKEN};
+use common::{example, Fleet, GitApp, Options, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slipway_testkit::caddy::Caddy;
-use slipway_testkit::git::{seed_repo, ssh_keygen, GitDaemon, SeededRepo};
+use slipway_testkit::git::{seed_repo, ssh_keygen, GitDaemon};
 use slipway_testkit::netns::Netns;
 use slipway_testkit::registry::Registry;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .join("examples")
-        .join(name)
-}
 
 async fn count(fleet: &Fleet, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
@@ -309,38 +300,15 @@ async fn through_namespace_caddy(server: &SshServer) -> anyhow::Result<(u16, Str
     server.page("site.p.localhost").await
 }
 
-/// The static site as app `site` on target `ns` (health at `/healthz`),
-/// from a git repository served by a daemon of the test's own.
-struct SiteApp {
-    repo: SeededRepo,
-    app_id: String,
-    _daemon: GitDaemon,
-    _repos: tempfile::TempDir,
-}
-
-impl SiteApp {
-    async fn create(fleet: &Fleet) -> anyhow::Result<SiteApp> {
-        let repos = tempfile::tempdir()?;
-        let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
-        let daemon = GitDaemon::start(repos.path())?;
-        let (status, app) = fleet
-            .call(
-                Method::POST,
-                "/v1/apps",
-                Some(
-                    json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
-                            "target": "ns", "runtime": {"health_path": "/healthz"}}),
-                ),
-            )
-            .await?;
-        anyhow::ensure!(status == 201, "create app: {status} {app}");
-        Ok(SiteApp {
-            app_id: app["id"].as_str().context("app id")?.to_owned(),
-            repo,
-            _daemon: daemon,
-            _repos: repos,
-        })
-    }
+/// The static site as app `site` on target `ns` (health at `/healthz`).
+async fn site_app(fleet: &Fleet) -> anyhow::Result<GitApp> {
+    GitApp::create(
+        fleet,
+        "site",
+        &example("static-site"),
+        json!({"target": "ns", "runtime": {"health_path": "/healthz"}}),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -439,8 +407,8 @@ async fn an_app_is_deployed_over_ssh_to_a_server_in_a_network_namespace() -> any
     assert!(logs.contains("nothing to change"), "{logs}");
     assert!(logs.contains("registry answers on the target"), "{logs}");
 
-    let site = SiteApp::create(&fleet).await?;
-    let (repo, app_id) = (&site.repo, site.app_id.clone());
+    let site = site_app(&fleet).await?;
+    let (repo, app_id) = (&site.repo, site.id.clone());
     let mut leftovers = ssh::Leftovers {
         app_id: app_id.clone(),
         tags: Vec::new(),
@@ -1021,8 +989,8 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
     let (status, _) = fleet.call(Method::DELETE, "/v1/targets/auto", None).await?;
     assert_eq!(status, 204);
 
-    let site = SiteApp::create(&fleet).await?;
-    let (repo, app_id) = (&site.repo, site.app_id.clone());
+    let site = site_app(&fleet).await?;
+    let (repo, app_id) = (&site.repo, site.id.clone());
     let mut leftovers = ssh::Leftovers {
         app_id: app_id.clone(),
         tags: Vec::new(),

@@ -13,14 +13,13 @@
 mod common;
 
 use anyhow::Context;
-use common::{Fleet, Options};
+use common::{example, Fleet, GitApp, Options};
 use reqwest::Method;
 use serde_json::{json, Value};
 use slipway_testkit::caddy::Caddy;
 use slipway_testkit::free_port;
-use slipway_testkit::git::{seed_repo, GitDaemon};
 use slipway_testkit::registry::Registry;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,14 +27,6 @@ use std::time::Duration;
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
 const HOST: &str = "site.p.localhost";
 const DOMAIN: &str = "shop.example.test";
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .join("examples")
-        .join(name)
-}
 
 /// Sends `POST path` (a deploy or an operation), waits for its end.
 async fn run(fleet: &Fleet, method: Method, path: &str, body: Value) -> anyhow::Result<Value> {
@@ -69,8 +60,7 @@ struct Setup {
     https_addr: String,
     _registry: Registry,
     _dirs: tempfile::TempDir,
-    _repos: tempfile::TempDir,
-    _daemon: GitDaemon,
+    _site: GitApp,
     _containers: common::AppContainers,
     app_id: String,
 }
@@ -107,29 +97,15 @@ async fn setup_with(source: &Path) -> anyhow::Result<Setup> {
         ..Options::default()
     })
     .await?;
-    let repos = tempfile::tempdir()?;
-    seed_repo(repos.path(), "site", Some(source))?;
-    let daemon = GitDaemon::start(repos.path())?;
-    let (status, app) = fleet
-        .call(
-            Method::POST,
-            "/v1/apps",
-            Some(
-                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
-                        "domains": [DOMAIN]}),
-            ),
-        )
-        .await?;
-    anyhow::ensure!(status == 201, "create app: {status} {app}");
-    let app_id = app["id"].as_str().context("app id")?.to_owned();
+    let site = GitApp::create(&fleet, "site", source, json!({"domains": [DOMAIN]})).await?;
+    let app_id = site.id.clone();
     Ok(Setup {
         fleet,
         caddy,
         https_addr,
         _registry: registry,
         _dirs: dirs,
-        _repos: repos,
-        _daemon: daemon,
+        _site: site,
         _containers: common::AppContainers(app_id.clone()),
         app_id,
     })

@@ -14,12 +14,10 @@ mod common;
 
 use anyhow::Context;
 use common::ssh::{self, Leftovers, SshServer};
-use common::Fleet;
+use common::{Fleet, GitApp};
 use reqwest::Method;
 use serde_json::{json, Value};
-use slipway_testkit::git::{seed_repo, GitDaemon};
 use slipway_testkit::registry::Registry;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Generous: a repair takes a pass (1 s apart here), SSH connections and
@@ -110,22 +108,14 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
     ))
     .await?;
     server.add_target(&fleet, "ns").await?;
-    let repos = tempfile::tempdir()?;
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/static-site");
-    seed_repo(repos.path(), "site", Some(&example))?;
-    let daemon = GitDaemon::start(repos.path())?;
-    let (status, created) = fleet
-        .call(
-            Method::POST,
-            "/v1/apps",
-            Some(
-                json!({"name": "site", "git_url": daemon.url("site"), "git_ref": "main",
-                        "target": "ns"}),
-            ),
-        )
-        .await?;
-    anyhow::ensure!(status == 201, "create app: {status} {created}");
-    let app_id = created["id"].as_str().context("app id")?.to_owned();
+    let site = GitApp::create(
+        &fleet,
+        "site",
+        &common::example("static-site"),
+        json!({"target": "ns"}),
+    )
+    .await?;
+    let app_id = site.id.clone();
     let mut leftovers = Leftovers {
         app_id: app_id.clone(),
         tags: Vec::new(),

@@ -46,54 +46,17 @@ pub async fn old_images(site: &Site, ctx: &JobContext, app_id: Uuid, kept: usize
     let Some(target_id) = site.target_id() else {
         return;
     };
-    let rows: Vec<(String, String)> = match sqlx::query_as(
-        "SELECT image_ref, state FROM releases WHERE app_id = $1 AND target_id = $2
-         ORDER BY created_at DESC",
-    )
-    .bind(app_id)
-    .bind(target_id)
-    .fetch_all(&ctx.pool)
-    .await
-    {
-        Ok(rows) => rows,
+    let (mut removed, failures) = match remove_old(site, ctx, app_id, target_id, kept).await {
+        Ok(done) => done,
         Err(error) => {
             ctx.logs
-                .info(format!("old images not pruned: database: {error}"))
+                .info(format!("old images not pruned: {error:#}"))
                 .await;
             return;
         }
     };
-    let remove = digests_to_remove(&rows, kept);
-    let Some(repository) = rows.first().and_then(|(r, _)| repository_path(r)) else {
-        return;
-    };
-    if remove.is_empty() {
-        return;
-    }
-    let present = match site.engine.image_digests().await {
-        Ok(present) => present,
-        Err(error) => {
-            ctx.logs
-                .info(format!("old images not pruned: {error}"))
-                .await;
-            return;
-        }
-    };
-    let mut removed = Vec::new();
-    for (repo, digest) in present {
-        if !remove.contains(&digest) || !repo.ends_with(repository) {
-            continue;
-        }
-        match site.engine.remove_image(&format!("{repo}@{digest}")).await {
-            Ok(()) => removed.push(digest),
-            Err(error) => {
-                ctx.logs
-                    .info(format!(
-                        "could not remove old image {repo}@{digest}: {error}"
-                    ))
-                    .await
-            }
-        }
+    for failure in failures {
+        ctx.logs.info(failure).await;
     }
     if !removed.is_empty() {
         removed.sort();
@@ -107,6 +70,45 @@ pub async fn old_images(site: &Site, ctx: &JobContext, app_id: Uuid, kept: usize
             ))
             .await;
     }
+}
+
+/// The digests removed, and a line for each image that could not be.
+async fn remove_old(
+    site: &Site,
+    ctx: &JobContext,
+    app_id: Uuid,
+    target_id: Uuid,
+    kept: usize,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT image_ref, state FROM releases WHERE app_id = $1 AND target_id = $2
+         ORDER BY created_at DESC",
+    )
+    .bind(app_id)
+    .bind(target_id)
+    .fetch_all(&ctx.pool)
+    .await
+    .map_err(|error| anyhow::anyhow!("database: {error}"))?;
+    let remove = digests_to_remove(&rows, kept);
+    let Some(repository) = rows.first().and_then(|(r, _)| repository_path(r)) else {
+        return Ok(Default::default());
+    };
+    if remove.is_empty() {
+        return Ok(Default::default());
+    }
+    let (mut removed, mut failures) = (Vec::new(), Vec::new());
+    for (repo, digest) in site.engine.image_digests().await? {
+        if !remove.contains(&digest) || !repo.ends_with(repository) {
+            continue;
+        }
+        match site.engine.remove_image(&format!("{repo}@{digest}")).await {
+            Ok(()) => removed.push(digest),
+            Err(error) => failures.push(format!(
+                "could not remove old image {repo}@{digest}: {error}"
+            )),
+        }
+    }
+    Ok((removed, failures))
 }
 
 #[cfg(test)]

@@ -480,6 +480,52 @@ impl Drop for AppContainers {
     }
 }
 
+/// `examples/NAME` of the workspace.
+pub fn example(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .join("examples")
+        .join(name)
+}
+
+/// An app created through the API from a git repository seeded with
+/// `source` and served by a git daemon of the test's own (branch `main`).
+pub struct GitApp {
+    pub repo: slipway_testkit::git::SeededRepo,
+    pub id: String,
+    _daemon: slipway_testkit::git::GitDaemon,
+    _repos: tempfile::TempDir,
+}
+
+impl GitApp {
+    /// `settings` (target, runtime, domains, …) join the create request.
+    pub async fn create(
+        fleet: &Fleet,
+        name: &str,
+        source: &std::path::Path,
+        settings: Value,
+    ) -> anyhow::Result<GitApp> {
+        let repos = tempfile::tempdir()?;
+        let repo = slipway_testkit::git::seed_repo(repos.path(), name, Some(source))?;
+        let daemon = slipway_testkit::git::GitDaemon::start(repos.path())?;
+        let mut body = json!({"name": name, "git_url": daemon.url(name), "git_ref": "main"});
+        if let (Some(body), Value::Object(settings)) = (body.as_object_mut(), settings) {
+            body.extend(settings);
+        }
+        let (status, app) = fleet
+            .call(reqwest::Method::POST, "/v1/apps", Some(body))
+            .await?;
+        anyhow::ensure!(status == 201, "create app: {status} {app}");
+        Ok(GitApp {
+            id: app["id"].as_str().context("app id")?.to_owned(),
+            repo,
+            _daemon: daemon,
+            _repos: repos,
+        })
+    }
+}
+
 /// `GET /` through a test Caddy's apps server, with `host` as the Host.
 pub async fn through_caddy(
     caddy: &slipway_testkit::caddy::Caddy,
