@@ -547,7 +547,10 @@ async fn secret_env_vars_are_encrypted_at_rest_and_never_shown() -> anyhow::Resu
         .await;
     assert_eq!(status, StatusCode::OK, "{app}");
     assert_eq!(app["env"], json!({}));
-    assert_eq!(app["secrets"], json!({"MODE": "********"}));
+    assert_eq!(
+        app["secrets"],
+        json!({"API_KEY": "********", "MODE": "********"})
+    );
     let (_, listed) = api.call(Method::GET, "/v1/apps", t, None).await;
     assert!(!listed.to_string().contains("hidden") && !listed.to_string().contains("sk-live"));
     let (status, answer) = api
@@ -564,6 +567,119 @@ async fn secret_env_vars_are_encrypted_at_rest_and_never_shown() -> anyhow::Resu
     );
     api.stop().await;
     Ok(())
+}
+
+/// PATCH merges per key: what a call does not name is kept, `null` deletes.
+#[tokio::test]
+async fn a_patch_keeps_what_it_does_not_name() -> anyhow::Result<()> {
+    let api = Api::start().await?;
+    let (_, token) = api.project("alpha").await;
+    let t = Some(token.as_str());
+    let created = json!({
+        "name": "web",
+        "env": {"A": "1", "B": "2"},
+        "secrets": {"S": "s1", "T": "t1"},
+        "runtime": {"port": 3000, "replicas": 2},
+        "build": {"build_env": {"NODE_ENV": "production"}},
+        "git_credential": {"token": "ghp-kept"},
+        "git_url": "https://example.com/o/r.git"
+    });
+    let (status, app) = api
+        .call(Method::POST, "/v1/apps", t, Some(&created.to_string()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let patch = |body: Value| {
+        let api = &api;
+        async move {
+            let (status, app) = api
+                .call(Method::PATCH, "/v1/apps/web", t, Some(&body.to_string()))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body} -> {app}");
+            app
+        }
+    };
+    let pool = api.db.pool.clone();
+    let secret = |key: &'static str| sealed_value(pool.clone(), key);
+
+    // env alone: secrets, runtime, build and the credential are untouched.
+    let app = patch(json!({"env": {"A": "9"}})).await;
+    assert_eq!(app["env"], json!({"A": "9", "B": "2"}));
+    assert_eq!(app["secrets"], json!({"S": "********", "T": "********"}));
+    assert_eq!(app["runtime"], json!({"port": 3000, "replicas": 2}));
+    assert_eq!(
+        app["build"],
+        json!({"build_env": {"NODE_ENV": "production"}})
+    );
+    assert_eq!(app["git_credential"]["set"], json!(true), "{app}");
+    assert_eq!(secret("S").await, Some("s1".into()));
+
+    // secrets alone: a new value replaces one key, the env is untouched.
+    let app = patch(json!({"secrets": {"S": "s2"}})).await;
+    assert_eq!(app["env"], json!({"A": "9", "B": "2"}));
+    assert_eq!(secret("S").await, Some("s2".into()));
+    assert_eq!(secret("T").await, Some("t1".into()));
+
+    // null deletes on the side that names it only.
+    let app = patch(json!({"env": {"B": null}, "secrets": {"T": null}})).await;
+    assert_eq!(app["env"], json!({"A": "9"}));
+    assert_eq!(app["secrets"], json!({"S": "********"}));
+    let app = patch(json!({"env": {"S": null}})).await;
+    assert_eq!(
+        app["secrets"],
+        json!({"S": "********"}),
+        "a secret is not an env var"
+    );
+
+    // Moves: a secret set as a plain value, a plain value made secret.
+    let app = patch(json!({"env": {"S": "visible"}})).await;
+    assert_eq!(app["env"], json!({"A": "9", "S": "visible"}));
+    assert_eq!(app["secrets"], json!({}));
+    let app = patch(json!({"env": {"A": null}, "secrets": {"A": "hidden"}})).await;
+    assert_eq!(app["env"], json!({"S": "visible"}));
+    assert_eq!(app["secrets"], json!({"A": "********"}));
+    assert_eq!(secret("A").await, Some("hidden".into()));
+
+    // runtime and build merge per key.
+    let app = patch(json!({"runtime": {"port": 8080}})).await;
+    assert_eq!(app["runtime"], json!({"port": 8080, "replicas": 2}));
+    let app =
+        patch(json!({"runtime": {"replicas": null}, "build": {"dockerfile": "Dockerfile"}})).await;
+    assert_eq!(app["runtime"], json!({"port": 8080}));
+    assert_eq!(
+        app["build"],
+        json!({"build_env": {"NODE_ENV": "production"}, "dockerfile": "Dockerfile"})
+    );
+
+    // A merge that makes the settings invalid is refused and writes nothing.
+    let (status, answer) = api
+        .call(
+            Method::PATCH,
+            "/v1/apps/web",
+            t,
+            Some(&json!({"runtime": {"replicas": 99}, "env": {"NEW": "x"}}).to_string()),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 422, "{answer}");
+    let (_, app) = api.call(Method::GET, "/v1/apps/web", t, None).await;
+    assert_eq!(app["runtime"], json!({"port": 8080}));
+    assert_eq!(app["env"], json!({"S": "visible"}));
+    api.stop().await;
+    Ok(())
+}
+
+/// The opened value of a secret env var, `None` when there is none.
+async fn sealed_value(pool: sqlx::PgPool, key: &str) -> Option<String> {
+    let sealed: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT value_sealed FROM app_env_vars WHERE key = $1 AND secret")
+            .bind(key)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+    let opened = slipway_shared::secrets::SecretBox::from_hex(&"cd".repeat(32).into())
+        .unwrap()
+        .open(&sealed?)
+        .unwrap();
+    Some(secrecy::ExposeSecret::expose_secret(&opened).to_string())
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 //! the app's status.
 
 mod domains;
+mod settings;
 mod status;
+mod vars;
 
 use crate::auth::Project;
 use crate::credentials::{self, GitCredentialInput};
@@ -48,6 +50,8 @@ pub struct CreateApp {
     domains: Vec<String>,
 }
 
+/// A PATCH: every field is optional and an absent one is kept. `env`,
+/// `secrets`, `build` and `runtime` merge per key (`null` deletes a key).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApp {
@@ -55,8 +59,8 @@ pub struct UpdateApp {
     git_ref: Option<String>,
     build: Option<Map<String, Value>>,
     runtime: Option<Map<String, Value>>,
-    env: Option<BTreeMap<String, String>>,
-    secrets: Option<BTreeMap<String, String>>,
+    env: Option<vars::VarPatch>,
+    secrets: Option<vars::VarPatch>,
     /// Absent keeps the credential, `null` removes it.
     #[serde(default, deserialize_with = "credentials::present_or_null")]
     git_credential: Option<Option<GitCredentialInput>>,
@@ -65,36 +69,6 @@ pub struct UpdateApp {
     target: Option<Option<String>>,
     /// Replaces the app's custom domains (`[]` removes them).
     domains: Option<Vec<String>>,
-}
-
-fn validate_env(
-    env: &BTreeMap<String, String>,
-    secrets: &BTreeMap<String, String>,
-) -> Result<(), ApiError> {
-    if let Some(key) = env.keys().find(|k| secrets.contains_key(*k)) {
-        return Err(ApiError::validation(format!(
-            "`{key}` is in both env and secrets"
-        )));
-    }
-    for (key, value) in env.iter().chain(secrets) {
-        let ok = !key.is_empty()
-            && key.len() <= 128
-            && key
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-            && !key.starts_with(|c: char| c.is_ascii_digit());
-        if !ok {
-            return Err(ApiError::validation(format!(
-                "env: `{key}` must be A-Z, 0-9 and _ and not start with a digit"
-            )));
-        }
-        if value.len() > 32 * 1024 || value.contains('\0') {
-            return Err(ApiError::validation(format!(
-                "env: value of `{key}` is too long or has a NUL byte"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The runtime settings as the deploy worker will read them: refused now
@@ -127,7 +101,7 @@ pub async fn create(
     let name = Slug::parse("name", &body.name)?;
     let domains = domains::parse(&body.domains)?;
     let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
-    validate_env(&body.env, &body.secrets)?;
+    vars::validate(&body.env, &body.secrets)?;
     validate_runtime(&body.runtime)?;
     let credential = body
         .git_credential
@@ -164,8 +138,7 @@ pub async fn create(
             format!("app `{name}` exists in this project"),
         ));
     }
-    replace_env(&mut tx, id, &body.env).await?;
-    replace_secrets(&mut tx, &state.secrets, id, &body.secrets).await?;
+    vars::upsert(&mut tx, &state.secrets, id, &body.env, &body.secrets).await?;
     domains::replace(&mut tx, id, &domains).await?;
     if let Some(credential) = &credential {
         sources::set_git_credential(&mut tx, &state.secrets, id, credential).await?;
@@ -173,29 +146,6 @@ pub async fn create(
     let app = read(&mut tx, project.id, name.as_str()).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(app)))
-}
-
-async fn replace_env(
-    conn: &mut PgConnection,
-    app_id: Uuid,
-    env: &BTreeMap<String, String>,
-) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM app_env_vars WHERE app_id = $1")
-        .bind(app_id)
-        .execute(&mut *conn)
-        .await?;
-    let keys: Vec<&str> = env.keys().map(String::as_str).collect();
-    let values: Vec<&str> = env.values().map(String::as_str).collect();
-    sqlx::query(
-        "INSERT INTO app_env_vars (app_id, key, secret, value_plain)
-         SELECT $1, k, false, v FROM UNNEST($2::text[], $3::text[]) AS t(k, v)",
-    )
-    .bind(app_id)
-    .bind(&keys)
-    .bind(&values)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 #[derive(serde::Serialize, sqlx::FromRow)]
@@ -210,31 +160,6 @@ struct AppRow {
     target: Option<String>,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-async fn replace_secrets(
-    conn: &mut PgConnection,
-    secrets: &slipway_shared::secrets::SecretBox,
-    app_id: Uuid,
-    values: &BTreeMap<String, String>,
-) -> Result<(), ApiError> {
-    let keys: Vec<&str> = values.keys().map(String::as_str).collect();
-    sqlx::query("DELETE FROM app_env_vars WHERE app_id = $1 AND (secret OR key = ANY($2))")
-        .bind(app_id)
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await?;
-    let sealed: Vec<Vec<u8>> = values.values().map(|v| secrets.seal(v)).collect();
-    sqlx::query(
-        "INSERT INTO app_env_vars (app_id, key, secret, value_sealed)
-         SELECT $1, k, true, v FROM UNNEST($2::text[], $3::bytea[]) AS t(k, v)",
-    )
-    .bind(app_id)
-    .bind(&keys)
-    .bind(&sealed)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// The app as the API shows it; `NotFound` for another project's app.
@@ -325,47 +250,55 @@ pub async fn update(
 ) -> Result<axum::Json<Value>, ApiError> {
     let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
     let domains = body.domains.as_deref().map(domains::parse).transpose()?;
-    validate_env(
-        body.env.as_ref().unwrap_or(&BTreeMap::new()),
-        body.secrets.as_ref().unwrap_or(&BTreeMap::new()),
-    )?;
-    if let Some(runtime) = &body.runtime {
-        validate_runtime(runtime)?;
-    }
+    let var_changes = vars::VarChanges::from_patch(body.env.as_ref(), body.secrets.as_ref())?;
     let credential = body
         .git_credential
         .map(|c| c.map(StoredGitCredential::try_from).transpose())
         .transpose()?;
     let mut tx = state.pool.begin().await?;
+    // The row is locked so that two PATCHes of different keys both land.
+    let stored: Option<(Uuid, Value, Value)> = sqlx::query_as(
+        "SELECT id, build_settings, runtime_settings FROM apps
+         WHERE project_id = $1 AND name = $2 FOR UPDATE",
+    )
+    .bind(project.id)
+    .bind(&name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (id, stored_build, stored_runtime) = stored.ok_or(ApiError::NotFound("app"))?;
+    let build = body
+        .build
+        .as_ref()
+        .map(|patch| settings::merge(&stored_build, patch));
+    let runtime = body
+        .runtime
+        .as_ref()
+        .map(|patch| settings::merge(&stored_runtime, patch));
+    if let Some(runtime) = &runtime {
+        validate_runtime(runtime)?;
+    }
     let target_id = match &body.target {
         Some(Some(key)) => Some(Some(targets::resolve(&mut tx, project.id, key).await?)),
         Some(None) => Some(None),
         None => None,
     };
-    let id: Option<Uuid> = sqlx::query_scalar(
-        "UPDATE apps SET git_url = COALESCE($3, git_url), git_ref = COALESCE($4, git_ref),
-                build_settings = COALESCE($5, build_settings), runtime_settings = COALESCE($6, runtime_settings),
-                target_id = CASE WHEN $7 THEN $8 ELSE target_id END,
+    sqlx::query(
+        "UPDATE apps SET git_url = COALESCE($2, git_url), git_ref = COALESCE($3, git_ref),
+                build_settings = COALESCE($4, build_settings), runtime_settings = COALESCE($5, runtime_settings),
+                target_id = CASE WHEN $6 THEN $7 ELSE target_id END,
                 updated_at = now()
-         WHERE project_id = $1 AND name = $2 RETURNING id",
+         WHERE id = $1",
     )
-    .bind(project.id)
-    .bind(&name)
+    .bind(id)
     .bind(git_url.as_ref().map(GitUrl::as_str))
     .bind(git_ref.as_ref().map(GitRef::as_str))
-    .bind(body.build.map(Value::Object))
-    .bind(body.runtime.map(Value::Object))
+    .bind(build.map(Value::Object))
+    .bind(runtime.map(Value::Object))
     .bind(target_id.is_some())
     .bind(target_id.flatten())
-    .fetch_optional(&mut *tx)
+    .execute(&mut *tx)
     .await?;
-    let id = id.ok_or(ApiError::NotFound("app"))?;
-    if let Some(env) = &body.env {
-        replace_env(&mut tx, id, env).await?;
-    }
-    if let Some(secrets) = &body.secrets {
-        replace_secrets(&mut tx, &state.secrets, id, secrets).await?;
-    }
+    vars::apply(&mut tx, &state.secrets, id, &var_changes).await?;
     if let Some(domains) = &domains {
         domains::replace(&mut tx, id, domains).await?;
     }
