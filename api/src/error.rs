@@ -26,9 +26,15 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// The database cannot be reached right now: 503 with `Retry-After`.
+    #[error("the database is not reachable right now; retry shortly")]
+    DatabaseUnavailable,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
+
+/// Seconds a client is asked to wait after a 503.
+const RETRY_AFTER_SECONDS: &str = "2";
 
 impl ApiError {
     /// A request that parsed but breaks a rule (422 `validation_failed`).
@@ -57,8 +63,21 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        if slipway_shared::db::is_unavailable(&error) {
+            tracing::warn!(%error, "database unavailable");
+            return ApiError::DatabaseUnavailable;
+        }
         ApiError::Unexpected(anyhow::Error::new(error).context("database error"))
     }
+}
+
+/// Whether an unexpected error was, deep down, the database being away
+/// (errors that travelled through `anyhow` before reaching a handler).
+fn database_away(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .any(slipway_shared::db::is_unavailable)
 }
 
 impl From<slipway_shared::domain::Invalid> for ApiError {
@@ -79,6 +98,11 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
             ApiError::Refused { status, code, .. } => (*status, *code),
+            ApiError::DatabaseUnavailable => return database_unavailable(),
+            ApiError::Unexpected(error) if database_away(error) => {
+                tracing::warn!(error = format!("{error:#}"), "database unavailable");
+                return database_unavailable();
+            }
             ApiError::Unexpected(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 let body =
@@ -98,4 +122,17 @@ impl IntoResponse for ApiError {
         )
             .into_response()
     }
+}
+
+fn database_unavailable() -> Response {
+    let body = json!({
+        "code": "database_unavailable",
+        "message": ApiError::DatabaseUnavailable.to_string(),
+    });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECONDS)],
+        Json(body),
+    )
+        .into_response()
 }

@@ -45,7 +45,11 @@ impl Application {
         archives: ArchiveSettings,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Application> {
-        let pool = db::pool(&settings.common.database_url, 32)?;
+        let pool = db::pool_with_acquire_timeout(
+            &settings.common.database_url,
+            32,
+            db::API_ACQUIRE_TIMEOUT,
+        )?;
         db::migrate(&pool).await?;
         let state = state::AppState {
             pool: pool.clone(),

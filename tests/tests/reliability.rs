@@ -7,7 +7,7 @@ mod common;
 
 use common::{Fleet, Options, TERMINAL};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use slipway_testkit::{process_group_alive, PgCluster, RabbitNode};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -195,7 +195,38 @@ async fn a_postgres_restart_mid_run_loses_nothing() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster.stop().await?;
     kill(pid, Signal::SIGCONT)?;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Meanwhile the API says the database is away: a 503 with Retry-After
+    // and a stable code, for a read and for a write, not a 500.
+    let outage = Instant::now();
+    for (method, path, body) in [
+        (Method::POST, "/v1/probes", Some(json!({"duration_ms": 50}))),
+        (Method::GET, &*format!("/v1/deployments/{}", ids[0]), None),
+    ] {
+        let asked = Instant::now();
+        let mut request = fleet
+            .client
+            .request(method, format!("{}{path}", fleet.api_url))
+            .bearer_auth(&fleet.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await?;
+        let (status, retry_after) = (
+            answer.status(),
+            answer.headers().get("retry-after").cloned(),
+        );
+        let body: Value = answer.json().await?;
+        println!(
+            "{path} while Postgres is down: {status} in {:?}",
+            asked.elapsed()
+        );
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(body["code"], "database_unavailable", "{body}");
+        assert!(retry_after.is_some(), "{path}: no Retry-After");
+    }
+    if let Some(rest) = Duration::from_secs(8).checked_sub(outage.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
     cluster.restart().await?;
     all_live_once(&fleet, &ids).await?;
     // Log lines written across the outage are all there, numbered without gaps.

@@ -39,12 +39,44 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 pub const APPLICATION_NAME: &str = "slipway";
 
 pub fn pool(url: &SecretString, max_connections: u32) -> anyhow::Result<PgPool> {
+    pool_with_acquire_timeout(url, max_connections, Duration::from_secs(5))
+}
+
+/// How long an API request waits for a connection before it is told the
+/// database is away (503): a client should hear within a second, and a
+/// healthy pool hands out a connection in well under that even at the
+/// API's full rate.
+pub const API_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// [`pool`] with another wait for a connection. While Postgres is down,
+/// sqlx keeps trying to connect until this runs out.
+pub fn pool_with_acquire_timeout(
+    url: &SecretString,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> anyhow::Result<PgPool> {
     let options =
         PgConnectOptions::from_str(url.expose_secret())?.application_name(APPLICATION_NAME);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(acquire_timeout)
         .connect_lazy_with(options))
+}
+
+/// Whether an error means the database cannot be reached or is shutting
+/// down or starting: no fault of the request, so the API answers 503.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    ) || matches!(error, sqlx::Error::Database(db) if db.code().is_some_and(|c|
+        // admin_shutdown, crash_shutdown, cannot_connect_now, and the
+        // connection_exception class (08…)
+        matches!(c.as_ref(), "57P01" | "57P02" | "57P03") || c.starts_with("08")))
 }
 
 /// Applies migrations, waiting for Postgres to come up first.
@@ -54,7 +86,8 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .retry(
             ExponentialBuilder::default()
                 .with_max_delay(Duration::from_secs(2))
-                .with_max_times(30),
+                // About three minutes with the API's short acquire timeout.
+                .with_max_times(90),
         )
         .notify(|error, wait| tracing::warn!(%error, ?wait, "migrations failed; retrying"))
         .await?;
