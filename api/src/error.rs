@@ -61,6 +61,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A transaction the database aborted (deadlock victim, serialization
+    /// conflict): running it again is the answer (see [`crate::retry`]).
+    pub fn is_abort(&self) -> bool {
+        match self {
+            ApiError::Unexpected(error) => error
+                .chain()
+                .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+                .any(crate::retry::is_abort),
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if slipway_shared::db::is_unavailable(&error) {

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod log_stream;
+mod retry;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -361,3 +361,97 @@ async fn cancel_reaches_a_running_job_and_stops_its_process() -> anyhow::Result<
     fleet.stop().await;
     Ok(())
 }
+
+/// Creates and cancels from 16 concurrent clients while the workers claim,
+/// run and finish the same deployments: no answer is a 5xx (no deadlock
+/// reaches a client), and every deployment whose cancel was answered 2xx
+/// ends `cancelled`, never `live`.
+#[tokio::test]
+async fn a_create_and_cancel_storm_gets_no_5xx_and_every_accepted_cancel_wins() -> anyhow::Result<()>
+{
+    const CLIENTS: usize = 16;
+    const ROUNDS: usize = 50;
+    let fleet = Fleet::start(Options {
+        env: vec![("SLIPWAY_CONCURRENCY", "16".into())],
+        ..Options::default()
+    })
+    .await?;
+    // Apps whose builds fail to fetch (nothing listens there): their
+    // deployments take the app's lane, supersede each other, and end.
+    for n in 0..2 {
+        let (status, app) = fleet
+            .call(
+                Method::POST,
+                "/v1/apps",
+                Some(
+                    json!({"name": format!("storm-{n}"), "git_url": "git://127.0.0.1:9/none.git"}),
+                ),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "create app: {status} {app}");
+    }
+    let fleet = std::sync::Arc::new(fleet);
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..CLIENTS {
+        let fleet = fleet.clone();
+        clients.spawn(async move {
+            let mut answers: Vec<(String, u16, Value)> = Vec::new();
+            let mut cancelled = Vec::new();
+            for round in 0..ROUNDS {
+                let (path, body) = if round % 3 == 0 {
+                    (
+                        format!("/v1/apps/storm-{}/deployments", client % 4),
+                        json!({}),
+                    )
+                } else {
+                    (
+                        "/v1/probes".to_owned(),
+                        json!({"duration_ms": (round * 7) % 40}),
+                    )
+                };
+                let (status, created) = fleet.call(Method::POST, &path, Some(body)).await?;
+                answers.push((format!("POST {path}"), status, created.clone()));
+                let Some(id) = created["id"].as_str().map(str::to_owned) else {
+                    continue;
+                };
+                // Cancel at different points: before the claim, while a
+                // stage runs, around the outcome.
+                tokio::time::sleep(Duration::from_millis(
+                    ((client * 13 + round * 5) % 30) as u64,
+                ))
+                .await;
+                let path = format!("/v1/deployments/{id}/cancel");
+                let (status, answer) = fleet.call(Method::POST, &path, None).await?;
+                answers.push((format!("POST {path}"), status, answer));
+                if (200..300).contains(&status) {
+                    cancelled.push(id.parse::<Uuid>()?);
+                }
+            }
+            anyhow::Ok((answers, cancelled))
+        });
+    }
+    let (mut answers, mut cancelled) = (Vec::new(), Vec::new());
+    while let Some(result) = clients.join_next().await {
+        let (a, c) = result??;
+        answers.extend(a);
+        cancelled.extend(c);
+    }
+    let server_errors: Vec<_> = answers.iter().filter(|(_, s, _)| *s >= 500).collect();
+    println!(
+        "{} requests, {} accepted cancels, {} 5xx",
+        answers.len(),
+        cancelled.len(),
+        server_errors.len()
+    );
+    assert!(server_errors.is_empty(), "{server_errors:#?}");
+    assert!(!cancelled.is_empty(), "no cancel was accepted");
+    for id in &cancelled {
+        let deployment = fleet.wait_state(*id, TERMINAL, T).await?;
+        assert_eq!(deployment["state"], "cancelled", "{deployment:#}");
+    }
+    match std::sync::Arc::try_unwrap(fleet) {
+        Ok(fleet) => fleet.stop().await,
+        Err(_) => unreachable!("every client has finished"),
+    }
+    Ok(())
+}

@@ -29,7 +29,7 @@ use crate::lock;
 use crate::release::{self, MarkLive};
 use crate::site::Site;
 use crate::target::DeployTarget;
-use crate::{operate, replicas, routing};
+use crate::{operate, replicas, routing, withdraw};
 use async_trait::async_trait;
 use slipway_shared::db::targets::{self, Placement};
 use slipway_shared::job::{Effects, JobContext, JobError, JobHandler};
@@ -208,9 +208,25 @@ impl DeployHandler {
             .collect();
         routing::publish(&site, app.app_id, &hosts, &upstreams).await?;
         let switch_s = switched.elapsed().as_secs_f64();
+        let withdraw = || {
+            let previous = withdraw::Previous {
+                release: previous.as_ref(),
+            };
+            withdraw::withdraw(
+                &site, ctx, app.app_id, &hosts, previous, &spec.name, release.id,
+            )
+        };
         // HTTP serves already; a certificate that is late is reported, not
-        // fatal (Caddy keeps trying to issue it).
-        match routing::wait_https(&site, &hosts).await {
+        // fatal (Caddy keeps trying to issue it). A cancel meanwhile ends
+        // the wait.
+        let waited = tokio::select! {
+            waited = routing::wait_https(&site, &hosts) => waited,
+            _ = ctx.cancel.cancelled() => {
+                withdraw().await;
+                return Err(JobError::Cancelled);
+            }
+        };
+        match waited {
             Ok(Some(waited)) => {
                 ctx.logs
                     .info(format!(
@@ -251,8 +267,12 @@ impl DeployHandler {
             .await
             .map_err(|e| JobError::Retryable(format!("database: {e}")))?;
         if !marked {
-            // Cancelled, or the lease was taken back: whoever holds the job
-            // now decides; both releases keep running meanwhile.
+            // Cancelled: the cancel wins, the route goes back. The lease
+            // taken back: whoever holds the job now carries on with this
+            // release; both keep running meanwhile.
+            if withdraw::was_cancelled(ctx).await {
+                withdraw().await;
+            }
             return Err(JobError::Cancelled);
         }
         match &https_url {

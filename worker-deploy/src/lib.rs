@@ -24,6 +24,7 @@ pub mod runtime_logs;
 pub mod site;
 pub mod sites;
 pub mod target;
+mod withdraw;
 
 use slipway_shared::config::WorkerSettings;
 use slipway_shared::job::Stage;

@@ -54,6 +54,27 @@ pub async fn create(
             "give at most one of git_ref, version and rollback_to",
         ));
     }
+    let created = crate::retry::on_abort(|| {
+        create_in_lane(&state, project.id, &app, &body, requested_ref.as_ref())
+    })
+    .await?;
+    // A deployment held behind another in its app's lane wrote no message:
+    // waking the relay would only cost it an empty scan.
+    if created.dispatched {
+        slipway_shared::db::outbox::committed();
+    }
+    Ok(accepted(created.id, "queued"))
+}
+
+/// The deployment's row (and its job, unless it waits in the app's lane),
+/// in one transaction that holds the app's lock.
+async fn create_in_lane(
+    state: &AppState,
+    project_id: Uuid,
+    app: &str,
+    body: &CreateDeployment,
+    requested_ref: Option<&GitRef>,
+) -> Result<deployments::Created, ApiError> {
     let mut tx = state.pool.begin().await?;
     // Locked here rather than in `deployments::create`, saving a round trip;
     // a statement of its own, so the creating statement's snapshot sees the
@@ -62,8 +83,8 @@ pub async fn create(
         "SELECT id, git_url, git_ref, destroying_at IS NOT NULL FROM apps
          WHERE project_id = $1 AND name = $2 FOR UPDATE",
     )
-    .bind(project.id)
-    .bind(&app)
+    .bind(project_id)
+    .bind(app)
     .fetch_optional(&mut *tx)
     .await?;
     let (app_id, git_url, default_ref, destroying) = found.ok_or(ApiError::NotFound("app"))?;
@@ -109,7 +130,7 @@ pub async fn create(
         &mut tx,
         &state.names,
         NewDeployment {
-            project_id: project.id,
+            project_id,
             app_id: Some(app_id),
             kind: "app",
             source,
@@ -118,12 +139,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    // A deployment held behind another in its app's lane wrote no message:
-    // waking the relay would only cost it an empty scan.
-    if created.dispatched {
-        slipway_shared::db::outbox::committed();
-    }
-    Ok(accepted(created.id, "queued"))
+    Ok(created)
 }
 
 pub async fn list(
@@ -265,9 +281,13 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let outcome = deployments::cancel(&mut tx, &state.names, project.id, id).await?;
-    tx.commit().await?;
+    let outcome = crate::retry::on_abort(|| async {
+        let mut tx = state.pool.begin().await?;
+        let outcome = deployments::cancel(&mut tx, &state.names, project.id, id).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    })
+    .await?;
     slipway_shared::db::outbox::committed();
     match outcome {
         CancelOutcome::Cancelled => Ok(axum::Json(json!({"id": id, "state": "cancelled"}))),

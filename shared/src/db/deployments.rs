@@ -387,6 +387,20 @@ pub async fn cancel(
     project_id: Uuid,
     deployment_id: Uuid,
 ) -> sqlx::Result<CancelOutcome> {
+    // Locks in the order creates and claims take them: the app's row first
+    // (a create holds it while it supersedes held deployments), then the
+    // jobs, then their deployment (a claim locks jobs, then deployments).
+    // A deployment's app never changes, so reading it unlocked is safe.
+    sqlx::query(
+        "SELECT 1 FROM apps WHERE id = (SELECT app_id FROM deployments WHERE id = $1) FOR UPDATE",
+    )
+    .bind(deployment_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT id FROM jobs WHERE deployment_id = $1 ORDER BY id FOR UPDATE")
+        .bind(deployment_id)
+        .execute(&mut *conn)
+        .await?;
     let state: Option<String> = sqlx::query_scalar(
         "SELECT state FROM deployments WHERE id = $1 AND project_id = $2 FOR UPDATE",
     )
