@@ -49,7 +49,7 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
     if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
         env.push(("CONTAINERS_CONF", conf));
     }
-    let fleet = Fleet::start(Options {
+    let mut fleet = Fleet::start(Options {
         env,
         ..Options::default()
     })
@@ -165,6 +165,91 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
         )
         .await?;
     assert_eq!(status, 404, "{answer}");
+
+    // A cancel inside the switch window (the route points at the new
+    // release, the deployment is not live yet) wins: the route goes back
+    // to the release that served, the cancelled one's containers go. A
+    // deploy worker whose HTTPS certificates cannot be issued (its ACME CA
+    // does not answer) holds the window open for its HTTPS wait; its
+    // reconciler is off, so the deploy itself must put things back.
+    let deployer = fleet
+        .workers
+        .iter()
+        .find(|w| w.stage == "deploy")
+        .map(|w| w.id.clone())
+        .context("a deploy worker")?;
+    fleet.worker(&deployer).proc.sigterm()?;
+    fleet
+        .worker(&deployer)
+        .proc
+        .wait_exit(Duration::from_secs(60))
+        .await
+        .context("the deploy worker exits")?;
+    let https_addr = format!("127.0.0.1:{}", slipway_testkit::free_port());
+    let nowhere = format!(
+        "https://127.0.0.1:{}/directory",
+        slipway_testkit::free_port()
+    );
+    fleet.spawn_worker_with(
+        "deploy",
+        &[
+            ("SLIPWAY_CADDY_HTTPS_ADDR", &https_addr),
+            ("SLIPWAY_TLS_ISSUER", "acme"),
+            ("SLIPWAY_ACME_CA", &nowhere),
+            ("SLIPWAY_ACME_EMAIL", "ops@example.test"),
+            ("SLIPWAY_RECONCILE_INTERVAL", "off"),
+        ],
+    )?;
+    repo.push_change("main", "index.html", "<h1>cancelled release</h1>\n")?;
+    let (status, answer) = fleet
+        .call(Method::POST, "/v1/apps/site/deployments", Some(json!({})))
+        .await?;
+    anyhow::ensure!(status == 202, "deploy: {status} {answer}");
+    let cancelled_id = answer["id"].as_str().context("id")?.to_owned();
+    slipway_testkit::wait_until(DEPLOY_TIMEOUT, "the route switches", || async {
+        let (_, page) = common::through_caddy(&caddy, host)
+            .await
+            .unwrap_or_default();
+        page.contains("cancelled release")
+    })
+    .await
+    .with_context(|| fleet.logs())?;
+    let deployment = fleet.deployment(cancelled_id.parse()?).await?;
+    assert_ne!(deployment["state"], "live", "{deployment:#}");
+    let (status, answer) = fleet
+        .call(
+            Method::POST,
+            &format!("/v1/deployments/{cancelled_id}/cancel"),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    slipway_testkit::wait_until(
+        Duration::from_secs(60),
+        "the previous release serves again, alone",
+        || async {
+            let (_, page) = common::through_caddy(&caddy, host)
+                .await
+                .unwrap_or_default();
+            page.contains("VERSION 1") && common::app_containers(&app_id, true).len() == 1
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "containers {:?}\n{}",
+            common::app_containers(&app_id, true),
+            fleet.logs()
+        )
+    })?;
+    let deployment = fleet
+        .wait_state(cancelled_id.parse()?, common::TERMINAL, DEPLOY_TIMEOUT)
+        .await?;
+    assert_eq!(deployment["state"], "cancelled", "{deployment:#}");
+    assert!(
+        !common::states(&deployment).iter().any(|s| s == "live"),
+        "{deployment:#}"
+    );
 
     fleet.stop().await;
     Ok(())
