@@ -111,9 +111,12 @@ pub async fn limited_body(
 }
 
 /// `?limit=&before=` of a list answered newest first, cursor-paginated.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// The `next` cursor of the previous page.
     pub before: Option<uuid::Uuid>,

@@ -10,6 +10,7 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::openapi::{views, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,17 +22,26 @@ use slipway_shared::domain::Slug;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAddon {
+    /// `postgres` (a database linked as `DATABASE_URL`; password generated,
+    /// sealed, never shown) or `volume` (mounted at `mount`).
+    #[schema(example = "postgres")]
     kind: String,
+    /// 1 to 63 characters of a-z, 0-9 and `-`, unique in the app.
+    #[schema(example = "db")]
     name: String,
+    /// A volume's absolute mount path in the container; none for postgres.
+    #[schema(example = "/data")]
     mount: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
+    /// Mark the add-on `purging`: the next deployment drops its data.
     #[serde(default)]
     purge: bool,
 }
@@ -74,6 +84,15 @@ fn view(row: &AddonRow) -> Value {
     out
 }
 
+/// Add an add-on, created by the app's next deployment.
+#[utoipa::path(post, path = "/v1/apps/{app}/addons", tag = "addons", operation_id = "create_addon",
+    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")), request_body = CreateAddon,
+    responses(
+        (status = 201, description = "The add-on, state `pending`", body = views::Addon),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+        (status = 409, description = "`addon_exists` or `mount_taken`", body = ErrorBody),
+        (status = 422, description = "`invalid_addon`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn create(
     project: Project,
@@ -147,6 +166,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(view(&row))))
 }
 
+/// The app's add-ons with their state (`pending`, `ready`, `purging`);
+/// passwords masked.
+#[utoipa::path(get, path = "/v1/apps/{app}/addons", tag = "addons", operation_id = "list_addons",
+    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")),
+    responses(
+        (status = 200, description = "The add-ons", body = views::Items<views::Addon>),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
@@ -168,9 +195,18 @@ pub async fn list(
     Ok(axum::Json(json!({ "items": items })))
 }
 
+/// Detach an add-on, or with `?purge=true` mark it for dropping.
+///
 /// Without `purge`: the add-on is detached (the row goes, the database or
 /// volume stays on its server, named in the answer). With `purge=true`: it
 /// is marked `purging` and the next deployment's provision stage drops it.
+#[utoipa::path(delete, path = "/v1/apps/{app}/addons/{name}", tag = "addons", operation_id = "delete_addon",
+    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name"), ("name" = String, Path, description = "The add-on's name"), DeleteQuery),
+    responses(
+        (status = 200, description = "Detached (state `detached`; its data is kept)", body = views::Addon),
+        (status = 202, description = "Marked `purging`", body = views::Addon),
+        (status = 404, description = "`not_found`: no such app or add-on", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app, addon = %name))]
 pub async fn delete(
     project: Project,
@@ -202,12 +238,4 @@ pub async fn delete(
     tx.commit().await?;
     shown["state"] = json!("detached");
     Ok((StatusCode::OK, axum::Json(shown)))
-}
-
-/// The add-on routes, merged into the API's router.
-pub fn routes() -> axum::Router<AppState> {
-    use axum::routing::{delete as delete_route, post};
-    axum::Router::new()
-        .route("/v1/apps/{app}/addons", post(create).get(list))
-        .route("/v1/apps/{app}/addons/{name}", delete_route(delete))
 }

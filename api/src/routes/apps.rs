@@ -9,6 +9,7 @@ use crate::auth::Project;
 use crate::credentials::{self, GitCredentialInput};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
+use crate::openapi::{views, ErrorBody};
 use crate::routes::targets;
 use crate::state::AppState;
 use axum::extract::State;
@@ -24,16 +25,30 @@ use uuid::Uuid;
 
 const MASK: &str = "********";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
+    /// 1 to 63 characters of a-z, 0-9 and `-`, unique in the project.
+    #[schema(example = "web")]
     name: String,
+    /// The repository deployments build from by default (http(s), ssh,
+    /// git or file URL).
+    #[schema(example = "https://git.example.com/acme/web.git")]
     git_url: Option<String>,
+    /// The branch, tag or commit deployed by default (`HEAD` if absent).
+    #[schema(example = "main")]
     git_ref: Option<String>,
+    /// Build settings (stack, commands, Containerfile), read by the build
+    /// worker.
     #[serde(default)]
+    #[schema(value_type = Object)]
     build: Map<String, Value>,
+    /// Runtime settings, checked now: `replicas` (1 to 16) is the number of
+    /// containers per release; also port, health check, memory and others.
     #[serde(default)]
+    #[schema(value_type = Object)]
     runtime: Map<String, Value>,
+    /// Env vars: keys of A-Z, 0-9 and `_` not starting with a digit.
     #[serde(default)]
     env: BTreeMap<String, String>,
     /// Secret env vars: stored encrypted, never shown again.
@@ -43,25 +58,36 @@ pub struct CreateApp {
     git_credential: Option<GitCredentialInput>,
     /// The target (id or name) the app runs on; absent: the local target.
     target: Option<String>,
-    /// Host names the app answers at besides `APP.PROJECT.BASE_DOMAIN`.
+    /// Host names the app answers at besides `APP.PROJECT.BASE_DOMAIN`
+    /// (at most 20, unique on the platform: 409 `domain_taken`), applied by
+    /// the next deploy, start or restart.
     #[serde(default)]
     domains: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// Changes to an app; an absent field keeps its value. The document
+/// allows `null` values inside `env`, `secrets`, `build` and `runtime`, the
+/// per-key merge (`null` deletes the key) that PATCH is moving to.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApp {
     git_url: Option<String>,
     git_ref: Option<String>,
+    #[schema(value_type = Option<Object>)]
     build: Option<Map<String, Value>>,
+    #[schema(value_type = Option<Object>)]
     runtime: Option<Map<String, Value>>,
+    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
     env: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
     secrets: Option<BTreeMap<String, String>>,
     /// Absent keeps the credential, `null` removes it.
     #[serde(default, deserialize_with = "credentials::present_or_null")]
+    #[schema(value_type = Option<GitCredentialInput>)]
     git_credential: Option<Option<GitCredentialInput>>,
     /// Absent keeps the target, `null` puts the app on the local target.
     #[serde(default, deserialize_with = "credentials::present_or_null")]
+    #[schema(value_type = Option<String>)]
     target: Option<Option<String>>,
     /// Replaces the app's custom domains (`[]` removes them).
     domains: Option<Vec<String>>,
@@ -118,6 +144,20 @@ fn parse_source(
     ))
 }
 
+/// Create an app.
+///
+/// `target` is the target (id or name) the app runs on, absent for the
+/// local target; `git_credential` is `{token, username?}` for http(s) URLs
+/// or `{ssh_key, known_hosts?}` for SSH ones, stored encrypted and shown
+/// only as `{kind, set}`; secrets are stored encrypted and shown masked.
+#[utoipa::path(post, path = "/v1/apps", tag = "apps", operation_id = "create_app",
+    security(("project_token" = [])), request_body = CreateApp,
+    responses(
+        (status = 201, description = "The app", body = views::App),
+        (status = 404, description = "`not_found`: no such target", body = ErrorBody),
+        (status = 409, description = "`conflict` (an app of that name exists) or             `domain_taken` (a domain is another app's)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, `invalid_runtime_settings`,             `invalid_git_credential` or `git_credential_mismatch`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     project: Project,
@@ -290,6 +330,15 @@ pub async fn read(
     Ok(app)
 }
 
+/// Read an app, with its `status` (`running`, `stopped`, `not_deployed` or
+/// `destroying`; the current release, its URLs and last health check) and
+/// the `live` release.
+#[utoipa::path(get, path = "/v1/apps/{app}", tag = "apps", operation_id = "get_app",
+    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")),
+    responses(
+        (status = 200, description = "The app", body = views::App),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 pub async fn get(
     project: Project,
     State(state): State<AppState>,
@@ -299,6 +348,10 @@ pub async fn get(
     Ok(axum::Json(read(&mut conn, project.id, &name).await?))
 }
 
+/// List the project's apps.
+#[utoipa::path(get, path = "/v1/apps", tag = "apps", operation_id = "list_apps",
+    security(("project_token" = [])),
+    responses((status = 200, description = "The apps, by name", body = views::Items<views::App>)))]
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
@@ -316,6 +369,20 @@ pub async fn list(
     Ok(axum::Json(json!({ "items": items })))
 }
 
+/// Update an app.
+///
+/// `git_credential: null` removes the credential; `target: null` moves the
+/// app to the local target; `domains` replaces the custom domains; `env`
+/// and `secrets` replace the app's env vars of their kind.
+#[utoipa::path(patch, path = "/v1/apps/{app}", tag = "apps", operation_id = "update_app",
+    security(("project_token" = [])), request_body = UpdateApp,
+    params(("app" = String, Path, description = "The app's name")),
+    responses(
+        (status = 200, description = "The app", body = views::App),
+        (status = 404, description = "`not_found`: no such app or target", body = ErrorBody),
+        (status = 409, description = "`domain_taken`: a domain is another app's", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, `invalid_runtime_settings`,             `invalid_git_credential`, `git_credential_mismatch`; for a git URL the             platform may not reach, `address_not_allowed`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn update(
     project: Project,

@@ -3,6 +3,7 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::OptionalJson;
+use crate::openapi::{views, ErrorBody};
 use crate::routes::deployments::accepted;
 use crate::state::AppState;
 use axum::extract::State;
@@ -20,6 +21,35 @@ pub struct CreateProbe {
     spec: ProbeSpec,
 }
 
+/// The body of a probe, for the document (the handler reads `CreateProbe`,
+/// which flattens the shared `ProbeSpec`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ProbeBody {
+    /// Run the probe in this app's lane (one deployment per app at a time).
+    app: Option<String>,
+    /// How long the child process runs on each stage (default 100).
+    #[schema(minimum = 0, maximum = 3_600_000)]
+    duration_ms: Option<u64>,
+    /// Make this stage fail, for checking retries and dead letters.
+    #[schema(value_type = Option<String>, pattern = "^(build|provision|deploy)$")]
+    fail_stage: Option<String>,
+    /// `retryable` or `permanent`.
+    #[schema(value_type = Option<String>, pattern = "^(retryable|permanent)$")]
+    fail_kind: Option<String>,
+    /// How many claims of the failing stage's job fail before one succeeds, 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
+    fail_times: Option<i32>,
+}
+
+/// Send a probe deployment through all stages (build, provision, deploy).
+#[utoipa::path(post, path = "/v1/probes", tag = "operations", operation_id = "create_probe",
+    security(("project_token" = [])), request_body(content = Option<ProbeBody>, description = "Optional; an empty body runs the defaults"),
+    responses(
+        (status = 202, description = "Queued; `Location` is the deployment's URL", body = views::Accepted,
+            headers(("Location" = String, description = "The deployment's URL"))),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     project: Project,
