@@ -6,6 +6,7 @@
 //! security schemes and the links a client follows from one answer to the
 //! next. Served at `GET /openapi.json`.
 
+pub mod formats;
 pub mod views;
 
 use std::sync::LazyLock;
@@ -41,7 +42,8 @@ pub const PROJECT: &str = "project_token";
                        targets, add-ons, source versions, webhooks. Every error answers \
                        `{\"code\", \"message\"}` with a stable `code`.",
     ),
-    components(schemas(ErrorBody)),
+    // Path parameters name these by reference without registering them.
+    components(schemas(ErrorBody, formats::Name, formats::TargetKey)),
     tags(
         (name = "projects", description = "Projects and their tokens (admin token)"),
         (name = "apps", description = "Apps and their settings, status and operations"),
@@ -201,7 +203,6 @@ const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
             "create_addon",
             "list_addons",
             "create_webhook_secret",
-            "delete_webhook_secret",
         ],
         "app",
         "$response.body#/name",
@@ -236,6 +237,13 @@ const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
         "upload_version",
         "201",
         &["get_version", "download_version"],
+        "app",
+        "$request.path.app",
+    ),
+    (
+        "create_webhook_secret",
+        "201",
+        &["delete_webhook_secret"],
         "app",
         "$request.path.app",
     ),

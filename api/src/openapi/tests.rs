@@ -191,6 +191,20 @@ fn every_operation_names_its_path_parameters_and_a_unique_id() {
 }
 
 #[test]
+fn every_reference_resolves() {
+    let doc = serde_json::to_value(document()).expect("json");
+    let text = doc.to_string();
+    let prefix = "\"#/components/schemas/";
+    for reference in text.split(prefix).skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "#/components/schemas/{name} is referenced but not defined"
+        );
+    }
+}
+
+#[test]
 fn links_name_operations_that_exist() {
     let doc = serde_json::to_value(document()).expect("json");
     let ids: BTreeSet<String> = doc["paths"]

@@ -235,6 +235,18 @@ pub struct DeploymentLogLine {
     pub line: String,
 }
 
+/// One server-sent event of a log stream: `log` (`data` is a log line as
+/// JSON, `id` its sequence number) or `end` (`data` is `{"state"}` of the
+/// ended deployment, or `{"reason"}` the app's stream ended).
+#[derive(ToSchema)]
+pub struct LogEvent {
+    #[schema(pattern = "^(log|end)$")]
+    pub event: String,
+    #[schema(nullable = false)]
+    pub id: Option<String>,
+    pub data: String,
+}
+
 /// Runtime log lines after `?after=`.
 #[derive(ToSchema)]
 pub struct AppLogs {

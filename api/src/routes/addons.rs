@@ -10,7 +10,7 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
-use crate::openapi::{views, ErrorBody};
+use crate::openapi::{formats, views, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,19 +22,52 @@ use slipway_shared::domain::Slug;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAddon {
-    /// `postgres` (a database linked as `DATABASE_URL`; password generated,
-    /// sealed, never shown) or `volume` (mounted at `mount`).
-    #[schema(example = "postgres")]
     kind: String,
-    /// 1 to 63 characters of a-z, 0-9 and `-`, unique in the app.
-    #[schema(example = "db")]
     name: String,
-    /// A volume's absolute mount path in the container; none for postgres.
-    #[schema(example = "/data")]
     mount: Option<String>,
+}
+
+// The document's view of `CreateAddon` (which fields go with which kind;
+// the handler says the same in its errors).
+
+/// An add-on: a postgres database or a volume.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum AddonBody {
+    Postgres(PostgresBody),
+    Volume(VolumeBody),
+}
+
+/// A database linked as `DATABASE_URL`; its password is generated, sealed
+/// and never shown.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PostgresBody {
+    #[schema(pattern = "^postgres$", example = "postgres")]
+    kind: String,
+    /// Unique in the app.
+    #[schema(value_type = formats::Name)]
+    name: String,
+}
+
+/// A named volume mounted at `mount`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct VolumeBody {
+    #[schema(pattern = "^volume$", example = "volume")]
+    kind: String,
+    /// Unique in the app.
+    #[schema(value_type = formats::Name)]
+    name: String,
+    /// Unique among the app's volumes.
+    #[schema(value_type = formats::MountPath)]
+    mount: String,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -86,7 +119,7 @@ fn view(row: &AddonRow) -> Value {
 
 /// Add an add-on, created by the app's next deployment.
 #[utoipa::path(post, path = "/v1/apps/{app}/addons", tag = "addons", operation_id = "create_addon",
-    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")), request_body = CreateAddon,
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")), request_body = AddonBody,
     responses(
         (status = 201, description = "The add-on, state `pending`", body = views::Addon),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
@@ -169,7 +202,7 @@ pub async fn create(
 /// The app's add-ons with their state (`pending`, `ready`, `purging`);
 /// passwords masked.
 #[utoipa::path(get, path = "/v1/apps/{app}/addons", tag = "addons", operation_id = "list_addons",
-    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")),
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 200, description = "The add-ons", body = views::Items<views::Addon>),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
@@ -201,7 +234,7 @@ pub async fn list(
 /// volume stays on its server, named in the answer). With `purge=true`: it
 /// is marked `purging` and the next deployment's provision stage drops it.
 #[utoipa::path(delete, path = "/v1/apps/{app}/addons/{name}", tag = "addons", operation_id = "delete_addon",
-    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name"), ("name" = String, Path, description = "The add-on's name"), DeleteQuery),
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("name" = crate::openapi::formats::Name, Path, description = "The add-on's name"), DeleteQuery),
     responses(
         (status = 200, description = "Detached (state `detached`; its data is kept)", body = views::Addon),
         (status = 202, description = "Marked `purging`", body = views::Addon),

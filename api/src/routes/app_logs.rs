@@ -41,7 +41,7 @@ struct Line {
 /// (apps on the local target only; none are collected from ssh targets
 /// yet); sequence numbers are per app.
 #[utoipa::path(get, path = "/v1/apps/{app}/logs", tag = "logs", operation_id = "app_logs",
-    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name"), LogQuery),
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), LogQuery),
     responses(
         (status = 200, description = "The lines and the next `after`", body = views::AppLogs),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
@@ -74,9 +74,9 @@ pub async fn poll(
 /// event). With `?follow=false` the stream closes after the lines stored
 /// now.
 #[utoipa::path(get, path = "/v1/apps/{app}/logs/stream", tag = "logs",
-    operation_id = "app_logs_stream", security(("project_token" = [])), params(("app" = String, Path, description = "The app's name"), StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this sequence number (wins over `?after=`)")),
+    operation_id = "app_logs_stream", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), StreamQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_223_372_036_854_775_807_u64, description = "Resume after this sequence number (wins over `?after=`)")),
     responses(
-        (status = 200, description = "`log` events, then `end`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`log` events, then `end`", content_type = "text/event-stream", body = views::LogEvent),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
     ))]
 pub async fn stream(
@@ -86,17 +86,7 @@ pub async fn stream(
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let resume = match headers.get("last-event-id") {
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|seq| *seq >= 0)
-                .ok_or_else(|| ApiError::validation("Last-Event-ID: must be a sequence number"))?,
-        ),
-        None => None,
-    };
+    let resume = crate::routes::logs::last_event_id(&headers)?;
     if query.after.is_some_and(|after| after < 0) {
         return Err(ApiError::validation("after: must not be negative"));
     }

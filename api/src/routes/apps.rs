@@ -9,7 +9,7 @@ use crate::auth::Project;
 use crate::credentials::{self, GitCredentialInput};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
-use crate::openapi::{views, ErrorBody};
+use crate::openapi::{formats, views, ErrorBody};
 use crate::routes::targets;
 use crate::state::AppState;
 use axum::extract::State;
@@ -28,15 +28,14 @@ const MASK: &str = "********";
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
-    /// 1 to 63 characters of a-z, 0-9 and `-`, unique in the project.
-    #[schema(example = "web")]
+    /// Unique in the project.
+    #[schema(value_type = formats::Name)]
     name: String,
-    /// The repository deployments build from by default (http(s), ssh,
-    /// git or file URL).
-    #[schema(example = "https://git.example.com/acme/web.git")]
+    /// The repository deployments build from by default.
+    #[schema(value_type = Option<formats::GitUrl>)]
     git_url: Option<String>,
     /// The branch, tag or commit deployed by default (`HEAD` if absent).
-    #[schema(example = "main")]
+    #[schema(value_type = Option<formats::GitRefName>)]
     git_ref: Option<String>,
     /// Build settings (stack, commands, Containerfile), read by the build
     /// worker.
@@ -46,13 +45,14 @@ pub struct CreateApp {
     /// Runtime settings, checked now: `replicas` (1 to 16) is the number of
     /// containers per release; also port, health check, memory and others.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = formats::RuntimeSettings)]
     runtime: Map<String, Value>,
-    /// Env vars: keys of A-Z, 0-9 and `_` not starting with a digit.
     #[serde(default)]
+    #[schema(value_type = formats::EnvVars)]
     env: BTreeMap<String, String>,
     /// Secret env vars: stored encrypted, never shown again.
     #[serde(default)]
+    #[schema(value_type = formats::EnvVars)]
     secrets: BTreeMap<String, String>,
     /// A private repository's token or deploy key: stored encrypted, never shown again.
     git_credential: Option<GitCredentialInput>,
@@ -62,6 +62,7 @@ pub struct CreateApp {
     /// (at most 20, unique on the platform: 409 `domain_taken`), applied by
     /// the next deploy, start or restart.
     #[serde(default)]
+    #[schema(value_type = Vec<formats::HostName>, max_items = 20)]
     domains: Vec<String>,
 }
 
@@ -71,15 +72,17 @@ pub struct CreateApp {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApp {
+    #[schema(value_type = Option<formats::GitUrl>)]
     git_url: Option<String>,
+    #[schema(value_type = Option<formats::GitRefName>)]
     git_ref: Option<String>,
     #[schema(value_type = Option<Object>)]
     build: Option<Map<String, Value>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<formats::RuntimeSettings>)]
     runtime: Option<Map<String, Value>>,
-    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
+    #[schema(value_type = Option<formats::EnvPatch>)]
     env: Option<BTreeMap<String, String>>,
-    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
+    #[schema(value_type = Option<formats::EnvPatch>)]
     secrets: Option<BTreeMap<String, String>>,
     /// Absent keeps the credential, `null` removes it.
     #[serde(default, deserialize_with = "credentials::present_or_null")]
@@ -90,6 +93,7 @@ pub struct UpdateApp {
     #[schema(value_type = Option<String>)]
     target: Option<Option<String>>,
     /// Replaces the app's custom domains (`[]` removes them).
+    #[schema(value_type = Option<Vec<formats::HostName>>, max_items = 20)]
     domains: Option<Vec<String>>,
 }
 
@@ -334,7 +338,7 @@ pub async fn read(
 /// `destroying`; the current release, its URLs and last health check) and
 /// the `live` release.
 #[utoipa::path(get, path = "/v1/apps/{app}", tag = "apps", operation_id = "get_app",
-    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")),
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 200, description = "The app", body = views::App),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
@@ -376,7 +380,7 @@ pub async fn list(
 /// and `secrets` replace the app's env vars of their kind.
 #[utoipa::path(patch, path = "/v1/apps/{app}", tag = "apps", operation_id = "update_app",
     security(("project_token" = [])), request_body = UpdateApp,
-    params(("app" = String, Path, description = "The app's name")),
+    params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 200, description = "The app", body = views::App),
         (status = 404, description = "`not_found`: no such app or target", body = ErrorBody),

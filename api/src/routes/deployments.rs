@@ -21,7 +21,7 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
     /// A branch, tag or commit of the app's repository.
-    #[schema(example = "main")]
+    #[schema(value_type = Option<crate::openapi::formats::GitRefName>)]
     git_ref: Option<String>,
     /// An uploaded archive of the app (`POST /v1/apps/{app}/versions`).
     version: Option<Uuid>,
@@ -45,7 +45,7 @@ pub fn accepted(id: Uuid, state: &str) -> Response {
 /// uploaded archive (`version`), or an earlier deployment's image again
 /// without a build (`rollback_to`).
 #[utoipa::path(post, path = "/v1/apps/{app}/deployments", tag = "deployments",
-    operation_id = "create_deployment", security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")),
+    operation_id = "create_deployment", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     request_body(content = Option<CreateDeployment>, description = "Optional; an empty body deploys the default ref"),
     responses(
         (status = 202, description = "Queued; `Location` is the deployment's URL", body = views::Accepted,
@@ -147,7 +147,7 @@ pub async fn create(
 
 /// The app's deployments, newest first.
 #[utoipa::path(get, path = "/v1/apps/{app}/deployments", tag = "deployments",
-    operation_id = "list_deployments", security(("project_token" = [])), params(("app" = String, Path, description = "The app's name"), crate::extract::PageQuery),
+    operation_id = "list_deployments", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), crate::extract::PageQuery),
     responses(
         (status = 200, description = "A page of deployments", body = views::Page<views::DeploymentSummary>),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),

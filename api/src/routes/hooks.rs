@@ -37,7 +37,7 @@ use uuid::Uuid;
 /// Create or rotate the app's push-webhook secret; shown once, with the
 /// hook URL per provider.
 #[utoipa::path(post, path = "/v1/apps/{app}/webhook-secret", tag = "webhooks",
-    operation_id = "create_webhook_secret", security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")),
+    operation_id = "create_webhook_secret", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 201, description = "The secret, shown only here", body = views::WebhookSecret),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
@@ -80,7 +80,7 @@ pub async fn create_secret(
 
 /// Remove the webhook secret: the app's hooks answer 404.
 #[utoipa::path(delete, path = "/v1/apps/{app}/webhook-secret", tag = "webhooks",
-    operation_id = "delete_webhook_secret", security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")),
+    operation_id = "delete_webhook_secret", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "`not_found`: no such app, or it has no secret", body = ErrorBody),

@@ -44,6 +44,21 @@ pub struct StreamQuery {
     pub follow: Option<bool>,
 }
 
+/// The sequence number a reconnecting client resumes after; a value that
+/// is not one is refused rather than silently replaying from the start.
+pub fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|seq| *seq >= 0)
+        .map(Some)
+        .ok_or_else(|| ApiError::validation("Last-Event-ID: must be a sequence number"))
+}
+
 async fn check_access(state: &AppState, project: Project, id: Uuid) -> Result<String, ApiError> {
     let found: Option<String> =
         sqlx::query_scalar("SELECT state FROM deployments WHERE id = $1 AND project_id = $2")
@@ -90,9 +105,9 @@ pub async fn poll(
 /// are written; an `end` event `{"state"}` when the deployment has ended.
 /// With `?follow=false` the stream closes after the lines stored now.
 #[utoipa::path(get, path = "/v1/deployments/{id}/logs/stream", tag = "logs",
-    operation_id = "deployment_logs_stream", security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id"), StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this sequence number (wins over `?after=`)")),
+    operation_id = "deployment_logs_stream", security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id"), StreamQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_223_372_036_854_775_807_u64, description = "Resume after this sequence number (wins over `?after=`)")),
     responses(
-        (status = 200, description = "`log` events, then `end`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`log` events, then `end`", content_type = "text/event-stream", body = views::LogEvent),
         (status = 404, description = "`not_found`: no such deployment", body = ErrorBody),
     ))]
 pub async fn stream(
@@ -103,11 +118,11 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     check_access(&state, project, id).await?;
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok());
-    let mut after = resume.or(query.after).unwrap_or(0).max(0);
+    let resume = last_event_id(&headers)?;
+    if query.after.is_some_and(|after| after < 0) {
+        return Err(ApiError::validation("after: must not be negative"));
+    }
+    let mut after = resume.or(query.after).unwrap_or(0);
     let follow = query.follow.unwrap_or(true);
     let mut wake = state.logs.subscribe();
     let pool = state.pool.clone();

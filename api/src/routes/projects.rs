@@ -3,7 +3,7 @@
 use crate::auth::{self, Admin};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
-use crate::openapi::{views, ErrorBody};
+use crate::openapi::{formats, views, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     /// 1 to 63 characters of a-z, 0-9 and `-`, unique on the platform.
-    #[schema(example = "acme")]
+    #[schema(value_type = formats::Name)]
     name: String,
 }
 
@@ -69,8 +69,8 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> Result<axum::Json<
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// A label for people: 1 to 100 characters.
-    #[schema(example = "ci")]
+    /// A label for people: 1 to 100 characters, not only spaces.
+    #[schema(example = "ci", min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
 }
 
@@ -90,7 +90,7 @@ pub async fn create_token(
     Json(body): Json<CreateToken>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = body.name.trim();
-    if name.is_empty() || name.len() > 100 {
+    if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::validation("name: must be 1 to 100 characters"));
     }
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)")

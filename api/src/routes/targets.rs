@@ -267,7 +267,7 @@ async fn read(conn: &mut PgConnection, project_id: Uuid, id: Uuid) -> Result<Val
 
 /// Read a target (by name or id) with its apps and last check.
 #[utoipa::path(get, path = "/v1/targets/{target}", tag = "targets", operation_id = "get_target",
-    security(("project_token" = [])), params(("target" = String, Path, description = "The target's name or id")),
+    security(("project_token" = [])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
     responses(
         (status = 200, description = "The target", body = views::Target),
         (status = 404, description = "`not_found`: no such target", body = ErrorBody),
@@ -304,7 +304,7 @@ pub async fn list(
 
 /// Delete a target no app runs on.
 #[utoipa::path(delete, path = "/v1/targets/{target}", tag = "targets", operation_id = "delete_target",
-    security(("project_token" = [])), params(("target" = String, Path, description = "The target's name or id")),
+    security(("project_token" = [])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "`not_found`: no such target", body = ErrorBody),
@@ -352,7 +352,7 @@ pub async fn delete(
 /// Caddy, deploy checks the SSH forwards; its state, logs and error are the
 /// result.
 #[utoipa::path(post, path = "/v1/targets/{target}/check", tag = "targets", operation_id = "check_target",
-    security(("project_token" = [])), params(("target" = String, Path, description = "The target's name or id")),
+    security(("project_token" = [])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
     responses(
         (status = 202, description = "Queued; `Location` is the deployment's URL", body = views::Accepted,
             headers(("Location" = String, description = "The deployment's URL"))),

@@ -84,7 +84,7 @@ async fn app_id(conn: &mut PgConnection, project: Project, app: &str) -> Result<
 /// `..`, links out, devices); stored by SHA-256. Deploy it with
 /// `POST /v1/apps/{app}/deployments {"version": ID}`.
 #[utoipa::path(post, path = "/v1/apps/{app}/versions", tag = "versions", operation_id = "upload_version",
-    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name")),
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     request_body(description = "The archive's bytes", content(
         (Vec<u8> = "application/gzip"),
         (Vec<u8> = "application/zip"),
@@ -266,7 +266,7 @@ pub async fn for_deployment(
 
 /// A version of the app.
 #[utoipa::path(get, path = "/v1/apps/{app}/versions/{id}", tag = "versions", operation_id = "get_version",
-    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
     responses(
         (status = 200, description = "The version", body = views::Version),
         (status = 404, description = "`not_found`: no such app or version", body = ErrorBody),
@@ -283,7 +283,7 @@ pub async fn get(
 
 /// The app's versions, newest first.
 #[utoipa::path(get, path = "/v1/apps/{app}/versions", tag = "versions", operation_id = "list_versions",
-    security(("project_token" = [])), params(("app" = String, Path, description = "The app's name"), crate::extract::PageQuery),
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), crate::extract::PageQuery),
     responses(
         (status = 200, description = "A page of versions", body = views::Page<views::Version>),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
@@ -322,7 +322,7 @@ pub async fn list(
 
 /// The uploaded bytes, unchanged (the ETag is their SHA-256).
 #[utoipa::path(get, path = "/v1/apps/{app}/versions/{id}/archive", tag = "versions",
-    operation_id = "download_version", security(("project_token" = [])), params(("app" = String, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
+    operation_id = "download_version", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
     responses(
         (status = 200, description = "The archive", content(
             (Vec<u8> = "application/gzip"), (Vec<u8> = "application/zip")),
