@@ -1,6 +1,11 @@
 //! The API in-process against a real database and broker: auth, project
 //! isolation, validation errors that write nothing, pagination, the SSE log
-//! stream's resume, and the operational endpoints.
+//! stream's resume, and the operational endpoints; and schemathesis
+//! fuzzing the API from its OpenAPI document (`api/fuzz.rs`).
+
+mod common;
+#[path = "api/fuzz.rs"]
+mod fuzz;
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
