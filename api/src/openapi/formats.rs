@@ -56,7 +56,7 @@ string_format!(
     /// this pattern is a safe subset).
     GitRefName,
     "^[A-Za-z0-9_]+([./-][A-Za-z0-9_]+)*$",
-    200,
+    255,
     "main"
 );
 
@@ -148,11 +148,12 @@ pub struct RuntimeSettings {
     /// The path of the health check; starts with `/`.
     #[schema(pattern = "^/", example = "/healthz")]
     health_path: Option<String>,
-    #[schema(minimum = 0)]
+    // `uint64`, not the default `int64`: the server takes any u64.
+    #[schema(minimum = 0, format = "uint64")]
     health_interval_ms: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, format = "uint64")]
     health_timeout_ms: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, format = "uint64")]
     health_attempts: Option<u64>,
     /// Containers per release, 1 to 16.
     #[schema(minimum = 1, maximum = 16)]
@@ -161,7 +162,20 @@ pub struct RuntimeSettings {
     #[schema(minimum = 0, maximum = 600000)]
     drain_ms: Option<u64>,
     /// A memory limit for the engine (`512m`).
+    #[schema(schema_with = text_or_number)]
     memory: Option<String>,
     /// A CPU limit for the engine (`0.5`).
+    #[schema(schema_with = text_or_number)]
     cpus: Option<String>,
+}
+
+/// A setting given as text or as a number (`0.5`, `"0.5"`), or `null`.
+fn text_or_number() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Number,
+            Type::Null,
+        ]))
+        .into()
 }

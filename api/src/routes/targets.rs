@@ -10,7 +10,7 @@ use crate::auth::Project;
 use crate::credentials::{check_known_hosts, check_private_key};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
-use crate::openapi::{views, ErrorBody};
+use crate::openapi::{formats, views, ErrorBody};
 use crate::routes::deployments::accepted;
 use crate::state::AppState;
 use axum::extract::State;
@@ -33,10 +33,10 @@ use uuid::Uuid;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTarget {
-    #[schema(example = "edge-1")]
+    #[schema(value_type = formats::Name, example = "edge-1")]
     name: String,
     /// `local` or `ssh`.
-    #[schema(example = "ssh")]
+    #[schema(pattern = "^(local|ssh)$", example = "local")]
     kind: String,
     host: Option<String>,
     port: Option<u16>,

@@ -9,27 +9,33 @@ use std::path::{Path, PathBuf};
 
 /// Test cases per operation and phase: enough to find what earlier runs
 /// found, small enough for a minute or two.
-const MAX_EXAMPLES: &str = "20";
+const MAX_EXAMPLES: &str = "10";
 
-/// Operations that cannot succeed with the workers stopped, and the answer
-/// that shows valid data reached their logic.
-const NO_SUCCESS_WITHOUT_WORKERS: &[(&str, u16)] = &[
+/// Operations that cannot succeed here, and the answers that show valid
+/// data reached their logic (an empty list: the fuzzer never calls it).
+const NO_SUCCESS_HERE: &[(&str, &[u16])] = &[
     // No release exists before a deploy worker makes one: `not_deployed`.
-    ("POST /v1/apps/{app}/stop", 409),
-    ("POST /v1/apps/{app}/start", 409),
-    ("POST /v1/apps/{app}/restart", 409),
-    ("POST /v1/apps/{app}/scale", 409),
+    ("POST /v1/apps/{app}/stop", &[409]),
+    ("POST /v1/apps/{app}/start", &[409]),
+    ("POST /v1/apps/{app}/restart", &[409]),
+    ("POST /v1/apps/{app}/scale", &[409]),
     // No job dies without a worker to run it.
-    ("POST /v1/dead-jobs/{id}/redrive", 404),
+    ("POST /v1/dead-jobs/{id}/redrive", &[404]),
     // A push must be signed with the app's secret, which the fuzzer cannot.
-    ("POST /v1/hooks/{provider}/{app_id}", 404),
-    // A version needs a real archive upload; random bytes are none.
-    ("GET /v1/apps/{app}/versions/{id}", 404),
-    ("GET /v1/apps/{app}/versions/{id}/archive", 404),
+    ("POST /v1/hooks/{provider}/{app_id}", &[404]),
+    // Random bytes are no archive (`archive_invalid`), so no version exists.
+    ("POST /v1/apps/{app}/versions", &[422]),
+    ("GET /v1/apps/{app}/versions/{id}", &[404]),
+    ("GET /v1/apps/{app}/versions/{id}/archive", &[404]),
     // Projects need the admin token; the fuzzer holds a project token.
-    ("POST /v1/projects", 403),
-    ("GET /v1/projects", 403),
-    ("POST /v1/projects/{project_id}/tokens", 403),
+    ("POST /v1/projects", &[403]),
+    ("GET /v1/projects", &[403]),
+    ("POST /v1/projects/{project_id}/tokens", &[403]),
+    // Either answer is readiness doing its job (a busy shared broker can
+    // take longer than its 2 s to accept a connection).
+    ("GET /readyz", &[200, 503]),
+    // The document itself: schemathesis reads it to start, never as a case.
+    ("GET /openapi.json", &[]),
 ];
 
 fn workspace() -> PathBuf {
@@ -112,10 +118,7 @@ async fn schemathesis_finds_no_server_error_or_document_break() -> anyhow::Resul
     let summary = stdout
         .find("SUMMARY")
         .map_or(stdout.as_ref(), |at| &stdout[at..]);
-    println!(
-        "schemathesis ran {:.0?}:\n{summary}",
-        started.elapsed()
-    );
+    println!("schemathesis ran {:.0?}:\n{summary}", started.elapsed());
     assert!(
         output.status.success(),
         "schemathesis failed:\n{stdout}\n{}\n{}",
@@ -131,12 +134,13 @@ async fn schemathesis_finds_no_server_error_or_document_break() -> anyhow::Resul
         for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
             let operation = format!("{} {path}", method.to_uppercase());
             let seen = answers.get(&operation).cloned().unwrap_or_default();
-            let expected = NO_SUCCESS_WITHOUT_WORKERS
+            let expected = NO_SUCCESS_HERE
                 .iter()
                 .find(|(name, _)| *name == operation)
-                .map(|(_, status)| *status);
+                .map(|(_, statuses)| *statuses);
             let exercised = match expected {
-                Some(status) => seen.contains(&status),
+                Some([]) => true,
+                Some(statuses) => seen.iter().any(|s| statuses.contains(s)),
                 None => seen.iter().any(|s| (200..300).contains(s)),
             };
             if !exercised {
