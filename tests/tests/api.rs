@@ -609,8 +609,8 @@ async fn operational_endpoints_answer() -> anyhow::Result<()> {
 #[tokio::test]
 async fn fuzzer_findings_answer_4xx_or_succeed() -> anyhow::Result<()> {
     let api = Api::start().await?;
-    let (_, token) = api.project("fuzzed").await;
-    let token = Some(token.as_str());
+    let (_, bearer) = api.project("fuzzed").await;
+    let token = Some(bearer.as_str());
     let refused = |(status, body): (StatusCode, Value)| (status.as_u16(), body["code"].clone());
 
     let nul_setting = r#"{"name": "nul", "build": {"k": "a\u0000b"}}"#;
@@ -651,7 +651,7 @@ async fn fuzzer_findings_answer_4xx_or_succeed() -> anyhow::Result<()> {
     let bad_resume = api
         .client
         .get(&stream)
-        .bearer_auth(token.unwrap_or_default())
+        .bearer_auth(&bearer)
         .header("last-event-id", "yesterday")
         .send()
         .await?;
@@ -662,7 +662,7 @@ async fn fuzzer_findings_answer_4xx_or_succeed() -> anyhow::Result<()> {
         let response = api
             .client
             .get(format!("{url}?follow=false"))
-            .bearer_auth(token.unwrap_or_default())
+            .bearer_auth(&bearer)
             .send()
             .await?;
         assert_eq!(response.status(), StatusCode::OK, "{url}");
