@@ -2,19 +2,21 @@
 //! credential), build and runtime settings, env vars, custom domains, and
 //! the app's status.
 
+mod bodies;
 mod domains;
 mod status;
 
+pub use bodies::{CreateApp, UpdateApp};
+
 use crate::auth::Project;
-use crate::credentials::{self, GitCredentialInput};
+use crate::credentials;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
-use crate::openapi::{formats, views, ErrorBody};
+use crate::openapi::{views, ErrorBody};
 use crate::routes::targets;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use slipway_shared::db::sources::{self, StoredGitCredential};
 use slipway_shared::domain::{GitRef, GitUrl, Slug};
@@ -24,78 +26,6 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 const MASK: &str = "********";
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateApp {
-    /// Unique in the project.
-    #[schema(value_type = formats::Name)]
-    name: String,
-    /// The repository deployments build from by default.
-    #[schema(value_type = Option<formats::GitUrl>)]
-    git_url: Option<String>,
-    /// The branch, tag or commit deployed by default (`HEAD` if absent).
-    #[schema(value_type = Option<formats::GitRefName>)]
-    git_ref: Option<String>,
-    /// Build settings (stack, commands, Containerfile), read by the build
-    /// worker.
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    build: Map<String, Value>,
-    /// Runtime settings, checked now: `replicas` (1 to 16) is the number of
-    /// containers per release; also port, health check, memory and others.
-    #[serde(default)]
-    #[schema(value_type = formats::RuntimeSettings)]
-    runtime: Map<String, Value>,
-    #[serde(default)]
-    #[schema(value_type = formats::EnvVars)]
-    env: BTreeMap<String, String>,
-    /// Secret env vars: stored encrypted, never shown again.
-    #[serde(default)]
-    #[schema(value_type = formats::EnvVars)]
-    secrets: BTreeMap<String, String>,
-    /// A private repository's token or deploy key: stored encrypted, never shown again.
-    git_credential: Option<GitCredentialInput>,
-    /// The target (id or name) the app runs on; absent: the local target.
-    target: Option<String>,
-    /// Host names the app answers at besides `APP.PROJECT.BASE_DOMAIN`
-    /// (at most 20, unique on the platform: 409 `domain_taken`), applied by
-    /// the next deploy, start or restart.
-    #[serde(default)]
-    #[schema(value_type = Vec<formats::HostName>, max_items = 20)]
-    domains: Vec<String>,
-}
-
-/// Changes to an app; an absent field keeps its value. The document
-/// allows `null` values inside `env`, `secrets`, `build` and `runtime`, the
-/// per-key merge (`null` deletes the key) that PATCH is moving to.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateApp {
-    #[schema(value_type = Option<formats::GitUrl>)]
-    git_url: Option<String>,
-    #[schema(value_type = Option<formats::GitRefName>)]
-    git_ref: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    build: Option<Map<String, Value>>,
-    #[schema(value_type = Option<formats::RuntimeSettings>)]
-    runtime: Option<Map<String, Value>>,
-    #[schema(value_type = Option<formats::EnvPatch>)]
-    env: Option<BTreeMap<String, String>>,
-    #[schema(value_type = Option<formats::EnvPatch>)]
-    secrets: Option<BTreeMap<String, String>>,
-    /// Absent keeps the credential, `null` removes it.
-    #[serde(default, deserialize_with = "credentials::present_or_null")]
-    #[schema(value_type = Option<GitCredentialInput>)]
-    git_credential: Option<Option<GitCredentialInput>>,
-    /// Absent keeps the target, `null` puts the app on the local target.
-    #[serde(default, deserialize_with = "credentials::present_or_null")]
-    #[schema(value_type = Option<String>)]
-    target: Option<Option<String>>,
-    /// Replaces the app's custom domains (`[]` removes them).
-    #[schema(value_type = Option<Vec<formats::HostName>>, max_items = 20)]
-    domains: Option<Vec<String>>,
-}
 
 fn validate_env(
     env: &BTreeMap<String, String>,
