@@ -43,7 +43,7 @@ pub const PROJECT: &str = "project_token";
                        `{\"code\", \"message\"}` with a stable `code`.",
     ),
     // Path parameters name these by reference without registering them.
-    components(schemas(ErrorBody, formats::Name, formats::TargetKey)),
+    components(schemas(ErrorBody, formats::Name, formats::TargetKey, formats::Binary)),
     tags(
         (name = "projects", description = "Projects and their tokens (admin token)"),
         (name = "apps", description = "Apps and their settings, status and operations"),

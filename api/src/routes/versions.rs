@@ -5,7 +5,7 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
-use crate::openapi::{views, ErrorBody};
+use crate::openapi::{formats, views, ErrorBody};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
@@ -86,9 +86,9 @@ async fn app_id(conn: &mut PgConnection, project: Project, app: &str) -> Result<
 #[utoipa::path(post, path = "/v1/apps/{app}/versions", tag = "versions", operation_id = "upload_version",
     security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     request_body(description = "The archive's bytes", content(
-        (Vec<u8> = "application/gzip"),
-        (Vec<u8> = "application/zip"),
-        (Vec<u8> = "application/octet-stream"),
+        (formats::Binary = "application/gzip"),
+        (formats::Binary = "application/zip"),
+        (formats::Binary = "application/octet-stream"),
     )),
     responses(
         (status = 201, description = "The version; `Location` is its URL", body = views::Version,
@@ -325,7 +325,7 @@ pub async fn list(
     operation_id = "download_version", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
     responses(
         (status = 200, description = "The archive", content(
-            (Vec<u8> = "application/gzip"), (Vec<u8> = "application/zip")),
+            (formats::Binary = "application/gzip"), (formats::Binary = "application/zip")),
             headers(("ETag" = String, description = "The SHA-256 of the bytes, quoted"))),
         (status = 404, description = "`not_found`: no such app or version", body = ErrorBody),
     ))]
