@@ -41,3 +41,17 @@ command -v dockerd >/dev/null || {
     exit 1
 }
 log "dockerd $(dockerd --version | sed 's/^Docker version //')"
+
+# schemathesis (PyPI), the API fuzzer tests/tests/api/fuzz.rs runs against the
+# served /openapi.json: a pinned version in a venv of the repository's own
+# (.slipway/schemathesis), reinstalled only when the version differs.
+SCHEMATHESIS_VERSION=4.32.5
+VENV="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.slipway/schemathesis"
+if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null | grep -o '[0-9][0-9.]*$')" != "$SCHEMATHESIS_VERSION" ]; then
+    python3 -m venv "$VENV" 2>/dev/null || {
+        install_missing_packages python3-venv
+        python3 -m venv "$VENV"
+    }
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+log "schemathesis $("$VENV/bin/schemathesis" --version | grep -o '[0-9][0-9.]*$') ($VENV)"

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use slipway_shared::db::sources::StoredGitCredential;
 
 /// `{"token", "username"?}` or `{"ssh_key", "known_hosts"?}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GitCredentialInput {
     token: Option<String>,

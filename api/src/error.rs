@@ -81,6 +81,16 @@ impl From<sqlx::Error> for ApiError {
             tracing::warn!(%error, "database unavailable");
             return ApiError::DatabaseUnavailable;
         }
+        // Text and jsonb cannot hold a NUL character: Postgres refuses the
+        // value (22021, 22P05). Only input can carry one, so it is the
+        // caller's mistake, not a 500 (the fuzzer found these).
+        let nul = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "22021" || code == "22P05");
+        if nul {
+            return ApiError::validation("text may not contain NUL characters");
+        }
         ApiError::Unexpected(anyhow::Error::new(error).context("database error"))
     }
 }

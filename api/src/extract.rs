@@ -66,11 +66,21 @@ where
                 code: "malformed_json",
                 message: e.body_text(),
             })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or JSON `null`, is no input.
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(T::default()));
         }
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(&mut deserializer)
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::Invalid {
+                code: if e.is_data() {
+                    "validation_failed"
+                } else {
+                    "malformed_json"
+                },
+                message: format!("invalid body: {e}"),
+            })?;
+        whole_floats_as_integers(&mut value);
+        serde_path_to_error::deserialize(value)
             .map(OptionalJson)
             .map_err(|e| {
                 let code = if e.inner().is_data() {
@@ -84,6 +94,39 @@ where
                 }
             })
     }
+}
+
+/// JSON Schema counts `5.0` as an integer, and so do clients that write
+/// every number as a float: whole floats become integers before the typed
+/// parse (which would refuse `5.0` for a `u32`).
+pub fn whole_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                if f >= 0.0 && f < u64::MAX as f64 {
+                    *value = Value::from(f as u64);
+                } else if f < 0.0 && f >= i64::MIN as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_floats_as_integers),
+        _ => {}
+    }
+}
+
+/// For a typed body field: a whole number, also when written `5.0`.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::Deserialize;
+    let mut value = serde_json::Value::deserialize(deserializer)?;
+    whole_floats_as_integers(&mut value);
+    T::deserialize(value).map_err(serde::de::Error::custom)
 }
 
 /// Reads a whole body of at most `limit` bytes; past it, 413 with `code`.
@@ -111,9 +154,12 @@ pub async fn limited_body(
 }
 
 /// `?limit=&before=` of a list answered newest first, cursor-paginated.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// The `next` cursor of the previous page.
     pub before: Option<uuid::Uuid>,

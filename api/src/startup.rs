@@ -1,83 +1,71 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    app_logs, apps, dead_jobs, deployments, health, hooks, logs, openapi, operations, probes,
+    addons, app_logs, apps, dead_jobs, deployments, health, hooks, logs, operations, probes,
     projects, targets, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
 use slipway_shared::metrics::METRICS;
 use std::time::Instant;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/projects", post(projects::create).get(projects::list))
-        .route(
-            "/v1/projects/{project_id}/tokens",
-            post(projects::create_token),
-        )
-        .route("/v1/apps", post(apps::create).get(apps::list))
-        .merge(crate::routes::addons::routes())
-        .route(
-            "/v1/apps/{app}",
-            get(apps::get)
-                .patch(apps::update)
-                .delete(operations::destroy),
-        )
-        .route(
-            "/v1/apps/{app}/deployments",
-            post(deployments::create).get(deployments::list),
-        )
-        .route("/v1/apps/{app}/stop", post(operations::stop))
-        .route("/v1/apps/{app}/start", post(operations::start))
-        .route("/v1/apps/{app}/restart", post(operations::restart))
-        .route("/v1/apps/{app}/scale", post(operations::scale))
-        .route("/v1/apps/{app}/logs", get(app_logs::poll))
-        .route("/v1/apps/{app}/logs/stream", get(app_logs::stream))
-        .route("/v1/deployments/{id}", get(deployments::get))
-        .route("/v1/deployments/{id}/cancel", post(deployments::cancel))
-        .route("/v1/deployments/{id}/logs", get(logs::poll))
-        .route("/v1/deployments/{id}/logs/stream", get(logs::stream))
-        .route("/v1/probes", post(probes::create))
-        .route("/v1/targets", post(targets::create).get(targets::list))
-        .route(
-            "/v1/targets/{target}",
-            get(targets::get).delete(targets::delete),
-        )
-        .route("/v1/targets/{target}/check", post(targets::check))
-        .route("/v1/dead-jobs", get(dead_jobs::list))
-        .route("/v1/dead-jobs/{id}/redrive", post(dead_jobs::redrive))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(openapi::document))
-        .route(
-            "/v1/apps/{app}/webhook-secret",
-            post(hooks::create_secret).delete(hooks::delete_secret),
-        )
-        .route("/v1/apps/{app}/versions/{id}", get(versions::get))
-        .route(
-            "/v1/apps/{app}/versions/{id}/archive",
-            get(versions::download),
-        )
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
-        // Added after the layer, so outside its limit: these read their
-        // bodies themselves, with limits of their own.
-        .route(
-            "/v1/apps/{app}/versions",
-            post(versions::upload).get(versions::list),
-        )
-        .route("/v1/hooks/{provider}/{app_id}", post(hooks::receive))
+    let (router, _) = api_routes().split_for_parts();
+    router
         .fallback(|| async { crate::error::ApiError::NotFound("route") })
         .layer(axum::middleware::from_fn(record_metrics))
         .with_state(state)
+}
+
+/// Every route of the API, each from its handler's `#[utoipa::path]`, so
+/// the router and the OpenAPI document (`crate::openapi`) are one list.
+/// Add routes only through `routes!`: a plain `.route` would serve a path
+/// the document does not describe (the router-vs-document test catches it).
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(projects::create, projects::list))
+        .routes(routes!(projects::create_token))
+        .routes(routes!(apps::create, apps::list))
+        .routes(routes!(addons::create, addons::list))
+        .routes(routes!(addons::delete))
+        .routes(routes!(apps::get, apps::update, operations::destroy))
+        .routes(routes!(deployments::create, deployments::list))
+        .routes(routes!(operations::stop))
+        .routes(routes!(operations::start))
+        .routes(routes!(operations::restart))
+        .routes(routes!(operations::scale))
+        .routes(routes!(app_logs::poll))
+        .routes(routes!(app_logs::stream))
+        .routes(routes!(deployments::get))
+        .routes(routes!(deployments::cancel))
+        .routes(routes!(logs::poll))
+        .routes(routes!(logs::stream))
+        .routes(routes!(probes::create))
+        .routes(routes!(targets::create, targets::list))
+        .routes(routes!(targets::get, targets::delete))
+        .routes(routes!(targets::check))
+        .routes(routes!(dead_jobs::list))
+        .routes(routes!(dead_jobs::redrive))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(crate::openapi::serve))
+        .routes(routes!(hooks::create_secret, hooks::delete_secret))
+        .routes(routes!(versions::get))
+        .routes(routes!(versions::download))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        // Added after the layer, so outside its limit: these read their
+        // bodies themselves, with limits of their own.
+        .routes(routes!(versions::upload, versions::list))
+        .routes(routes!(hooks::receive))
 }
 
 /// Counts requests and their latency by matched route (not raw path, so

@@ -10,6 +10,7 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::openapi::{formats, views, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -29,9 +30,51 @@ pub struct CreateAddon {
     mount: Option<String>,
 }
 
-#[derive(Deserialize)]
+// The document's view of `CreateAddon` (which fields go with which kind;
+// the handler says the same in its errors).
+
+/// An add-on: a postgres database or a volume.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum AddonBody {
+    Postgres(PostgresBody),
+    Volume(VolumeBody),
+}
+
+/// A database linked as `DATABASE_URL`; its password is generated, sealed
+/// and never shown.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PostgresBody {
+    #[schema(pattern = "^postgres$", example = "postgres")]
+    kind: String,
+    /// Unique in the app.
+    #[schema(value_type = formats::Name)]
+    name: String,
+}
+
+/// A named volume mounted at `mount`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct VolumeBody {
+    #[schema(pattern = "^volume$", example = "volume")]
+    kind: String,
+    /// Unique in the app.
+    #[schema(value_type = formats::Name)]
+    name: String,
+    /// Unique among the app's volumes.
+    #[schema(value_type = formats::MountPath)]
+    mount: String,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
+    /// Mark the add-on `purging`: the next deployment drops its data.
     #[serde(default)]
     purge: bool,
 }
@@ -74,6 +117,15 @@ fn view(row: &AddonRow) -> Value {
     out
 }
 
+/// Add an add-on, created by the app's next deployment.
+#[utoipa::path(post, path = "/v1/apps/{app}/addons", tag = "addons", operation_id = "create_addon",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")), request_body = AddonBody,
+    responses(
+        (status = 201, description = "The add-on, state `pending`", body = views::Addon),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+        (status = 409, description = "`addon_exists` or `mount_taken`", body = ErrorBody),
+        (status = 422, description = "`invalid_addon`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn create(
     project: Project,
@@ -147,6 +199,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(view(&row))))
 }
 
+/// The app's add-ons with their state (`pending`, `ready`, `purging`);
+/// passwords masked.
+#[utoipa::path(get, path = "/v1/apps/{app}/addons", tag = "addons", operation_id = "list_addons",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    responses(
+        (status = 200, description = "The add-ons", body = views::Items<views::Addon>),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
@@ -168,9 +228,18 @@ pub async fn list(
     Ok(axum::Json(json!({ "items": items })))
 }
 
+/// Detach an add-on, or with `?purge=true` mark it for dropping.
+///
 /// Without `purge`: the add-on is detached (the row goes, the database or
 /// volume stays on its server, named in the answer). With `purge=true`: it
 /// is marked `purging` and the next deployment's provision stage drops it.
+#[utoipa::path(delete, path = "/v1/apps/{app}/addons/{name}", tag = "addons", operation_id = "delete_addon",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("name" = crate::openapi::formats::Name, Path, description = "The add-on's name"), DeleteQuery),
+    responses(
+        (status = 200, description = "Detached (state `detached`; its data is kept)", body = views::Addon),
+        (status = 202, description = "Marked `purging`", body = views::Addon),
+        (status = 404, description = "`not_found`: no such app or add-on", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app, addon = %name))]
 pub async fn delete(
     project: Project,
@@ -202,12 +271,4 @@ pub async fn delete(
     tx.commit().await?;
     shown["state"] = json!("detached");
     Ok((StatusCode::OK, axum::Json(shown)))
-}
-
-/// The add-on routes, merged into the API's router.
-pub fn routes() -> axum::Router<AppState> {
-    use axum::routing::{delete as delete_route, post};
-    axum::Router::new()
-        .route("/v1/apps/{app}/addons", post(create).get(list))
-        .route("/v1/apps/{app}/addons/{name}", delete_route(delete))
 }

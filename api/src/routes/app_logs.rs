@@ -7,12 +7,13 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
+use crate::openapi::{views, ErrorBody};
+use crate::routes::logs::{LogQuery, StreamQuery};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::convert::Infallible;
@@ -25,13 +26,6 @@ const STREAM_POLL: Duration = Duration::from_millis(500);
 /// Lines per read of a stream.
 const STREAM_BATCH: i64 = 1000;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogQuery {
-    after: Option<i64>,
-    limit: Option<i64>,
-}
-
 #[derive(serde::Serialize, sqlx::FromRow)]
 struct Line {
     seq: i64,
@@ -41,6 +35,17 @@ struct Line {
     line: String,
 }
 
+/// Runtime logs: what the app's containers printed after `?after=SEQ`.
+///
+/// The deploy worker collects them every `SLIPWAY_RUNTIME_LOG_INTERVAL`
+/// (apps on the local target only; none are collected from ssh targets
+/// yet); sequence numbers are per app.
+#[utoipa::path(get, path = "/v1/apps/{app}/logs", tag = "logs", operation_id = "app_logs",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), LogQuery),
+    responses(
+        (status = 200, description = "The lines and the next `after`", body = views::AppLogs),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 pub async fn poll(
     project: Project,
     State(state): State<AppState>,
@@ -61,36 +66,33 @@ pub async fn poll(
     Ok(axum::Json(json!({"lines": lines, "next": next})))
 }
 
-/// `GET /v1/apps/{app}/logs/stream`: every line after `Last-Event-ID` (or
-/// `?after=SEQ`, or from the start) as a `log` event, then new ones as the
-/// collector stores them, until the client goes or the app is destroyed
-/// (an `end` event).
+/// Runtime logs as server-sent events.
+///
+/// Every line after `Last-Event-ID` (or `?after=SEQ`, or from the start) as
+/// a `log` event (id = sequence number), then new ones as the collector
+/// stores them, until the client goes or the app is destroyed (an `end`
+/// event). With `?follow=false` the stream closes after the lines stored
+/// now.
+#[utoipa::path(get, path = "/v1/apps/{app}/logs/stream", tag = "logs",
+    operation_id = "app_logs_stream", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), StreamQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_223_372_036_854_775_807_u64, description = "Resume after this sequence number (wins over `?after=`)")),
+    responses(
+        (status = 200, description = "`log` events, then `end`", content_type = "text/event-stream", body = views::LogEvent),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 pub async fn stream(
     project: Project,
     State(state): State<AppState>,
     Path(app): Path<String>,
-    Query(query): Query<LogQuery>,
+    Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    if query.limit.is_some() {
-        return Err(ApiError::validation("limit: not taken by a stream"));
-    }
-    let resume = match headers.get("last-event-id") {
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|seq| *seq >= 0)
-                .ok_or_else(|| ApiError::validation("Last-Event-ID: must be a sequence number"))?,
-        ),
-        None => None,
-    };
+    let resume = crate::routes::logs::last_event_id(&headers)?;
     if query.after.is_some_and(|after| after < 0) {
         return Err(ApiError::validation("after: must not be negative"));
     }
     let app_id = app_id(&state.pool, project, &app).await?;
     let mut after = resume.or(query.after).unwrap_or(0);
+    let follow = query.follow.unwrap_or(true);
     let pool = state.pool.clone();
     let stream = async_stream::stream! {
         loop {
@@ -116,6 +118,9 @@ pub async fn stream(
                     .ok();
             if exists == Some(false) {
                 yield Ok(Event::default().event("end").data(json!({"reason": "the app was destroyed"}).to_string()));
+                break;
+            }
+            if !follow {
                 break;
             }
             tokio::time::sleep(STREAM_POLL).await;

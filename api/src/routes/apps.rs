@@ -2,74 +2,31 @@
 //! credential), build and runtime settings, env vars, custom domains, and
 //! the app's status.
 
+mod bodies;
 mod domains;
 mod settings;
 mod status;
 mod vars;
 
+pub use bodies::{CreateApp, UpdateApp};
+
 use crate::auth::Project;
-use crate::credentials::{self, GitCredentialInput};
+use crate::credentials;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
+use crate::openapi::{views, ErrorBody};
 use crate::routes::targets;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use slipway_shared::db::sources::{self, StoredGitCredential};
 use slipway_shared::domain::{GitRef, GitUrl, Slug};
 use slipway_shared::runtime_settings::RuntimeSettings;
 use sqlx::PgConnection;
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 const MASK: &str = "********";
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateApp {
-    name: String,
-    git_url: Option<String>,
-    git_ref: Option<String>,
-    #[serde(default)]
-    build: Map<String, Value>,
-    #[serde(default)]
-    runtime: Map<String, Value>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    /// Secret env vars: stored encrypted, never shown again.
-    #[serde(default)]
-    secrets: BTreeMap<String, String>,
-    /// A private repository's token or deploy key: stored encrypted, never shown again.
-    git_credential: Option<GitCredentialInput>,
-    /// The target (id or name) the app runs on; absent: the local target.
-    target: Option<String>,
-    /// Host names the app answers at besides `APP.PROJECT.BASE_DOMAIN`.
-    #[serde(default)]
-    domains: Vec<String>,
-}
-
-/// A PATCH: every field is optional and an absent one is kept. `env`,
-/// `secrets`, `build` and `runtime` merge per key (`null` deletes a key).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateApp {
-    git_url: Option<String>,
-    git_ref: Option<String>,
-    build: Option<Map<String, Value>>,
-    runtime: Option<Map<String, Value>>,
-    env: Option<vars::VarPatch>,
-    secrets: Option<vars::VarPatch>,
-    /// Absent keeps the credential, `null` removes it.
-    #[serde(default, deserialize_with = "credentials::present_or_null")]
-    git_credential: Option<Option<GitCredentialInput>>,
-    /// Absent keeps the target, `null` puts the app on the local target.
-    #[serde(default, deserialize_with = "credentials::present_or_null")]
-    target: Option<Option<String>>,
-    /// Replaces the app's custom domains (`[]` removes them).
-    domains: Option<Vec<String>>,
-}
 
 /// The runtime settings as the deploy worker will read them: refused now
 /// rather than at the next deploy.
@@ -92,6 +49,20 @@ fn parse_source(
     ))
 }
 
+/// Create an app.
+///
+/// `target` is the target (id or name) the app runs on, absent for the
+/// local target; `git_credential` is `{token, username?}` for http(s) URLs
+/// or `{ssh_key, known_hosts?}` for SSH ones, stored encrypted and shown
+/// only as `{kind, set}`; secrets are stored encrypted and shown masked.
+#[utoipa::path(post, path = "/v1/apps", tag = "apps", operation_id = "create_app",
+    security(("project_token" = [])), request_body = CreateApp,
+    responses(
+        (status = 201, description = "The app", body = views::App),
+        (status = 404, description = "`not_found`: no such target", body = ErrorBody),
+        (status = 409, description = "`conflict` (an app of that name exists) or             `domain_taken` (a domain is another app's)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, `invalid_runtime_settings`,             `invalid_git_credential` or `git_credential_mismatch`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     project: Project,
@@ -215,6 +186,15 @@ pub async fn read(
     Ok(app)
 }
 
+/// Read an app, with its `status` (`running`, `stopped`, `not_deployed` or
+/// `destroying`; the current release, its URLs and last health check) and
+/// the `live` release.
+#[utoipa::path(get, path = "/v1/apps/{app}", tag = "apps", operation_id = "get_app",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    responses(
+        (status = 200, description = "The app", body = views::App),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 pub async fn get(
     project: Project,
     State(state): State<AppState>,
@@ -224,6 +204,10 @@ pub async fn get(
     Ok(axum::Json(read(&mut conn, project.id, &name).await?))
 }
 
+/// List the project's apps.
+#[utoipa::path(get, path = "/v1/apps", tag = "apps", operation_id = "list_apps",
+    security(("project_token" = [])),
+    responses((status = 200, description = "The apps, by name", body = views::Items<views::App>)))]
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
@@ -241,6 +225,20 @@ pub async fn list(
     Ok(axum::Json(json!({ "items": items })))
 }
 
+/// Update an app.
+///
+/// `git_credential: null` removes the credential; `target: null` moves the
+/// app to the local target; `domains` replaces the custom domains; `env`
+/// and `secrets` replace the app's env vars of their kind.
+#[utoipa::path(patch, path = "/v1/apps/{app}", tag = "apps", operation_id = "update_app",
+    security(("project_token" = [])), request_body = UpdateApp,
+    params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    responses(
+        (status = 200, description = "The app", body = views::App),
+        (status = 404, description = "`not_found`: no such app or target", body = ErrorBody),
+        (status = 409, description = "`domain_taken`: a domain is another app's", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, `invalid_runtime_settings`,             `invalid_git_credential`, `git_credential_mismatch`; for a git URL the             platform may not reach, `address_not_allowed`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn update(
     project: Project,

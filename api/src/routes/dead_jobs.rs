@@ -3,12 +3,16 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::Path;
+use crate::openapi::{views, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
 use serde_json::{json, Value};
 use slipway_shared::db::dead::{self, Redrive};
 use uuid::Uuid;
 
+/// The project's dead jobs (the newest 200).
+#[utoipa::path(get, path = "/v1/dead-jobs", tag = "operations", operation_id = "list_dead_jobs",
+    security(("project_token" = [])), responses((status = 200, description = "Dead jobs", body = views::Items<views::DeadJob>)))]
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
@@ -17,6 +21,14 @@ pub async fn list(
     Ok(axum::Json(json!({ "items": items })))
 }
 
+/// Re-drive a dead job with a fresh attempt budget.
+#[utoipa::path(post, path = "/v1/dead-jobs/{id}/redrive", tag = "operations", operation_id = "redrive_dead_job",
+    security(("project_token" = [])), params(("id" = Uuid, Path, description = "The dead job's id")),
+    responses(
+        (status = 200, description = "Re-driven", body = views::Redriven),
+        (status = 404, description = "`not_found`: no such dead job", body = ErrorBody),
+        (status = 409, description = "`already_redriven` or `not_redrivable`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(dead_job.id = %id))]
 pub async fn redrive(
     project: Project,

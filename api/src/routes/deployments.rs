@@ -4,6 +4,7 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::{OptionalJson, Path, Query};
+use crate::openapi::{views, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -14,9 +15,13 @@ use slipway_shared::db::deployments::{self, CancelOutcome, NewDeployment};
 use slipway_shared::domain::GitRef;
 use uuid::Uuid;
 
-#[derive(Deserialize, Default)]
+/// What to deploy: at most one of `git_ref`, `version` and `rollback_to`;
+/// none (or an empty body) deploys the app's default `git_ref`.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
+    /// A branch, tag or commit of the app's repository.
+    #[schema(value_type = Option<crate::openapi::formats::GitRefName>)]
     git_ref: Option<String>,
     /// An uploaded archive of the app (`POST /v1/apps/{app}/versions`).
     version: Option<Uuid>,
@@ -36,6 +41,20 @@ pub fn accepted(id: Uuid, state: &str) -> Response {
         .into_response()
 }
 
+/// Deploy the app: its repository at `git_ref` (or its default), an
+/// uploaded archive (`version`), or an earlier deployment's image again
+/// without a build (`rollback_to`).
+#[utoipa::path(post, path = "/v1/apps/{app}/deployments", tag = "deployments",
+    operation_id = "create_deployment", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    request_body(content = Option<CreateDeployment>, description = "Optional; an empty body deploys the default ref"),
+    responses(
+        (status = 202, description = "Queued; `Location` is the deployment's URL", body = views::Accepted,
+            headers(("Location" = String, description = "The deployment's URL"))),
+        (status = 404, description = "`not_found`: no such app, version or deployment to roll back to", body = ErrorBody),
+        (status = 409, description = "`app_destroying`: the app is being destroyed", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, `no_source` (no git_url and no version) \
+            or `not_built` (the rollback has no image)", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn create(
     project: Project,
@@ -142,6 +161,13 @@ async fn create_in_lane(
     Ok(created)
 }
 
+/// The app's deployments, newest first.
+#[utoipa::path(get, path = "/v1/apps/{app}/deployments", tag = "deployments",
+    operation_id = "list_deployments", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), crate::extract::PageQuery),
+    responses(
+        (status = 200, description = "A page of deployments", body = views::Page<views::DeploymentSummary>),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
@@ -236,6 +262,13 @@ struct AttemptRow {
     error: Option<String>,
 }
 
+/// A deployment with its timeline (`events`) and job attempts.
+#[utoipa::path(get, path = "/v1/deployments/{id}", tag = "deployments",
+    operation_id = "get_deployment", security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id")),
+    responses(
+        (status = 200, description = "The deployment", body = views::Deployment),
+        (status = 404, description = "`not_found`: no such deployment", body = ErrorBody),
+    ))]
 pub async fn get(
     project: Project,
     State(state): State<AppState>,
@@ -275,6 +308,14 @@ pub async fn get(
     Ok(axum::Json(body))
 }
 
+/// Cancel a deployment that has not ended.
+#[utoipa::path(post, path = "/v1/deployments/{id}/cancel", tag = "deployments",
+    operation_id = "cancel_deployment", security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id")),
+    responses(
+        (status = 200, description = "Cancelled", body = views::Cancelled),
+        (status = 404, description = "`not_found`: no such deployment", body = ErrorBody),
+        (status = 409, description = "`already_finished`: the deployment already ended", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(deployment.id = %id))]
 pub async fn cancel(
     project: Project,

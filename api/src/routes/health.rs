@@ -9,10 +9,19 @@ use serde_json::json;
 use slipway_shared::metrics::{render, METRICS};
 use std::time::Duration;
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "service", operation_id = "healthz",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Readiness: Postgres and RabbitMQ are reachable.
+#[utoipa::path(get, path = "/readyz", tag = "service", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready", body = crate::openapi::views::Readiness),
+        (status = 503, description = "Not ready: which one is down", body = crate::openapi::views::Readiness),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
     let rabbitmq = tokio::time::timeout(
@@ -41,6 +50,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
+    responses((status = 200, description = "The Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> String {
     let counts: Result<Vec<(String, i64)>, _> =
         sqlx::query_as("SELECT state, count(*) FROM deployments GROUP BY state")

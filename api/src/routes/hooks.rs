@@ -21,6 +21,7 @@
 use crate::auth::{self, Project};
 use crate::error::ApiError;
 use crate::extract::Path;
+use crate::openapi::{views, ErrorBody};
 use crate::state::AppState;
 use crate::webhook::{self, Event, Provider, Refusal};
 use axum::body::Body;
@@ -33,7 +34,14 @@ use slipway_shared::db::deployments::{self, NewDeployment};
 use slipway_shared::db::sources;
 use uuid::Uuid;
 
-/// Creates (or rotates) the app's webhook secret; it is shown this once.
+/// Create or rotate the app's push-webhook secret; shown once, with the
+/// hook URL per provider.
+#[utoipa::path(post, path = "/v1/apps/{app}/webhook-secret", tag = "webhooks",
+    operation_id = "create_webhook_secret", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    responses(
+        (status = 201, description = "The secret, shown only here", body = views::WebhookSecret),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn create_secret(
     project: Project,
@@ -70,6 +78,13 @@ pub async fn create_secret(
     ))
 }
 
+/// Remove the webhook secret: the app's hooks answer 404.
+#[utoipa::path(delete, path = "/v1/apps/{app}/webhook-secret", tag = "webhooks",
+    operation_id = "delete_webhook_secret", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`not_found`: no such app, or it has no secret", body = ErrorBody),
+    ))]
 pub async fn delete_secret(
     project: Project,
     State(state): State<AppState>,
@@ -102,6 +117,29 @@ fn ignored(reason: String) -> Response {
         .into_response()
 }
 
+/// A push webhook from a git host, verified with the app's secret.
+///
+/// github (`X-Hub-Signature-256`), gitlab (`X-Gitlab-Token`, or a signing
+/// token's `webhook-signature`) or gitea (`X-Gitea-Signature`); a push to
+/// the app's repository and branch deploys the pushed commit. No bearer
+/// token: the signature is the authentication.
+#[utoipa::path(post, path = "/v1/hooks/{provider}/{app_id}", tag = "webhooks", operation_id = "receive_webhook",
+    params(
+        ("provider" = String, Path, description = "`github`, `gitlab` or `gitea`"),
+        ("app_id" = String, Path, description = "The app's id, from the hook URL"),
+    ),
+    request_body(description = "The host's push payload", content(
+        (Object = "application/json"), (String = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 202, description = "Deployed: `{deployed: true, id, state, url, commit, branch}`",
+            body = views::HookOutcome, headers(("Location" = String, description = "The deployment's URL"))),
+        (status = 200, description = "Not deployed, with a `reason`: a ping, another event, another \
+            branch, a tag, a deleted branch, a redelivery", body = views::HookOutcome),
+        (status = 401, description = "`webhook_unsigned` or `webhook_bad_signature`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such provider or app, or the app has no webhook secret", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 422, description = "`webhook_repo_mismatch` or `webhook_bad_payload`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(provider = %provider, app_id = %app_id))]
 pub async fn receive(
     State(state): State<AppState>,

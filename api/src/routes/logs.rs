@@ -5,6 +5,7 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
+use crate::openapi::{views, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -17,11 +18,45 @@ use std::convert::Infallible;
 use std::time::Duration;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+/// `?after=SEQ&limit=N` of a polled log.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
-    after: Option<i64>,
-    limit: Option<i64>,
+    /// Lines after this sequence number (default 0: from the start).
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// At most this many lines, 1 to 10000 (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
+    pub limit: Option<i64>,
+}
+
+/// `?after=SEQ&follow=BOOL` of a log stream.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Lines after this sequence number (default 0: from the start).
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// `false`: send the lines stored now and close (a bounded read for
+    /// scripts and fuzzers); the default `true` keeps following.
+    pub follow: Option<bool>,
+}
+
+/// The sequence number a reconnecting client resumes after; a value that
+/// is not one is refused rather than silently replaying from the start.
+pub fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|seq| *seq >= 0)
+        .map(Some)
+        .ok_or_else(|| ApiError::validation("Last-Event-ID: must be a sequence number"))
 }
 
 async fn check_access(state: &AppState, project: Project, id: Uuid) -> Result<String, ApiError> {
@@ -34,6 +69,13 @@ async fn check_access(state: &AppState, project: Project, id: Uuid) -> Result<St
     found.ok_or(ApiError::NotFound("deployment"))
 }
 
+/// Log lines of a deployment after `?after=SEQ`, with its state.
+#[utoipa::path(get, path = "/v1/deployments/{id}/logs", tag = "logs", operation_id = "deployment_logs",
+    security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id"), LogQuery),
+    responses(
+        (status = 200, description = "The lines and the next `after`", body = views::DeploymentLogs),
+        (status = 404, description = "`not_found`: no such deployment", body = ErrorBody),
+    ))]
 pub async fn poll(
     project: Project,
     State(state): State<AppState>,
@@ -56,19 +98,32 @@ pub async fn poll(
     ))
 }
 
+/// A deployment's log lines as server-sent events.
+///
+/// `log` events carry a line (the JSON of a polled line; the event id is
+/// its sequence number, so `Last-Event-ID` resumes), then new lines as they
+/// are written; an `end` event `{"state"}` when the deployment has ended.
+/// With `?follow=false` the stream closes after the lines stored now.
+#[utoipa::path(get, path = "/v1/deployments/{id}/logs/stream", tag = "logs",
+    operation_id = "deployment_logs_stream", security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id"), StreamQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_223_372_036_854_775_807_u64, description = "Resume after this sequence number (wins over `?after=`)")),
+    responses(
+        (status = 200, description = "`log` events, then `end`", content_type = "text/event-stream", body = views::LogEvent),
+        (status = 404, description = "`not_found`: no such deployment", body = ErrorBody),
+    ))]
 pub async fn stream(
     project: Project,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    Query(query): Query<LogQuery>,
+    Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     check_access(&state, project, id).await?;
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok());
-    let mut after = resume.or(query.after).unwrap_or(0).max(0);
+    let resume = last_event_id(&headers)?;
+    if query.after.is_some_and(|after| after < 0) {
+        return Err(ApiError::validation("after: must not be negative"));
+    }
+    let mut after = resume.or(query.after).unwrap_or(0);
+    let follow = query.follow.unwrap_or(true);
     let mut wake = state.logs.subscribe();
     let pool = state.pool.clone();
     let stream = async_stream::stream! {
@@ -108,6 +163,9 @@ pub async fn stream(
                     }
                 }
                 yield Ok(Event::default().event("end").data(json!({"state": final_state}).to_string()));
+                break;
+            }
+            if !follow {
                 break;
             }
             // Woken by the shared listener; the timer is the backstop for

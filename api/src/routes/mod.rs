@@ -8,7 +8,6 @@ pub mod deployments;
 pub mod health;
 pub mod hooks;
 pub mod logs;
-pub mod openapi;
 pub mod operations;
 pub mod probes;
 pub mod projects;

@@ -8,6 +8,7 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::openapi::{views, ErrorBody};
 use crate::routes::deployments::accepted;
 use crate::state::AppState;
 use axum::extract::State;
@@ -20,6 +21,16 @@ use slipway_shared::DeploymentState;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+/// Stop the app: its route answers 503, its containers are stopped, its
+/// release becomes paused.
+#[utoipa::path(post, path = "/v1/apps/{app}/stop", tag = "apps", operation_id = "stop_app",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    responses(
+        (status = 202, description = "Queued as a deployment with action `stop`; `Location` is its URL",
+            body = views::Accepted, headers(("Location" = String, description = "The deployment's URL"))),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+        (status = 409, description = "`not_deployed` (no release yet) or `app_destroying`", body = ErrorBody),
+    ))]
 pub async fn stop(
     project: Project,
     state: State<AppState>,
@@ -28,6 +39,17 @@ pub async fn stop(
     operate(project, state, app, AppAction::Stop).await
 }
 
+/// Start a stopped app: fresh containers of its current release's image,
+/// health-checked before the route points at them (a running app is left
+/// alone).
+#[utoipa::path(post, path = "/v1/apps/{app}/start", tag = "apps", operation_id = "start_app",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    responses(
+        (status = 202, description = "Queued as a deployment with action `start`; `Location` is its URL",
+            body = views::Accepted, headers(("Location" = String, description = "The deployment's URL"))),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+        (status = 409, description = "`not_deployed` (no release yet) or `app_destroying`", body = ErrorBody),
+    ))]
 pub async fn start(
     project: Project,
     state: State<AppState>,
@@ -36,6 +58,17 @@ pub async fn start(
     operate(project, state, app, AppAction::Start).await
 }
 
+/// Restart with no downtime: fresh containers of the current release's
+/// image are health-checked and get the route, then the old ones are
+/// drained and stopped.
+#[utoipa::path(post, path = "/v1/apps/{app}/restart", tag = "apps", operation_id = "restart_app",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    responses(
+        (status = 202, description = "Queued as a deployment with action `restart`; `Location` is its URL",
+            body = views::Accepted, headers(("Location" = String, description = "The deployment's URL"))),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+        (status = 409, description = "`not_deployed` (no release yet) or `app_destroying`", body = ErrorBody),
+    ))]
 pub async fn restart(
     project: Project,
     state: State<AppState>,
@@ -107,15 +140,28 @@ async fn require_release(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scale {
+    /// Containers of the current release behind the route, 1 to 16.
+    #[schema(minimum = 1, maximum = 16, example = 2)]
+    #[serde(deserialize_with = "crate::extract::whole_number")]
     replicas: u32,
 }
 
-/// `POST /v1/apps/{app}/scale {"replicas": N}`: sets `runtime.replicas` and
-/// restarts the app with no downtime, so N fresh containers of its current
-/// image serve behind the route.
+/// Scale to `replicas` containers of the current release.
+///
+/// Sets `runtime.replicas` and restarts the app with no downtime, so N
+/// fresh containers of its current image serve behind the route.
+#[utoipa::path(post, path = "/v1/apps/{app}/scale", tag = "apps", operation_id = "scale_app",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")), request_body = Scale,
+    responses(
+        (status = 202, description = "The restart, queued; `Location` is its URL",
+            body = views::Accepted, headers(("Location" = String, description = "The deployment's URL"))),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+        (status = 409, description = "`not_deployed` (no release yet) or `app_destroying`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: replicas out of range", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn scale(
     project: Project,
@@ -169,8 +215,9 @@ async fn create(
     Ok(created.id)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DestroyQuery {
     /// Drop the app's add-ons' data too (databases, volumes); without it
     /// they are detached and their data stays on its server.
@@ -178,12 +225,25 @@ pub struct DestroyQuery {
     purge: bool,
 }
 
-/// `DELETE /v1/apps/{app}[?purge=true]`. An app with nothing on a target
+/// Destroy an app with no deployment in progress.
+///
+/// An app with nothing on a target
 /// (it never reached the deploy stage, and no add-on of it was created)
 /// goes at once (`204`). Otherwise it is marked `destroying` (no new
 /// deployments) and a destroy deployment removes its route and containers,
 /// with `purge` its add-ons' databases and volumes, and then the app
 /// (`202`); a failed destroy can be asked for again.
+#[utoipa::path(delete, path = "/v1/apps/{app}", tag = "apps", operation_id = "destroy_app",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), DestroyQuery),
+    responses(
+        (status = 202, description = "The destroy deployment, queued (the app is `destroying` \
+            meanwhile; deploys answer 409 `app_destroying`)",
+            body = views::Accepted, headers(("Location" = String, description = "The deployment's URL"))),
+        (status = 204, description = "Deleted at once: nothing of the app was on a target"),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+        (status = 409, description = "`app_busy` (deployments in progress: cancel them first) or \
+            `app_destroying`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn destroy(
     project: Project,

@@ -3,6 +3,7 @@
 use crate::auth::{self, Admin};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
+use crate::openapi::{formats, views, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,12 +12,21 @@ use serde_json::{json, Value};
 use slipway_shared::domain::Slug;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
+    /// 1 to 63 characters of a-z, 0-9 and `-`, unique on the platform.
+    #[schema(value_type = formats::Name)]
     name: String,
 }
 
+/// Create a project.
+#[utoipa::path(post, path = "/v1/projects", tag = "projects", operation_id = "create_project",
+    security(("admin_token" = [])), request_body = CreateProject,
+    responses(
+        (status = 201, description = "The project", body = views::Project),
+        (status = 409, description = "`conflict`: a project of that name exists", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     _: Admin,
@@ -40,6 +50,10 @@ pub async fn create(
     ))
 }
 
+/// List the projects.
+#[utoipa::path(get, path = "/v1/projects", tag = "projects", operation_id = "list_projects",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "All projects, by name", body = views::Items<views::Project>)))]
 pub async fn list(_: Admin, State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
     let rows: Vec<(Uuid, String, chrono::DateTime<chrono::Utc>)> =
         sqlx::query_as("SELECT id, name, created_at FROM projects ORDER BY name")
@@ -52,12 +66,22 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> Result<axum::Json<
     Ok(axum::Json(json!({ "items": items })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// A label for people: 1 to 100 characters, not only spaces.
+    #[schema(example = "ci", min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
 }
 
+/// Create a project token; the token is shown once, in this answer.
+#[utoipa::path(post, path = "/v1/projects/{project_id}/tokens", tag = "projects",
+    operation_id = "create_project_token", security(("admin_token" = [])), request_body = CreateToken,
+    params(("project_id" = Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 201, description = "The token, shown only here", body = views::ProjectToken),
+        (status = 404, description = "`not_found`: no such project", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn create_token(
     _: Admin,
@@ -66,7 +90,7 @@ pub async fn create_token(
     Json(body): Json<CreateToken>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = body.name.trim();
-    if name.is_empty() || name.len() > 100 {
+    if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::validation("name: must be 1 to 100 characters"));
     }
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)")

@@ -10,6 +10,7 @@ use crate::auth::Project;
 use crate::credentials::{check_known_hosts, check_private_key};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
+use crate::openapi::{formats, views, ErrorBody};
 use crate::routes::deployments::accepted;
 use crate::state::AppState;
 use axum::extract::State;
@@ -26,10 +27,16 @@ use slipway_shared::tls::{TlsIssuer, LETS_ENCRYPT};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+/// A target; a `local` one takes only `name` and `kind` (its settings come
+/// from the workers' `SLIPWAY_*` variables), an `ssh` one needs `host`,
+/// `user`, `ssh_key` and `known_hosts`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTarget {
+    #[schema(value_type = formats::Name, example = "edge-1")]
     name: String,
+    /// `local` or `ssh`.
+    #[schema(pattern = "^(local|ssh)$", example = "local")]
     kind: String,
     host: Option<String>,
     port: Option<u16>,
@@ -137,6 +144,15 @@ fn parse_ssh(body: CreateTarget) -> Result<SshLogin, ApiError> {
     })
 }
 
+/// Create a target; an ssh target's key is stored encrypted and shown only
+/// as `has_key` and `key_fingerprint`.
+#[utoipa::path(post, path = "/v1/targets", tag = "targets", operation_id = "create_target",
+    security(("project_token" = [])), request_body = CreateTarget,
+    responses(
+        (status = 201, description = "The target", body = views::Target),
+        (status = 409, description = "`conflict`: a target of that name exists", body = ErrorBody),
+        (status = 422, description = "`validation_failed` or `invalid_target`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     project: Project,
@@ -249,6 +265,13 @@ async fn read(conn: &mut PgConnection, project_id: Uuid, id: Uuid) -> Result<Val
     target.ok_or(ApiError::NotFound("target"))
 }
 
+/// Read a target (by name or id) with its apps and last check.
+#[utoipa::path(get, path = "/v1/targets/{target}", tag = "targets", operation_id = "get_target",
+    security(("project_token" = [])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
+    responses(
+        (status = 200, description = "The target", body = views::Target),
+        (status = 404, description = "`not_found`: no such target", body = ErrorBody),
+    ))]
 pub async fn get(
     project: Project,
     State(state): State<AppState>,
@@ -259,6 +282,9 @@ pub async fn get(
     Ok(axum::Json(read(&mut conn, project.id, id).await?))
 }
 
+/// List the project's targets.
+#[utoipa::path(get, path = "/v1/targets", tag = "targets", operation_id = "list_targets",
+    security(("project_token" = [])), responses((status = 200, description = "The targets, by name", body = views::Items<views::Target>)))]
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
@@ -276,6 +302,14 @@ pub async fn list(
     Ok(axum::Json(json!({ "items": items })))
 }
 
+/// Delete a target no app runs on.
+#[utoipa::path(delete, path = "/v1/targets/{target}", tag = "targets", operation_id = "delete_target",
+    security(("project_token" = [])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such target", body = ErrorBody),
+        (status = 409, description = "`target_in_use`: apps run on it", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn delete(
     project: Project,
@@ -312,6 +346,18 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Check and prepare the target through the workers.
+///
+/// A `target_check` deployment: provision checks the engine, folders and
+/// Caddy, deploy checks the SSH forwards; its state, logs and error are the
+/// result.
+#[utoipa::path(post, path = "/v1/targets/{target}/check", tag = "targets", operation_id = "check_target",
+    security(("project_token" = [])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
+    responses(
+        (status = 202, description = "Queued; `Location` is the deployment's URL", body = views::Accepted,
+            headers(("Location" = String, description = "The deployment's URL"))),
+        (status = 404, description = "`not_found`: no such target", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn check(
     project: Project,

@@ -5,6 +5,7 @@
 use crate::auth::Project;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
+use crate::openapi::{formats, views, ErrorBody};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
@@ -76,6 +77,28 @@ async fn app_id(conn: &mut PgConnection, project: Project, app: &str) -> Result<
         .ok_or(ApiError::NotFound("app"))
 }
 
+/// Upload a .tar.gz or .zip of the app's source.
+///
+/// `application/gzip`, `application/zip`, or `application/octet-stream`
+/// (detected from the bytes); every entry is checked (no absolute paths,
+/// `..`, links out, devices); stored by SHA-256. Deploy it with
+/// `POST /v1/apps/{app}/deployments {"version": ID}`.
+#[utoipa::path(post, path = "/v1/apps/{app}/versions", tag = "versions", operation_id = "upload_version",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    request_body(description = "The archive's bytes", content(
+        (formats::Binary = "application/gzip"),
+        (formats::Binary = "application/zip"),
+        (formats::Binary = "application/octet-stream"),
+    )),
+    responses(
+        (status = 201, description = "The version; `Location` is its URL", body = views::Version,
+            headers(("Location" = String, description = "The version's URL"))),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+        (status = 413, description = "`archive_too_large` (`SLIPWAY_MAX_ARCHIVE_SIZE`, or unpacked \
+            beyond `SLIPWAY_MAX_UNPACKED_SIZE` / `SLIPWAY_MAX_ARCHIVE_ENTRIES`)", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`archive_unsafe` (names the entry) or `archive_invalid`", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn upload(
     project: Project,
@@ -241,6 +264,13 @@ pub async fn for_deployment(
     Ok(json!({"version": version_id, "sha256": sha256, "format": format}))
 }
 
+/// A version of the app.
+#[utoipa::path(get, path = "/v1/apps/{app}/versions/{id}", tag = "versions", operation_id = "get_version",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
+    responses(
+        (status = 200, description = "The version", body = views::Version),
+        (status = 404, description = "`not_found`: no such app or version", body = ErrorBody),
+    ))]
 pub async fn get(
     project: Project,
     State(state): State<AppState>,
@@ -251,6 +281,13 @@ pub async fn get(
     Ok(axum::Json(read(&mut conn, id, &app, version_id).await?))
 }
 
+/// The app's versions, newest first.
+#[utoipa::path(get, path = "/v1/apps/{app}/versions", tag = "versions", operation_id = "list_versions",
+    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), crate::extract::PageQuery),
+    responses(
+        (status = 200, description = "A page of versions", body = views::Page<views::Version>),
+        (status = 404, description = "`not_found`: no such app", body = ErrorBody),
+    ))]
 pub async fn list(
     project: Project,
     State(state): State<AppState>,
@@ -283,7 +320,15 @@ pub async fn list(
     Ok(axum::Json(json!({"items": items, "next": next})))
 }
 
-/// The original bytes, as uploaded.
+/// The uploaded bytes, unchanged (the ETag is their SHA-256).
+#[utoipa::path(get, path = "/v1/apps/{app}/versions/{id}/archive", tag = "versions",
+    operation_id = "download_version", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
+    responses(
+        (status = 200, description = "The archive", content(
+            (formats::Binary = "application/gzip"), (formats::Binary = "application/zip")),
+            headers(("ETag" = String, description = "The SHA-256 of the bytes, quoted"))),
+        (status = 404, description = "`not_found`: no such app or version", body = ErrorBody),
+    ))]
 pub async fn download(
     project: Project,
     State(state): State<AppState>,
