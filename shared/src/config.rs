@@ -238,6 +238,70 @@ pub fn worker_secret_box() -> Result<Option<crate::secrets::SecretBox>, ConfigEr
         })
 }
 
+/// The outbound address policy (`crate::egress`): the classes
+/// `SLIPWAY_OUTBOUND_ALLOW` allows, and the platform's own services as this
+/// host's settings name them (every process reads them all, with their
+/// defaults, so each refuses the same set whichever it uses itself).
+pub fn outbound_policy() -> Result<crate::egress::OutboundPolicy, ConfigError> {
+    use crate::egress::{parse_authority, url_endpoint, OutboundPolicy, PlatformService};
+    let allowed = parsed(
+        "SLIPWAY_OUTBOUND_ALLOW",
+        Default::default(),
+        OutboundPolicy::parse_allow,
+    )?;
+    let services: [(&'static str, &'static str, &str); 7] = [
+        ("the API", "SLIPWAY_API_ADDR", "127.0.0.1:8080"),
+        (
+            "the database",
+            "SLIPWAY_DATABASE_URL",
+            "postgres://127.0.0.1:5432",
+        ),
+        (
+            "the add-on database server",
+            "SLIPWAY_ADDON_POSTGRES_URL",
+            "postgres://127.0.0.1:5432",
+        ),
+        (
+            "the message broker",
+            "SLIPWAY_AMQP_URL",
+            "amqp://127.0.0.1:5672",
+        ),
+        ("the image registry", "SLIPWAY_REGISTRY", "127.0.0.1:5000"),
+        (
+            "Caddy's admin API",
+            "SLIPWAY_CADDY_ADMIN",
+            "http://127.0.0.1:2019",
+        ),
+        (
+            "a worker's metrics",
+            "SLIPWAY_METRICS_ADDR",
+            "127.0.0.1:9100",
+        ),
+    ];
+    const PORTS: &[(&str, u16)] = &[
+        ("postgres", 5432),
+        ("postgresql", 5432),
+        ("amqp", 5672),
+        ("amqps", 5671),
+        ("http", 80),
+        ("https", 443),
+    ];
+    let mut platform = Vec::new();
+    for (name, variable, default) in services {
+        let value = raw(variable).unwrap_or_else(|| default.to_owned());
+        let endpoint = match url_endpoint(value.trim(), PORTS) {
+            Some(found) => found,
+            None => parse_authority(value.trim(), 0),
+        };
+        // A value this cannot read is the setting's own reader's to refuse;
+        // port 0 (pick one) names no fixed port.
+        if let Some(endpoint) = endpoint.ok().filter(|e| e.port != 0) {
+            platform.push(PlatformService { name, endpoint });
+        }
+    }
+    Ok(OutboundPolicy::new(allowed, platform))
+}
+
 /// Limits on uploaded source archives: the API checks them at upload, the
 /// build worker again when it unpacks.
 #[derive(Debug, Clone, Copy)]
