@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod log_stream;
+pub mod outbound;
 pub mod routes;
 pub mod startup;
 pub mod state;
@@ -55,6 +56,7 @@ impl Application {
             logs: log_stream::LogHub::start(pool.clone(), shutdown.clone()),
             secrets: slipway_shared::secrets::SecretBox::from_hex(&settings.secret_key)?,
             archives,
+            outbound: std::sync::Arc::new(settings.outbound.clone()),
         };
         let listener = tokio::net::TcpListener::bind(settings.api_addr).await?;
         Ok(Application {

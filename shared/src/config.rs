@@ -186,6 +186,8 @@ pub struct ApiSettings {
     pub admin_token: SecretString,
     /// 32-byte AEAD key for secrets at rest, given as 64 hex characters.
     pub secret_key: SecretString,
+    /// Which addresses the URLs users give may point at.
+    pub outbound: crate::egress::OutboundPolicy,
 }
 
 impl ApiSettings {
@@ -219,6 +221,7 @@ impl ApiSettings {
             )?,
             admin_token: admin_token.into(),
             secret_key: secret_key.into(),
+            outbound: outbound_policy()?,
         })
     }
 }

@@ -178,7 +178,8 @@ fn not_allowed(host: &str, addr: &SocketAddr, reason: &Refusal) -> String {
     };
     match reason {
         Refusal::Class(class) => format!(
-            "{shown} is a {class} address: the platform connects only to public addresses{}",
+            "{shown} is {} {class} address: the platform connects only to public addresses{}",
+            article(*class),
             if AddressClass::ALLOWABLE.contains(class) {
                 format!(" unless the operator allows {class} ones (SLIPWAY_OUTBOUND_ALLOW)")
             } else {
@@ -192,10 +193,18 @@ fn not_allowed(host: &str, addr: &SocketAddr, reason: &Refusal) -> String {
     }
 }
 
+fn article(class: AddressClass) -> &'static str {
+    if class.name().starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::Class(class) => write!(f, "a {class} address"),
+            Refusal::Class(class) => write!(f, "{} {class} address", article(*class)),
             Refusal::PlatformService(service) => write!(f, "{service}"),
         }
     }
