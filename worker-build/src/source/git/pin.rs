@@ -24,12 +24,15 @@ pub(super) struct Pin {
     /// The host as written in the URL (lowercased; only plain names pass
     /// `Host::parse`, so it is safe inside the shell-quoted ssh command).
     pub name: String,
+    /// Every answer (all passed): curl tries them in turn.
+    pub addrs: Vec<SocketAddr>,
+    /// The one ssh and git:// connect to, which take a single address.
     pub addr: SocketAddr,
 }
 
-/// Checks the repository's host against `policy`; a name is pinned to the
-/// first of its answers (all of which passed). `None` for `file://` and
-/// for an IP literal, which git connects to as written.
+/// Checks the repository's host against `policy`; a name is pinned to its
+/// answers (all of which passed). `None` for `file://` and for an IP
+/// literal, which git connects to as written.
 pub(super) async fn check(
     url: &GitUrl,
     policy: &OutboundPolicy,
@@ -56,12 +59,28 @@ pub(super) async fn check(
     let Host::Name(name) = endpoint.host else {
         return Ok(None);
     };
-    let addr = addrs[0];
+    let addr = first_answering(&addrs).await;
     logs.info(format!(
         "{name} resolves to {addr}, an address the platform may connect to; git connects there"
     ))
     .await;
-    Ok(Some(Pin { name, addr }))
+    Ok(Some(Pin { name, addrs, addr }))
+}
+
+/// For a name with several answers (IPv6 and IPv4, say), the first that
+/// accepts a TCP connection, since ssh and git:// take one address; the
+/// first answer if none does (git then reports the failure).
+async fn first_answering(addrs: &[SocketAddr]) -> SocketAddr {
+    if let [only] = addrs {
+        return *only;
+    }
+    for addr in addrs {
+        let connect = tokio::net::TcpStream::connect(addr);
+        if let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+            return *addr;
+        }
+    }
+    addrs[0]
 }
 
 impl Pin {
@@ -76,7 +95,11 @@ impl Pin {
                         "{}:{}:{}",
                         self.name,
                         self.addr.port(),
-                        bracketed(self.addr)
+                        self.addrs
+                            .iter()
+                            .map(|a| bracketed(*a))
+                            .collect::<Vec<_>>()
+                            .join(",")
                     ),
                 )],
                 fetch_url: remote.fetch_url.clone(),
@@ -131,9 +154,11 @@ mod tests {
 
     fn pinned(url: &str, addr: &str) -> Pinned {
         let remote = super::super::url::parse(&GitUrl::parse(url).unwrap()).unwrap();
+        let addr: SocketAddr = addr.parse().unwrap();
         let pin = Pin {
             name: "git.example".into(),
-            addr: addr.parse().unwrap(),
+            addrs: vec![addr, SocketAddr::new([192, 0, 2, 9].into(), addr.port())],
+            addr,
         };
         pin.apply(&remote)
     }
@@ -145,7 +170,7 @@ mod tests {
             http.config,
             [(
                 "http.curloptResolve".to_owned(),
-                "git.example:443:[2001:db8::5]".to_owned()
+                "git.example:443:[2001:db8::5],192.0.2.9".to_owned()
             )]
         );
         assert_eq!(http.fetch_url, "https://git.example/o/r.git");
