@@ -31,8 +31,8 @@ impl PlatformService {
     /// Whether a connection to `addr` could reach this service: the same
     /// port, and the same IP, or any loopback or unspecified IP for one on
     /// loopback (all of 127/8 and 0.0.0.0 reach a wildcard listener), or
-    /// any non-public IP for one configured by name (its address is not
-    /// known here).
+    /// any non-public IP for one listening on every address (`0.0.0.0`,
+    /// `[::]`) or configured by name (its address is not known here).
     fn matches(&self, addr: SocketAddr) -> bool {
         if addr.port() != self.endpoint.port {
             return false;
@@ -45,6 +45,8 @@ impl PlatformService {
             )
         };
         match &self.endpoint.host {
+            // Listening on every address: reachable at each of the host's.
+            Host::Ip(service) if service.is_unspecified() => classify(ip) != AddressClass::Public,
             Host::Ip(service) => service.to_canonical() == ip || (local(*service) && local(ip)),
             Host::Name(name) if name == "localhost" || name.ends_with(".localhost") => local(ip),
             Host::Name(_) => classify(ip) != AddressClass::Public,
@@ -228,6 +230,7 @@ mod tests {
                 service("the API", "127.0.0.1:8080"),
                 service("the database", "db.internal:5432"),
                 service("the registry", "10.0.0.5:5000"),
+                service("a worker's metrics", "0.0.0.0:9100"),
             ],
         )
     }
@@ -280,6 +283,9 @@ mod tests {
             Err(Refusal::PlatformService("the database"))
         );
         assert_eq!(verdict(&local, "8.8.8.8:5432"), Ok(()));
+        let metrics = Err(Refusal::PlatformService("a worker's metrics"));
+        assert_eq!(verdict(&local, "127.0.0.1:9100"), metrics);
+        assert_eq!(verdict(&local, "172.18.0.4:9100"), metrics);
     }
 
     #[test]
