@@ -285,35 +285,11 @@ pub fn outbound_policy() -> Result<crate::egress::OutboundPolicy, ConfigError> {
         .into_iter()
         .filter_map(|(name, variable, default)| {
             let value = raw(variable).unwrap_or_else(|| default.to_owned());
-            service_endpoint(&value).map(|endpoint| PlatformService { name, endpoint })
+            crate::egress::setting_endpoint(&value)
+                .map(|endpoint| PlatformService { name, endpoint })
         })
         .collect();
     Ok(OutboundPolicy::new(allowed, platform))
-}
-
-/// Where a service setting (`scheme://user:password@host:port/…` or
-/// `host:port`) points; `None` for what names no fixed port (`:0`) or
-/// cannot be read (that setting's own reader refuses it).
-fn service_endpoint(value: &str) -> Option<crate::egress::Endpoint> {
-    const PORTS: &[(&str, u16)] = &[
-        ("postgres", 5432),
-        ("postgresql", 5432),
-        ("amqp", 5672),
-        ("amqps", 5671),
-        ("http", 80),
-        ("https", 443),
-    ];
-    let (scheme, rest) = value.trim().split_once("://").unwrap_or(("", value.trim()));
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    // The platform's own credentials may hold any escaped character.
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let default = PORTS
-        .iter()
-        .find(|(s, _)| *s == scheme)
-        .map_or(0, |(_, p)| *p);
-    crate::egress::parse_authority(host_port, default)
-        .ok()
-        .filter(|e| e.port != 0)
 }
 
 /// Limits on uploaded source archives: the API checks them at upload, the
@@ -385,34 +361,4 @@ fn default_worker_id() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".into());
     format!("{host}-{}", std::process::id())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn service_settings_name_their_host_and_port() {
-        for (value, expected) in [
-            (
-                "postgres://postgres:p%40ss@db:5432/slipway",
-                Some("db:5432"),
-            ),
-            (
-                "postgres://postgres@127.0.0.1/slipway",
-                Some("127.0.0.1:5432"),
-            ),
-            (
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
-                Some("127.0.0.1:5672"),
-            ),
-            ("http://127.0.0.1:2019", Some("127.0.0.1:2019")),
-            ("0.0.0.0:8080", Some("0.0.0.0:8080")),
-            ("127.0.0.1:0", None),
-            ("registry.local", None),
-        ] {
-            let found = service_endpoint(value).map(|e| format!("{}:{}", e.host, e.port));
-            assert_eq!(found.as_deref(), expected, "{value}");
-        }
-    }
 }

@@ -171,6 +171,31 @@ pub fn git_endpoint(url: &GitUrl) -> Result<Option<Endpoint>, String> {
     parse_authority(authority, 22).map(Some)
 }
 
+/// Where a service setting (`scheme://user:password@host:port/…` or
+/// `host:port`) points; `None` for what names no fixed port (`:0`) or
+/// cannot be read (that setting's own reader refuses it).
+pub fn setting_endpoint(value: &str) -> Option<Endpoint> {
+    const PORTS: &[(&str, u16)] = &[
+        ("postgres", 5432),
+        ("postgresql", 5432),
+        ("amqp", 5672),
+        ("amqps", 5671),
+        ("http", 80),
+        ("https", 443),
+    ];
+    let (scheme, rest) = value.trim().split_once("://").unwrap_or(("", value.trim()));
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    // The platform's own credentials may hold any escaped character.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let default = PORTS
+        .iter()
+        .find(|(s, _)| *s == scheme)
+        .map_or(0, |(_, p)| *p);
+    parse_authority(host_port, default)
+        .ok()
+        .filter(|e| e.port != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +277,31 @@ mod tests {
             "git://h.example#@127.0.0.1/r",
         ] {
             assert!(endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_settings_name_their_host_and_port() {
+        for (value, expected) in [
+            (
+                "postgres://postgres:p%40ss@db:5432/slipway",
+                Some("db:5432"),
+            ),
+            (
+                "postgres://postgres@127.0.0.1/slipway",
+                Some("127.0.0.1:5432"),
+            ),
+            (
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                Some("127.0.0.1:5672"),
+            ),
+            ("http://127.0.0.1:2019", Some("127.0.0.1:2019")),
+            ("0.0.0.0:8080", Some("0.0.0.0:8080")),
+            ("127.0.0.1:0", None),
+            ("registry.local", None),
+        ] {
+            let found = setting_endpoint(value).map(|e| format!("{}:{}", e.host, e.port));
+            assert_eq!(found.as_deref(), expected, "{value}");
         }
     }
 }

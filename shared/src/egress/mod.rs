@@ -12,7 +12,7 @@ mod class;
 mod host;
 
 pub use class::{classify, AddressClass};
-pub use host::{git_endpoint, parse_authority, url_endpoint, Endpoint, Host};
+pub use host::{git_endpoint, parse_authority, setting_endpoint, url_endpoint, Endpoint, Host};
 
 use std::collections::BTreeSet;
 use std::fmt;
