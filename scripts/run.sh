@@ -337,6 +337,9 @@ if [ -z "${SLIPWAY_ADMIN_TOKEN:-}" ] || [ -z "${SLIPWAY_SECRET_KEY:-}" ]; then
 fi
 
 step "starting the fleet"
+# A platform on one host: git sources on this host and its LAN may be
+# fetched (the platform's own services stay refused whatever is allowed).
+OUTBOUND_ALLOW="${SLIPWAY_OUTBOUND_ALLOW:-loopback,private}"
 export RUST_LOG="${RUST_LOG:-info}"
 export NO_COLOR="${NO_COLOR:-1}" # plain log files
 # The api serves /metrics itself; migrations are applied by the api at start.
@@ -345,7 +348,8 @@ start_bin slipway-api \
     SLIPWAY_DATABASE_URL="$DATABASE_URL" \
     SLIPWAY_AMQP_URL="$AMQP_URL" \
     SLIPWAY_ADMIN_TOKEN="$SLIPWAY_ADMIN_TOKEN" \
-    SLIPWAY_SECRET_KEY="$SLIPWAY_SECRET_KEY"
+    SLIPWAY_SECRET_KEY="$SLIPWAY_SECRET_KEY" \
+    SLIPWAY_OUTBOUND_ALLOW="$OUTBOUND_ALLOW"
 for w in "${WORKERS[@]}"; do
     start_bin "$w" \
         SLIPWAY_DATABASE_URL="$DATABASE_URL" \
@@ -353,7 +357,8 @@ for w in "${WORKERS[@]}"; do
         SLIPWAY_SECRET_KEY="$SLIPWAY_SECRET_KEY" \
         SLIPWAY_METRICS_ADDR="${METRICS_ADDR[$w]}" \
         SLIPWAY_CONCURRENCY="$CONCURRENCY" \
-        SLIPWAY_ALLOW_FILE_SOURCES=true
+        SLIPWAY_ALLOW_FILE_SOURCES=true \
+        SLIPWAY_OUTBOUND_ALLOW="$OUTBOUND_ALLOW"
 done
 
 log "waiting for $API/readyz (up to ${TIMEOUT}s)"

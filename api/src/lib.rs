@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod log_stream;
 pub mod openapi;
+pub mod outbound;
 mod retry;
 pub mod routes;
 pub mod startup;
@@ -58,6 +59,7 @@ impl Application {
             logs: log_stream::LogHub::start(pool.clone(), shutdown.clone()),
             secrets: slipway_shared::secrets::SecretBox::from_hex(&settings.secret_key)?,
             archives,
+            outbound: std::sync::Arc::new(settings.outbound.clone()),
         };
         let listener = tokio::net::TcpListener::bind(settings.api_addr).await?;
         Ok(Application {

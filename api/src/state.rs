@@ -12,4 +12,6 @@ pub struct AppState {
     pub logs: LogHub,
     pub secrets: slipway_shared::secrets::SecretBox,
     pub archives: slipway_shared::config::ArchiveSettings,
+    /// Which addresses a user's URL may point at.
+    pub outbound: std::sync::Arc<slipway_shared::egress::OutboundPolicy>,
 }

@@ -9,6 +9,7 @@ use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{Connection, ConnectionProperties};
 use slipway_shared::config::{ApiSettings, CommonSettings, WorkerSettings};
 use slipway_shared::db::deployments::{self, NewDeployment};
+use slipway_shared::egress::OutboundPolicy;
 use slipway_shared::job::Stage;
 use slipway_shared::probe::ProbeSpec;
 use slipway_shared::queue::topology::{self, QueueNames};
@@ -89,6 +90,11 @@ impl Env {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin_token: format!("bench-admin-{}", Uuid::new_v4().simple()).into(),
             secret_key: "ab".repeat(32).into(),
+            // The benchmarks' git daemons listen on loopback.
+            outbound: OutboundPolicy::new(
+                OutboundPolicy::parse_allow("loopback").expect("a known class"),
+                Vec::new(),
+            ),
         }
     }
 

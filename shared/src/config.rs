@@ -186,6 +186,8 @@ pub struct ApiSettings {
     pub admin_token: SecretString,
     /// 32-byte AEAD key for secrets at rest, given as 64 hex characters.
     pub secret_key: SecretString,
+    /// Which addresses the URLs users give may point at.
+    pub outbound: crate::egress::OutboundPolicy,
 }
 
 impl ApiSettings {
@@ -219,6 +221,7 @@ impl ApiSettings {
             )?,
             admin_token: admin_token.into(),
             secret_key: secret_key.into(),
+            outbound: outbound_policy()?,
         })
     }
 }
@@ -236,6 +239,57 @@ pub fn worker_secret_box() -> Result<Option<crate::secrets::SecretBox>, ConfigEr
             value: "<hidden>".into(),
             reason: "must be 64 hex characters (32 bytes)".into(),
         })
+}
+
+/// The outbound address policy (`crate::egress`): the classes
+/// `SLIPWAY_OUTBOUND_ALLOW` allows, and the platform's own services as this
+/// host's settings name them (every process reads them all, with their
+/// defaults, so each refuses the same set whichever it uses itself).
+pub fn outbound_policy() -> Result<crate::egress::OutboundPolicy, ConfigError> {
+    use crate::egress::{OutboundPolicy, PlatformService};
+    let allowed = parsed(
+        "SLIPWAY_OUTBOUND_ALLOW",
+        Default::default(),
+        OutboundPolicy::parse_allow,
+    )?;
+    let services: [(&'static str, &'static str, &str); 7] = [
+        ("the API", "SLIPWAY_API_ADDR", "127.0.0.1:8080"),
+        (
+            "the database",
+            "SLIPWAY_DATABASE_URL",
+            "postgres://127.0.0.1:5432",
+        ),
+        (
+            "the add-on database server",
+            "SLIPWAY_ADDON_POSTGRES_URL",
+            "postgres://127.0.0.1:5432",
+        ),
+        (
+            "the message broker",
+            "SLIPWAY_AMQP_URL",
+            "amqp://127.0.0.1:5672",
+        ),
+        ("the image registry", "SLIPWAY_REGISTRY", "127.0.0.1:5000"),
+        (
+            "Caddy's admin API",
+            "SLIPWAY_CADDY_ADMIN",
+            "http://127.0.0.1:2019",
+        ),
+        (
+            "a worker's metrics",
+            "SLIPWAY_METRICS_ADDR",
+            "127.0.0.1:9100",
+        ),
+    ];
+    let platform = services
+        .into_iter()
+        .filter_map(|(name, variable, default)| {
+            let value = raw(variable).unwrap_or_else(|| default.to_owned());
+            crate::egress::setting_endpoint(&value)
+                .map(|endpoint| PlatformService { name, endpoint })
+        })
+        .collect();
+    Ok(OutboundPolicy::new(allowed, platform))
 }
 
 /// Limits on uploaded source archives: the API checks them at upload, the

@@ -8,6 +8,7 @@ pub mod archive;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod egress;
 pub mod job;
 pub mod local_target;
 pub mod logsink;

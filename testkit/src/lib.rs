@@ -9,6 +9,7 @@
 
 pub mod caddy;
 mod db;
+pub mod dns;
 pub mod dockerd;
 pub mod git;
 pub mod netns;

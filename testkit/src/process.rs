@@ -50,6 +50,17 @@ impl Proc {
     /// Start binary `name` (see [`bin_path`]) with extra environment `envs`.
     /// stdout and stderr are appended to a log file in the temp dir.
     pub fn spawn(name: &str, envs: &[(String, String)]) -> anyhow::Result<Proc> {
+        Self::spawn_wrapped(name, envs, &[])
+    }
+
+    /// Like [`Proc::spawn`], run through `wrapper` (a command prefix that
+    /// execs its last argument, e.g. into a namespace); the pid stays the
+    /// binary's as long as the wrapper execs rather than forks.
+    pub fn spawn_wrapped(
+        name: &str,
+        envs: &[(String, String)],
+        wrapper: &[String],
+    ) -> anyhow::Result<Proc> {
         let path = bin_path(name);
         if !path.is_file() {
             bail!(
@@ -63,7 +74,15 @@ impl Proc {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
-        let child = Command::new(&path)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&path);
+                command
+            }
+            None => Command::new(&path),
+        };
+        let child = command
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

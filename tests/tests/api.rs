@@ -10,6 +10,7 @@ mod fuzz;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use slipway_shared::config::ApiSettings;
+use slipway_shared::egress::{parse_authority, OutboundPolicy, PlatformService};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -25,6 +26,10 @@ struct Api {
 
 impl Api {
     async fn start() -> anyhow::Result<Api> {
+        Self::start_with(OutboundPolicy::public_only()).await
+    }
+
+    async fn start_with(outbound: OutboundPolicy) -> anyhow::Result<Api> {
         let db = slipway_testkit::fresh_database().await?;
         let settings = ApiSettings {
             common: slipway_shared::config::CommonSettings {
@@ -37,6 +42,7 @@ impl Api {
             api_addr: "127.0.0.1:0".parse()?,
             admin_token: ADMIN.to_owned().into(),
             secret_key: "cd".repeat(32).into(),
+            outbound,
         };
         let shutdown = CancellationToken::new();
         let app = slipway_api::Application::build(settings, shutdown.clone()).await?;
@@ -357,6 +363,131 @@ async fn invalid_input_gets_a_clear_4xx_and_writes_nothing() -> anyhow::Result<(
     let (status, _) = api.call(Method::POST, "/v1/apps", t, Some(&huge)).await;
     assert_eq!(status.as_u16(), 413);
     assert_eq!(api.count("apps").await, 1);
+    api.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn git_urls_to_internal_addresses_are_refused_and_name_the_address() -> anyhow::Result<()> {
+    let caddy_admin = PlatformService {
+        name: "Caddy's admin API",
+        endpoint: parse_authority("127.0.0.1:2019", 0).map_err(anyhow::Error::msg)?,
+    };
+    let strict = OutboundPolicy::new(Default::default(), vec![caddy_admin.clone()]);
+    let api = Api::start_with(strict).await?;
+    let (_, token) = api.project("alpha").await;
+    let t = Some(token.as_str());
+    let refused: &[(&str, &str)] = &[
+        ("git://127.0.0.1/r", "`127.0.0.1` is a loopback address"),
+        ("git://2130706433/r", "`127.0.0.1` is a loopback address"),
+        ("https://0x7f.1/r", "`127.0.0.1` is a loopback address"),
+        ("ssh://git@[::1]/r", "`[::1]` is a loopback address"),
+        ("git@localhost:r.git", "`localhost` resolves to"),
+        ("https://10.1.2.3/r", "`10.1.2.3` is a private address"),
+        ("https://192.168.0.10/r", "is a private address"),
+        ("http://[fd00::1]/r", "is a private address"),
+        ("http://169.254.169.254/r", "is a link-local address"),
+        (
+            "http://[::ffff:169.254.169.254]/r",
+            "is a link-local address",
+        ),
+        ("http://[fe80::1]/r", "is a link-local address"),
+        ("https://100.64.0.1/r", "is a cgnat address"),
+        ("git://0.0.0.0/r", "is an unspecified address"),
+        ("git://224.0.0.1/r", "is a multicast address"),
+        ("git://255.255.255.255/r", "is a broadcast address"),
+        ("https://192.0.2.1/r", "is a documentation address"),
+        ("https://198.18.0.1/r", "is a benchmarking address"),
+        ("https://240.0.0.1/r", "is a reserved address"),
+        ("http://[64:ff9b::7f00:1]/r", "is a loopback address"),
+    ];
+    for (url, says) in refused {
+        let body = json!({"name": "web", "git_url": url}).to_string();
+        let (status, answer) = api.call(Method::POST, "/v1/apps", t, Some(&body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {answer}");
+        assert_eq!(answer["code"], "address_not_allowed", "{url}: {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{url}: {message}");
+    }
+    // Hosts URL parsers could read differently are not guessed at.
+    let body = json!({"name": "web", "git_url": "https://example.com?@127.0.0.1/r"}).to_string();
+    let (status, answer) = api.call(Method::POST, "/v1/apps", t, Some(&body)).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")),
+        "{answer}"
+    );
+    assert_eq!(api.count("apps").await, 0);
+    // A public address, a name that does not resolve here (the build
+    // worker decides when it connects) and file:// (its own flag) pass.
+    for (name, url) in [
+        ("public", "https://93.184.216.34/r.git"),
+        ("unresolved", "https://example.invalid/r.git"),
+        ("local", "file:///srv/r"),
+    ] {
+        let body = json!({"name": name, "git_url": url}).to_string();
+        let (status, answer) = api.call(Method::POST, "/v1/apps", t, Some(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{url}: {answer}");
+    }
+    let (status, answer) = api
+        .call(
+            Method::PATCH,
+            "/v1/apps/public",
+            t,
+            Some(r#"{"git_url": "git://127.0.0.1:9418/r"}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("address_not_allowed")
+        ),
+        "{answer}"
+    );
+    let (_, app) = api.call(Method::GET, "/v1/apps/public", t, None).await;
+    assert_eq!(app["git_url"], "https://93.184.216.34/r.git", "unchanged");
+    api.stop().await;
+
+    // With loopback allowed (a single-host install), loopback passes but
+    // the platform's own services on it do not.
+    let allowed = OutboundPolicy::parse_allow("loopback").map_err(anyhow::Error::msg)?;
+    let api = Api::start_with(OutboundPolicy::new(allowed, vec![caddy_admin])).await?;
+    let (_, token) = api.project("alpha").await;
+    let t = Some(token.as_str());
+    let body = json!({"name": "web", "git_url": "git://127.0.0.1:9418/r"}).to_string();
+    let (status, answer) = api.call(Method::POST, "/v1/apps", t, Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    for url in [
+        "http://127.0.0.1:2019/load",
+        "http://localhost:2019/r",
+        "git://[::1]:2019/r",
+        "https://10.0.0.1/r",
+    ] {
+        let body = json!({"git_url": url}).to_string();
+        let (status, answer) = api
+            .call(Method::PATCH, "/v1/apps/web", t, Some(&body))
+            .await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("address_not_allowed")
+            ),
+            "{url}: {answer}"
+        );
+    }
+    let body = json!({"git_url": "http://127.0.0.1:2019/load"}).to_string();
+    let (_, answer) = api
+        .call(Method::PATCH, "/v1/apps/web", t, Some(&body))
+        .await;
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reaches Caddy's admin API"),
+        "{answer}"
+    );
     api.stop().await;
     Ok(())
 }

@@ -12,8 +12,10 @@ use anyhow::Context;
 use common::{example, Fleet, Options};
 use reqwest::Method;
 use serde_json::{json, Value};
-use slipway_testkit::git::{seed_repo, GitDaemon};
+use slipway_testkit::dns::DnsServer;
+use slipway_testkit::git::{seed_repo, GitDaemon, GitHttp};
 use slipway_testkit::registry::Registry;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
@@ -29,6 +31,11 @@ struct BuildFleet {
 }
 
 async fn start() -> anyhow::Result<BuildFleet> {
+    start_with(Vec::new()).await
+}
+
+/// With every process run through `wrapper`.
+async fn start_with(wrapper: Vec<String>) -> anyhow::Result<BuildFleet> {
     let registry = Registry::start().await?;
     let dirs = tempfile::tempdir()?;
     let build_dir = dirs.path().join("builds");
@@ -46,6 +53,7 @@ async fn start() -> anyhow::Result<BuildFleet> {
     }
     let fleet = Fleet::start(Options {
         env,
+        wrapper,
         ..Options::default()
     })
     .await?;
@@ -251,4 +259,88 @@ fn tar_gz(dir: &Path) -> anyhow::Result<Vec<u8>> {
         .output()?;
     anyhow::ensure!(output.status.success(), "tar failed");
     Ok(output.stdout)
+}
+
+/// The outbound policy at connect time, with a DNS server of the test's
+/// own whose answers the test changes (the fleet allows loopback, as a
+/// single-host install does; 0.0.0.0 is never allowed, and a connection
+/// to it reaches this host's loopback listeners).
+#[tokio::test]
+async fn a_name_is_checked_again_when_git_connects_and_git_connects_where_it_was_checked(
+) -> anyhow::Result<()> {
+    let dns = DnsServer::start().await?;
+    let build = start_with(dns.wrapper()).await?;
+    let repos = tempfile::tempdir()?;
+    let repo = seed_repo(repos.path(), "site", Some(&example("static-site")))?;
+    let daemon = GitDaemon::start(repos.path())?;
+    let name = "repo.flip.test";
+    dns.set(name, Ipv4Addr::LOCALHOST);
+    let url = daemon.url("site").replace("127.0.0.1", name);
+    build
+        .create_app(json!({"name": "site", "git_url": url, "git_ref": "main"}))
+        .await?;
+    assert!(dns.queries(name) >= 1, "the API checked the name");
+
+    // The name answers differently by the time the build connects: the
+    // build worker checks again and refuses, without running git.
+    dns.set(name, Ipv4Addr::UNSPECIFIED);
+    let id = build.deploy("site", json!({})).await?;
+    let (deployment, logs) = build.finished(id).await?;
+    let text = logs.join("\n");
+    assert_eq!(deployment["state"], "failed", "{deployment:#}\n{text}");
+    assert_eq!(
+        deployment["error_code"], "address_not_allowed",
+        "{deployment:#}"
+    );
+    let message = deployment["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("`{name}` resolves to 0.0.0.0"))
+            && message.contains("unspecified"),
+        "{message}"
+    );
+    assert!(text.contains("refused to connect"), "{text}");
+    assert!(!text.contains("checked out"), "git never ran:\n{text}");
+
+    // It answers an allowed address to the check and 0.0.0.0 after: git
+    // connects to the checked address and never asks the name itself.
+    let http = GitHttp::start(repos.path(), None)?;
+    let http_url = http.url("site").replace("127.0.0.1", name);
+    for (transport, url) in [("git", &url), ("http", &http_url)] {
+        dns.set(name, Ipv4Addr::LOCALHOST);
+        let (status, answer) = build
+            .fleet
+            .call(
+                Method::PATCH,
+                "/v1/apps/site",
+                Some(json!({"git_url": url})),
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "patch: {status} {answer}");
+        dns.flip_after_one(name, Ipv4Addr::LOCALHOST, Ipv4Addr::UNSPECIFIED);
+        let asked = dns.queries(name);
+        let id = build.deploy("site", json!({})).await?;
+        let (deployment, logs) = build.finished(id).await?;
+        let text = logs.join("\n");
+        assert!(
+            went_through_built(&deployment),
+            "{transport}: {deployment:#}\n{text}"
+        );
+        assert_eq!(
+            deployment["resolved_commit"],
+            repo.main.as_str(),
+            "{transport}"
+        );
+        assert!(
+            text.contains(&format!("{name} resolves to 127.0.0.1:")),
+            "{transport}: {text}"
+        );
+        assert_eq!(
+            dns.queries(name) - asked,
+            1,
+            "{transport}: only the worker's check asked for the name"
+        );
+    }
+    assert!(http.requests() > 0, "the http server served a fetch");
+    build.fleet.stop().await;
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! and the runtime rely on.
 
 use slipway_shared::domain::{GitRef, GitUrl};
+use slipway_shared::egress::{parse_authority, OutboundPolicy, PlatformService};
 use slipway_shared::job::JobError;
 use slipway_shared::logsink::{LogHandle, LogSink};
 use slipway_testkit::git::{
@@ -23,6 +24,29 @@ use uuid::Uuid;
 const TOKEN: &str = "glpat-s3cret-token-4242";
 /// `deployer:TOKEN` in base64, as an `Authorization: Basic` header carries it.
 const BASIC: &str = "ZGVwbG95ZXI6Z2xwYXQtczNjcmV0LXRva2VuLTQyNDI=";
+
+/// A single-host install's options: the test servers are on loopback.
+fn loopback() -> FetchOptions {
+    policy(&[])
+}
+
+/// Loopback allowed, and `platform` the platform's own services.
+fn policy(platform: &[(&'static str, u16)]) -> FetchOptions {
+    let platform = platform
+        .iter()
+        .map(|(name, port)| PlatformService {
+            name,
+            endpoint: parse_authority(&format!("127.0.0.1:{port}"), 0).expect("an address"),
+        })
+        .collect();
+    FetchOptions {
+        outbound: OutboundPolicy::new(
+            OutboundPolicy::parse_allow("loopback").expect("a class"),
+            platform,
+        ),
+        ..FetchOptions::default()
+    }
+}
 
 /// One deployment's logs in a fresh database, and a scratch dir.
 struct Harness {
@@ -174,7 +198,7 @@ async fn fetches_every_kind_of_ref(
     url: impl Fn(&str) -> String,
 ) -> anyhow::Result<()> {
     let repo = h.seed("app.git")?;
-    let opts = FetchOptions::default();
+    let opts = loopback();
     let cases = [
         ("main", &repo.main, RefKind::Branch),
         (SEED_TAG, &repo.first, RefKind::Tag),
@@ -248,7 +272,7 @@ async fn a_server_that_will_not_serve_a_commit_by_id_gets_a_full_fetch() -> anyh
     let (dest, result) = h
         .fetch(
             &source(&server.url(&repo.name), &repo.first, None),
-            &FetchOptions::default(),
+            &loopback(),
         )
         .await;
     let fetched = result?;
@@ -261,7 +285,7 @@ async fn a_server_that_will_not_serve_a_commit_by_id_gets_a_full_fetch() -> anyh
     let (dest, result) = h
         .fetch(
             &source(&server.url(&repo.name), &repo.feature, None),
-            &FetchOptions::default(),
+            &loopback(),
         )
         .await;
     assert!(result?.shallow);
@@ -269,10 +293,7 @@ async fn a_server_that_will_not_serve_a_commit_by_id_gets_a_full_fetch() -> anyh
 
     let missing = "0123456789abcdef0123456789abcdef01234567";
     let (_, result) = h
-        .fetch(
-            &source(&server.url(&repo.name), missing, None),
-            &FetchOptions::default(),
-        )
+        .fetch(&source(&server.url(&repo.name), missing, None), &loopback())
         .await;
     let (code, message) = permanent(result);
     assert_eq!(code, "ref_not_found");
@@ -288,7 +309,7 @@ async fn a_private_repository_needs_its_token_and_never_shows_it() -> anyhow::Re
     let repo = h.seed("private.git")?;
     let server = GitHttp::start(&h.repos(), Some(("deployer", TOKEN)))?;
     let url = server.url(&repo.name);
-    let opts = FetchOptions::default();
+    let opts = loopback();
 
     let (_, without) = h.fetch(&source(&url, "main", None), &opts).await;
     let (code, message) = permanent(without);
@@ -345,7 +366,7 @@ async fn missing_refs_and_repositories_are_permanent_and_named() -> anyhow::Resu
     let repo = h.seed("app.git")?;
     let daemon = GitDaemon::start(&h.repos())?;
     let server = GitHttp::start(&h.repos(), None)?;
-    let opts = FetchOptions::default();
+    let opts = loopback();
     for url in [daemon.url(&repo.name), server.url(&repo.name)] {
         let (_, result) = h.fetch(&source(&url, "release/9.9", None), &opts).await;
         let (code, message) = permanent(result);
@@ -382,9 +403,7 @@ async fn a_refused_connection_is_retryable() -> anyhow::Result<()> {
         format!("git://127.0.0.1:{port}/r.git"),
         format!("http://127.0.0.1:{port}/r.git"),
     ] {
-        let (_, result) = h
-            .fetch(&source(&url, "main", None), &FetchOptions::default())
-            .await;
+        let (_, result) = h.fetch(&source(&url, "main", None), &loopback()).await;
         match result {
             Err(JobError::Retryable(message)) => {
                 assert!(message.to_lowercase().contains("connect"), "{message}")
@@ -401,20 +420,116 @@ async fn file_urls_only_in_local_mode() -> anyhow::Result<()> {
     let mut h = Harness::new().await?;
     let repo = h.seed("local.git")?;
     let url = format!("file://{}", repo.path.display());
-    let (dest, refused) = h
-        .fetch(&source(&url, "main", None), &FetchOptions::default())
-        .await;
+    let (dest, refused) = h.fetch(&source(&url, "main", None), &loopback()).await;
     assert_eq!(permanent(refused).0, "source_scheme_not_allowed");
     assert!(!dest.join(".git").exists(), "nothing was fetched");
     let local = FetchOptions {
         allow_file: true,
-        ..FetchOptions::default()
+        ..loopback()
     };
     let (dest, allowed) = h.fetch(&source(&url, SEED_BRANCH, None), &local).await;
     assert_eq!(allowed?.commit, repo.feature);
     assert_shallow(&dest);
     h.finish().await;
     Ok(())
+}
+
+#[tokio::test]
+async fn an_address_the_policy_refuses_is_never_connected_to() -> anyhow::Result<()> {
+    let mut h = Harness::new().await?;
+    let repo = h.seed("inside.git")?;
+    let server = GitHttp::start(&h.repos(), None)?;
+    let strict = FetchOptions::default();
+    for url in [
+        server.url(&repo.name),
+        server.url(&repo.name).replace("127.0.0.1", "localhost"),
+        server
+            .url(&repo.name)
+            .replace("127.0.0.1", "[::ffff:127.0.0.1]"),
+        server.url(&repo.name).replace("127.0.0.1", "2130706433"),
+    ] {
+        let (dest, result) = h.fetch(&source(&url, "main", None), &strict).await;
+        let (code, message) = permanent(result);
+        assert_eq!(code, "address_not_allowed", "{url}: {message}");
+        assert!(message.contains("loopback address"), "{message}");
+        assert!(!dest.join(".git").exists(), "nothing was fetched");
+    }
+    // Loopback allowed, but the server's port is one of the platform's own.
+    let guarded = policy(&[("Caddy's admin API", server.port())]);
+    let (_, result) = h
+        .fetch(&source(&server.url(&repo.name), "main", None), &guarded)
+        .await;
+    let (code, message) = permanent(result);
+    assert_eq!(code, "address_not_allowed");
+    assert!(message.contains("reaches Caddy's admin API"), "{message}");
+    assert_eq!(server.requests(), 0, "git never connected");
+    let lines = h.lines().await?;
+    assert!(
+        lines.iter().any(|l| l.starts_with("refused to connect: ")),
+        "{lines:?}"
+    );
+    h.finish().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_past_the_check() -> anyhow::Result<()> {
+    let mut h = Harness::new().await?;
+    let repo = h.seed("moved.git")?;
+    let guarded_server = GitHttp::start(&h.repos(), None)?;
+    let redirect = Redirector::start(&guarded_server.url(&repo.name))?;
+    // The redirector passes the check; where it points is a platform port.
+    let opts = policy(&[("the API", guarded_server.port())]);
+    let (dest, result) = h
+        .fetch(&source(&redirect.url(&repo.name), "main", None), &opts)
+        .await;
+    assert!(result.is_err(), "the redirect is not followed");
+    assert!(!dest.join("README.md").exists());
+    assert!(redirect.answered() > 0, "git asked the redirector");
+    assert_eq!(guarded_server.requests(), 0, "and never reached its target");
+    h.finish().await;
+    Ok(())
+}
+
+/// An HTTP server that answers every request with a redirect to `target`
+/// plus the request's path below the repository.
+struct Redirector {
+    port: u16,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Redirector {
+    fn start(target: &str) -> anyhow::Result<Redirector> {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = answered.clone();
+        let target = target.to_owned();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+                let rest = path.split_once(".git").map_or("", |(_, rest)| rest);
+                let answer = format!(
+                    "HTTP/1.1 301 Moved Permanently\r\nLocation: {target}{rest}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = (&stream).write_all(answer.as_bytes());
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        Ok(Redirector { port, answered })
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+
+    fn answered(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// `(pid, process group)` of the live processes working in `dir`.
@@ -457,9 +572,7 @@ async fn cancel_stops_a_fetch_from_a_server_that_hangs() -> anyhow::Result<()> {
                 h.logs.clone(),
                 cancel.clone(),
             );
-            tokio::spawn(async move {
-                fetch(&src, &dest, &FetchOptions::default(), &logs, &cancel).await
-            })
+            tokio::spawn(async move { fetch(&src, &dest, &loopback(), &logs, &cancel).await })
         };
         slipway_testkit::wait_until(Duration::from_secs(10), "git to connect", || async {
             silent.accepted() > before
@@ -497,7 +610,7 @@ async fn a_fetch_past_its_time_limit_is_killed_and_retryable() -> anyhow::Result
     let silent = SilentServer::start()?;
     let opts = FetchOptions {
         timeout: Duration::from_secs(1),
-        ..FetchOptions::default()
+        ..loopback()
     };
     let url = format!("git://127.0.0.1:{}/r.git", silent.port());
     let started = Instant::now();
@@ -530,7 +643,7 @@ async fn a_deploy_key_fetches_over_ssh_and_a_wrong_one_is_refused() -> anyhow::R
             known_hosts,
         })
     };
-    let opts = FetchOptions::default();
+    let opts = loopback();
 
     let (dest, result) = h
         .fetch(
@@ -566,6 +679,30 @@ async fn a_deploy_key_fetches_over_ssh_and_a_wrong_one_is_refused() -> anyhow::R
         .await;
     let (code, message) = permanent(result);
     assert_eq!(code, "source_auth_failed");
+    assert!(message.contains("host key"), "{message}");
+
+    // By name: ssh connects to the address that was checked and still
+    // checks the host key under the name.
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let named_key = server.known_hosts().replace("127.0.0.1", "localhost");
+    let (_, result) = h
+        .fetch(
+            &source(&by_name, "main", key(&good, Some(named_key))),
+            &opts,
+        )
+        .await;
+    assert_eq!(result?.commit, repo.main);
+    let (_, result) = h
+        .fetch(
+            &source(&by_name, "main", key(&good, Some(server.known_hosts()))),
+            &opts,
+        )
+        .await;
+    let (code, message) = permanent(result);
+    assert_eq!(
+        code, "source_auth_failed",
+        "a key pinned for the address is not the name's"
+    );
     assert!(message.contains("host key"), "{message}");
 
     let missing = url.replace("deploy.git", "missing.git");

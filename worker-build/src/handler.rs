@@ -33,6 +33,8 @@ pub struct BuildWorkerSettings {
     pub allow_file_sources: bool,
     pub archive_limits: archive::Limits,
     pub fetch_timeout: Duration,
+    /// `SLIPWAY_OUTBOUND_ALLOW` and the platform's own services.
+    pub outbound: slipway_shared::egress::OutboundPolicy,
 }
 
 impl BuildWorkerSettings {
@@ -60,6 +62,7 @@ impl BuildWorkerSettings {
             allow_file_sources,
             archive_limits,
             fetch_timeout: Duration::from_secs(600),
+            outbound: slipway_shared::config::outbound_policy().context("outbound policy")?,
         })
     }
 }
@@ -347,6 +350,7 @@ impl BuildHandler {
                     &FetchOptions {
                         allow_file: self.settings.allow_file_sources,
                         timeout: self.settings.fetch_timeout,
+                        outbound: self.settings.outbound.clone(),
                     },
                     &ctx.logs,
                     &ctx.cancel,

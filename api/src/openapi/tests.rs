@@ -55,6 +55,7 @@ fn offline_state() -> AppState {
         secrets: slipway_shared::secrets::SecretBox::from_hex(&"00".repeat(32).into())
             .expect("a key"),
         archives: Default::default(),
+        outbound: std::sync::Arc::new(slipway_shared::egress::OutboundPolicy::public_only()),
     }
 }
 

@@ -39,14 +39,17 @@ fn validate_runtime(runtime: &Map<String, Value>) -> Result<(), ApiError> {
         })
 }
 
-fn parse_source(
+async fn parse_source(
+    state: &AppState,
     git_url: Option<&str>,
     git_ref: Option<&str>,
 ) -> Result<(Option<GitUrl>, Option<GitRef>), ApiError> {
-    Ok((
-        git_url.map(GitUrl::parse).transpose()?,
-        git_ref.map(GitRef::parse).transpose()?,
-    ))
+    let git_url = git_url.map(GitUrl::parse).transpose()?;
+    let git_ref = git_ref.map(GitRef::parse).transpose()?;
+    if let Some(url) = &git_url {
+        crate::outbound::check_git_url(&state.outbound, url).await?;
+    }
+    Ok((git_url, git_ref))
 }
 
 /// Create an app.
@@ -71,7 +74,8 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = Slug::parse("name", &body.name)?;
     let domains = domains::parse(&body.domains)?;
-    let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
+    let (git_url, git_ref) =
+        parse_source(&state, body.git_url.as_deref(), body.git_ref.as_deref()).await?;
     vars::validate(&body.env, &body.secrets)?;
     validate_runtime(&body.runtime)?;
     let credential = body
@@ -246,7 +250,8 @@ pub async fn update(
     Path(name): Path<String>,
     Json(body): Json<UpdateApp>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
+    let (git_url, git_ref) =
+        parse_source(&state, body.git_url.as_deref(), body.git_ref.as_deref()).await?;
     let domains = body.domains.as_deref().map(domains::parse).transpose()?;
     let var_changes = vars::VarChanges::from_patch(body.env.as_ref(), body.secrets.as_ref())?;
     let credential = body

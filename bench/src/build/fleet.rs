@@ -110,6 +110,8 @@ impl Fleet {
             ("SLIPWAY_METRICS_ADDR", "127.0.0.1:0".into()),
             ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
             ("SLIPWAY_SHUTDOWN_GRACE", "10s".into()),
+            // The benchmarks' git daemons listen on loopback.
+            ("SLIPWAY_OUTBOUND_ALLOW", "loopback".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

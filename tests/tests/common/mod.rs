@@ -25,6 +25,9 @@ pub struct Options {
     /// Admin URL of a test-owned Postgres cluster; the system one if `None`.
     pub postgres_admin_url: Option<String>,
     pub env: Vec<(&'static str, String)>,
+    /// A command prefix every Slipway process runs through (see
+    /// `slipway_testkit::dns::DnsServer::wrapper`).
+    pub wrapper: Vec<String>,
 }
 
 impl Default for Options {
@@ -36,6 +39,7 @@ impl Default for Options {
             amqp_url: slipway_testkit::rabbit_url(),
             postgres_admin_url: None,
             env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 }
@@ -57,6 +61,7 @@ pub struct Fleet {
     pub token: String,
     pub project_id: Uuid,
     extra_env: Vec<(&'static str, String)>,
+    wrapper: Vec<String>,
     spawned: usize,
 }
 
@@ -74,7 +79,7 @@ impl Fleet {
         api_env.push(("SLIPWAY_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()));
         api_env.push(("SLIPWAY_SECRET_KEY".into(), "ab".repeat(32)));
         let mut fleet = Fleet {
-            api: Proc::spawn("slipway-api", &api_env)?,
+            api: Proc::spawn_wrapped("slipway-api", &api_env, &options.wrapper)?,
             db,
             prefix,
             amqp_url: options.amqp_url.clone(),
@@ -84,6 +89,7 @@ impl Fleet {
             token: String::new(),
             project_id: Uuid::nil(),
             extra_env: options.env.clone(),
+            wrapper: options.wrapper.clone(),
             spawned: 0,
         };
         wait_http_ok(
@@ -137,7 +143,7 @@ impl Fleet {
             env.push(((*key).to_owned(), (*value).to_owned()));
         }
         env.push(("SLIPWAY_WORKER_ID".into(), id.clone()));
-        let proc = Proc::spawn(&format!("slipway-worker-{stage}"), &env)?;
+        let proc = Proc::spawn_wrapped(&format!("slipway-worker-{stage}"), &env, &self.wrapper)?;
         self.workers.push(Worker {
             id: id.clone(),
             stage,
@@ -404,6 +410,9 @@ fn base_env(
         ("SLIPWAY_RETRY_TIERS", "300ms,600ms,1200ms".into()),
         ("SLIPWAY_MAX_ATTEMPTS", "3".into()),
         ("SLIPWAY_SHUTDOWN_GRACE", "15s".into()),
+        // The tests' git servers listen on loopback (a namespace's on a
+        // private address): a single-host install's setting.
+        ("SLIPWAY_OUTBOUND_ALLOW", "loopback,private".into()),
         ("RUST_LOG", "info,slipway_shared=debug".into()),
     ]
     .into_iter()

@@ -13,6 +13,7 @@
 mod auth;
 mod classify;
 mod exec;
+mod pin;
 mod url;
 mod workdir;
 
@@ -21,6 +22,7 @@ use exec::Deadline;
 use secrecy::SecretString;
 use slipway_shared::db::sources::StoredGitCredential;
 use slipway_shared::domain::{GitRef, GitUrl};
+use slipway_shared::egress::OutboundPolicy;
 use slipway_shared::job::JobError;
 use slipway_shared::logsink::LogHandle;
 use std::path::Path;
@@ -115,6 +117,9 @@ pub struct FetchOptions {
     pub allow_file: bool,
     /// For the whole fetch; past it the fetch is killed and is retryable.
     pub timeout: Duration,
+    /// Which addresses the repository's host may be (checked when the
+    /// fetch connects, and git pinned to the address checked).
+    pub outbound: OutboundPolicy,
 }
 
 impl Default for FetchOptions {
@@ -122,6 +127,7 @@ impl Default for FetchOptions {
         FetchOptions {
             allow_file: false,
             timeout: Duration::from_secs(600),
+            outbound: OutboundPolicy::public_only(),
         }
     }
 }
@@ -144,7 +150,15 @@ pub async fn fetch(
             "file:// repository URLs are allowed only when the platform runs in local mode",
         ));
     }
-    let access = auth::prepare(&remote, src.credential.as_ref())?;
+    let pinned = pin::check(&src.url, &opts.outbound, logs)
+        .await?
+        .map(|pin| pin.apply(&remote));
+    let ssh_options = pinned.as_ref().and_then(|p| p.ssh_options.as_deref());
+    let mut access = auth::prepare(&remote, src.credential.as_ref(), ssh_options)?;
+    if let Some(pinned) = &pinned {
+        access.config.extend(pinned.config.iter().cloned());
+    }
+    let fetch_url = pinned.as_ref().map_or(&remote.fetch_url, |p| &p.fetch_url);
     prepare_dest(dest)?;
     let git = Git {
         dest,
@@ -174,8 +188,7 @@ pub async fn fetch(
         logs.info(note.as_str()).await;
     }
     git.local(&["init", "-q", "."]).await?;
-    git.local(&["remote", "add", "origin", &remote.fetch_url])
-        .await?;
+    git.local(&["remote", "add", "origin", fetch_url]).await?;
 
     let commit_id = full_commit_id(reference);
     let wanted = commit_id.as_deref().unwrap_or(reference);

@@ -40,9 +40,11 @@ pub(super) struct Access {
     _key_dir: Option<KeyDir>,
 }
 
+/// `ssh_options` go on the ssh command line (the pinned address).
 pub(super) fn prepare(
     remote: &Remote,
     credential: Option<&GitCredential>,
+    ssh_options: Option<&str>,
 ) -> Result<Access, JobError> {
     let mut access = Access::default();
     let from_url;
@@ -97,9 +99,12 @@ pub(super) fn prepare(
                 Some(GitCredential::Token { .. }) => return Err(mismatch("a token", remote)),
             };
             let dir = KeyDir::create()?;
-            access
-                .env
-                .push(("GIT_SSH_COMMAND".into(), dir.ssh_command(key)?));
+            let mut command = dir.ssh_command(key)?;
+            if let Some(options) = ssh_options {
+                command.push(' ');
+                command.push_str(options);
+            }
+            access.env.push(("GIT_SSH_COMMAND".into(), command));
             access.env.push(("GIT_SSH_VARIANT".into(), "ssh".into()));
             if key.and_then(|(_, hosts)| hosts).is_none() {
                 access.notes.push(
@@ -238,7 +243,12 @@ mod tests {
 
     #[test]
     fn a_token_becomes_a_basic_header_scoped_to_the_repository() {
-        let access = prepare(&remote("https://h.example/o/r.git"), Some(&token(None))).unwrap();
+        let access = prepare(
+            &remote("https://h.example/o/r.git"),
+            Some(&token(None)),
+            None,
+        )
+        .unwrap();
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{DEFAULT_TOKEN_USER}:t0ken-value"));
         assert_eq!(
@@ -260,15 +270,15 @@ mod tests {
             known_hosts: None,
         };
         assert_eq!(
-            code(prepare(&remote("git://h/r"), Some(&token(None)))),
+            code(prepare(&remote("git://h/r"), Some(&token(None)), None)),
             "source_credential_mismatch"
         );
         assert_eq!(
-            code(prepare(&remote("ssh://h/r"), Some(&token(None)))),
+            code(prepare(&remote("ssh://h/r"), Some(&token(None)), None)),
             "source_credential_mismatch"
         );
         assert_eq!(
-            code(prepare(&remote("https://h/r"), Some(&key))),
+            code(prepare(&remote("https://h/r"), Some(&key), None)),
             "source_credential_mismatch"
         );
     }
@@ -282,7 +292,7 @@ mod tests {
                     .into(),
             known_hosts: Some("[h]:2222 ssh-ed25519 AAAA".into()),
         };
-        let access = prepare(&remote("git@h:o/r.git"), Some(&key)).unwrap();
+        let access = prepare(&remote("git@h:o/r.git"), Some(&key), None).unwrap();
         let (_, command) = access
             .env
             .iter()

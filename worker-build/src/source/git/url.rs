@@ -35,6 +35,8 @@ pub(super) struct Remote {
     pub display: String,
     /// `user:password@` from an http(s) URL, percent-decoded.
     pub userinfo: Option<(String, String)>,
+    /// From the `/` after the authority on (empty for `user@host:path`).
+    pub path: String,
 }
 
 pub(super) fn parse(url: &GitUrl) -> Result<Remote, JobError> {
@@ -51,6 +53,7 @@ pub(super) fn parse(url: &GitUrl) -> Result<Remote, JobError> {
             fetch_url: raw.to_owned(),
             display: raw.to_owned(),
             userinfo: None,
+            path: String::new(),
         });
     };
     let scheme = match scheme_text {
@@ -92,6 +95,7 @@ pub(super) fn parse(url: &GitUrl) -> Result<Remote, JobError> {
         display: fetch_url.clone(),
         fetch_url,
         userinfo,
+        path: path.to_owned(),
     })
 }
 

@@ -21,6 +21,8 @@ const BASE_CONFIG: &[(&str, &str)] = &[
     // until its time limit.
     ("http.lowSpeedLimit", "1"),
     ("http.lowSpeedTime", "120"),
+    // A redirect would lead to a host the outbound policy never checked.
+    ("http.followRedirects", "false"),
     ("gc.auto", "0"),
     ("maintenance.auto", "false"),
 ];
