@@ -87,7 +87,7 @@ impl Harness {
     }
 
     fn plan(&self, dir: &Path) -> plan::BuildPlan {
-        plan::detect(dir, &self.settings.plan_settings(None, Vec::new()))
+        plan::detect(dir, &self.settings.plan_settings(&Default::default()))
             .unwrap_or_else(|e| panic!("no plan for {}: {e}", dir.display()))
     }
 

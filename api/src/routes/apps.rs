@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use slipway_shared::build_settings::AppBuildSettings;
 use slipway_shared::db::sources::{self, StoredGitCredential};
 use slipway_shared::domain::{GitRef, GitUrl, Slug};
 use slipway_shared::runtime_settings::RuntimeSettings;
@@ -100,10 +101,20 @@ fn validate_env(
 /// The runtime settings as the deploy worker will read them: refused now
 /// rather than at the next deploy.
 fn validate_runtime(runtime: &Map<String, Value>) -> Result<(), ApiError> {
-    RuntimeSettings::parse(&Value::Object(runtime.clone()))
+    RuntimeSettings::parse_strict(&Value::Object(runtime.clone()))
         .map(drop)
         .map_err(|message| ApiError::Invalid {
             code: "invalid_runtime_settings",
+            message,
+        })
+}
+
+/// The build settings as the build worker will read them, no unknown keys.
+fn validate_build(build: &Map<String, Value>) -> Result<(), ApiError> {
+    AppBuildSettings::parse_strict(&Value::Object(build.clone()))
+        .map(drop)
+        .map_err(|message| ApiError::Invalid {
+            code: "invalid_build_settings",
             message,
         })
 }
@@ -129,6 +140,7 @@ pub async fn create(
     let (git_url, git_ref) = parse_source(body.git_url.as_deref(), body.git_ref.as_deref())?;
     validate_env(&body.env, &body.secrets)?;
     validate_runtime(&body.runtime)?;
+    validate_build(&body.build)?;
     let credential = body
         .git_credential
         .map(StoredGitCredential::try_from)
@@ -331,6 +343,9 @@ pub async fn update(
     )?;
     if let Some(runtime) = &body.runtime {
         validate_runtime(runtime)?;
+    }
+    if let Some(build) = &body.build {
+        validate_build(build)?;
     }
     let credential = body
         .git_credential

@@ -11,6 +11,11 @@
 //! Node app rarely carries `go.mod` or `requirements.txt`. A Procfile `web:`
 //! line sets the start command of every generated plan.
 //!
+//! Declared runtime versions choose the base image or the Node release
+//! (`runtime`); the app's `build.install_command`, `build.command` and
+//! `build.start_command` replace what detection would run. Every generated
+//! image runs the app as the unprivileged user `app` (uid and gid 1000).
+//!
 //! Generated Containerfiles copy only the dependency manifest and lockfile,
 //! install, and only then copy the rest, so that the install is a layer of
 //! its own that stays cached while the lockfile is unchanged.
@@ -22,12 +27,17 @@ mod go;
 mod node;
 mod procfile;
 mod python;
+mod runtime;
 mod rust;
 mod static_site;
+pub mod version;
 #[cfg(test)]
 mod tests;
 
 pub use error::PlanError;
+pub use runtime::{Declared, DeclaredIn, Language, Provided, RuntimeChoice, VersionedImage};
+pub use slipway_shared::build_settings::CommandOverrides;
+use version::Version;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -77,6 +87,48 @@ pub struct PlanSettings {
     /// generated Containerfile so their values (passed as build args) reach
     /// the build steps. Platform secrets never belong here.
     pub build_args: Vec<String>,
+    /// The app's own install, build and start commands.
+    pub commands: CommandOverrides,
+    pub runtimes: RuntimeVersions,
+}
+
+/// What the base images offer, matched against apps' declared versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeVersions {
+    /// Python images by version (`SLIPWAY_PYTHON_IMAGES`); an app that
+    /// declares no version builds on `BaseImages::python`.
+    pub python: Vec<VersionedImage>,
+    /// The Node.js of `BaseImages::node` (`SLIPWAY_NODE_VERSION`).
+    pub node: Version,
+    /// The Go of `BaseImages::go` (`SLIPWAY_GO_VERSION`).
+    pub go: Version,
+    /// Where `go mod download` fetches modules (`SLIPWAY_GOPROXY`).
+    pub goproxy: String,
+}
+
+/// Go's own default module proxy setting.
+pub const DEFAULT_GOPROXY: &str = "https://proxy.golang.org,direct";
+
+impl Default for RuntimeVersions {
+    /// What `scripts/build-tools.sh` builds: Debian bookworm's Python 3.11,
+    /// Node 18 and Go 1.19, and trixie's Python 3.13.
+    fn default() -> Self {
+        RuntimeVersions {
+            python: vec![
+                VersionedImage {
+                    version: Version::new(3, 11, 2),
+                    image: "localhost/slipway/python:bookworm".into(),
+                },
+                VersionedImage {
+                    version: Version::new(3, 13, 5),
+                    image: "localhost/slipway/python:trixie".into(),
+                },
+            ],
+            node: Version::new(18, 20, 4),
+            go: Version::new(1, 19, 8),
+            goproxy: DEFAULT_GOPROXY.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,6 +194,8 @@ pub enum StartSource {
     Detected,
     /// The stack's fixed server (the static file server).
     Stack,
+    /// The app's `build.start_command`.
+    AppSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +215,9 @@ pub struct BuildPlan {
     pub detected_from: Vec<String>,
     /// The image the generated plan builds on (`None` for a repository Dockerfile).
     pub base_image: Option<String>,
+    /// The language runtime and the version it was chosen for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeChoice>,
     pub package_manager: Option<PackageManager>,
     pub install_command: Option<String>,
     pub build_command: Option<String>,
@@ -196,6 +253,7 @@ impl BuildPlan {
             }
         };
         field("base image", self.base_image.clone());
+        field("runtime", self.runtime.as_ref().map(RuntimeChoice::summary));
         field(
             "package manager",
             self.package_manager
@@ -211,6 +269,7 @@ impl BuildPlan {
                     StartSource::PackageJson => "package.json",
                     StartSource::Detected => "detected",
                     StartSource::Stack => "static file server",
+                    StartSource::AppSettings => "build.start_command",
                 };
                 format!("{} ({source})", s.command)
             }),
@@ -242,10 +301,15 @@ pub fn detect(dir: &Path, settings: &PlanSettings) -> Result<BuildPlan, PlanErro
         }
     }
     if let Some(plan) = dockerfile::detect(dir, settings)? {
+        check_overrides_applied(&plan, &settings.commands)?;
         return Ok(plan);
     }
     let tree = Tree::new(dir);
-    let web = procfile::web_command(&tree)?;
+    // The app's start command wins over the Procfile's.
+    let web = match &settings.commands.start {
+        Some(start) => Some(start.clone()),
+        None => procfile::web_command(&tree)?,
+    };
     let detectors: [Detector; 5] = [
         go::detect,
         rust::detect,
@@ -256,9 +320,16 @@ pub fn detect(dir: &Path, settings: &PlanSettings) -> Result<BuildPlan, PlanErro
     for detect in detectors {
         if let Some(mut plan) = detect(&tree, settings, web.as_deref())? {
             plan.ignore = ignore_patterns(&tree, plan.stack)?;
-            if web.is_some() && !plan.detected_from.iter().any(|f| f == "Procfile") {
+            if settings.commands.start.is_some() {
+                if let Some(start) = &mut plan.start {
+                    if start.source == StartSource::Procfile {
+                        start.source = StartSource::AppSettings;
+                    }
+                }
+            } else if web.is_some() && !plan.detected_from.iter().any(|f| f == "Procfile") {
                 plan.detected_from.push("Procfile".into());
             }
+            check_overrides_applied(&plan, &settings.commands)?;
             return Ok(plan);
         }
     }
@@ -270,6 +341,26 @@ pub fn detect(dir: &Path, settings: &PlanSettings) -> Result<BuildPlan, PlanErro
 const NO_PLAN_LOOKED_FOR: &str = "a Dockerfile or Containerfile, go.mod, Cargo.toml, \
      requirements.txt, pyproject.toml, package.json, or index.html (at the root or in \
      public/, dist/, build/, _site/, site/, www/)";
+
+/// An override the chosen plan did not use is an error, not a silent no-op.
+fn check_overrides_applied(plan: &BuildPlan, commands: &CommandOverrides) -> Result<(), PlanError> {
+    let not_applied = |setting, extra| PlanError::OverrideNotApplicable {
+        setting,
+        stack: plan.stack.as_str(),
+        extra,
+    };
+    if commands.install.is_some() && plan.install_command != commands.install {
+        return Err(not_applied("install_command", ""));
+    }
+    if commands.build.is_some() && plan.build_command != commands.build {
+        return Err(not_applied("command", ""));
+    }
+    let start = plan.start.as_ref().map(|s| &s.command);
+    if commands.start.is_some() && start != commands.start.as_ref() {
+        return Err(not_applied("start_command", " and Rust"));
+    }
+    Ok(())
+}
 
 type Detector = fn(&Tree, &PlanSettings, Option<&str>) -> Result<Option<BuildPlan>, PlanError>;
 
