@@ -127,16 +127,25 @@ mod tests {
             "start_command": "node dist/server.js",
         }))
         .unwrap_or_default();
-        assert_eq!(parsed.vars, vec![("A".into(), "1".into()), ("B".into(), "2".into())]);
+        assert_eq!(
+            parsed.vars,
+            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
         assert_eq!(parsed.commands.install.as_deref(), Some("npm install"));
         assert_eq!(parsed.commands.build.as_deref(), Some("npm run compile"));
-        assert_eq!(parsed.commands.start.as_deref(), Some("node dist/server.js"));
+        assert_eq!(
+            parsed.commands.start.as_deref(),
+            Some("node dist/server.js")
+        );
 
         let typo = json!({"build_command": "make"});
         let error = AppBuildSettings::parse_strict(&typo).unwrap_err();
         assert!(error.contains("build.build_command"), "{error}");
         // Stored values are read leniently.
-        assert_eq!(AppBuildSettings::parse(&typo), Ok(AppBuildSettings::default()));
+        assert_eq!(
+            AppBuildSettings::parse(&typo),
+            Ok(AppBuildSettings::default())
+        );
 
         for bad in [
             json!({"dockerfile": 3}),

@@ -189,9 +189,15 @@ mod tests {
         let typo = json!({"helth_path": "/up"});
         let error = RuntimeSettings::parse_strict(&typo).unwrap_err();
         assert!(error.contains("runtime.helth_path"), "{error}");
-        assert!(RuntimeSettings::parse(&typo).is_ok(), "stored values stay readable");
+        assert!(
+            RuntimeSettings::parse(&typo).is_ok(),
+            "stored values stay readable"
+        );
         let error = RuntimeSettings::parse_strict(&json!({"port": 80})).unwrap_err();
-        assert!(error.contains("8080") && error.contains("unprivileged"), "{error}");
+        assert!(
+            error.contains("8080") && error.contains("unprivileged"),
+            "{error}"
+        );
         assert!(RuntimeSettings::parse_strict(&json!({"port": 1024})).is_ok());
         assert!(RuntimeSettings::parse_strict(&json!({})).is_ok());
     }

@@ -5,8 +5,8 @@
 
 use crate::plan::version::Version;
 use crate::plan::{BaseImages, RuntimeVersions, VersionedImage};
-use slipway_shared::build_settings::AppBuildSettings;
 use secrecy::SecretString;
+use slipway_shared::build_settings::AppBuildSettings;
 use slipway_shared::config::ConfigError;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -234,7 +234,9 @@ fn runtime_versions(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeVersi
     };
     let version = |name: &'static str, default: Version| match get(name) {
         None => Ok(default),
-        Some(v) => Version::parse(&v).ok_or_else(|| invalid(name, &v, "must be a version like 1.22.3")),
+        Some(v) => {
+            Version::parse(&v).ok_or_else(|| invalid(name, &v, "must be a version like 1.22.3"))
+        }
     };
     let python = match get("SLIPWAY_PYTHON_IMAGES") {
         None => defaults.python,

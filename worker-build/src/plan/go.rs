@@ -48,7 +48,7 @@ pub(crate) fn detect(
     let goproxy = &settings.runtimes.goproxy;
     let proxy_hint = shell_quote(&format!(
         "fetching Go modules failed; the module proxy tried was GOPROXY={goproxy} \
-         (the platform's SLIPWAY_GOPROXY)"
+         (set by SLIPWAY_GOPROXY)"
     ));
 
     let start = match web {
@@ -70,7 +70,9 @@ pub(crate) fn detect(
             "COPY go.mod ./"
         })
         .line(format!("ENV GOPROXY={}", shell_quote(goproxy)))
-        .line(format!("RUN {install} || {{ echo {proxy_hint} >&2; exit 1; }}"))
+        .line(format!(
+            "RUN {install} || {{ echo {proxy_hint} >&2; exit 1; }}"
+        ))
         .build_args(&settings.build_args)
         .line("COPY . .")
         .line(format!("RUN {build}"))

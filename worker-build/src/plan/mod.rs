@@ -30,9 +30,9 @@ mod python;
 mod runtime;
 mod rust;
 mod static_site;
-pub mod version;
 #[cfg(test)]
 mod tests;
+pub mod version;
 
 pub use error::PlanError;
 pub use runtime::{Declared, DeclaredIn, Language, Provided, RuntimeChoice, VersionedImage};

@@ -142,7 +142,11 @@ pub(crate) fn detect(
             format!("{PIP} .")
         }
     };
-    let install = settings.commands.install.clone().unwrap_or(detected_install);
+    let install = settings
+        .commands
+        .install
+        .clone()
+        .unwrap_or(detected_install);
     w.line(format!("RUN {install}"));
     if let Some(server) = extra {
         w.line(format!("RUN {PIP} {server}"));

@@ -294,7 +294,10 @@ fn npm_range(declared: &Declared) -> Result<String, PlanError> {
     if matches!(lower.as_str(), "node" | "latest" | "current" | "stable") {
         return Ok("latest".into());
     }
-    let range = wanted.strip_prefix(['v', 'V']).unwrap_or(wanted).to_string();
+    let range = wanted
+        .strip_prefix(['v', 'V'])
+        .unwrap_or(wanted)
+        .to_string();
     if range.contains(['\'', '"', '`', '$', '\\', ';', '&', '(', ')', '\n']) {
         return Err(invalid(declared, "is not a Node.js version or range"));
     }

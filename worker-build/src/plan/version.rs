@@ -300,3 +300,57 @@ fn covering(partial: Partial) -> Vec<Comparator> {
         ],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirements_as_npm_and_pep_440_write_them() {
+        let v = |s: &str| Version::parse(s).unwrap();
+        let table: &[(&str, &[&str], &[&str])] = &[
+            (">=18", &["18.0.0", "18.20.4", "26.1.0"], &["17.9.9"]),
+            (">= 18", &["18.20.4"], &["16.0.0"]),
+            ("18.x", &["18.0.0", "18.20.4"], &["19.0.0", "17.1.0"]),
+            ("20", &["20.11.1"], &["18.20.4", "21.0.0"]),
+            ("^20.1", &["20.1.0", "20.9.9"], &["20.0.9", "21.0.0"]),
+            ("~18.2", &["18.2.5"], &["18.3.0"]),
+            ("16 || 18", &["16.1.0", "18.20.4"], &["20.0.0"]),
+            ("18 - 20", &["18.0.0", "20.9.0"], &["21.0.0"]),
+            (">=18 <21", &["20.9.0"], &["21.0.0"]),
+            (">18", &["19.0.0"], &["18.20.4"]),
+            ("<=20", &["20.9.0"], &["21.0.0"]),
+            ("*", &["1.0.0"], &[]),
+            (">=3.12", &["3.13.5"], &["3.11.2"]),
+            (">=3.9,<4", &["3.11.2", "3.13.5"], &["4.0.0"]),
+            ("~=3.11", &["3.11.2", "3.13.5"], &["3.10.0"]),
+            ("~=3.11.1", &["3.11.2"], &["3.12.0"]),
+            ("==3.12.*", &["3.12.1"], &["3.13.5", "3.11.2"]),
+            (">=3.8, !=3.11.*", &["3.13.5"], &["3.11.2"]),
+            ("v20.11.0", &["20.11.0"], &["20.11.1"]),
+        ];
+        for (text, allowed, refused) in table {
+            let r = Requirement::parse(text).unwrap_or_else(|| panic!("{text} parses"));
+            for a in *allowed {
+                assert!(r.allows(v(a)), "{text} allows {a}");
+            }
+            for b in *refused {
+                assert!(!r.allows(v(b)), "{text} refuses {b}");
+            }
+        }
+        for nonsense in ["banana", ">=", "3.x.1", "1.2.3.4", "<>3"] {
+            assert_eq!(Requirement::parse(nonsense), None, "{nonsense}");
+        }
+    }
+
+    #[test]
+    fn a_release_series_covers_its_patches_only() {
+        let r = Requirement::at_least_within("3.13").unwrap();
+        assert!(r.allows(Version::new(3, 13, 5)));
+        assert!(!r.allows(Version::new(3, 14, 0)));
+        assert!(!r.allows(Version::new(3, 12, 9)));
+        assert_eq!(Version::parse("go1.22.1"), Some(Version::new(1, 22, 1)));
+        assert_eq!(Version::parse("1.19"), Some(Version::new(1, 19, 0)));
+        assert_eq!(Version::parse("1.x"), None);
+    }
+}
