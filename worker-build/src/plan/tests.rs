@@ -527,7 +527,10 @@ fn summary_and_json_show_the_plan() {
     assert_eq!(back, plan);
 }
 
-fn plan_commands(files: &[(&str, &str)], commands: CommandOverrides) -> Result<BuildPlan, PlanError> {
+fn plan_commands(
+    files: &[(&str, &str)],
+    commands: CommandOverrides,
+) -> Result<BuildPlan, PlanError> {
     let settings = PlanSettings {
         commands,
         ..PlanSettings::default()
