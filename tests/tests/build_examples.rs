@@ -496,6 +496,38 @@ async fn a_python_version_no_image_has_fails_at_plan_time() -> anyhow::Result<()
 }
 
 #[tokio::test]
+async fn a_go_module_download_failure_names_the_proxy_it_tried() -> anyhow::Result<()> {
+    let mut h = Harness::start().await?;
+    // Nothing listens on a port that was free a moment ago.
+    let proxy = format!("http://127.0.0.1:{}/goproxy", free_port());
+    h.settings.runtimes.goproxy = proxy.clone();
+    let dir = copy_example("go-http");
+    let gomod = dir.path.join("go.mod");
+    let text = std::fs::read_to_string(&gomod)?;
+    std::fs::write(
+        &gomod,
+        format!("{text}\nrequire example.com/absent v1.0.0\n"),
+    )?;
+    let (result, lines) = h.build(&dir.path, "go-proxy").await?;
+    match result {
+        Err(JobError::Permanent { code, message }) => {
+            assert_eq!(code, "build_failed");
+            // Go really asked that proxy, and the failure says which one it was.
+            assert!(
+                message.contains(&format!("{proxy}/example.com/absent")),
+                "{message}"
+            );
+            assert!(
+                message.contains(&format!("the module proxy tried was GOPROXY={proxy}")),
+                "{message}"
+            );
+        }
+        other => panic!("expected build_failed, got {other:?}\n{}", lines.join("\n")),
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_failing_build_quotes_its_last_lines() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let dir = TempDir::new("failing");
