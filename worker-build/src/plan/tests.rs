@@ -527,6 +527,9 @@ fn summary_and_json_show_the_plan() {
     assert_eq!(back, plan);
 }
 
+/// Files of a table row: path and text.
+type Files = Vec<(&'static str, String)>;
+
 fn plan_commands(
     files: &[(&str, &str)],
     commands: CommandOverrides,
@@ -545,7 +548,7 @@ fn python_builds_on_the_newest_image_that_satisfies_the_declaration() {
     let pyproject = |requires: &str| {
         format!("[project]\nname = \"x\"\nrequires-python = \"{requires}\"\ndependencies = [\"flask\"]\n")
     };
-    let table: Vec<(Vec<(&str, String)>, &str, Option<DeclaredIn>)> = vec![
+    let table: Vec<(Files, &str, Option<DeclaredIn>)> = vec![
         (vec![], bookworm, None),
         (
             vec![(".python-version", "3.13\n".into())],
@@ -646,7 +649,7 @@ fn node_uses_the_base_node_when_it_satisfies_else_installs_a_release_from_npm() 
             r#"{{"name":"x","scripts":{{"start":"node server.js"}},"engines":{{"node":"{engines}"}}}}"#
         )
     };
-    let table: Vec<(Vec<(&str, String)>, Option<&str>)> = vec![
+    let table: Vec<(Files, Option<&str>)> = vec![
         (vec![("package.json", EXPRESS.into())], None),
         (vec![("package.json", manifest(">=18"))], None),
         (vec![("package.json", manifest("18.x"))], None),
