@@ -150,13 +150,17 @@ fn require_build_tools(settings: &BuildSettings) {
         assert!(found, "{tool} is not installed: {hint}");
     }
     let images = &settings.base_images;
+    let pythons = settings.runtimes.python.iter().map(|p| &p.image);
     for image in [
         &images.debian,
         &images.node,
         &images.python,
         &images.go,
         &images.static_site,
-    ] {
+    ]
+    .into_iter()
+    .chain(pythons)
+    {
         let status = podman(settings).args(["image", "exists", image]).status();
         assert!(
             status.is_ok_and(|s| s.success()),
