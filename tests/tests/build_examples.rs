@@ -484,6 +484,31 @@ async fn express_with_yarn_gets_the_node_its_nvmrc_declares_from_npm() -> anyhow
 }
 
 #[tokio::test]
+async fn the_newest_node_release_from_npm_runs_on_the_node_image() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = copy_example("node-express-yarn");
+    // `node` is the newest release, which needs libatomic1 in the image.
+    std::fs::write(dir.path.join(".nvmrc"), "node\n")?;
+    let (result, lines) = h.build(&dir.path, "node-latest").await?;
+    let built = result.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    let port = free_port();
+    let container = Container::run(&h.settings, &built.reference, port)?;
+    let base = format!("http://127.0.0.1:{port}/");
+    if let Err(e) = wait_http_ok(&base, Duration::from_secs(30)).await {
+        panic!("{e}\ncontainer logs:\n{}", container.logs());
+    }
+    let page = reqwest::get(&base).await?.text().await?;
+    let major: u32 = page
+        .split("(node v")
+        .nth(1)
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no node version in {page}"));
+    assert!(major > 22, "the newest release, not {major}: {page}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_python_version_no_image_has_fails_at_plan_time() -> anyhow::Result<()> {
     let h = Harness::start().await?;
     let dir = copy_example("python-versioned");
