@@ -338,6 +338,38 @@ mod tests {
     }
 
     #[test]
+    fn runtime_versions_and_the_go_proxy_come_from_the_environment() {
+        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.runtimes, RuntimeVersions::default());
+        let s = settings(&[
+            (
+                "SLIPWAY_PYTHON_IMAGES",
+                "3.12.8=registry.example.com/py:3.12, 3.13.1=registry.example.com/py:3.13",
+            ),
+            ("SLIPWAY_NODE_VERSION", "20.11.1"),
+            ("SLIPWAY_GO_VERSION", "1.23.4"),
+            ("SLIPWAY_GOPROXY", "http://127.0.0.1:3000"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let pythons: Vec<(String, &str)> = s
+            .runtimes
+            .python
+            .iter()
+            .map(|p| (p.version.to_string(), p.image.as_str()))
+            .collect();
+        assert_eq!(
+            pythons,
+            vec![
+                ("3.12.8".to_string(), "registry.example.com/py:3.12"),
+                ("3.13.1".to_string(), "registry.example.com/py:3.13"),
+            ]
+        );
+        assert_eq!(s.runtimes.node, Version::new(20, 11, 1));
+        assert_eq!(s.runtimes.go, Version::new(1, 23, 4));
+        assert_eq!(s.runtimes.goproxy, "http://127.0.0.1:3000");
+    }
+
+    #[test]
     fn invalid_values_name_the_variable() {
         for (name, value) in [
             ("SLIPWAY_REGISTRY", "https://r.example"),
@@ -346,6 +378,10 @@ mod tests {
             ("SLIPWAY_BUILD_MEMORY", "lots"),
             ("SLIPWAY_BUILD_MEMORY", "2gb"),
             ("SLIPWAY_BUILD_TIMEOUT", "soon"),
+            ("SLIPWAY_PYTHON_IMAGES", "3.11.2"),
+            ("SLIPWAY_PYTHON_IMAGES", "three=localhost/py"),
+            ("SLIPWAY_NODE_VERSION", "lts"),
+            ("SLIPWAY_GO_VERSION", "1.x"),
             ("SLIPWAY_IMAGES_KEPT", "0"),
             ("SLIPWAY_CONTAINERS_CONF", "/nonexistent/containers.conf"),
         ] {
