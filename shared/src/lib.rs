@@ -5,6 +5,7 @@
 
 pub mod addons;
 pub mod archive;
+pub mod build_settings;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -1,7 +1,8 @@
 //! An app's `runtime` settings (`apps.runtime_settings`): port, health
 //! check, limits, replicas and drain, with their defaults. The API checks
-//! them when an app is created or changed (`400 invalid_runtime_settings`);
-//! the deploy worker reads them for every release.
+//! them strictly when an app is created or changed (`422
+//! invalid_runtime_settings`: unknown keys and ports below 1024 included);
+//! the deploy worker reads stored values leniently for every release.
 
 use std::time::Duration;
 
@@ -25,6 +26,22 @@ pub struct RuntimeSettings {
     pub drain: Duration,
 }
 
+/// The keys `runtime` may have.
+pub const KNOWN_KEYS: [&str; 9] = [
+    "port",
+    "health_path",
+    "health_interval_ms",
+    "health_timeout_ms",
+    "health_attempts",
+    "memory",
+    "cpus",
+    "replicas",
+    "drain_ms",
+];
+
+/// Ports below this need root to bind; apps run as uid 1000.
+pub const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
+
 /// The longest drain an app may ask for.
 pub const MAX_DRAIN: Duration = Duration::from_secs(600);
 
@@ -45,6 +62,32 @@ impl Default for RuntimeSettings {
 }
 
 impl RuntimeSettings {
+    /// What the API accepts: [`RuntimeSettings::parse`], no unknown keys, and
+    /// no privileged port. Generated images run the app as uid 1000, which
+    /// cannot bind below 1024; the rule holds for every app (a Dockerfile
+    /// may run as root, but the platform's proxy serves 80/443 anyway, so no
+    /// app needs a low port inside its container).
+    pub fn parse_strict(value: &serde_json::Value) -> Result<RuntimeSettings, String> {
+        if let Some(map) = value.as_object() {
+            if let Some(key) = map.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+                return Err(format!(
+                    "runtime.{key} is not a runtime setting (known: {})",
+                    KNOWN_KEYS.join(", ")
+                ));
+            }
+        }
+        let settings = Self::parse(value)?;
+        if settings.port < FIRST_UNPRIVILEGED_PORT {
+            return Err(format!(
+                "runtime.port {} is below {FIRST_UNPRIVILEGED_PORT}: apps run as an unprivileged \
+                 user (uid 1000), which cannot bind it; listen on $PORT with a port such as 8080 \
+                 (the platform's proxy answers on 80 and 443)",
+                settings.port
+            ));
+        }
+        Ok(settings)
+    }
+
     /// Reads `port`, `health_path`, `health_interval_ms`, `health_timeout_ms`,
     /// `health_attempts`, `memory`, `cpus`, `replicas`, `drain_ms`; anything
     /// else is ignored.
@@ -139,5 +182,23 @@ mod tests {
         ] {
             assert!(RuntimeSettings::parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn strict_parsing_refuses_unknown_keys_and_privileged_ports() {
+        let typo = json!({"helth_path": "/up"});
+        let error = RuntimeSettings::parse_strict(&typo).unwrap_err();
+        assert!(error.contains("runtime.helth_path"), "{error}");
+        assert!(
+            RuntimeSettings::parse(&typo).is_ok(),
+            "stored values stay readable"
+        );
+        let error = RuntimeSettings::parse_strict(&json!({"port": 80})).unwrap_err();
+        assert!(
+            error.contains("8080") && error.contains("unprivileged"),
+            "{error}"
+        );
+        assert!(RuntimeSettings::parse_strict(&json!({"port": 1024})).is_ok());
+        assert!(RuntimeSettings::parse_strict(&json!({})).is_ok());
     }
 }

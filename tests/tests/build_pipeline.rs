@@ -4,7 +4,8 @@
 //! again reuses the image without building; a missing ref fails permanently
 //! with a clear message; an uploaded version builds too. The fleet has no
 //! Caddy, so provisioning stops each deployment after `built` and names
-//! what the target lacks.
+//! what the target lacks. The app's build commands and a declared runtime
+//! version reach the plan (an unavailable version fails before building).
 
 mod common;
 
@@ -341,6 +342,69 @@ async fn a_name_is_checked_again_when_git_connects_and_git_connects_where_it_was
         );
     }
     assert!(http.requests() > 0, "the http server served a fetch");
+    build.fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_apps_commands_and_its_declared_version_decide_the_plan() -> anyhow::Result<()> {
+    let build = start().await?;
+    let repos = tempfile::tempdir()?;
+    let repo = seed_repo(
+        repos.path(),
+        "hello",
+        Some(&example("python-flask-noprocfile")),
+    )?;
+    let daemon = GitDaemon::start(repos.path())?;
+    let start_command = "gunicorn --bind 0.0.0.0:$PORT --workers 1 app:app";
+    build
+        .create_app(json!({
+            "name": "hello",
+            "git_url": daemon.url("hello"),
+            "git_ref": "main",
+            "build": {"command": "python3 -m compileall -q .", "start_command": start_command},
+        }))
+        .await?;
+
+    let id = build.deploy("hello", json!({})).await?;
+    let (deployment, logs) = build.finished(id).await?;
+    assert_built(&deployment, &logs);
+    let plan = &deployment["build_plan"];
+    assert_eq!(
+        plan["build_command"], "python3 -m compileall -q .",
+        "{plan:#}"
+    );
+    assert_eq!(plan["start"]["command"], start_command, "{plan:#}");
+    assert_eq!(plan["start"]["source"], "app_settings", "{plan:#}");
+    assert_eq!(plan["runtime"]["language"], "python", "{plan:#}");
+    let containerfile = plan["containerfile"]["text"].as_str().unwrap_or_default();
+    assert!(
+        containerfile.contains("RUN python3 -m compileall -q .\n")
+            && containerfile.contains("USER 1000:1000"),
+        "{containerfile}"
+    );
+
+    // A version no image offers: refused before anything is built.
+    repo.push_change("main", ".python-version", "3.14\n")?;
+    let id = build.deploy("hello", json!({})).await?;
+    let (deployment, logs) = build.finished(id).await?;
+    assert_eq!(deployment["state"], "failed", "{deployment:#}");
+    assert_eq!(
+        deployment["error_code"], "unsupported_runtime_version",
+        "{deployment:#}"
+    );
+    let message = deployment["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("python 3.14 (from .python-version)") && message.contains("3.11."),
+        "{message}"
+    );
+    assert!(!went_through_built(&deployment));
+    assert!(
+        !logs.iter().any(|l| l.contains("STEP")),
+        "nothing was built:\n{}",
+        logs.join("\n")
+    );
+
     build.fleet.stop().await;
     Ok(())
 }

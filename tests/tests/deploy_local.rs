@@ -123,7 +123,7 @@ impl Harness {
         let (sink, _task) =
             LogSink::start(db.pool.clone(), Duration::from_millis(20), stop.clone());
         let logs = sink.handle(deployment_id, "build", 1);
-        let plan = plan::detect(dir, &self.settings.plan_settings(None, Vec::new()))?;
+        let plan = plan::detect(dir, &self.settings.plan_settings(&Default::default()))?;
         let repository = ImageRepository::new(&self.settings.registry.address, "deploy", "site");
         let request = BuildRequest {
             source_dir: dir,

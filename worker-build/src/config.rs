@@ -3,8 +3,10 @@
 //! `from_lookup` takes any source so that tests need not touch the process
 //! environment.
 
-use crate::plan::BaseImages;
+use crate::plan::version::Version;
+use crate::plan::{BaseImages, RuntimeVersions, VersionedImage};
 use secrecy::SecretString;
+use slipway_shared::build_settings::AppBuildSettings;
 use slipway_shared::config::ConfigError;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,6 +53,8 @@ pub struct BuildSettings {
     /// Time limit of one build (the push is not counted).
     pub time_limit: Duration,
     pub base_images: BaseImages,
+    /// The runtime versions the base images offer, and the Go module proxy.
+    pub runtimes: RuntimeVersions,
     /// The containers.conf the engine is pointed to (`CONTAINERS_CONF`).
     pub containers_conf: Option<PathBuf>,
     /// Root of per-build work dirs (generated Containerfiles, digest files).
@@ -71,6 +75,9 @@ impl BuildSettings {
     /// | `SLIPWAY_BUILD_MEMORY` | `4g` (`none` for no limit) |
     /// | `SLIPWAY_BUILD_TIMEOUT` | `45m` |
     /// | `SLIPWAY_BASE_IMAGE_{DEBIAN,NODE,PYTHON,GO,RUST,STATIC}` | `localhost/slipway/<stack>:bookworm` |
+    /// | `SLIPWAY_PYTHON_IMAGES` | `3.11.2=localhost/slipway/python:bookworm,3.13.5=localhost/slipway/python:trixie` |
+    /// | `SLIPWAY_NODE_VERSION`, `SLIPWAY_GO_VERSION` | `18.20.4`, `1.19.8` (of the Node and Go base images) |
+    /// | `SLIPWAY_GOPROXY` | `https://proxy.golang.org,direct` |
     /// | `SLIPWAY_CONTAINERS_CONF` | `CONTAINERS_CONF`, else `/var/lib/slipway/containers.conf` if it exists |
     /// | `SLIPWAY_BUILD_DIR` | `/var/lib/slipway/builds` |
     /// | `SLIPWAY_IMAGES_KEPT` | `5` |
@@ -160,6 +167,8 @@ impl BuildSettings {
             static_site: image("SLIPWAY_BASE_IMAGE_STATIC", defaults.static_site),
         };
 
+        let runtimes = runtime_versions(&get)?;
+
         let state_conf = PathBuf::from(DEFAULT_STATE_DIR).join("containers.conf");
         let containers_conf = get("SLIPWAY_CONTAINERS_CONF")
             .or_else(|| get("CONTAINERS_CONF"))
@@ -191,6 +200,7 @@ impl BuildSettings {
             memory_limit,
             time_limit,
             base_images,
+            runtimes,
             containers_conf,
             work_dir,
             images_kept,
@@ -201,17 +211,61 @@ impl BuildSettings {
 impl BuildSettings {
     /// What `plan::detect` needs for one app: its Dockerfile path (if it
     /// names one), the names of its build variables, and these base images.
-    pub fn plan_settings(
-        &self,
-        dockerfile: Option<PathBuf>,
-        build_arg_names: Vec<String>,
-    ) -> crate::plan::PlanSettings {
+    pub fn plan_settings(&self, app: &AppBuildSettings) -> crate::plan::PlanSettings {
         crate::plan::PlanSettings {
-            dockerfile,
+            dockerfile: app.dockerfile.clone(),
             base_images: self.base_images.clone(),
-            build_args: build_arg_names,
+            build_args: app.arg_names(),
+            commands: app.commands.clone(),
+            runtimes: self.runtimes.clone(),
         }
     }
+}
+
+/// `SLIPWAY_PYTHON_IMAGES` (`VERSION=IMAGE,...`), `SLIPWAY_NODE_VERSION`,
+/// `SLIPWAY_GO_VERSION`, `SLIPWAY_GOPROXY`; `scripts/build-tools.sh` writes
+/// the first three from what its images carry.
+fn runtime_versions(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeVersions, ConfigError> {
+    let defaults = RuntimeVersions::default();
+    let invalid = |name: &'static str, value: &str, reason: &str| ConfigError::Invalid {
+        name,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let version = |name: &'static str, default: Version| match get(name) {
+        None => Ok(default),
+        Some(v) => {
+            Version::parse(&v).ok_or_else(|| invalid(name, &v, "must be a version like 1.22.3"))
+        }
+    };
+    let python = match get("SLIPWAY_PYTHON_IMAGES") {
+        None => defaults.python,
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                let (v, image) = entry.split_once('=').unwrap_or((entry, ""));
+                match (Version::parse(v), image.trim()) {
+                    (Some(version), image) if !image.is_empty() => Ok(VersionedImage {
+                        version,
+                        image: image.to_string(),
+                    }),
+                    _ => Err(invalid(
+                        "SLIPWAY_PYTHON_IMAGES",
+                        &list,
+                        "must be VERSION=IMAGE entries joined by commas",
+                    )),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(RuntimeVersions {
+        python,
+        node: version("SLIPWAY_NODE_VERSION", defaults.node)?,
+        go: version("SLIPWAY_GO_VERSION", defaults.go)?,
+        goproxy: get("SLIPWAY_GOPROXY").unwrap_or(defaults.goproxy),
+    })
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -284,6 +338,38 @@ mod tests {
     }
 
     #[test]
+    fn runtime_versions_and_the_go_proxy_come_from_the_environment() {
+        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.runtimes, RuntimeVersions::default());
+        let s = settings(&[
+            (
+                "SLIPWAY_PYTHON_IMAGES",
+                "3.12.8=registry.example.com/py:3.12, 3.13.1=registry.example.com/py:3.13",
+            ),
+            ("SLIPWAY_NODE_VERSION", "20.11.1"),
+            ("SLIPWAY_GO_VERSION", "1.23.4"),
+            ("SLIPWAY_GOPROXY", "http://127.0.0.1:3000"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let pythons: Vec<(String, &str)> = s
+            .runtimes
+            .python
+            .iter()
+            .map(|p| (p.version.to_string(), p.image.as_str()))
+            .collect();
+        assert_eq!(
+            pythons,
+            vec![
+                ("3.12.8".to_string(), "registry.example.com/py:3.12"),
+                ("3.13.1".to_string(), "registry.example.com/py:3.13"),
+            ]
+        );
+        assert_eq!(s.runtimes.node, Version::new(20, 11, 1));
+        assert_eq!(s.runtimes.go, Version::new(1, 23, 4));
+        assert_eq!(s.runtimes.goproxy, "http://127.0.0.1:3000");
+    }
+
+    #[test]
     fn invalid_values_name_the_variable() {
         for (name, value) in [
             ("SLIPWAY_REGISTRY", "https://r.example"),
@@ -292,6 +378,10 @@ mod tests {
             ("SLIPWAY_BUILD_MEMORY", "lots"),
             ("SLIPWAY_BUILD_MEMORY", "2gb"),
             ("SLIPWAY_BUILD_TIMEOUT", "soon"),
+            ("SLIPWAY_PYTHON_IMAGES", "3.11.2"),
+            ("SLIPWAY_PYTHON_IMAGES", "three=localhost/py"),
+            ("SLIPWAY_NODE_VERSION", "lts"),
+            ("SLIPWAY_GO_VERSION", "1.x"),
             ("SLIPWAY_IMAGES_KEPT", "0"),
             ("SLIPWAY_CONTAINERS_CONF", "/nonexistent/containers.conf"),
         ] {

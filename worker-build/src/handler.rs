@@ -154,9 +154,7 @@ impl BuildHandler {
         let fetched = self.fetch(ctx, target, work).await?;
 
         let app_build = target.build_settings()?;
-        let plan_settings = settings
-            .build
-            .plan_settings(app_build.dockerfile.clone(), app_build.arg_names());
+        let plan_settings = settings.build.plan_settings(&app_build);
         let plan = detect(&fetched.dir, plan_settings).await?;
         let plan_json = plan.to_json();
         let build_key = reuse::build_key(

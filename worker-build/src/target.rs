@@ -1,10 +1,10 @@
 //! What a build is for: the deployment's requested source, its app, project
 //! and build settings, read once at the start of the job.
 
+use slipway_shared::build_settings::AppBuildSettings;
 use slipway_shared::domain::{GitRef, GitUrl};
 use slipway_shared::job::JobError;
 use sqlx::PgPool;
-use std::path::PathBuf;
 use uuid::Uuid;
 
 pub struct BuildTarget {
@@ -43,19 +43,6 @@ pub enum Requested {
     },
     /// An app operation (stop, start, restart, destroy): nothing to build.
     Action(slipway_shared::operation::AppAction),
-}
-
-/// The app's build settings (`build` in the API): `dockerfile` (a path in
-/// the source) and `build_env` (variables passed to the build as build args).
-pub struct AppBuild {
-    pub dockerfile: Option<PathBuf>,
-    pub vars: Vec<(String, String)>,
-}
-
-impl AppBuild {
-    pub fn arg_names(&self) -> Vec<String> {
-        self.vars.iter().map(|(name, _)| name.clone()).collect()
-    }
 }
 
 fn invalid(message: String) -> JobError {
@@ -147,41 +134,9 @@ impl BuildTarget {
         })
     }
 
-    pub fn build_settings(&self) -> Result<AppBuild, JobError> {
-        let dockerfile = match self.build_settings.get("dockerfile") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(path)) => Some(PathBuf::from(path)),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "build.dockerfile must be a path, not {other}"
-                )))
-            }
-        };
-        let mut vars = Vec::new();
-        match self.build_settings.get("build_env") {
-            None | Some(serde_json::Value::Null) => {}
-            Some(serde_json::Value::Object(map)) => {
-                for (name, value) in map {
-                    let value = match value {
-                        serde_json::Value::String(s) => s.clone(),
-                        serde_json::Value::Number(n) => n.to_string(),
-                        serde_json::Value::Bool(b) => b.to_string(),
-                        other => {
-                            return Err(invalid(format!(
-                                "build.build_env.{name} must be a string, not {other}"
-                            )))
-                        }
-                    };
-                    vars.push((name.clone(), value));
-                }
-            }
-            Some(other) => {
-                return Err(invalid(format!(
-                    "build.build_env must be an object of NAME: value, not {other}"
-                )))
-            }
-        }
-        vars.sort();
-        Ok(AppBuild { dockerfile, vars })
+    /// The app's build settings (`build` in the API), read leniently: the
+    /// API refused unknown keys when they were written.
+    pub fn build_settings(&self) -> Result<AppBuildSettings, JobError> {
+        AppBuildSettings::parse(&self.build_settings).map_err(invalid)
     }
 }

@@ -20,6 +20,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
+use slipway_shared::build_settings::AppBuildSettings;
 use slipway_shared::db::sources::{self, StoredGitCredential};
 use slipway_shared::domain::{GitRef, GitUrl, Slug};
 use slipway_shared::runtime_settings::RuntimeSettings;
@@ -31,10 +32,20 @@ const MASK: &str = "********";
 /// The runtime settings as the deploy worker will read them: refused now
 /// rather than at the next deploy.
 fn validate_runtime(runtime: &Map<String, Value>) -> Result<(), ApiError> {
-    RuntimeSettings::parse(&Value::Object(runtime.clone()))
+    RuntimeSettings::parse_strict(&Value::Object(runtime.clone()))
         .map(drop)
         .map_err(|message| ApiError::Invalid {
             code: "invalid_runtime_settings",
+            message,
+        })
+}
+
+/// The build settings as the build worker will read them, no unknown keys.
+fn validate_build(build: &Map<String, Value>) -> Result<(), ApiError> {
+    AppBuildSettings::parse_strict(&Value::Object(build.clone()))
+        .map(drop)
+        .map_err(|message| ApiError::Invalid {
+            code: "invalid_build_settings",
             message,
         })
 }
@@ -78,6 +89,7 @@ pub async fn create(
         parse_source(&state, body.git_url.as_deref(), body.git_ref.as_deref()).await?;
     vars::validate(&body.env, &body.secrets)?;
     validate_runtime(&body.runtime)?;
+    validate_build(&body.build)?;
     let credential = body
         .git_credential
         .map(StoredGitCredential::try_from)
@@ -279,6 +291,9 @@ pub async fn update(
         .map(|patch| settings::merge(&stored_runtime, patch));
     if let Some(runtime) = &runtime {
         validate_runtime(runtime)?;
+    }
+    if let Some(build) = &build {
+        validate_build(build)?;
     }
     let target_id = match &body.target {
         Some(Some(key)) => Some(Some(targets::resolve(&mut tx, project.id, key).await?)),

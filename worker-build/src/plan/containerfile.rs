@@ -1,7 +1,11 @@
 //! A small writer for generated Containerfiles, so every stack gets the same
-//! header, `PORT` default, build-arg declarations and start command form.
+//! header, `PORT` default, build-arg declarations, start command form and
+//! unprivileged user.
 
 use super::DEFAULT_PORT;
+
+/// The uid and gid apps run as in generated images.
+pub const APP_UID: u32 = 1000;
 
 pub(crate) struct Writer {
     text: String,
@@ -59,6 +63,27 @@ impl Writer {
         };
         let argv = serde_json::json!(["/bin/sh", "-c", command]);
         self.line(format!("CMD {argv}"))
+    }
+
+    /// The user the app runs as: `app`, uid and gid 1000 (volumes are made
+    /// writable for exactly that id), with a writable home; made unless the
+    /// base image has uid 1000 already. `workdir` (the current WORKDIR, if
+    /// the stage has one) is given to it too, so the app can write there.
+    /// Right after FROM, so the layer is cached with the base.
+    pub fn app_user(&mut self, workdir: Option<&str>) -> &mut Self {
+        let chown = workdir
+            .map(|dir| format!(" && chown {APP_UID}:{APP_UID} {dir}"))
+            .unwrap_or_default();
+        self.line(format!(
+            "RUN (getent group {APP_UID} >/dev/null || groupadd --gid {APP_UID} app) \
+             && (getent passwd {APP_UID} >/dev/null || useradd --uid {APP_UID} --gid {APP_UID} \
+             --create-home --home-dir /home/app --shell /bin/sh app){chown}"
+        ))
+    }
+
+    /// From here on the build steps, and then the app, run as the app user.
+    pub fn run_as_app(&mut self) -> &mut Self {
+        self.line(format!("USER {APP_UID}:{APP_UID}"))
     }
 
     pub fn finish(&mut self) -> String {

@@ -33,6 +33,7 @@ pub(crate) fn detect(dir: &Path, settings: &PlanSettings) -> Result<Option<Build
         detected_from: vec![path.display().to_string()],
         containerfile: Containerfile::Repository { path },
         base_image: None,
+        runtime: None,
         package_manager: None,
         install_command: None,
         build_command: None,

@@ -18,6 +18,19 @@ pub enum PlanError {
     InvalidBuildArg { name: String },
     #[error("cannot read {path} in the source: {reason}")]
     Unreadable { path: String, reason: String },
+    #[error("{language} {wanted} (from {declared_in}) is not available: this platform builds {language} apps with {}", available.join(", "))]
+    UnsupportedRuntimeVersion {
+        language: &'static str,
+        wanted: String,
+        declared_in: &'static str,
+        available: Vec<String>,
+    },
+    #[error("build.{setting} does not apply to this {stack} build plan (it applies to generated Node, Python and Go plans{extra})")]
+    OverrideNotApplicable {
+        setting: &'static str,
+        stack: &'static str,
+        extra: &'static str,
+    },
 }
 
 impl PlanError {
@@ -31,6 +44,8 @@ impl PlanError {
             PlanError::NoStartCommand { .. } => "no_start_command",
             PlanError::InvalidBuildArg { .. } => "invalid_build_arg",
             PlanError::Unreadable { .. } => "source_unreadable",
+            PlanError::UnsupportedRuntimeVersion { .. } => "unsupported_runtime_version",
+            PlanError::OverrideNotApplicable { .. } => "override_not_applicable",
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Go: `go.mod`; modules downloaded in their own layer, the binary built in
 //! a build stage and copied onto the plain Debian image. The binary
 //! is named after the module (or the `cmd/` folder) and is on `PATH`, so a
-//! Procfile `web:` line can call it by name.
+//! Procfile `web:` line can call it by name. The `go` line of go.mod must
+//! not be newer than the Go image's; modules come through `SLIPWAY_GOPROXY`,
+//! and a failed download names the proxy it tried. The binary runs as `app`.
 
-use super::containerfile::Writer;
+use super::containerfile::{shell_quote, Writer};
+use super::runtime;
 use super::{
     BuildPlan, Containerfile, PackageManager, PlanError, PlanSettings, Stack, StartCommand,
     StartSource, Tree, DEFAULT_PORT,
@@ -25,13 +28,28 @@ pub(crate) fn detect(
             file: "go.mod".into(),
             reason: "it has no module line".into(),
         })?;
+    let runtime = runtime::go(&gomod, settings.runtimes.go)?;
     let (package, binary) = main_package(tree, &module)?;
     let has_sum = tree.is_file("go.sum");
     // Plain `go build` links against the precompiled standard library of
     // the Go image; CGO_ENABLED=0 or -trimpath would recompile it on every
     // build (measured: 42 s against 2 s for a small server). The binary then
     // needs glibc, which the Debian runtime image has.
-    let build = format!("go build -o /out/{binary} {package}");
+    let build = settings
+        .commands
+        .build
+        .clone()
+        .unwrap_or_else(|| format!("go build -o /out/{binary} {package}"));
+    let install = settings
+        .commands
+        .install
+        .clone()
+        .unwrap_or_else(|| "go mod download".into());
+    let goproxy = &settings.runtimes.goproxy;
+    let proxy_hint = shell_quote(&format!(
+        "fetching Go modules failed; the module proxy tried was GOPROXY={goproxy} \
+         (set by SLIPWAY_GOPROXY)"
+    ));
 
     let start = match web {
         Some(command) => StartCommand {
@@ -51,16 +69,21 @@ pub(crate) fn detect(
         } else {
             "COPY go.mod ./"
         })
-        .line("RUN go mod download")
+        .line(format!("ENV GOPROXY={}", shell_quote(goproxy)))
+        .line(format!(
+            "RUN {install} || {{ echo {proxy_hint} >&2; exit 1; }}"
+        ))
         .build_args(&settings.build_args)
         .line("COPY . .")
         .line(format!("RUN {build}"))
         .from(&settings.base_images.debian, None)
         .port()
         .start(&start.command)
+        .app_user(None)
         .line(format!(
             "COPY --from=build /out/{binary} /usr/local/bin/{binary}"
-        ));
+        ))
+        .run_as_app();
     let mut detected_from = vec!["go.mod".to_string()];
     if has_sum {
         detected_from.push("go.sum".into());
@@ -70,17 +93,23 @@ pub(crate) fn detect(
         containerfile: Containerfile::Generated { text: w.finish() },
         detected_from,
         base_image: Some(settings.base_images.go.clone()),
+        runtime: Some(runtime),
         package_manager: Some(PackageManager::Go),
-        install_command: Some("go mod download".into()),
+        install_command: Some(install),
         build_command: Some(build),
         start: Some(start),
         build_args: settings.build_args.clone(),
         ignore: Vec::new(),
         port: DEFAULT_PORT,
-        notes: vec![format!(
-            "the binary runs on {}",
-            settings.base_images.debian
-        )],
+        notes: vec![
+            format!("the binary runs on {}", settings.base_images.debian),
+            format!("modules are fetched through GOPROXY={goproxy}"),
+        ]
+        .into_iter()
+        .chain(settings.commands.build.as_ref().map(|_| {
+            format!("build.command replaces `go build`: it must write the binary to /out/{binary}")
+        }))
+        .collect(),
     }))
 }
 

@@ -11,6 +11,11 @@
 //! Node app rarely carries `go.mod` or `requirements.txt`. A Procfile `web:`
 //! line sets the start command of every generated plan.
 //!
+//! Declared runtime versions choose the base image or the Node release
+//! (`runtime`); the app's `build.install_command`, `build.command` and
+//! `build.start_command` replace what detection would run. Every generated
+//! image runs the app as the unprivileged user `app` (uid and gid 1000).
+//!
 //! Generated Containerfiles copy only the dependency manifest and lockfile,
 //! install, and only then copy the rest, so that the install is a layer of
 //! its own that stays cached while the lockfile is unchanged.
@@ -22,12 +27,18 @@ mod go;
 mod node;
 mod procfile;
 mod python;
+mod runtime;
 mod rust;
+mod settings;
 mod static_site;
 #[cfg(test)]
 mod tests;
+pub mod version;
 
 pub use error::PlanError;
+pub use runtime::{Declared, DeclaredIn, Language, Provided, RuntimeChoice, VersionedImage};
+pub use settings::{BaseImages, PlanSettings, RuntimeVersions, DEFAULT_GOPROXY};
+pub use slipway_shared::build_settings::CommandOverrides;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -36,48 +47,6 @@ use std::path::{Path, PathBuf};
 /// The port an app listens on unless `$PORT` says otherwise; every
 /// generated image sets `ENV PORT=8080`.
 pub const DEFAULT_PORT: u16 = 8080;
-
-/// The base image of each stack. Nothing can be pulled from public
-/// registries on the project's machines, so `scripts/build-tools.sh` builds
-/// these locally; elsewhere they can name any registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BaseImages {
-    /// The runtime image of compiled stacks (Go, Rust) and the root of the others.
-    pub debian: String,
-    pub node: String,
-    pub python: String,
-    pub go: String,
-    pub rust: String,
-    /// An image with a small static file server (`busybox httpd`).
-    pub static_site: String,
-}
-
-impl Default for BaseImages {
-    fn default() -> Self {
-        let name = |stack: &str| format!("localhost/slipway/{stack}:bookworm");
-        BaseImages {
-            debian: name("debian"),
-            node: name("node"),
-            python: name("python"),
-            go: name("go"),
-            rust: name("rust"),
-            static_site: name("static"),
-        }
-    }
-}
-
-/// What detection needs to know about the app besides its source.
-#[derive(Debug, Clone, Default)]
-pub struct PlanSettings {
-    /// The app's Dockerfile, relative to the source root; `None` looks for
-    /// `Dockerfile` and `Containerfile` at the root.
-    pub dockerfile: Option<PathBuf>,
-    pub base_images: BaseImages,
-    /// Names of the app's build-time variables: declared as `ARG`s in a
-    /// generated Containerfile so their values (passed as build args) reach
-    /// the build steps. Platform secrets never belong here.
-    pub build_args: Vec<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +111,8 @@ pub enum StartSource {
     Detected,
     /// The stack's fixed server (the static file server).
     Stack,
+    /// The app's `build.start_command`.
+    AppSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +132,9 @@ pub struct BuildPlan {
     pub detected_from: Vec<String>,
     /// The image the generated plan builds on (`None` for a repository Dockerfile).
     pub base_image: Option<String>,
+    /// The language runtime and the version it was chosen for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeChoice>,
     pub package_manager: Option<PackageManager>,
     pub install_command: Option<String>,
     pub build_command: Option<String>,
@@ -196,6 +170,7 @@ impl BuildPlan {
             }
         };
         field("base image", self.base_image.clone());
+        field("runtime", self.runtime.as_ref().map(RuntimeChoice::summary));
         field(
             "package manager",
             self.package_manager
@@ -211,6 +186,7 @@ impl BuildPlan {
                     StartSource::PackageJson => "package.json",
                     StartSource::Detected => "detected",
                     StartSource::Stack => "static file server",
+                    StartSource::AppSettings => "build.start_command",
                 };
                 format!("{} ({source})", s.command)
             }),
@@ -242,10 +218,15 @@ pub fn detect(dir: &Path, settings: &PlanSettings) -> Result<BuildPlan, PlanErro
         }
     }
     if let Some(plan) = dockerfile::detect(dir, settings)? {
+        check_overrides_applied(&plan, &settings.commands)?;
         return Ok(plan);
     }
     let tree = Tree::new(dir);
-    let web = procfile::web_command(&tree)?;
+    // The app's start command wins over the Procfile's.
+    let web = match &settings.commands.start {
+        Some(start) => Some(start.clone()),
+        None => procfile::web_command(&tree)?,
+    };
     let detectors: [Detector; 5] = [
         go::detect,
         rust::detect,
@@ -256,9 +237,16 @@ pub fn detect(dir: &Path, settings: &PlanSettings) -> Result<BuildPlan, PlanErro
     for detect in detectors {
         if let Some(mut plan) = detect(&tree, settings, web.as_deref())? {
             plan.ignore = ignore_patterns(&tree, plan.stack)?;
-            if web.is_some() && !plan.detected_from.iter().any(|f| f == "Procfile") {
+            if settings.commands.start.is_some() {
+                if let Some(start) = &mut plan.start {
+                    if start.source == StartSource::Procfile {
+                        start.source = StartSource::AppSettings;
+                    }
+                }
+            } else if web.is_some() && !plan.detected_from.iter().any(|f| f == "Procfile") {
                 plan.detected_from.push("Procfile".into());
             }
+            check_overrides_applied(&plan, &settings.commands)?;
             return Ok(plan);
         }
     }
@@ -270,6 +258,26 @@ pub fn detect(dir: &Path, settings: &PlanSettings) -> Result<BuildPlan, PlanErro
 const NO_PLAN_LOOKED_FOR: &str = "a Dockerfile or Containerfile, go.mod, Cargo.toml, \
      requirements.txt, pyproject.toml, package.json, or index.html (at the root or in \
      public/, dist/, build/, _site/, site/, www/)";
+
+/// An override the chosen plan did not use is an error, not a silent no-op.
+fn check_overrides_applied(plan: &BuildPlan, commands: &CommandOverrides) -> Result<(), PlanError> {
+    let not_applied = |setting, extra| PlanError::OverrideNotApplicable {
+        setting,
+        stack: plan.stack.as_str(),
+        extra,
+    };
+    if commands.install.is_some() && plan.install_command != commands.install {
+        return Err(not_applied("install_command", ""));
+    }
+    if commands.build.is_some() && plan.build_command != commands.build {
+        return Err(not_applied("command", ""));
+    }
+    let start = plan.start.as_ref().map(|s| &s.command);
+    if commands.start.is_some() && start != commands.start.as_ref() {
+        return Err(not_applied("start_command", " and Rust"));
+    }
+    Ok(())
+}
 
 type Detector = fn(&Tree, &PlanSettings, Option<&str>) -> Result<Option<BuildPlan>, PlanError>;
 

@@ -2,9 +2,12 @@
 //! `build` script runs after the install; the start command is the Procfile
 //! `web:` line, `scripts.start`, `main`, or a conventional entry file. A
 //! project with a `build` script and nothing to start is a static site built
-//! with Node and served by the static file server.
+//! with Node and served by the static file server. A declared Node version
+//! the base image does not satisfy is installed from the npm registry
+//! (see `runtime`). The app's image installs, builds and runs as `app`.
 
-use super::containerfile::Writer;
+use super::containerfile::{shell_quote, Writer, APP_UID};
+use super::runtime::{self, Provided, RuntimeChoice};
 use super::{
     static_site, BuildPlan, Containerfile, PackageManager, PlanError, PlanSettings, Stack,
     StartCommand, StartSource, Tree, DEFAULT_PORT,
@@ -82,7 +85,12 @@ pub(crate) fn detect(
             .is_some()
     };
     let manager = Manager::detect(tree);
-    let build = script("build").then(|| manager.run("build"));
+    let runtime = runtime::node(tree, &manifest, settings.runtimes.node)?;
+    let build = settings
+        .commands
+        .build
+        .clone()
+        .or_else(|| script("build").then(|| manager.run("build")));
     let start = match web {
         Some(command) => Some(StartCommand {
             command: command.into(),
@@ -97,6 +105,9 @@ pub(crate) fn detect(
     let mut detected_from = vec!["package.json".to_string()];
     detected_from.extend(manager.lockfile.map(String::from));
     let mut notes = Vec::new();
+    if settings.commands.install.is_some() {
+        notes.push("the install command is the app's build.install_command".into());
+    }
     if manager.lockfile.is_none() {
         notes.push("no lockfile: dependencies are resolved afresh on every install".into());
     }
@@ -113,8 +124,9 @@ pub(crate) fn detect(
             });
         };
         // Built with Node, served as files.
+        let install = install_command(settings, &manager, false);
         let mut w = Writer::new("static site built with node");
-        install_steps(&mut w, settings, &manager, &manager.install(false), None);
+        install_steps(&mut w, settings, &manager, &runtime, &install, None);
         w.line(format!("RUN {build}"))
             .line(format!("RUN {}", static_site::COLLECT_OUTPUT));
         static_site::serve_stage(
@@ -122,14 +134,16 @@ pub(crate) fn detect(
             &settings.base_images.static_site,
             "--from=build /out/",
         );
+        w.run_as_app();
         notes.push("no start command: the build output is served as a static site".into());
         return Ok(Some(BuildPlan {
             stack: Stack::Static,
             containerfile: Containerfile::Generated { text: w.finish() },
             detected_from,
             base_image: Some(settings.base_images.static_site.clone()),
+            runtime: Some(runtime),
             package_manager: Some(manager.kind),
-            install_command: Some(manager.install(false)),
+            install_command: Some(install),
             build_command: Some(build),
             start: Some(static_site::server_command()),
             build_args: settings.build_args.clone(),
@@ -140,9 +154,16 @@ pub(crate) fn detect(
     };
 
     // Without a build step the dev dependencies are not needed at all.
-    let install = manager.install(build.is_none());
+    let install = install_command(settings, &manager, build.is_none());
     let mut w = Writer::new("node");
-    install_steps(&mut w, settings, &manager, &install, Some(&start.command));
+    install_steps(
+        &mut w,
+        settings,
+        &manager,
+        &runtime,
+        &install,
+        Some(&start.command),
+    );
     if let Some(build) = &build {
         w.line(format!("RUN {build}"));
     }
@@ -151,6 +172,7 @@ pub(crate) fn detect(
         containerfile: Containerfile::Generated { text: w.finish() },
         detected_from,
         base_image: Some(settings.base_images.node.clone()),
+        runtime: Some(runtime),
         package_manager: Some(manager.kind),
         install_command: Some(install),
         build_command: build,
@@ -162,13 +184,26 @@ pub(crate) fn detect(
     }))
 }
 
+/// The app's `build.install_command`, or the manager's install.
+fn install_command(settings: &PlanSettings, manager: &Manager, production: bool) -> String {
+    settings
+        .commands
+        .install
+        .clone()
+        .unwrap_or_else(|| manager.install(production))
+}
+
 /// FROM, the start metadata of an app image (`start`; `None` makes it the
-/// `build` stage of a static site), the manifest and lockfile alone, the
-/// install (its own cached layer), the build args, then the rest of the source.
+/// `build` stage of a static site), the declared Node release if the base
+/// lacks it, the manifest and lockfile alone, the install (its own cached
+/// layer), the build args, then the rest of the source. An app image
+/// installs and builds as the app user, so what the build writes in /app
+/// stays writable for the app.
 fn install_steps(
     w: &mut Writer,
     settings: &PlanSettings,
     manager: &Manager,
+    runtime: &RuntimeChoice,
     install: &str,
     start: Option<&str>,
 ) {
@@ -183,8 +218,23 @@ fn install_steps(
         // the install asks for dev dependencies explicitly when a build needs them.
         w.line("ENV NODE_ENV=production");
     }
+    if let Provided::NpmPackage { package, range } = &runtime.provided {
+        let spec = shell_quote(&format!("{package}@{range}"));
+        w.line(format!(
+            "RUN npm install -g --no-fund --no-audit --loglevel=error {spec} \
+             || {{ echo 'no Node.js release on the npm registry matches {range} ({})' >&2; exit 1; }}",
+            runtime.declared.as_ref().map(|d| d.declared_in.describe()).unwrap_or("declared"),
+        ))
+        .line("RUN node --version");
+    }
+    let owner = if start.is_some() {
+        w.app_user(Some("/app")).run_as_app();
+        format!("--chown={APP_UID}:{APP_UID} ")
+    } else {
+        String::new()
+    };
     w.line(format!(
-        "COPY package.json {}./",
+        "COPY {owner}package.json {}./",
         manager
             .lockfile
             .map(|l| format!("{l} "))
@@ -192,7 +242,7 @@ fn install_steps(
     ))
     .line(format!("RUN {install}"))
     .build_args(&settings.build_args)
-    .line("COPY . .");
+    .line(format!("COPY {owner}. ."));
 }
 
 fn entry_file(tree: &Tree, manifest: &Value) -> Option<StartCommand> {

@@ -1,8 +1,11 @@
 //! Python: `requirements.txt` or `pyproject.toml`, installed into a venv;
 //! the start command is the Procfile `web:` line or a detected WSGI/ASGI
 //! app served by gunicorn or uvicorn (added when the app does not list it).
+//! The base image is the newest Python image that satisfies the declared
+//! version (see `runtime`). The venv and the app belong to the app user.
 
-use super::containerfile::{shell_quote, Writer};
+use super::containerfile::{shell_quote, Writer, APP_UID};
+use super::runtime;
 use super::{
     BuildPlan, Containerfile, PackageManager, PlanError, PlanSettings, Stack, StartCommand,
     StartSource, Tree, DEFAULT_PORT,
@@ -38,6 +41,7 @@ pub(crate) fn detect(
     settings: &PlanSettings,
     web: Option<&str>,
 ) -> Result<Option<BuildPlan>, PlanError> {
+    let mut pyproject = None;
     let (deps, requirement_text, detected_from) = if let Some(text) =
         tree.read_optional("requirements.txt")?
     {
@@ -51,7 +55,9 @@ pub(crate) fn detect(
         };
         (deps, text, "requirements.txt")
     } else if let Some(text) = tree.read_optional("pyproject.toml")? {
-        let deps = pyproject_dependencies(&text)?;
+        let doc = parse_pyproject(&text)?;
+        let deps = pyproject_dependencies(&doc)?;
+        pyproject = Some(doc);
         let joined = deps.clone().unwrap_or_default().join("\n");
         let deps = deps
             .map(Dependencies::Pyproject)
@@ -61,6 +67,17 @@ pub(crate) fn detect(
         return Ok(None);
     };
 
+    if pyproject.is_none() {
+        if let Some(text) = tree.read_optional("pyproject.toml")? {
+            pyproject = Some(parse_pyproject(&text)?);
+        }
+    }
+    let (image, runtime) = runtime::python(
+        tree,
+        pyproject.as_ref(),
+        &settings.runtimes.python,
+        &settings.base_images.python,
+    )?;
     let mut notes = Vec::new();
     let (start, server) = match web {
         Some(command) => (
@@ -88,21 +105,27 @@ pub(crate) fn detect(
         ));
     }
 
+    let owner = format!("--chown={APP_UID}:{APP_UID}");
     let mut w = Writer::new("python");
-    w.from(&settings.base_images.python, None)
+    w.from(&image, None)
         .line("WORKDIR /app")
         .port()
         .start(&start.command)
         .line("ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH")
+        .app_user(Some("/app"))
+        .line(format!(
+            "RUN mkdir /opt/venv && chown {APP_UID}:{APP_UID} /opt/venv"
+        ))
+        .run_as_app()
         .line("RUN python3 -m venv /opt/venv");
-    let install = match &deps {
+    let detected_install = match &deps {
         Dependencies::Requirements => {
-            w.line("COPY requirements.txt ./");
+            w.line(format!("COPY {owner} requirements.txt ./"));
             format!("{PIP} -r requirements.txt")
         }
         Dependencies::RequirementsWithSource => {
             notes.push("requirements.txt refers to other files: the install runs after the whole source is copied, so it is not cached".into());
-            w.line("COPY . .");
+            w.line(format!("COPY {owner} . ."));
             format!("{PIP} -r requirements.txt")
         }
         Dependencies::Pyproject(list) if list.is_empty() => "true".into(),
@@ -115,10 +138,15 @@ pub(crate) fn detect(
         ),
         Dependencies::Project => {
             notes.push("pyproject.toml lists no [project] dependencies: the project is installed with `pip install .` after the source is copied".into());
-            w.line("COPY . .");
+            w.line(format!("COPY {owner} . ."));
             format!("{PIP} .")
         }
     };
+    let install = settings
+        .commands
+        .install
+        .clone()
+        .unwrap_or(detected_install);
     w.line(format!("RUN {install}"));
     if let Some(server) = extra {
         w.line(format!("RUN {PIP} {server}"));
@@ -128,17 +156,22 @@ pub(crate) fn detect(
         deps,
         Dependencies::Requirements | Dependencies::Pyproject(_)
     ) {
-        w.line("COPY . .");
+        w.line(format!("COPY {owner} . ."));
+    }
+    let build = settings.commands.build.clone();
+    if let Some(build) = &build {
+        w.line(format!("RUN {build}"));
     }
 
     Ok(Some(BuildPlan {
         stack: Stack::Python,
         containerfile: Containerfile::Generated { text: w.finish() },
         detected_from: vec![detected_from.to_string()],
-        base_image: Some(settings.base_images.python.clone()),
+        base_image: Some(image),
+        runtime: Some(runtime),
         package_manager: Some(PackageManager::Pip),
         install_command: Some(install),
-        build_command: None,
+        build_command: build,
         start: Some(start),
         build_args: settings.build_args.clone(),
         ignore: Vec::new(),
@@ -147,14 +180,16 @@ pub(crate) fn detect(
     }))
 }
 
+fn parse_pyproject(text: &str) -> Result<toml::Table, PlanError> {
+    text.parse()
+        .map_err(|e: toml::de::Error| PlanError::InvalidManifest {
+            file: "pyproject.toml".into(),
+            reason: e.message().to_string(),
+        })
+}
+
 /// `[project].dependencies`, or `None` when pyproject.toml has no such list.
-fn pyproject_dependencies(text: &str) -> Result<Option<Vec<String>>, PlanError> {
-    let doc: toml::Table =
-        text.parse()
-            .map_err(|e: toml::de::Error| PlanError::InvalidManifest {
-                file: "pyproject.toml".into(),
-                reason: e.message().to_string(),
-            })?;
+fn pyproject_dependencies(doc: &toml::Table) -> Result<Option<Vec<String>>, PlanError> {
     let Some(list) = doc.get("project").and_then(|p| p.get("dependencies")) else {
         return Ok(None);
     };

@@ -87,9 +87,11 @@ pub(crate) fn detect(
         .from(&settings.base_images.debian, None)
         .port()
         .start(&start.command)
+        .app_user(None)
         .line(format!(
             "COPY --from=build /usr/local/bin/{binary} /usr/local/bin/{binary}"
-        ));
+        ))
+        .run_as_app();
     let mut detected_from = vec!["Cargo.toml".to_string()];
     if has_lock {
         detected_from.push("Cargo.lock".into());
@@ -106,6 +108,7 @@ pub(crate) fn detect(
         containerfile: Containerfile::Generated { text: w.finish() },
         detected_from,
         base_image: Some(settings.base_images.rust.clone()),
+        runtime: None,
         package_manager: Some(PackageManager::Cargo),
         install_command: simple.then(|| format!("{build} (dependencies, against a stub main.rs)")),
         build_command: Some(build),

@@ -26,11 +26,14 @@ pub(crate) fn server_command() -> StartCommand {
 
 /// The final stage: the file server with the site in its web root;
 /// `source` is what to COPY, e.g. `public/` or `--from=build /out/`.
+/// The file server runs as the app user; the files stay root's, readable.
 pub(crate) fn serve_stage(w: &mut Writer, image: &str, source: &str) {
     w.from(image, None)
         .port()
         .start(&server_command().command)
-        .line(format!("COPY {source} {WEB_ROOT}/"));
+        .app_user(None)
+        .line(format!("COPY {source} {WEB_ROOT}/"))
+        .run_as_app();
 }
 
 pub(crate) fn detect(
@@ -66,6 +69,7 @@ pub(crate) fn detect(
         containerfile: Containerfile::Generated { text: w.finish() },
         detected_from: vec![index],
         base_image: Some(settings.base_images.static_site.clone()),
+        runtime: None,
         package_manager: None,
         install_command: None,
         build_command: None,
