@@ -4,6 +4,7 @@
 //! environment.
 
 use crate::plan::BaseImages;
+use crate::registries::PullSettings;
 use secrecy::SecretString;
 use slipway_shared::config::ConfigError;
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub struct BuildSettings {
     /// Time limit of one build (the push is not counted).
     pub time_limit: Duration,
     pub base_images: BaseImages,
+    /// Where base images are pulled from and when (the build's own
+    /// registries.conf, mirrors, pull credentials, refresh policy).
+    pub pull: PullSettings,
     /// The containers.conf the engine is pointed to (`CONTAINERS_CONF`).
     pub containers_conf: Option<PathBuf>,
     /// Root of per-build work dirs (generated Containerfiles, digest files).
@@ -71,6 +75,7 @@ impl BuildSettings {
     /// | `SLIPWAY_BUILD_MEMORY` | `4g` (`none` for no limit) |
     /// | `SLIPWAY_BUILD_TIMEOUT` | `45m` |
     /// | `SLIPWAY_BASE_IMAGE_{DEBIAN,NODE,PYTHON,GO,RUST,STATIC}` | `localhost/slipway/<stack>:bookworm` |
+    /// | `SLIPWAY_REGISTRY_SEARCH`, `SLIPWAY_REGISTRY_MIRRORS`, `SLIPWAY_BASE_IMAGE_PULL`, `SLIPWAY_PULL_CREDENTIALS_FILE` | see `registries::PullSettings` |
     /// | `SLIPWAY_CONTAINERS_CONF` | `CONTAINERS_CONF`, else `/var/lib/slipway/containers.conf` if it exists |
     /// | `SLIPWAY_BUILD_DIR` | `/var/lib/slipway/builds` |
     /// | `SLIPWAY_IMAGES_KEPT` | `5` |
@@ -160,6 +165,8 @@ impl BuildSettings {
             static_site: image("SLIPWAY_BASE_IMAGE_STATIC", defaults.static_site),
         };
 
+        let pull = PullSettings::from_lookup(&get)?;
+
         let state_conf = PathBuf::from(DEFAULT_STATE_DIR).join("containers.conf");
         let containers_conf = get("SLIPWAY_CONTAINERS_CONF")
             .or_else(|| get("CONTAINERS_CONF"))
@@ -191,6 +198,7 @@ impl BuildSettings {
             memory_limit,
             time_limit,
             base_images,
+            pull,
             containers_conf,
             work_dir,
             images_kept,

@@ -3,20 +3,22 @@
 //! and deployment and recorded by digest; plus pruning of old images.
 //!
 //! A build runs in its own work dir (generated Containerfile, ignore file,
-//! transcript, digest file), with a clean environment holding only
-//! `CONTAINERS_CONF` and the app's build variables, under a time and memory
-//! limit. Cancel kills exactly this build (see `run`).
+//! transcript, digest file, the generated registries.conf and, 0600, the
+//! pull and push credentials), with a clean environment holding only
+//! `CONTAINERS_CONF`, `CONTAINERS_REGISTRIES_CONF` and the app's build
+//! variables, under a time and memory limit. Cancel kills exactly this build
+//! (see `run`).
 
 mod argv;
 mod prune;
+mod pull_failure;
 mod run;
 
 pub use prune::{prune, PruneReport};
 
 use crate::config::{BuildSettings, Engine};
 use crate::plan::{BuildPlan, Containerfile};
-use base64::Engine as _;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use slipway_shared::job::JobError;
 use slipway_shared::logsink::LogHandle;
 use std::path::{Path, PathBuf};
@@ -187,6 +189,15 @@ async fn build_in(
                 .await?,
         )
     };
+    // Short names, mirrors and pull credentials are Slipway's settings,
+    // not the host's registries.conf.
+    let registries_conf = work
+        .write("registries.conf", &settings.pull.registries_conf())
+        .await?;
+    let pull_auth = match settings.pull.auth_json() {
+        Some(json) => Some(work.write_secret("pull-auth.json", &json).await?),
+        None => None,
+    };
     let tag = request.repository.tag(request.deployment_id);
     let names: Vec<&str> = request.build_vars.iter().map(|(n, _)| n.as_str()).collect();
     let argv = argv::build(
@@ -197,9 +208,14 @@ async fn build_in(
             ignore_file: ignore_file.as_deref(),
             tag: &tag,
             build_arg_names: names,
+            auth_file: pull_auth.as_deref(),
         },
     );
     let mut env = engine_env(settings);
+    env.push((
+        "CONTAINERS_REGISTRIES_CONF".into(),
+        registries_conf.display().to_string(),
+    ));
     env.extend(request.build_vars.iter().cloned());
     logs.info(format!(
         "building {tag} with {} (memory limit {}, time limit {})",
@@ -240,6 +256,10 @@ async fn build_in(
             build_time.as_secs_f64()
         ))
         .await;
+        if let Some(error) = pull_failure::classify(&outcome.tail, &settings.pull) {
+            logs.info(error.to_string()).await;
+            return Err(error);
+        }
         return Err(JobError::permanent("build_failed", outcome.tail));
     }
     logs.info(format!("built {tag} in {:.1} s", build_time.as_secs_f64()))
@@ -257,11 +277,12 @@ async fn push_in(
     let digest_file = work.path.join("digest");
     let auth_file = match (&settings.registry.username, &settings.registry.password) {
         (Some(user), Some(password)) => {
-            let auth = base64::engine::general_purpose::STANDARD
-                .encode(format!("{user}:{}", password.expose_secret()));
-            let json =
-                serde_json::json!({"auths": {settings.registry.address.clone(): {"auth": auth}}});
-            Some(work.write("auth.json", &json.to_string()).await?)
+            let json = crate::registries::auth_json(std::iter::once((
+                settings.registry.address.as_str(),
+                user.as_str(),
+                password.expose_secret(),
+            )));
+            Some(work.write_secret("auth.json", &json).await?)
         }
         _ => None,
     };
@@ -376,6 +397,34 @@ impl WorkDir {
             .await
             .map_err(|e| JobError::Retryable(format!("cannot write {}: {e}", path.display())))?;
         Ok(path)
+    }
+
+    /// A file only the worker's user can read (credentials); the work dir
+    /// and it go when the build ends.
+    async fn write_secret(&self, name: &str, text: &SecretString) -> Result<PathBuf, JobError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = self.path.join(name);
+        let written = {
+            let (path, text) = (path.clone(), text.clone());
+            tokio::task::spawn_blocking(move || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)?
+                    .write_all(text.expose_secret().as_bytes())
+            })
+            .await
+        };
+        match written {
+            Ok(Ok(())) => Ok(path),
+            Ok(Err(e)) => Err(JobError::Retryable(format!(
+                "cannot write {}: {e}",
+                path.display()
+            ))),
+            Err(e) => Err(JobError::Retryable(format!("writing {name} stopped: {e}"))),
+        }
     }
 
     async fn remove(self) {
