@@ -224,6 +224,18 @@ pub fn auth_json<'a>(logins: impl Iterator<Item = (&'a str, &'a str, &'a str)>) 
     serde_json::json!({ "auths": auths }).to_string().into()
 }
 
+/// `user:password` sealed with the key, as hex: one value of the credentials file.
+pub fn seal_credential(key: &SecretString, login: &str) -> anyhow::Result<String> {
+    let secrets = SecretBox::from_hex(key)?;
+    anyhow::ensure!(
+        login
+            .split_once(':')
+            .is_some_and(|(user, _)| !user.is_empty()),
+        "expected user:password on stdin"
+    );
+    Ok(hex::encode(secrets.seal(login)))
+}
+
 /// The operator's file: `registry = <hex of the sealed "user:password">`
 /// lines; `#` starts a comment. A plain password is refused: it would sit
 /// unencrypted on disk.
@@ -373,9 +385,8 @@ mod tests {
 
     #[test]
     fn sealed_credentials_open_and_never_print() {
-        let secrets = SecretBox::from_hex(&KEY.to_string().into()).unwrap();
         let file = tempfile::NamedTempFile::new().unwrap();
-        let sealed = hex::encode(secrets.seal("bot:pa55word"));
+        let sealed = seal_credential(&KEY.to_string().into(), "bot:pa55word").unwrap();
         std::fs::write(file.path(), format!("# pulls\n127.0.0.1:5001 = {sealed}\n")).unwrap();
         let path = file.path().display().to_string();
         let s = settings(&[
