@@ -841,7 +841,26 @@ async fn a_base_image_nobody_has_fails_with_one_clear_line() -> anyhow::Result<(
     );
     assert!(message.starts_with(&expected), "{message}");
 
+    // A name the host's registries.conf.d aliases elsewhere (Debian's
+    // shortnames.conf: centos -> quay.io/centos/centos) still means Docker
+    // Hub's, as it does for Docker.
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!("FROM centos:{tag}\nRUN true\n"),
+    )?;
+    let (result, lines) = h.build(&dir.path, "nobody-has-it").await?;
+    let message = pull_failure(result, &lines);
+    let expected = format!(
+        "cannot pull base image docker.io/library/centos:{tag} from mirror {} (not found) nor from docker.io (",
+        mirror.addr()
+    );
+    assert!(message.starts_with(&expected), "{message}");
+
     // No mirror: Docker Hub only.
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!("FROM heroku/heroku:{tag}\nRUN true\n"),
+    )?;
     h.settings.pull.mirrors.clear();
     let started = Instant::now();
     let (result, lines) = h.build(&dir.path, "nobody-has-it").await?;

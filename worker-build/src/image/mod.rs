@@ -194,6 +194,10 @@ async fn build_in(
     let registries_conf = work
         .write("registries.conf", &settings.pull.registries_conf())
         .await?;
+    let empty_dir = work.path.join("empty");
+    tokio::fs::create_dir_all(&empty_dir)
+        .await
+        .map_err(|e| JobError::Retryable(format!("cannot create {}: {e}", empty_dir.display())))?;
     let pull_auth = match settings.pull.auth_json() {
         Some(json) => Some(work.write_secret("pull-auth.json", &json).await?),
         None => None,
@@ -231,6 +235,7 @@ async fn build_in(
             env,
             transcript: &work.path.join("build.log"),
             own_pid_namespace: settings.engine != Engine::Docker,
+            hide_registries_d_with: Some(&empty_dir),
             time_limit: settings.time_limit,
         },
         logs,
@@ -302,6 +307,7 @@ async fn push_in(
             env: engine_env(settings),
             transcript: &work.path.join("push.log"),
             own_pid_namespace: false,
+            hide_registries_d_with: None,
             // A push has no limit of its own; the stage timeout bounds it.
             time_limit: settings.time_limit,
         },
