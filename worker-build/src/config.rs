@@ -165,7 +165,7 @@ impl BuildSettings {
             static_site: image("SLIPWAY_BASE_IMAGE_STATIC", defaults.static_site),
         };
 
-        let pull = PullSettings::from_lookup(&get)?;
+        let pull = PullSettings::from_lookup(get)?;
 
         let state_conf = PathBuf::from(DEFAULT_STATE_DIR).join("containers.conf");
         let containers_conf = get("SLIPWAY_CONTAINERS_CONF")
