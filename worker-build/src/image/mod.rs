@@ -13,18 +13,20 @@ mod argv;
 mod prune;
 mod pull_failure;
 mod run;
+mod work_dir;
 
 pub use prune::{prune, PruneReport};
 
 use crate::config::{BuildSettings, Engine};
 use crate::plan::{BuildPlan, Containerfile};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use slipway_shared::job::JobError;
 use slipway_shared::logsink::LogHandle;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use work_dir::WorkDir;
 
 /// Where an app's images live: `REGISTRY/slipway/<project>-<app>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,64 +380,6 @@ fn engine_env(settings: &BuildSettings) -> Vec<(String, String)> {
         env.push(("CONTAINERS_CONF".into(), conf.display().to_string()));
     }
     env
-}
-
-/// A build's private folder under `SLIPWAY_BUILD_DIR`, removed afterwards.
-struct WorkDir {
-    path: PathBuf,
-}
-
-impl WorkDir {
-    async fn create(settings: &BuildSettings, deployment_id: Uuid) -> Result<Self, JobError> {
-        let path = settings.work_dir.join(format!(
-            "{deployment_id}-{}",
-            &Uuid::new_v4().simple().to_string()[..8]
-        ));
-        tokio::fs::create_dir_all(&path).await.map_err(|e| {
-            JobError::Retryable(format!("cannot create build dir {}: {e}", path.display()))
-        })?;
-        Ok(WorkDir { path })
-    }
-
-    async fn write(&self, name: &str, text: &str) -> Result<PathBuf, JobError> {
-        let path = self.path.join(name);
-        tokio::fs::write(&path, text)
-            .await
-            .map_err(|e| JobError::Retryable(format!("cannot write {}: {e}", path.display())))?;
-        Ok(path)
-    }
-
-    /// A file only the worker's user can read (credentials); the work dir
-    /// and it go when the build ends.
-    async fn write_secret(&self, name: &str, text: &SecretString) -> Result<PathBuf, JobError> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let path = self.path.join(name);
-        let written = {
-            let (path, text) = (path.clone(), text.clone());
-            tokio::task::spawn_blocking(move || {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)?
-                    .write_all(text.expose_secret().as_bytes())
-            })
-            .await
-        };
-        match written {
-            Ok(Ok(())) => Ok(path),
-            Ok(Err(e)) => Err(JobError::Retryable(format!(
-                "cannot write {}: {e}",
-                path.display()
-            ))),
-            Err(e) => Err(JobError::Retryable(format!("writing {name} stopped: {e}"))),
-        }
-    }
-
-    async fn remove(self) {
-        let _ = tokio::fs::remove_dir_all(&self.path).await;
-    }
 }
 
 #[cfg(test)]
