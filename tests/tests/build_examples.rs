@@ -4,7 +4,10 @@
 //! dependency install; cancel kills a running build at once. The
 //! hello-world examples build with no settings: the declared Python picks
 //! the trixie image, a declared Node is installed from npm, an impossible
-//! declaration fails at plan time, and the apps run as uid 1000.
+//! declaration fails at plan time, and the apps run as uid 1000. A
+//! short-name `FROM` is pulled through a test-owned registry acting as the
+//! docker.io mirror (with sealed pull credentials where it wants a login),
+//! and a base image nobody has fails in one clear line.
 //!
 //! Needs the tools and base images of `scripts/build-tools.sh`; without them
 //! every test fails with a message saying so (nothing is skipped).
@@ -16,6 +19,7 @@ use slipway_testkit::{free_port, fresh_database, wait_http_ok, TestDb};
 use slipway_worker_build::config::BuildSettings;
 use slipway_worker_build::image::{self, BuildRequest, BuiltImage, ImageRepository};
 use slipway_worker_build::plan::{self, Stack};
+use slipway_worker_build::registries::{self, Mirror, PullSettings};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -882,5 +886,235 @@ async fn build_variables_reach_the_build_and_nothing_else_does() -> anyhow::Resu
         "{lines:#?}"
     );
     assert!(lines.contains(&"database=".to_string()), "{lines:#?}");
+    Ok(())
+}
+
+/// Pushes a local base image to a test registry under `path` (`library/python:3.12-slim`),
+/// logging in with `creds` (`user:password`) when given.
+fn push_base(
+    settings: &BuildSettings,
+    local: &str,
+    registry: &str,
+    path: &str,
+    creds: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut command = podman(settings);
+    command.args(["push", "--tls-verify=false"]);
+    if let Some(creds) = creds {
+        command.args(["--creds", creds]);
+    }
+    let output = command
+        .args([local, &format!("{registry}/{path}")])
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "pushing {local} to {registry}/{path}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// A name a pull left in local storage, untagged at the start (so the pull
+/// really happens) and at the end (so later runs pull again).
+struct PulledName {
+    name: String,
+    settings: BuildSettings,
+}
+
+impl PulledName {
+    fn new(settings: &BuildSettings, name: &str) -> PulledName {
+        let _ = podman(settings).args(["rmi", name]).output();
+        PulledName {
+            name: name.to_string(),
+            settings: settings.clone(),
+        }
+    }
+}
+
+impl Drop for PulledName {
+    fn drop(&mut self) {
+        let _ = podman(&self.settings).args(["rmi", &self.name]).output();
+    }
+}
+
+fn docker_hub_mirror(registry: &Registry) -> Mirror {
+    Mirror {
+        registry: "docker.io".into(),
+        location: registry.addr().to_string(),
+        insecure: true,
+    }
+}
+
+#[tokio::test]
+async fn a_short_name_from_is_pulled_through_the_docker_hub_mirror() -> anyhow::Result<()> {
+    let mut h = Harness::start().await?;
+    let mirror = Registry::start().await?;
+    let python = h.settings.base_images.python.clone();
+    push_base(
+        &h.settings,
+        &python,
+        mirror.addr(),
+        "library/python:3.12-slim",
+        None,
+    )?;
+    h.settings.pull.mirrors = vec![docker_hub_mirror(&mirror)];
+    let _pulled = PulledName::new(&h.settings, "docker.io/library/python:3.12-slim");
+
+    let name = "dockerfile-shortname";
+    let (result, lines) = h.build(&example(name), name).await?;
+    let built = result.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "Trying to pull docker.io/library/python:3.12-slim..."),
+        "the short name resolved to Docker Hub's name:\n{}",
+        lines.join("\n")
+    );
+
+    let port = free_port();
+    let container = Container::run(&h.settings, &built.reference, port)?;
+    let url = format!("http://127.0.0.1:{port}/");
+    if let Err(e) = wait_http_ok(&url, Duration::from_secs(30)).await {
+        panic!("{name}: {e}\ncontainer logs:\n{}", container.logs());
+    }
+    let page = reqwest::get(&url).await?.text().await?;
+    assert_eq!(page, "Hello from dockerfile-shortname, VERSION 1\n");
+    Ok(())
+}
+
+/// The build's error, which must be the permanent one-line pull failure.
+fn pull_failure(result: Result<BuiltImage, JobError>, lines: &[String]) -> String {
+    match result {
+        Err(JobError::Permanent { code, message }) if code == "base_image_unavailable" => {
+            assert_eq!(message.lines().count(), 1, "{message}");
+            assert!(lines.contains(&format!("{code}: {message}")), "{lines:#?}");
+            message
+        }
+        other => panic!(
+            "expected base_image_unavailable, got {other:?}\n{}",
+            lines.join("\n")
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_base_image_nobody_has_fails_with_one_clear_line() -> anyhow::Result<()> {
+    let mut h = Harness::start().await?;
+    // No internet here: the fallback to docker.io must fail, not hang; the
+    // time limit turns a hang into build_timeout, which fails this test.
+    h.settings.time_limit = Duration::from_secs(120);
+    let mirror = Registry::start().await?;
+    let dir = TempDir::new("nobody-has-it");
+    let tag = format!("24-build-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!("FROM heroku/heroku:{tag}\nRUN true\n"),
+    )?;
+    let image = format!("docker.io/heroku/heroku:{tag}");
+
+    // A mirror that lacks the image, then Docker Hub itself.
+    h.settings.pull.mirrors = vec![docker_hub_mirror(&mirror)];
+    let started = Instant::now();
+    let (result, lines) = h.build(&dir.path, "nobody-has-it").await?;
+    println!(
+        "with a mirror: failed after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let message = pull_failure(result, &lines);
+    let expected = format!(
+        "cannot pull base image {image} from mirror {} (not found) nor from docker.io (",
+        mirror.addr()
+    );
+    assert!(message.starts_with(&expected), "{message}");
+
+    // A name the host's registries.conf.d aliases elsewhere (Debian's
+    // shortnames.conf: centos -> quay.io/centos/centos) still means Docker
+    // Hub's, as it does for Docker.
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!("FROM centos:{tag}\nRUN true\n"),
+    )?;
+    let (result, lines) = h.build(&dir.path, "nobody-has-it").await?;
+    let message = pull_failure(result, &lines);
+    let expected = format!(
+        "cannot pull base image docker.io/library/centos:{tag} from mirror {} (not found) nor from docker.io (",
+        mirror.addr()
+    );
+    assert!(message.starts_with(&expected), "{message}");
+
+    // No mirror: Docker Hub only.
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!("FROM heroku/heroku:{tag}\nRUN true\n"),
+    )?;
+    h.settings.pull.mirrors.clear();
+    let started = Instant::now();
+    let (result, lines) = h.build(&dir.path, "nobody-has-it").await?;
+    println!(
+        "without a mirror: failed after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let message = pull_failure(result, &lines);
+    assert!(
+        message.starts_with(&format!("cannot pull base image {image} from docker.io: ")),
+        "{message}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn sealed_pull_credentials_reach_a_registry_that_requires_them() -> anyhow::Result<()> {
+    let mut h = Harness::start().await?;
+    let password = format!("pw-{}", Uuid::new_v4().simple());
+    let mirror = Registry::start_with_login("puller", &password).await?;
+    let name = format!("authbase-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let debian = h.settings.base_images.debian.clone();
+    let creds = format!("puller:{password}");
+    push_base(
+        &h.settings,
+        &debian,
+        mirror.addr(),
+        &format!("library/{name}:1"),
+        Some(&creds),
+    )?;
+    let _pulled = PulledName::new(&h.settings, &format!("docker.io/library/{name}:1"));
+    let dir = TempDir::new("authbase");
+    std::fs::write(
+        dir.path.join("Dockerfile"),
+        format!("FROM {name}:1\nRUN echo pulled with a login\n"),
+    )?;
+    h.settings.pull.mirrors = vec![docker_hub_mirror(&mirror)];
+
+    // Without credentials the mirror refuses.
+    let (result, lines) = h.build(&dir.path, "authbase").await?;
+    let message = pull_failure(result, &lines);
+    assert!(message.contains("(unauthorized"), "{message}");
+
+    // The operator's sealed file, read as the worker reads it at start.
+    let key = "5a".repeat(32);
+    let sealed = registries::seal_credential(&key.clone().into(), &creds)?;
+    let file = TempDir::new("pull-credentials");
+    let path = file.path.join("pull-credentials");
+    std::fs::write(&path, format!("{} = {sealed}\n", mirror.addr()))?;
+    let path = path.display().to_string();
+    let vars = std::collections::HashMap::from([
+        ("SLIPWAY_PULL_CREDENTIALS_FILE", path),
+        ("SLIPWAY_SECRET_KEY", key),
+        (
+            "SLIPWAY_REGISTRY_MIRRORS",
+            format!("docker.io=http://{}", mirror.addr()),
+        ),
+    ]);
+    h.settings.pull = PullSettings::from_lookup(|n| vars.get(n).cloned())?;
+    let (result, lines) = h.build(&dir.path, "authbase").await?;
+    result.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    assert!(
+        lines.contains(&"pulled with a login".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains(&password)),
+        "the password is in no log line"
+    );
     Ok(())
 }

@@ -31,14 +31,16 @@ async fn deploy(fleet: &Fleet, app: &str, body: Value) -> anyhow::Result<Value> 
     fleet.wait_state(id, common::TERMINAL, DEPLOY_TIMEOUT).await
 }
 
-#[tokio::test]
-async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::Result<()> {
-    let registry = Registry::start().await?;
-    let caddy = Caddy::start().await?;
-    let dirs = tempfile::tempdir()?;
+/// The fleet's settings for the local target behind a test Caddy; `extra` joins them.
+fn local_env(
+    registry: &Registry,
+    caddy: &Caddy,
+    build_dir: &std::path::Path,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("SLIPWAY_REGISTRY", registry.addr().to_string()),
-        ("SLIPWAY_BUILD_DIR", dirs.path().display().to_string()),
+        ("SLIPWAY_BUILD_DIR", build_dir.display().to_string()),
         ("SLIPWAY_CADDY_ADMIN", caddy.admin_url().to_string()),
         ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_string()),
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
@@ -49,8 +51,17 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
     if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
         env.push(("CONTAINERS_CONF", conf));
     }
+    env.extend(extra.iter().cloned());
+    env
+}
+
+#[tokio::test]
+async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::Result<()> {
+    let registry = Registry::start().await?;
+    let caddy = Caddy::start().await?;
+    let dirs = tempfile::tempdir()?;
     let mut fleet = Fleet::start(Options {
-        env,
+        env: local_env(&registry, &caddy, dirs.path(), &[]),
         ..Options::default()
     })
     .await?;
@@ -251,6 +262,72 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
         "{deployment:#}"
     );
 
+    fleet.stop().await;
+    Ok(())
+}
+
+/// `podman` as the test's build tools run it.
+fn podman() -> std::process::Command {
+    let mut command = std::process::Command::new("podman");
+    if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
+        command.env("CONTAINERS_CONF", conf);
+    }
+    command
+}
+
+/// The name the build worker's pull leaves in local storage, untagged
+/// before (so the pull really happens) and after.
+struct Untag(&'static str);
+
+impl Drop for Untag {
+    fn drop(&mut self) {
+        let _ = podman().args(["rmi", self.0]).output();
+    }
+}
+
+#[tokio::test]
+async fn a_dockerfile_with_a_short_name_from_deploys_with_no_settings() -> anyhow::Result<()> {
+    let registry = Registry::start().await?;
+    // Docker Hub cannot be reached here: a test registry is its mirror,
+    // holding the local python image as library/python:3.12-slim.
+    let mirror = Registry::start().await?;
+    let python = std::env::var("SLIPWAY_BASE_IMAGE_PYTHON")
+        .unwrap_or_else(|_| "localhost/slipway/python:bookworm".into());
+    let pushed = podman()
+        .args(["push", "--tls-verify=false", &python])
+        .arg(format!("{}/library/python:3.12-slim", mirror.addr()))
+        .output()?;
+    anyhow::ensure!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let pulled = "docker.io/library/python:3.12-slim";
+    let _ = podman().args(["rmi", pulled]).output();
+    let _pulled = Untag(pulled);
+    let caddy = Caddy::start().await?;
+    let dirs = tempfile::tempdir()?;
+    let mirrors = format!("docker.io=http://{}", mirror.addr());
+    let fleet = Fleet::start(Options {
+        env: local_env(
+            &registry,
+            &caddy,
+            dirs.path(),
+            &[("SLIPWAY_REGISTRY_MIRRORS", mirrors)],
+        ),
+        ..Options::default()
+    })
+    .await?;
+    let app = GitApp::create(&fleet, "hello", &example("dockerfile-shortname"), json!({})).await?;
+    let _containers = common::AppContainers(app.id.clone());
+
+    let deployed = deploy(&fleet, "hello", json!({})).await?;
+    assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
+    let (status, page) = common::through_caddy(&caddy, "hello.p.localhost").await?;
+    assert_eq!(
+        (status, page.as_str()),
+        (200, "Hello from dockerfile-shortname, VERSION 1\n")
+    );
     fleet.stop().await;
     Ok(())
 }

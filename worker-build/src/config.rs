@@ -5,6 +5,7 @@
 
 use crate::plan::version::Version;
 use crate::plan::{BaseImages, RuntimeVersions, VersionedImage};
+use crate::registries::PullSettings;
 use secrecy::SecretString;
 use slipway_shared::build_settings::AppBuildSettings;
 use slipway_shared::config::ConfigError;
@@ -55,6 +56,9 @@ pub struct BuildSettings {
     pub base_images: BaseImages,
     /// The runtime versions the base images offer, and the Go module proxy.
     pub runtimes: RuntimeVersions,
+    /// Where base images are pulled from and when (the build's own
+    /// registries.conf, mirrors, pull credentials, refresh policy).
+    pub pull: PullSettings,
     /// The containers.conf the engine is pointed to (`CONTAINERS_CONF`).
     pub containers_conf: Option<PathBuf>,
     /// Root of per-build work dirs (generated Containerfiles, digest files).
@@ -78,6 +82,7 @@ impl BuildSettings {
     /// | `SLIPWAY_PYTHON_IMAGES` | `3.11.2=localhost/slipway/python:bookworm,3.13.5=localhost/slipway/python:trixie` |
     /// | `SLIPWAY_NODE_VERSION`, `SLIPWAY_GO_VERSION` | `18.20.4`, `1.19.8` (of the Node and Go base images) |
     /// | `SLIPWAY_GOPROXY` | `https://proxy.golang.org,direct` |
+    /// | `SLIPWAY_REGISTRY_SEARCH`, `SLIPWAY_REGISTRY_MIRRORS`, `SLIPWAY_BASE_IMAGE_PULL`, `SLIPWAY_PULL_CREDENTIALS_FILE` | see `registries::PullSettings` |
     /// | `SLIPWAY_CONTAINERS_CONF` | `CONTAINERS_CONF`, else `/var/lib/slipway/containers.conf` if it exists |
     /// | `SLIPWAY_BUILD_DIR` | `/var/lib/slipway/builds` |
     /// | `SLIPWAY_IMAGES_KEPT` | `5` |
@@ -168,6 +173,7 @@ impl BuildSettings {
         };
 
         let runtimes = runtime_versions(&get)?;
+        let pull = PullSettings::from_lookup(get)?;
 
         let state_conf = PathBuf::from(DEFAULT_STATE_DIR).join("containers.conf");
         let containers_conf = get("SLIPWAY_CONTAINERS_CONF")
@@ -201,6 +207,7 @@ impl BuildSettings {
             time_limit,
             base_images,
             runtimes,
+            pull,
             containers_conf,
             work_dir,
             images_kept,

@@ -5,6 +5,7 @@ pub mod config;
 pub mod handler;
 pub mod image;
 pub mod plan;
+pub mod registries;
 pub mod reuse;
 pub mod source;
 pub mod target;

@@ -3,6 +3,7 @@
 //! on the project's machines (no Docker engine) and are untested there.
 
 use crate::config::{BuildSettings, Engine};
+use crate::registries::PullPolicy;
 use std::path::Path;
 
 pub struct BuildArgv<'a> {
@@ -13,29 +14,21 @@ pub struct BuildArgv<'a> {
     /// Names only: the values travel in the environment, so they never show
     /// in a process listing.
     pub build_arg_names: Vec<&'a str>,
+    /// The pull credentials (a 0600 auth.json in the work dir), never argv values.
+    pub auth_file: Option<&'a Path>,
 }
 
 pub fn build(settings: &BuildSettings, a: &BuildArgv) -> Vec<String> {
+    // --layers: cache every step, so an unchanged dependency install is
+    // reused; --force-rm: no intermediate containers are left by a failed
+    // build; --pull: the refresh policy of cached base images.
     let mut argv: Vec<String> = match settings.engine {
-        // --layers: cache every step, so an unchanged dependency install is
-        // reused; --pull=false: pull a base image only when it is missing;
-        // --force-rm: no intermediate containers are left by a failed build.
-        Engine::Buildah => ["buildah", "bud", "--layers", "--pull=false", "--force-rm"]
-            .map(String::from)
-            .to_vec(),
-        Engine::Podman => [
-            "podman",
-            "build",
-            "--layers",
-            "--pull=missing",
-            "--force-rm",
-        ]
-        .map(String::from)
-        .to_vec(),
-        Engine::Docker => ["docker", "build", "--progress=plain", "--force-rm"]
-            .map(String::from)
-            .to_vec(),
+        Engine::Buildah => vec!["buildah".into(), "bud".into(), "--layers".into()],
+        Engine::Podman => vec!["podman".into(), "build".into(), "--layers".into()],
+        Engine::Docker => vec!["docker".into(), "build".into(), "--progress=plain".into()],
     };
+    argv.extend(pull_flag(settings.engine, settings.pull.policy));
+    argv.push("--force-rm".into());
     let mut flag = |name: &str, value: String| {
         argv.push(name.to_string());
         argv.push(value);
@@ -48,6 +41,12 @@ pub fn build(settings: &BuildSettings, a: &BuildArgv) -> Vec<String> {
     for name in &a.build_arg_names {
         flag("--build-arg", name.to_string());
     }
+    if let Some(auth) = a.auth_file {
+        // docker logs in through its own config.
+        if settings.engine != Engine::Docker {
+            flag("--authfile", auth.display().to_string());
+        }
+    }
     if let Some(ignore) = a.ignore_file {
         // docker reads only the context's .dockerignore.
         if settings.engine != Engine::Docker {
@@ -56,6 +55,23 @@ pub fn build(settings: &BuildSettings, a: &BuildArgv) -> Vec<String> {
     }
     argv.push(a.context.display().to_string());
     argv
+}
+
+/// The engines spell the policies differently: buildah 1.28 reads `true`
+/// as "newer" and `false` as "missing" (and anything unknown as missing);
+/// podman takes the words, and reads `false` as never; docker has only
+/// `--pull` (always try for a newer image).
+fn pull_flag(engine: Engine, policy: PullPolicy) -> Option<String> {
+    let value = match (engine, policy) {
+        (Engine::Buildah, PullPolicy::Missing) => "false",
+        (Engine::Buildah, PullPolicy::Newer) => "true",
+        (Engine::Podman, PullPolicy::Missing) => "missing",
+        (Engine::Podman, PullPolicy::Newer) => "newer",
+        (Engine::Buildah | Engine::Podman, PullPolicy::Always) => "always",
+        (Engine::Docker, PullPolicy::Missing) => return None,
+        (Engine::Docker, PullPolicy::Newer | PullPolicy::Always) => return Some("--pull".into()),
+    };
+    Some(format!("--pull={value}"))
 }
 
 pub struct PushArgv<'a> {
@@ -109,6 +125,7 @@ mod tests {
                 ignore_file: Some(Path::new("/w/ignore")),
                 tag: "127.0.0.1:5000/slipway/p-a:d1",
                 build_arg_names: vec!["API_URL"],
+                auth_file: Some(Path::new("/w/pull-auth.json")),
             },
         )
     }
@@ -119,11 +136,33 @@ mod tests {
             build_argv("buildah").join(" "),
             "buildah bud --layers --pull=false --force-rm -f /w/Containerfile \
              -t 127.0.0.1:5000/slipway/p-a:d1 --memory 2g --build-arg API_URL \
-             --ignorefile /w/ignore /src"
+             --authfile /w/pull-auth.json --ignorefile /w/ignore /src"
         );
         assert!(build_argv("podman").starts_with(&["podman".into(), "build".into()]));
         let docker = build_argv("docker");
         assert!(!docker.contains(&"--ignorefile".to_string()));
+        assert!(!docker.contains(&"--authfile".to_string()));
+    }
+
+    #[test]
+    fn each_engine_gets_the_pull_policy_in_its_own_words() {
+        let cases = [
+            (Engine::Buildah, PullPolicy::Missing, Some("--pull=false")),
+            (Engine::Buildah, PullPolicy::Newer, Some("--pull=true")),
+            (Engine::Buildah, PullPolicy::Always, Some("--pull=always")),
+            (Engine::Podman, PullPolicy::Missing, Some("--pull=missing")),
+            (Engine::Podman, PullPolicy::Newer, Some("--pull=newer")),
+            (Engine::Podman, PullPolicy::Always, Some("--pull=always")),
+            (Engine::Docker, PullPolicy::Missing, None),
+            (Engine::Docker, PullPolicy::Always, Some("--pull")),
+        ];
+        for (engine, policy, expected) in cases {
+            assert_eq!(
+                pull_flag(engine, policy).as_deref(),
+                expected,
+                "{engine:?} {policy:?}"
+            );
+        }
     }
 
     #[test]

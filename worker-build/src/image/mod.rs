@@ -3,26 +3,30 @@
 //! and deployment and recorded by digest; plus pruning of old images.
 //!
 //! A build runs in its own work dir (generated Containerfile, ignore file,
-//! transcript, digest file), with a clean environment holding only
-//! `CONTAINERS_CONF` and the app's build variables, under a time and memory
-//! limit. Cancel kills exactly this build (see `run`).
+//! transcript, digest file, the generated registries.conf and, 0600, the
+//! pull and push credentials), with a clean environment holding only
+//! `CONTAINERS_CONF`, `CONTAINERS_REGISTRIES_CONF` and the app's build
+//! variables, under a time and memory limit. Cancel kills exactly this build
+//! (see `run`).
 
 mod argv;
 mod prune;
+mod pull_failure;
 mod run;
+mod work_dir;
 
 pub use prune::{prune, PruneReport};
 
 use crate::config::{BuildSettings, Engine};
 use crate::plan::{BuildPlan, Containerfile};
-use base64::Engine as _;
 use secrecy::ExposeSecret;
 use slipway_shared::job::JobError;
 use slipway_shared::logsink::LogHandle;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use work_dir::WorkDir;
 
 /// Where an app's images live: `REGISTRY/slipway/<project>-<app>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +191,19 @@ async fn build_in(
                 .await?,
         )
     };
+    // Short names, mirrors and pull credentials are Slipway's settings,
+    // not the host's registries.conf.
+    let registries_conf = work
+        .write("registries.conf", &settings.pull.registries_conf())
+        .await?;
+    let empty_dir = work.path.join("empty");
+    tokio::fs::create_dir_all(&empty_dir)
+        .await
+        .map_err(|e| JobError::Retryable(format!("cannot create {}: {e}", empty_dir.display())))?;
+    let pull_auth = match settings.pull.auth_json() {
+        Some(json) => Some(work.write_secret("pull-auth.json", &json).await?),
+        None => None,
+    };
     let tag = request.repository.tag(request.deployment_id);
     let names: Vec<&str> = request.build_vars.iter().map(|(n, _)| n.as_str()).collect();
     let argv = argv::build(
@@ -197,9 +214,14 @@ async fn build_in(
             ignore_file: ignore_file.as_deref(),
             tag: &tag,
             build_arg_names: names,
+            auth_file: pull_auth.as_deref(),
         },
     );
     let mut env = engine_env(settings);
+    env.push((
+        "CONTAINERS_REGISTRIES_CONF".into(),
+        registries_conf.display().to_string(),
+    ));
     env.extend(request.build_vars.iter().cloned());
     logs.info(format!(
         "building {tag} with {} (memory limit {}, time limit {})",
@@ -215,6 +237,7 @@ async fn build_in(
             env,
             transcript: &work.path.join("build.log"),
             own_pid_namespace: settings.engine != Engine::Docker,
+            hide_registries_d_with: Some(&empty_dir),
             time_limit: settings.time_limit,
         },
         logs,
@@ -240,6 +263,10 @@ async fn build_in(
             build_time.as_secs_f64()
         ))
         .await;
+        if let Some(error) = pull_failure::classify(&outcome.tail, &settings.pull) {
+            logs.info(error.to_string()).await;
+            return Err(error);
+        }
         return Err(JobError::permanent("build_failed", outcome.tail));
     }
     logs.info(format!("built {tag} in {:.1} s", build_time.as_secs_f64()))
@@ -257,11 +284,12 @@ async fn push_in(
     let digest_file = work.path.join("digest");
     let auth_file = match (&settings.registry.username, &settings.registry.password) {
         (Some(user), Some(password)) => {
-            let auth = base64::engine::general_purpose::STANDARD
-                .encode(format!("{user}:{}", password.expose_secret()));
-            let json =
-                serde_json::json!({"auths": {settings.registry.address.clone(): {"auth": auth}}});
-            Some(work.write("auth.json", &json.to_string()).await?)
+            let json = crate::registries::auth_json(std::iter::once((
+                settings.registry.address.as_str(),
+                user.as_str(),
+                password.expose_secret(),
+            )));
+            Some(work.write_secret("auth.json", &json).await?)
         }
         _ => None,
     };
@@ -281,6 +309,7 @@ async fn push_in(
             env: engine_env(settings),
             transcript: &work.path.join("push.log"),
             own_pid_namespace: false,
+            hide_registries_d_with: None,
             // A push has no limit of its own; the stage timeout bounds it.
             time_limit: settings.time_limit,
         },
@@ -351,36 +380,6 @@ fn engine_env(settings: &BuildSettings) -> Vec<(String, String)> {
         env.push(("CONTAINERS_CONF".into(), conf.display().to_string()));
     }
     env
-}
-
-/// A build's private folder under `SLIPWAY_BUILD_DIR`, removed afterwards.
-struct WorkDir {
-    path: PathBuf,
-}
-
-impl WorkDir {
-    async fn create(settings: &BuildSettings, deployment_id: Uuid) -> Result<Self, JobError> {
-        let path = settings.work_dir.join(format!(
-            "{deployment_id}-{}",
-            &Uuid::new_v4().simple().to_string()[..8]
-        ));
-        tokio::fs::create_dir_all(&path).await.map_err(|e| {
-            JobError::Retryable(format!("cannot create build dir {}: {e}", path.display()))
-        })?;
-        Ok(WorkDir { path })
-    }
-
-    async fn write(&self, name: &str, text: &str) -> Result<PathBuf, JobError> {
-        let path = self.path.join(name);
-        tokio::fs::write(&path, text)
-            .await
-            .map_err(|e| JobError::Retryable(format!("cannot write {}: {e}", path.display())))?;
-        Ok(path)
-    }
-
-    async fn remove(self) {
-        let _ = tokio::fs::remove_dir_all(&self.path).await;
-    }
 }
 
 #[cfg(test)]

@@ -173,6 +173,7 @@ async fn engine(
             env: super::engine_env(settings),
             transcript: &transcript,
             own_pid_namespace: false,
+            hide_registries_d_with: None,
             time_limit: Duration::from_secs(300),
         },
         logs,

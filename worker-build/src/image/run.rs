@@ -9,6 +9,12 @@
 //! every process of a PID namespace (nested ones included) when its first
 //! process dies. `--mount-proc` gives runc the `/proc` of that namespace, and
 //! the private mount namespace takes the build's mounts away with it.
+//!
+//! That mount namespace also hides the host's registries.conf drop-ins
+//! (Debian's `shortnames.conf` aliases `centos` to quay.io, `fedora` to
+//! registry.fedoraproject.org): the build's short names go through
+//! Slipway's search registries only, as Docker's would. The bind mount is
+//! private to the build; the host's files are untouched.
 
 use slipway_shared::job::JobError;
 use slipway_shared::logsink::LogHandle;
@@ -35,6 +41,11 @@ pub enum Stopped {
     Failed(JobError),
 }
 
+const HIDE_REGISTRIES_D: &str = r#"d=/etc/containers/registries.conf.d; c=/var/cache/containers/short-name-aliases.conf
+if [ -d "$d" ]; then mount --bind "$0" "$d" || exit 125; fi
+if [ -f "$c" ]; then mount --bind /dev/null "$c" || exit 125; fi
+exec "$@""#;
+
 pub struct Invocation<'a> {
     pub argv: Vec<String>,
     /// Variables besides the clean defaults (CONTAINERS_CONF, build-arg values).
@@ -43,6 +54,10 @@ pub struct Invocation<'a> {
     pub transcript: &'a Path,
     /// Run the engine in its own PID namespace (buildah and podman).
     pub own_pid_namespace: bool,
+    /// An empty dir mounted over `/etc/containers/registries.conf.d` for
+    /// this command (only with `own_pid_namespace`, which brings the mount
+    /// namespace).
+    pub hide_registries_d_with: Option<&'a Path>,
     pub time_limit: Duration,
 }
 
@@ -56,6 +71,17 @@ pub async fn run(
         argv.extend(
             ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"].map(String::from),
         );
+        if let Some(empty) = invocation.hide_registries_d_with {
+            // exec keeps the engine PID 1 of the namespace. Without the
+            // drop-in dir there is nothing to hide; the alias cache is
+            // hidden too where it exists.
+            argv.extend([
+                "sh".to_string(),
+                "-c".to_string(),
+                HIDE_REGISTRIES_D.to_string(),
+                empty.display().to_string(),
+            ]);
+        }
     }
     argv.extend(invocation.argv);
     // bash hands the output to two `tee`s in sessions of their own, then
