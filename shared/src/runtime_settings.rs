@@ -143,7 +143,10 @@ mod tests {
             RuntimeSettings::parse(&json!({"port": 3000, "health_path": "/up", "memory": "256m"}))
                 .ok()
                 .unwrap_or_default();
-        assert_eq!((custom.port, custom.health_path.as_deref()), (3000, Some("/up")));
+        assert_eq!(
+            (custom.port, custom.health_path.as_deref()),
+            (3000, Some("/up"))
+        );
         assert_eq!(RuntimeSettings::default().health_path, None);
         let settled = RuntimeSettings::parse(&json!({"health_settle_ms": 0})).ok();
         assert_eq!(settled.map(|s| s.health_settle), Some(Duration::ZERO));

@@ -821,7 +821,10 @@ mod tests {
         spec.network = Some("slirp4netns:allow_host_loopback=true".into());
         let (args, _) = run_argv(EngineKind::Podman, &spec, Some(4000));
         let joined = args.join(" ");
-        assert!(joined.contains("--volume slipway-a-data:/data:U"), "{joined}");
+        assert!(
+            joined.contains("--volume slipway-a-data:/data:U"),
+            "{joined}"
+        );
         assert!(joined.contains("--network slirp4netns:allow_host_loopback=true"));
         assert_eq!(args.last().unwrap(), "r@sha256:1");
     }

@@ -125,7 +125,10 @@ pub async fn wait_healthy_url(url: &str, check: &HealthCheck) -> Result<Healthy,
             tokio::time::sleep(check.interval).await;
         }
     }
-    let path = match url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])) {
+    let path = match url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+    {
         Some(path) => path.to_owned(),
         None => "/".to_owned(),
     };

@@ -175,7 +175,10 @@ mod tests {
         assert!(first.starts_with(what), "{first}");
         assert!(first.ends_with("Last lines of the release:\nbooting\nstill booting"));
         let again = failure_message(what, true, &lines);
-        assert!(again.contains("; the previous release keeps serving."), "{again}");
+        assert!(
+            again.contains("; the previous release keeps serving."),
+            "{again}"
+        );
         let silent = failure_message(what, false, &[]);
         assert!(silent.ends_with("The release printed nothing."), "{silent}");
     }

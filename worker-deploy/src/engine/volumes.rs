@@ -95,7 +95,10 @@ mod tests {
         let argv = chown_argv(
             "r@sha256:1",
             "1000:1000",
-            &[("v1".into(), "/data".into()), ("v2".into(), "/cache".into())],
+            &[
+                ("v1".into(), "/data".into()),
+                ("v2".into(), "/cache".into()),
+            ],
         );
         assert_eq!(
             argv.join(" "),

@@ -46,7 +46,7 @@ pub enum ListenError {
         waited: Duration,
         state: String,
     },
-    #[error("port {port} inside the container: the container exited with code {code} after {:.1} s", waited.as_secs_f64())]
+    #[error("port {port} inside the container: the container exited with code {code}")]
     Exited {
         port: u16,
         waited: Duration,

@@ -101,12 +101,13 @@ impl HealthRule {
             HealthRule::Listening(check) => {
                 use super::listening::ListenError;
                 match wait_listening(&site.engine, name, check).await {
+                    // No " in " before the time: the deploy bench reads it.
                     Ok(listening) => Ok(format!(
-                        "port {} listening inside the container, up for {:.1} s, after {:.2}s ({} looks)",
+                        "port {} listening inside the container and up {:.1} s: {} looks in {:.2}s",
                         check.port,
                         check.settle.as_secs_f64(),
+                        listening.probes,
                         listening.elapsed.as_secs_f64(),
-                        listening.probes
                     )),
                     Err(ListenError::Engine { source, .. }) => {
                         Err(Unhealthy::Unchecked(source.into_job_error()))
@@ -147,6 +148,9 @@ mod tests {
         let HealthRule::Listening(once) = HealthRule::for_app(&none).once() else {
             panic!("still listening");
         };
-        assert_eq!((once.wait, once.settle), (Duration::ZERO, Duration::from_secs(1)));
+        assert_eq!(
+            (once.wait, once.settle),
+            (Duration::ZERO, Duration::from_secs(1))
+        );
     }
 }

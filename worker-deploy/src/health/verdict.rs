@@ -148,10 +148,7 @@ mod tests {
                     remaining: Duration::from_millis(700),
                 },
             ),
-            (
-                running(2000, &[]),
-                Verdict::NotListening(Miss::Nothing),
-            ),
+            (running(2000, &[]), Verdict::NotListening(Miss::Nothing)),
             (
                 running(2000, &["127.0.0.1:3000"]),
                 Verdict::NotListening(Miss::LoopbackOnly("127.0.0.1:3000".parse().unwrap())),
@@ -170,10 +167,7 @@ mod tests {
                 running(2000, &["0.0.0.0:8080", "[::]:8080", "127.0.0.1:9229"]),
                 Verdict::NotListening(Miss::OtherPorts(vec![8080, 9229])),
             ),
-            (
-                Observation::Exited { code: 3 },
-                Verdict::Exited { code: 3 },
-            ),
+            (Observation::Exited { code: 3 }, Verdict::Exited { code: 3 }),
             (Observation::Gone, Verdict::Gone),
             (
                 Observation::Other {

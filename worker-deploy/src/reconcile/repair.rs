@@ -258,7 +258,10 @@ impl Reconciler {
             }
         };
         *repairs += 1;
-        match HealthRule::for_app(&app.runtime).check(site, &name, port).await {
+        match HealthRule::for_app(&app.runtime)
+            .check(site, &name, port)
+            .await
+        {
             Ok(_) => Ok(port),
             Err(Unhealthy::Failed(what)) => anyhow::bail!("{name} is not healthy: {what}"),
             Err(Unhealthy::Unchecked(error)) => Err(error.into()),
