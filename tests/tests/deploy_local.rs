@@ -602,11 +602,13 @@ async fn the_listening_check_tells_a_serving_app_from_a_broken_one() -> anyhow::
         images: Default::default(),
     };
     let image = &settings.base_images.static_site;
+    // Few looks: each is a `podman inspect` and a `sh`, and another test
+    // of this binary counts failed requests under load meanwhile.
     let check = ListeningCheck {
         port: 8080,
         settle: Duration::from_millis(1500),
-        wait: Duration::from_secs(3),
-        interval: Duration::from_millis(100),
+        wait: Duration::from_secs(2),
+        interval: Duration::from_millis(250),
     };
     let httpd = |addr: &'static str| ["busybox", "httpd", "-f", "-p", addr, "-h", "/etc"];
     // Start them all, then check: their waits overlap.
