@@ -616,19 +616,6 @@ async fn the_listening_check_tells_a_serving_app_from_a_broken_one() -> anyhow::
     let loopback = run_command(&engine, &cleanup, image, &httpd("127.0.0.1:8080"), &[]).await?;
     let other_port = run_command(&engine, &cleanup, image, &httpd("0.0.0.0:9000"), &[]).await?;
     let silent = run_command(&engine, &cleanup, image, &["sleep", "600"], &[]).await?;
-    // Listens at once, then dies 0.3 s after its start: inside the settle.
-    let crashing = run_command(
-        &engine,
-        &cleanup,
-        image,
-        &[
-            "sh",
-            "-c",
-            "busybox httpd -p 0.0.0.0:8080 -h /etc; sleep 0.3; exit 3",
-        ],
-        &[],
-    )
-    .await?;
     let exiting = run_command(&engine, &cleanup, image, &["sh", "-c", "exit 7"], &[]).await?;
 
     let healthy = wait_listening(&engine, &serving.name, &check).await?;
@@ -678,6 +665,20 @@ async fn the_listening_check_tells_a_serving_app_from_a_broken_one() -> anyhow::
         "{err}"
     );
 
+    // Listens at once, then dies 0.8 s after its start: inside the settle
+    // time. Started just before its check, which sees it listening first.
+    let crashing = run_command(
+        &engine,
+        &cleanup,
+        image,
+        &[
+            "sh",
+            "-c",
+            "busybox httpd -p 0.0.0.0:8080 -h /etc; sleep 0.8; exit 3",
+        ],
+        &[],
+    )
+    .await?;
     let err = wait_listening(&engine, &crashing.name, &check)
         .await
         .expect_err("crashes within its settle time");
