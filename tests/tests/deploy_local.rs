@@ -784,8 +784,9 @@ async fn a_volume_written_as_root_stays_writable_for_an_unprivileged_release() -
         Ok(())
     }
     .await;
-    for name in cleanup.containers.lock().unwrap().iter() {
-        engine.remove(name).await?;
+    let names = cleanup.containers.lock().unwrap().clone();
+    for name in names {
+        engine.remove(&name).await?;
     }
     engine.remove_volume(&volume).await?;
     outcome
