@@ -273,7 +273,7 @@ async fn built_to_live(ctx: &Ctx<'_>, versions: &[Version]) -> anyhow::Result<Va
         "health_s": part(|s| s.health_s),
         "switch_s": part(|s| s.switch_s),
         "image_removed_before_deploy": true,
-        "health_settings": "default: GET /healthz every 250 ms",
+        "health_settings": "default: the port listened on inside the container, up 1 s, looked at every 250 ms",
     }))
 }
 

@@ -11,10 +11,16 @@ use std::time::Duration;
 pub struct RuntimeSettings {
     /// The port the app listens on inside the container (given as `$PORT`).
     pub port: u16,
-    pub health_path: String,
+    /// `None`: the app is healthy when it listens on `port` inside its
+    /// container and has stayed up for `health_settle`; a path asks for
+    /// an HTTP check of it instead.
+    pub health_path: Option<String>,
     pub health_interval: Duration,
     pub health_timeout: Duration,
     pub health_attempts: u32,
+    /// How long a listening app must have stayed up to be healthy (the
+    /// listening check only).
+    pub health_settle: Duration,
     /// Memory limit in the engine's format (`512m`), if any.
     pub memory: Option<String>,
     /// CPUs (`0.5`), if any.
@@ -27,9 +33,10 @@ pub struct RuntimeSettings {
 }
 
 /// The keys `runtime` may have.
-pub const KNOWN_KEYS: [&str; 9] = [
+pub const KNOWN_KEYS: [&str; 10] = [
     "port",
     "health_path",
+    "health_settle_ms",
     "health_interval_ms",
     "health_timeout_ms",
     "health_attempts",
@@ -42,6 +49,9 @@ pub const KNOWN_KEYS: [&str; 9] = [
 /// Ports below this need root to bind; apps run as uid 1000.
 pub const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
 
+/// The longest settle time an app may ask for.
+pub const MAX_SETTLE: Duration = Duration::from_secs(60);
+
 /// The longest drain an app may ask for.
 pub const MAX_DRAIN: Duration = Duration::from_secs(600);
 
@@ -49,10 +59,11 @@ impl Default for RuntimeSettings {
     fn default() -> Self {
         RuntimeSettings {
             port: 8080,
-            health_path: "/healthz".into(),
+            health_path: None,
             health_interval: Duration::from_millis(250),
             health_timeout: Duration::from_secs(2),
             health_attempts: 60,
+            health_settle: Duration::from_secs(1),
             memory: None,
             cpus: None,
             replicas: 1,
@@ -89,7 +100,7 @@ impl RuntimeSettings {
     }
 
     /// Reads `port`, `health_path`, `health_interval_ms`, `health_timeout_ms`,
-    /// `health_attempts`, `memory`, `cpus`, `replicas`, `drain_ms`; anything
+    /// `health_attempts`, `health_settle_ms`, `memory`, `cpus`, `replicas`, `drain_ms`; anything
     /// else is ignored.
     pub fn parse(value: &serde_json::Value) -> Result<RuntimeSettings, String> {
         let mut settings = RuntimeSettings::default();
@@ -120,13 +131,23 @@ impl RuntimeSettings {
             if !path.starts_with('/') {
                 return Err(format!("runtime.health_path {path:?} must start with /"));
             }
-            settings.health_path = path;
+            settings.health_path = Some(path);
         }
         if let Some(ms) = number("health_interval_ms")? {
             settings.health_interval = Duration::from_millis(ms.max(10));
         }
         if let Some(ms) = number("health_timeout_ms")? {
             settings.health_timeout = Duration::from_millis(ms.max(10));
+        }
+        if let Some(ms) = number("health_settle_ms")? {
+            settings.health_settle = Some(Duration::from_millis(ms))
+                .filter(|settle| *settle <= MAX_SETTLE)
+                .ok_or_else(|| {
+                    format!(
+                        "runtime.health_settle_ms {ms} is over {} ms",
+                        MAX_SETTLE.as_millis()
+                    )
+                })?;
         }
         if let Some(n) = number("health_attempts")? {
             settings.health_attempts = u32::try_from(n.clamp(1, 10_000)).unwrap_or(10_000);
@@ -166,7 +187,13 @@ mod tests {
             RuntimeSettings::parse(&json!({"port": 3000, "health_path": "/up", "memory": "256m"}))
                 .ok()
                 .unwrap_or_default();
-        assert_eq!((custom.port, custom.health_path.as_str()), (3000, "/up"));
+        assert_eq!(
+            (custom.port, custom.health_path.as_deref()),
+            (3000, Some("/up"))
+        );
+        assert_eq!(RuntimeSettings::default().health_path, None);
+        let settled = RuntimeSettings::parse(&json!({"health_settle_ms": 0})).ok();
+        assert_eq!(settled.map(|s| s.health_settle), Some(Duration::ZERO));
         assert_eq!(custom.memory.as_deref(), Some("256m"));
         let drained = RuntimeSettings::parse(&json!({"drain_ms": 0})).ok();
         assert_eq!(drained.map(|s| s.drain), Some(Duration::ZERO));
@@ -179,6 +206,7 @@ mod tests {
             json!({"replicas": 17}),
             json!({"drain_ms": 600_001}),
             json!({"drain_ms": -1}),
+            json!({"health_settle_ms": 60_001}),
         ] {
             assert!(RuntimeSettings::parse(&bad).is_err(), "{bad}");
         }

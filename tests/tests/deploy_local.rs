@@ -20,7 +20,10 @@ use slipway_worker_deploy::caddy::{CaddyAdmin, RouteChange, RouteInfo};
 use slipway_worker_deploy::engine::{
     ContainerSpec, Engine, EngineError, EngineKind, RunningContainer, LABEL_APP,
 };
-use slipway_worker_deploy::health::{self, HealthCheck, HealthError};
+use slipway_worker_deploy::health::verdict::{Miss, Observation};
+use slipway_worker_deploy::health::{
+    self, wait_listening, HealthCheck, HealthError, ListenError, ListeningCheck,
+};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -418,7 +421,7 @@ async fn static_site_is_deployed_switched_without_failures_and_a_failed_release_
         matches!(&err, HealthError::Unhealthy { attempts: 5, .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("last: error:"), "{err}");
+    assert!(err.to_string().starts_with("GET /healthz: error:"), "{err}");
     let job_error: JobError = err.into();
     assert!(
         matches!(&job_error, JobError::Permanent { code, .. } if code == "health_check_failed")
@@ -435,7 +438,11 @@ async fn static_site_is_deployed_switched_without_failures_and_a_failed_release_
     let err = health::wait_healthy(wrong.host_port, &wrong_path)
         .await
         .expect_err("404");
-    assert!(err.to_string().contains("last: status 404"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("GET /no-such-health-path: status 404"),
+        "{err}"
+    );
     let logs = h.engine.logs_tail(&wrong.name, 5).await?;
     println!("failed release's last log lines: {logs:?}");
     h.engine.stop(&wrong.name, Duration::from_secs(2)).await?;
@@ -554,6 +561,235 @@ async fn a_container_that_cannot_start_names_the_reason() -> anyhow::Result<()> 
         "invalid_container_spec"
     );
     Ok(())
+}
+
+/// Runs `command` in a container of `image` on `engine` (the app port
+/// 8080), its name queued for removal.
+async fn run_command(
+    engine: &Engine,
+    cleanup: &Cleanup,
+    image: &str,
+    command: &[&str],
+    volumes: &[(String, String)],
+) -> anyhow::Result<ContainerSpec> {
+    let mut spec = ContainerSpec::for_release(Uuid::new_v4(), Uuid::new_v4(), image);
+    spec.command = command.iter().map(|s| s.to_string()).collect();
+    spec.volumes = volumes.to_vec();
+    cleanup.containers.lock().unwrap().push(spec.name.clone());
+    engine.run(&spec).await?;
+    Ok(spec)
+}
+
+/// Waits until the container exited; its exit code.
+async fn exit_code(engine: &Engine, name: &str) -> anyhow::Result<i32> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Observation::Exited { code } = engine.observe(name).await? {
+            return Ok(code);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{name} did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_listening_check_tells_a_serving_app_from_a_broken_one() -> anyhow::Result<()> {
+    let settings = BuildSettings::from_env()?;
+    let engine = Engine::local(settings.containers_conf.clone());
+    let cleanup = Cleanup {
+        containers_conf: settings.containers_conf.clone(),
+        containers: Default::default(),
+        images: Default::default(),
+    };
+    let image = &settings.base_images.static_site;
+    // Few looks: each is a `podman inspect` and a `sh`, and another test
+    // of this binary counts failed requests under load meanwhile.
+    let check = ListeningCheck {
+        port: 8080,
+        settle: Duration::from_millis(1500),
+        wait: Duration::from_secs(2),
+        interval: Duration::from_millis(250),
+    };
+    let httpd = |addr: &'static str| ["busybox", "httpd", "-f", "-p", addr, "-h", "/etc"];
+    // Start them all, then check: their waits overlap.
+    let serving = run_command(&engine, &cleanup, image, &httpd("0.0.0.0:8080"), &[]).await?;
+    let loopback = run_command(&engine, &cleanup, image, &httpd("127.0.0.1:8080"), &[]).await?;
+    let other_port = run_command(&engine, &cleanup, image, &httpd("0.0.0.0:9000"), &[]).await?;
+    let silent = run_command(&engine, &cleanup, image, &["sleep", "600"], &[]).await?;
+    let exiting = run_command(&engine, &cleanup, image, &["sh", "-c", "exit 7"], &[]).await?;
+
+    let healthy = wait_listening(&engine, &serving.name, &check).await?;
+    println!(
+        "listening and settled after {:?}, {} looks",
+        healthy.elapsed, healthy.probes
+    );
+
+    let err = wait_listening(&engine, &loopback.name, &check)
+        .await
+        .expect_err("loopback only");
+    let loopback_addr = "127.0.0.1:8080".parse()?;
+    assert!(
+        matches!(&err, ListenError::NotListening { miss: Miss::LoopbackOnly(a), .. } if *a == loopback_addr),
+        "{err}"
+    );
+    let said = err.to_string();
+    assert!(
+        said.starts_with("port 8080 inside the container: nothing listening after"),
+        "{said}"
+    );
+    assert!(
+        said.contains("the app listens on 127.0.0.1:8080 only")
+            && said.contains("listen on 0.0.0.0"),
+        "{said}"
+    );
+
+    let err = wait_listening(&engine, &other_port.name, &check)
+        .await
+        .expect_err("another port");
+    assert!(
+        err.to_string().contains("listens on port 9000 instead"),
+        "{err}"
+    );
+
+    let err = wait_listening(&engine, &silent.name, &check)
+        .await
+        .expect_err("never listens");
+    assert!(
+        matches!(
+            &err,
+            ListenError::NotListening {
+                miss: Miss::Nothing,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Listens at once, then dies 0.8 s after its start: inside the settle
+    // time. Started just before its check, which sees it listening first.
+    let crashing = run_command(
+        &engine,
+        &cleanup,
+        image,
+        &[
+            "sh",
+            "-c",
+            "busybox httpd -p 0.0.0.0:8080 -h /etc; sleep 0.8; exit 3",
+        ],
+        &[],
+    )
+    .await?;
+    let err = wait_listening(&engine, &crashing.name, &check)
+        .await
+        .expect_err("crashes within its settle time");
+    assert!(matches!(&err, ListenError::Exited { code: 3, .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "port 8080 inside the container: the container exited with code 3"
+    );
+
+    // An exited container fails at once, not after the whole wait.
+    let long_wait = ListeningCheck {
+        wait: Duration::from_secs(600),
+        ..check.clone()
+    };
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        wait_listening(&engine, &exiting.name, &long_wait),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("still waiting for a container that exited"))?
+    .expect_err("exited");
+    assert!(matches!(&err, ListenError::Exited { code: 7, .. }), "{err}");
+
+    engine.remove(&serving.name).await?;
+    let err = wait_listening(&engine, &serving.name, &check)
+        .await
+        .expect_err("removed");
+    assert!(matches!(&err, ListenError::Gone { .. }), "{err}");
+    Ok(())
+}
+
+/// Generated images run as 1000:1000: a volume an earlier release wrote as
+/// root stays writable for them (podman's `:U`).
+#[tokio::test]
+async fn a_volume_written_as_root_stays_writable_for_an_unprivileged_release() -> anyhow::Result<()>
+{
+    let settings = BuildSettings::from_env()?;
+    let engine = Engine::local(settings.containers_conf.clone());
+    let cleanup = Cleanup {
+        containers_conf: settings.containers_conf.clone(),
+        containers: Default::default(),
+        images: Default::default(),
+    };
+    let suffix = &Uuid::new_v4().simple().to_string()[..12];
+    let volume = format!("slipway-test-{suffix}");
+    let tag = format!("localhost/slipway-test/uid1000:{suffix}");
+    cleanup.images.lock().unwrap().push(tag.clone());
+    let dir = TempDir::new("uid1000");
+    std::fs::write(
+        dir.path.join("Containerfile"),
+        format!(
+            "FROM {}\nUSER 1000:1000\n",
+            settings.base_images.static_site
+        ),
+    )?;
+    let built = cleanup
+        .podman()
+        .args(["build", "--pull=never", "-t", &tag])
+        .arg(&dir.path)
+        .output()?;
+    anyhow::ensure!(
+        built.status.success(),
+        "podman build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let volumes = vec![(volume.clone(), "/data".to_owned())];
+    let root_release = run_command(
+        &engine,
+        &cleanup,
+        &settings.base_images.static_site,
+        &[
+            "sh",
+            "-c",
+            "mkdir /data/sub && echo one > /data/sub/file && id -u",
+        ],
+        &volumes,
+    )
+    .await?;
+    let root_exit = exit_code(&engine, &root_release.name).await;
+    let uid1000_release = match root_exit {
+        Ok(0) => {
+            run_command(
+                &engine,
+                &cleanup,
+                &tag,
+                &[
+                    "sh",
+                    "-c",
+                    "id -u && echo two >> /data/sub/file && touch /data/new",
+                ],
+                &volumes,
+            )
+            .await
+        }
+        other => Err(anyhow::anyhow!("the root release exited with {other:?}")),
+    };
+    let outcome = async {
+        let release = uid1000_release?;
+        let code = exit_code(&engine, &release.name).await?;
+        let said = engine.logs_tail(&release.name, 10).await?;
+        anyhow::ensure!(code == 0, "uid 1000 could not write the volume: {said:?}");
+        anyhow::ensure!(said.first().map(String::as_str) == Some("1000"), "{said:?}");
+        Ok(())
+    }
+    .await;
+    let names = cleanup.containers.lock().unwrap().clone();
+    for name in names {
+        engine.remove(&name).await?;
+    }
+    engine.remove_volume(&volume).await?;
+    outcome
 }
 
 /// A directory under the temp dir, removed on drop.
@@ -706,6 +942,14 @@ async fn the_engine_runs_the_same_commands_over_ssh() -> anyhow::Result<()> {
         ..HealthCheck::default()
     };
     health::wait_healthy(running.host_port, &check).await?;
+    // The listening check reads the container's /proc over SSH too.
+    let listening = ListeningCheck {
+        port: 8080,
+        settle: Duration::from_millis(200),
+        wait: Duration::from_secs(10),
+        interval: Duration::from_millis(100),
+    };
+    wait_listening(&engine, &spec.name, &listening).await?;
     assert!(engine.is_running(&spec.name).await?);
     let listed = engine.list(LABEL_APP, &app_id.to_string()).await?;
     assert_eq!(listed.len(), 1);

@@ -55,16 +55,25 @@ fn local_env(
     env
 }
 
+/// The fleet with its own registry, build dir and Caddy (HTTP only).
+async fn start_fleet(
+    registry: &Registry,
+    caddy: &Caddy,
+    dirs: &tempfile::TempDir,
+) -> anyhow::Result<Fleet> {
+    Fleet::start(Options {
+        env: local_env(registry, caddy, dirs.path(), &[]),
+        ..Options::default()
+    })
+    .await
+}
+
 #[tokio::test]
 async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::Result<()> {
     let registry = Registry::start().await?;
     let caddy = Caddy::start().await?;
     let dirs = tempfile::tempdir()?;
-    let mut fleet = Fleet::start(Options {
-        env: local_env(&registry, &caddy, dirs.path(), &[]),
-        ..Options::default()
-    })
-    .await?;
+    let mut fleet = start_fleet(&registry, &caddy, &dirs).await?;
     let site = GitApp::create(
         &fleet,
         "site",
@@ -125,7 +134,14 @@ async fn an_app_goes_live_behind_caddy_and_a_redeploy_replaces_it() -> anyhow::R
     assert_eq!(third["state"], "failed", "{third:#}");
     assert_eq!(third["error_code"], "health_check_failed", "{third:#}");
     let message = third["error_message"].as_str().unwrap_or_default();
-    assert!(message.contains("/no-such-path"), "{message}");
+    assert!(
+        message.starts_with("GET /no-such-path: status 404"),
+        "{message}"
+    );
+    assert!(
+        message.contains("; the previous release keeps serving."),
+        "{message}"
+    );
     let (status, page) = common::through_caddy(&caddy, host).await?;
     assert_eq!(
         (status, page.contains("second release")),
@@ -328,6 +344,58 @@ async fn a_dockerfile_with_a_short_name_from_deploys_with_no_settings() -> anyho
         (status, page.as_str()),
         (200, "Hello from dockerfile-shortname, VERSION 1\n")
     );
+    fleet.stop().await;
+    Ok(())
+}
+
+/// Express's hello world as it comes (no health route), pushed with no
+/// settings: healthy once it listens on its port. Its first deploy, made
+/// to crash, fails at once with the exit code and names no previous
+/// release, since none serves.
+#[tokio::test]
+async fn an_app_without_a_health_route_goes_live_with_no_settings() -> anyhow::Result<()> {
+    let registry = Registry::start().await?;
+    let caddy = Caddy::start().await?;
+    let dirs = tempfile::tempdir()?;
+    let fleet = start_fleet(&registry, &caddy, &dirs).await?;
+    // `node` (npm's too) stops at once when a required module is missing.
+    let hello = GitApp::create(
+        &fleet,
+        "hello",
+        &example("node-express-nohealth"),
+        json!({"env": {"NODE_OPTIONS": "--require /no/such/module.js"}}),
+    )
+    .await?;
+    let _containers = common::AppContainers(hello.id.clone());
+
+    let crashed = deploy(&fleet, "hello", json!({})).await?;
+    assert_eq!(crashed["state"], "failed", "{crashed:#}\n{}", fleet.logs());
+    assert_eq!(crashed["error_code"], "health_check_failed", "{crashed:#}");
+    let message = crashed["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("port 8080 inside the container: the container exited with code"),
+        "{message}"
+    );
+    assert!(!message.contains("previous release"), "{message}");
+    assert!(message.contains("Cannot find module"), "{message}");
+
+    let (status, answer) = fleet
+        .call(Method::PATCH, "/v1/apps/hello", Some(json!({"env": {}})))
+        .await?;
+    anyhow::ensure!(status == 200, "patch: {status} {answer}");
+    let live = deploy(&fleet, "hello", json!({})).await?;
+    assert_eq!(live["state"], "live", "{live:#}\n{}", fleet.logs());
+    let (status, page) = common::through_caddy(&caddy, "hello.p.localhost").await?;
+    assert_eq!((status, page.as_str()), (200, "Hello World!"));
+    let (_, app) = fleet.call(Method::GET, "/v1/apps/hello", None).await?;
+    let detail = app["status"]["health"]["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        detail.starts_with("port 8080 listening inside the container"),
+        "{app:#}"
+    );
+
     fleet.stop().await;
     Ok(())
 }

@@ -989,7 +989,15 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
     let (status, _) = fleet.call(Method::DELETE, "/v1/targets/auto", None).await?;
     assert_eq!(status, 204);
 
-    let site = site_app(&fleet).await?;
+    // No health path: the listening check reads the container's state
+    // and its /proc over SSH through Docker's `inspect`.
+    let site = GitApp::create(
+        &fleet,
+        "site",
+        &example("static-site"),
+        json!({"target": "ns"}),
+    )
+    .await?;
     let (repo, app_id) = (&site.repo, site.id.clone());
     let mut leftovers = ssh::Leftovers {
         app_id: app_id.clone(),
@@ -1014,6 +1022,10 @@ async fn an_app_is_deployed_over_ssh_to_a_docker_server() -> anyhow::Result<()> 
     let logs = log_text(&fleet, &deployed).await?;
     assert!(
         logs.contains(&format!("add-on data (volume {volume_name}): created")),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("healthy: port 8080 listening inside the container"),
         "{logs}"
     );
     let (status, text) = through_namespace_caddy(&server).await?;

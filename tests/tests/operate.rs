@@ -327,7 +327,7 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     assert!(
         health["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("did not become healthy")),
+            .is_some_and(|d| d.contains("port 8080 inside the container: the container exited")),
         "{health}"
     );
     let revived = run(fleet, Method::POST, "/v1/apps/site/start", json!({})).await?;

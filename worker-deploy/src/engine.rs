@@ -18,6 +18,8 @@
 
 mod docker;
 mod host;
+mod probe;
+mod volumes;
 
 pub use host::{Host, SshHost};
 
@@ -90,7 +92,8 @@ pub struct ContainerSpec {
     pub labels: Vec<(String, String)>,
     /// Overrides the image's command when not empty.
     pub command: Vec<String>,
-    /// Named volumes and where they are mounted (`-v NAME:PATH`).
+    /// Named volumes and where they are mounted (`-v NAME:PATH`), handed
+    /// to the image's user (see `volumes`).
     pub volumes: Vec<(String, String)>,
     /// podman's `--network` mode, when not the default.
     pub network: Option<String>,
@@ -305,6 +308,7 @@ impl Engine {
     /// name must not exist. On failure nothing of it is left behind.
     pub async fn run(&self, spec: &ContainerSpec) -> Result<RunningContainer, EngineError> {
         validate(spec)?;
+        self.own_volumes(&spec.image, &spec.volumes).await?;
         let mut last_stderr = String::new();
         // On a remote host a port free here says nothing: podman picks one
         // there and says which.
@@ -315,7 +319,7 @@ impl Engine {
                 None if remote => None,
                 None => Some(free_port().map_err(EngineError::NoFreePort)?),
             };
-            let (args, env) = run_argv(spec, host_port);
+            let (args, env) = run_argv(self.kind, spec, host_port);
             let started = Instant::now();
             let out = self.exec(&args, &env, RUN_TIMEOUT).await?;
             if out.success {
@@ -574,7 +578,20 @@ impl Engine {
         if let Some(conf) = &self.containers_conf {
             all_env.push(("CONTAINERS_CONF".into(), conf.display().to_string()));
         }
-        let (mut command, script) = self.host.command(self.program(), args, &all_env);
+        self.exec_program(self.program(), args, &all_env, timeout)
+            .await
+    }
+
+    /// Runs `program` (the engine, or a plain tool such as `sh`) on the
+    /// engine's host.
+    async fn exec_program(
+        &self,
+        program: &'static str,
+        args: &[String],
+        all_env: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Output, EngineError> {
+        let (mut command, script) = self.host.command(program, args, all_env);
         command
             .stdin(if script.is_some() {
                 Stdio::piped()
@@ -585,7 +602,7 @@ impl Engine {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|source| EngineError::Spawn {
-            program: self.program().into(),
+            program: program.into(),
             source,
         })?;
         let stdin = child.stdin.take();
@@ -599,11 +616,11 @@ impl Engine {
         let out = tokio::time::timeout(timeout, run)
             .await
             .map_err(|_| EngineError::TimedOut {
-                command: format!("{} {}", self.program(), args.join(" ")),
+                command: format!("{} {}", program, args.join(" ")),
                 timeout,
             })?
             .map_err(|source| EngineError::Spawn {
-                program: self.program().into(),
+                program: program.into(),
                 source,
             })?;
         if let Host::Ssh(ssh) = &self.host {
@@ -671,7 +688,11 @@ fn validate(spec: &ContainerSpec) -> Result<(), EngineError> {
 
 /// The argv of `podman run` and the environment carrying the app's values.
 /// `host_port` `None` lets podman pick the loopback port.
-fn run_argv(spec: &ContainerSpec, host_port: Option<u16>) -> (Vec<String>, Vec<(String, String)>) {
+fn run_argv(
+    kind: EngineKind,
+    spec: &ContainerSpec,
+    host_port: Option<u16>,
+) -> (Vec<String>, Vec<(String, String)>) {
     let mut args = strings(&["run", "--detach", "--init", "--pull=never", "--name"]);
     args.push(spec.name.clone());
     for (key, value) in &spec.labels {
@@ -703,7 +724,7 @@ fn run_argv(spec: &ContainerSpec, host_port: Option<u16>) -> (Vec<String>, Vec<(
         args.extend(["--cpus".into(), cpus.to_string()]);
     }
     for (volume, path) in &spec.volumes {
-        args.extend(["--volume".into(), format!("{volume}:{path}")]);
+        args.extend(["--volume".into(), volumes::volume_arg(kind, volume, path)]);
     }
     if let Some(network) = &spec.network {
         args.extend(["--network".into(), network.clone()]);
@@ -780,7 +801,7 @@ mod tests {
             ("PATH".into(), "/x".into()),
             ("DOCKER_HOST".into(), "tcp://elsewhere:2375".into()),
         ];
-        let (args, env) = run_argv(&spec, Some(4000));
+        let (args, env) = run_argv(EngineKind::Podman, &spec, Some(4000));
         assert!(!args.iter().any(|a| a.contains("hunter2")), "{args:?}");
         assert_eq!(env, vec![("SECRET".to_string(), "hunter2".to_string())]);
         assert!(args.contains(&"PORT=8080".to_string()));
@@ -798,9 +819,12 @@ mod tests {
         let mut spec = ContainerSpec::for_release(Uuid::new_v4(), Uuid::new_v4(), "r@sha256:1");
         spec.volumes = vec![("slipway-a-data".into(), "/data".into())];
         spec.network = Some("slirp4netns:allow_host_loopback=true".into());
-        let (args, _) = run_argv(&spec, Some(4000));
+        let (args, _) = run_argv(EngineKind::Podman, &spec, Some(4000));
         let joined = args.join(" ");
-        assert!(joined.contains("--volume slipway-a-data:/data"), "{joined}");
+        assert!(
+            joined.contains("--volume slipway-a-data:/data:U"),
+            "{joined}"
+        );
         assert!(joined.contains("--network slirp4netns:allow_host_loopback=true"));
         assert_eq!(args.last().unwrap(), "r@sha256:1");
     }

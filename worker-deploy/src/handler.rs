@@ -4,7 +4,7 @@
 //! ports, health-check each, switch the app's Caddy route to them — the
 //! deployment is `live` from here — then drain (`runtime.drain_ms`) and
 //! stop the release they replaced. If the new release fails its check
-//! it is removed and the old one keeps serving; the deployment fails with
+//! it is removed and the old one (if any) keeps serving; the deployment fails with
 //! the reason and the release's last log lines. App operations (stop,
 //! start, restart, destroy) are deployments of this job too: stop and
 //! destroy are in [`crate::operate`], start and restart deploy a fresh
@@ -185,8 +185,9 @@ impl DeployHandler {
 
         let checked = Instant::now();
         let mut health = String::new();
+        let previous_serving = previous.as_ref().is_some_and(|p| p.state == "live");
         for (name, port) in &containers {
-            match health_check(&site, ctx, &app, *port, name).await {
+            match health_check(&site, ctx, &app, *port, name, previous_serving).await {
                 Ok(said) => health = said,
                 Err(error) => {
                     discard(&site, ctx, &spec.name, release.id).await;

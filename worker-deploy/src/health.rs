@@ -1,8 +1,19 @@
-//! The HTTP health check a new release must pass before it gets traffic:
-//! GET `http://127.0.0.1:PORT/PATH` until it answers 2xx or 3xx, at most
-//! `attempts` times, `interval` apart, each try cut off after `timeout`.
-//! A failure names the last status or connection error, which is what an
-//! operator needs to see.
+//! Health of a release. Its rule ([`HealthRule`], from the app's
+//! runtime settings) is either the listening check (`listening`: the app's
+//! process listens on its port inside its container and stays up for a
+//! settle time; `verdict` and `proc_net` are its pure parts) or the HTTP
+//! check in this file: GET `http://127.0.0.1:PORT/PATH` until it answers
+//! 2xx or 3xx, at most `attempts` times, `interval` apart, each try cut
+//! off after `timeout`. A failure names what was checked and the last
+//! status or connection error, which is what an operator needs to see.
+
+pub mod listening;
+pub mod proc_net;
+mod rule;
+pub mod verdict;
+
+pub use listening::{wait_listening, ListenError, Listening, ListeningCheck};
+pub use rule::{HealthRule, Unhealthy};
 
 use slipway_shared::job::JobError;
 use std::time::{Duration, Instant};
@@ -41,9 +52,11 @@ pub struct Healthy {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
-    #[error("{url} did not become healthy after {attempts} attempts in {:.1} s; last: {last}", elapsed.as_secs_f64())]
+    #[error("GET {path}: {last} (the last of {attempts} attempts in {:.1} s)", elapsed.as_secs_f64())]
     Unhealthy {
         url: String,
+        /// The path and query of `url`.
+        path: String,
         attempts: u32,
         elapsed: Duration,
         /// `status 503` or `error: ...`.
@@ -112,8 +125,16 @@ pub async fn wait_healthy_url(url: &str, check: &HealthCheck) -> Result<Healthy,
             tokio::time::sleep(check.interval).await;
         }
     }
+    let path = match url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+    {
+        Some(path) => path.to_owned(),
+        None => "/".to_owned(),
+    };
     Err(HealthError::Unhealthy {
         url: url.to_string(),
+        path,
         attempts,
         elapsed: started.elapsed(),
         last,

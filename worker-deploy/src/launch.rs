@@ -4,7 +4,7 @@
 //! release that will not serve, with all its replicas.
 
 use crate::engine::{ContainerSpec, EngineError};
-use crate::health::{self, HealthCheck};
+use crate::health::{HealthRule, Unhealthy};
 use crate::release;
 use crate::replicas;
 use crate::site::Site;
@@ -84,47 +84,33 @@ pub(crate) async fn start(
     Ok(running.host_port)
 }
 
-/// Checks one container of the release on `port` (the site's loopback);
-/// returns what the check said.
+/// Checks one container of the release on `port` (the site's loopback)
+/// by the app's [`HealthRule`]; returns what the check said. A failure
+/// quotes the release's last lines and says the previous release keeps
+/// serving only when `previous_serving`.
 pub(crate) async fn health_check(
     site: &Site,
     ctx: &JobContext,
     app: &DeployTarget,
     port: u16,
     name: &str,
+    previous_serving: bool,
 ) -> Result<String, JobError> {
-    let check = HealthCheck {
-        path: app.runtime.health_path.clone(),
-        interval: app.runtime.health_interval,
-        timeout: app.runtime.health_timeout,
-        attempts: app.runtime.health_attempts,
-    };
+    let rule = HealthRule::for_app(&app.runtime);
     ctx.logs
-        .info(format!(
-            "health check: GET {} (up to {} tries) of {name}",
-            check.path, check.attempts
-        ))
+        .info(format!("health check of {name}: {}", rule.describe()))
         .await;
-    // On an ssh target the check goes through a forward to the
-    // release's port there, held for the check's length.
-    let (local_port, _forward) = site.reach(port).await?;
     let outcome = tokio::select! {
-        outcome = health::wait_healthy(local_port, &check) => outcome,
+        outcome = rule.check(site, name, port) => outcome,
         _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
     };
     match outcome {
-        Ok(healthy) => {
-            let said = format!(
-                "GET {} answered {} after {} tries in {:.2}s",
-                check.path,
-                healthy.status,
-                healthy.attempts,
-                healthy.elapsed.as_secs_f64()
-            );
+        Ok(said) => {
             ctx.logs.info(format!("healthy: {said}")).await;
             Ok(said)
         }
-        Err(error) => {
+        Err(Unhealthy::Unchecked(error)) => Err(error),
+        Err(Unhealthy::Failed(what)) => {
             let lines = site
                 .engine
                 .logs_tail(name, FAILED_LOG_LINES)
@@ -135,12 +121,24 @@ pub(crate) async fn health_check(
             }
             Err(JobError::permanent(
                 "health_check_failed",
-                format!(
-                    "{error}; the previous release keeps serving. Last lines of the release:\n{}",
-                    lines.join("\n")
-                ),
+                failure_message(&what, previous_serving, &lines),
             ))
         }
+    }
+}
+
+/// The error of a release that failed its check.
+fn failure_message(what: &str, previous_serving: bool, lines: &[String]) -> String {
+    let serving = match previous_serving {
+        true => "; the previous release keeps serving",
+        false => "",
+    };
+    match lines.is_empty() {
+        true => format!("{what}{serving}. The release printed nothing."),
+        false => format!(
+            "{what}{serving}. Last lines of the release:\n{}",
+            lines.join("\n")
+        ),
     }
 }
 
@@ -162,4 +160,26 @@ pub(crate) async fn discard(site: &Site, ctx: &JobContext, name: &str, release_i
 pub(crate) async fn stop_and_remove(site: &Site, name: &str) -> Result<(), EngineError> {
     site.engine.stop(name, STOP_GRACE).await?;
     site.engine.remove(name).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_mentions_a_previous_release_only_when_one_serves() {
+        let what = "port 3000 inside the container: nothing listening after 15.0 s (no socket is listening in the container)";
+        let lines = vec!["booting".to_owned(), "still booting".to_owned()];
+        let first = failure_message(what, false, &lines);
+        assert!(!first.contains("previous release"), "{first}");
+        assert!(first.starts_with(what), "{first}");
+        assert!(first.ends_with("Last lines of the release:\nbooting\nstill booting"));
+        let again = failure_message(what, true, &lines);
+        assert!(
+            again.contains("; the previous release keeps serving."),
+            "{again}"
+        );
+        let silent = failure_message(what, false, &[]);
+        assert!(silent.ends_with("The release printed nothing."), "{silent}");
+    }
 }

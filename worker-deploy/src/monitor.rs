@@ -1,20 +1,22 @@
 //! The health monitor: every `SLIPWAY_HEALTH_MONITOR_INTERVAL` the deploy
-//! worker checks each serving release on its target once (the app's
-//! `health_path` on the release's loopback port there) and records the
-//! result on the release, which the API shows as the app's `status.health`.
+//! worker checks each serving release on its target once by the app's
+//! health rule (see `health`: its port listened on inside each container,
+//! or its `health_path` on the release's loopback port there) and records
+//! the result on the release, which the API shows as the app's `status.health`.
 //! The API itself never talks to the target. With several deploy workers
 //! each one checks; the last result wins, which is what a status needs.
 //!
 //! A round groups the releases by target ([`crate::sites`]). A release on
 //! an ssh target listens on that server's loopback: the round opens the
-//! target's site and one more forward carrying every release port of that
-//! target, and checks them through it. A target that cannot be reached
+//! target's site and, for the HTTP checks, one more forward carrying
+//! their release ports, and checks them through it. A target that cannot be reached
 //! makes its releases' health a failure naming why (the platform cannot
 //! reach the app, which is what an outside check would say too); the
 //! other targets are checked all the same.
 
-use crate::health::{wait_healthy, HealthCheck};
+use crate::health::{wait_healthy, HealthCheck, HealthRule, Unhealthy};
 use crate::release;
+use crate::replicas::replica_name;
 use crate::site::Site;
 use crate::sites::{self, Sites, SSH_TARGET_COLUMN, TARGET_EXISTS, TARGET_JOIN};
 use crate::target::RuntimeSettings;
@@ -28,6 +30,7 @@ struct Serving {
     id: Uuid,
     host_port: i32,
     host_ports: Option<Vec<i32>>,
+    container_name: String,
     runtime_settings: Option<serde_json::Value>,
     ssh_target: Option<Uuid>,
 }
@@ -42,6 +45,13 @@ impl Serving {
             .into_iter()
             .map(|p| u16::try_from(p).unwrap_or_default())
             .collect()
+    }
+
+    /// The app's health rule, looked at once.
+    fn rule(&self) -> HealthRule {
+        let settings = RuntimeSettings::parse(&self.runtime_settings.clone().unwrap_or_default())
+            .unwrap_or_default();
+        HealthRule::for_app(&settings).once()
     }
 }
 
@@ -61,7 +71,7 @@ pub async fn run(pool: PgPool, sites: Sites, interval: Duration, shutdown: Cance
 /// Checks every serving release once; returns how many were checked.
 pub async fn check_all(pool: &PgPool, sites: &Sites) -> sqlx::Result<usize> {
     let serving: Vec<Serving> = sqlx::query_as(&format!(
-        "SELECT r.id, r.host_port, r.host_ports, a.runtime_settings, {SSH_TARGET_COLUMN}
+        "SELECT r.id, r.host_port, r.host_ports, r.container_name, a.runtime_settings, {SSH_TARGET_COLUMN}
          FROM releases r JOIN apps a ON a.id = r.app_id {TARGET_JOIN}
          WHERE r.state = 'live' AND r.host_port IS NOT NULL AND {TARGET_EXISTS}"
     ))
@@ -86,10 +96,17 @@ pub async fn check_all(pool: &PgPool, sites: &Sites) -> sqlx::Result<usize> {
     Ok(total)
 }
 
-/// Checks the releases of one target, through one forward on an ssh one.
+/// Checks the releases of one target: the HTTP ones through one forward
+/// on an ssh one, the listening ones by looking into their containers.
 async fn check_site(pool: &PgPool, site: &Site, group: &[Serving]) -> sqlx::Result<()> {
-    let ports: Vec<u16> = group.iter().flat_map(Serving::ports).collect();
-    let (here, _forward) = match site.reach_all(&ports).await {
+    let rules: Vec<HealthRule> = group.iter().map(Serving::rule).collect();
+    let http_ports: Vec<u16> = group
+        .iter()
+        .zip(&rules)
+        .filter(|(_, rule)| matches!(rule, HealthRule::Http(_)))
+        .flat_map(|(release, _)| release.ports())
+        .collect();
+    let (here, _forward) = match site.reach_all(&http_ports).await {
         Ok(reached) => reached,
         Err(error) => {
             tracing::warn!(target = %site.describe(), %error,
@@ -102,33 +119,61 @@ async fn check_site(pool: &PgPool, site: &Site, group: &[Serving]) -> sqlx::Resu
         }
     };
     let mut here = here.into_iter();
-    for release in group {
-        let settings =
-            RuntimeSettings::parse(&release.runtime_settings.clone().unwrap_or_default())
-                .unwrap_or_default();
-        let check = HealthCheck {
-            path: settings.health_path.clone(),
-            interval: Duration::ZERO,
-            timeout: settings.health_timeout,
-            attempts: 1,
-        };
+    for (release, rule) in group.iter().zip(&rules) {
         let replicas = release.ports().len();
-        // Healthy when every replica is; the first failure is the detail.
-        let (mut ok, mut detail) = (true, String::new());
-        for port in here.by_ref().take(replicas) {
-            match wait_healthy(port, &check).await {
-                Ok(healthy) if ok => {
-                    detail = format!(
-                        "GET {} answered {} on {replicas} replica(s)",
-                        check.path, healthy.status,
-                    )
-                }
-                Ok(_) => {}
-                Err(error) if ok => (ok, detail) = (false, error.to_string()),
-                Err(_) => {}
+        let (ok, detail) = match rule {
+            HealthRule::Http(check) => {
+                http_health(check, here.by_ref().take(replicas).collect()).await
             }
-        }
+            HealthRule::Listening(_) => listening_health(site, rule, release).await,
+        };
         release::record_health(pool, release.id, ok, &detail).await?;
     }
     Ok(())
+}
+
+/// Healthy when every replica answers; the first failure is the detail.
+async fn http_health(check: &HealthCheck, ports: Vec<u16>) -> (bool, String) {
+    let replicas = ports.len();
+    let (mut ok, mut detail) = (true, String::new());
+    for port in ports {
+        match wait_healthy(port, check).await {
+            Ok(healthy) if ok => {
+                detail = format!(
+                    "GET {} answered {} on {replicas} replica(s)",
+                    check.path, healthy.status,
+                )
+            }
+            Ok(_) => {}
+            Err(error) if ok => (ok, detail) = (false, error.to_string()),
+            Err(_) => {}
+        }
+    }
+    (ok, detail)
+}
+
+/// Healthy when the app listens in every replica's container.
+async fn listening_health(site: &Site, rule: &HealthRule, release: &Serving) -> (bool, String) {
+    let ports = release.ports();
+    for (index, port) in (0u32..).zip(&ports) {
+        let name = replica_name(&release.container_name, index);
+        match rule.check(site, &name, *port).await {
+            Ok(_) => {}
+            Err(Unhealthy::Failed(what)) => return (false, format!("{name}: {what}")),
+            Err(Unhealthy::Unchecked(error)) => {
+                return (false, format!("cannot check {name}: {error}"))
+            }
+        }
+    }
+    let port = match rule {
+        HealthRule::Listening(check) => check.port,
+        HealthRule::Http(_) => 0,
+    };
+    (
+        true,
+        format!(
+            "port {port} listening inside the container on {} replica(s)",
+            ports.len()
+        ),
+    )
 }

@@ -155,15 +155,26 @@ impl PartialSchema for EnvPatch {
 
 impl ToSchema for EnvPatch {}
 
-/// Runtime settings, checked when set. Keys not listed are kept as given.
-#[derive(ToSchema)]
+/// Runtime settings, checked when set; other keys answer 422
+/// `invalid_runtime_settings`. (Deserialize only for `deny_unknown_fields`,
+/// which makes the schema say `additionalProperties: false`.)
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct RuntimeSettings {
-    /// The port the app listens on in its container.
-    #[schema(minimum = 1, maximum = 65535)]
+    /// The port the app listens on in its container: 1024 or above, since
+    /// apps run as an unprivileged user.
+    #[schema(minimum = 1024, maximum = 65535)]
     port: Option<u32>,
-    /// The path of the health check; starts with `/`.
+    /// The path of an HTTP health check; starts with `/`. Without it a
+    /// release is healthy once it listens on its port and stays up for
+    /// `health_settle_ms`.
     #[schema(pattern = "^/", example = "/healthz")]
     health_path: Option<String>,
+    /// How long a listening app must stay up to count as healthy, at most
+    /// 60000 (default 1000).
+    #[schema(minimum = 0, maximum = 60000)]
+    health_settle_ms: Option<u64>,
     // `uint64`, not the default `int64`: the server takes any u64.
     #[schema(minimum = 0, format = "uint64")]
     health_interval_ms: Option<u64>,

@@ -68,5 +68,11 @@ mod tests {
             (0.31, 0.42, 0.26, 0.01)
         );
         assert!(parse(&lines[2..]).is_err());
+        // The listening check's line.
+        let mut listening = lines.clone();
+        listening[3] =
+            "healthy: port 8080 listening inside the container and up 1.0 s: 4 looks in 1.02s"
+                .into();
+        assert_eq!(parse(&listening).map(|s| s.health_s).ok(), Some(1.02));
     }
 }

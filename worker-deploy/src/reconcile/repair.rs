@@ -10,8 +10,8 @@
 //!
 //! On an ssh target the same steps run through the site: podman over SSH,
 //! the target's Caddy through the site's forward, a re-created container's
-//! image pulled through the registry forward and its health check through
-//! a forward to its port there.
+//! image pulled through the registry forward and its health check (the
+//! app's rule, see `health`) over SSH as well.
 //!
 //! A re-created container gets the app's env and runtime settings as they
 //! are now (the release keeps no copy of them); its image is the release's,
@@ -23,7 +23,7 @@ use super::{repaired, LiveRelease, Reconciler};
 use crate::caddy::RouteChange;
 use crate::engine::{ContainerInfo, EngineError, Host, LABEL_APP, LABEL_RELEASE};
 use crate::handler::route_id;
-use crate::health::{self, HealthCheck};
+use crate::health::{HealthRule, Unhealthy};
 use crate::launch::container_spec;
 use crate::release;
 use crate::replicas::{replica_name, replica_spec};
@@ -258,16 +258,14 @@ impl Reconciler {
             }
         };
         *repairs += 1;
-        let check = HealthCheck {
-            path: app.runtime.health_path.clone(),
-            interval: app.runtime.health_interval,
-            timeout: app.runtime.health_timeout,
-            attempts: app.runtime.health_attempts,
-        };
-        // On an ssh target through a forward to the port there.
-        let (here, _forward) = site.reach(port).await?;
-        health::wait_healthy(here, &check).await?;
-        Ok(port)
+        match HealthRule::for_app(&app.runtime)
+            .check(site, &name, port)
+            .await
+        {
+            Ok(_) => Ok(port),
+            Err(Unhealthy::Failed(what)) => anyhow::bail!("{name} is not healthy: {what}"),
+            Err(Unhealthy::Unchecked(error)) => Err(error.into()),
+        }
     }
 
     /// Runs replica `index` of the release again from its image, on its old
