@@ -353,7 +353,7 @@ async fn a_dockerfile_with_a_short_name_from_deploys_with_no_settings() -> anyho
 /// to crash, fails at once with the exit code and names no previous
 /// release, since none serves.
 #[tokio::test]
-async fn an_app_without_a_health_route_goes_live_with_no_settings() -> anyhow::Result<()> {
+async fn hello_worlds_without_a_health_route_go_live_with_no_settings() -> anyhow::Result<()> {
     let registry = Registry::start().await?;
     let caddy = Caddy::start().await?;
     let dirs = tempfile::tempdir()?;
@@ -380,7 +380,11 @@ async fn an_app_without_a_health_route_goes_live_with_no_settings() -> anyhow::R
     assert!(message.contains("Cannot find module"), "{message}");
 
     let (status, answer) = fleet
-        .call(Method::PATCH, "/v1/apps/hello", Some(json!({"env": {}})))
+        .call(
+            Method::PATCH,
+            "/v1/apps/hello",
+            Some(json!({"env": {"NODE_OPTIONS": null}})),
+        )
         .await?;
     anyhow::ensure!(status == 200, "patch: {status} {answer}");
     let live = deploy(&fleet, "hello", json!({})).await?;
@@ -395,6 +399,34 @@ async fn an_app_without_a_health_route_goes_live_with_no_settings() -> anyhow::R
         detail.starts_with("port 8080 listening inside the container"),
         "{app:#}"
     );
+
+    // The usual hello worlds, unchanged and with no settings, deployed
+    // side by side: Flask without a Procfile, FastAPI declaring Python
+    // 3.13, a Vite site, Express with yarn and an .nvmrc.
+    let examples = [
+        ("flask", "python-flask-noprocfile"),
+        ("fastapi", "python-versioned"),
+        ("vite", "vite-site"),
+        ("yarn", "node-express-yarn"),
+    ];
+    let mut apps = Vec::new();
+    for (name, dir) in examples {
+        let app = GitApp::create(&fleet, name, &example(dir), json!({})).await?;
+        apps.push((name, common::AppContainers(app.id.clone()), app));
+    }
+    let deploys = examples.map(|(name, _)| deploy(&fleet, name, json!({})));
+    let finished = futures::future::join_all(deploys).await;
+    for ((name, dir), deployment) in examples.iter().zip(finished) {
+        let deployment = deployment?;
+        assert_eq!(
+            deployment["state"],
+            "live",
+            "{dir}: {deployment:#}\n{}",
+            fleet.logs()
+        );
+        let (status, page) = common::through_caddy(&caddy, &format!("{name}.p.localhost")).await?;
+        assert_eq!(status, 200, "{dir}: {page}");
+    }
 
     fleet.stop().await;
     Ok(())
