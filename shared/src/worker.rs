@@ -39,29 +39,3 @@ pub async fn run(
     tracing::info!(%stage, "worker stopped");
     result
 }
-
-/// A stage whose real work is not built yet fails its deployments with a
-/// clear `not_implemented` error instead of pretending to succeed.
-pub struct NotImplemented {
-    pub kind: &'static str,
-    pub what: &'static str,
-}
-
-#[async_trait::async_trait]
-impl crate::job::JobHandler for NotImplemented {
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::job::JobContext,
-    ) -> Result<crate::job::Effects, crate::job::JobError> {
-        let message = format!(
-            "{} is not implemented yet; this deployment stops here",
-            self.what
-        );
-        ctx.logs.info(message.clone()).await;
-        Err(crate::job::JobError::permanent("not_implemented", message))
-    }
-}
