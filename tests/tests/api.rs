@@ -931,7 +931,7 @@ async fn fuzzer_findings_answer_4xx_or_succeed() -> anyhow::Result<()> {
     let token = Some(bearer.as_str());
     let refused = |(status, body): (StatusCode, Value)| (status.as_u16(), body["code"].clone());
 
-    let nul_setting = r#"{"name": "nul", "build": {"k": "a\u0000b"}}"#;
+    let nul_setting = r#"{"name": "nul", "build": {"build_env": {"K": "a\u0000b"}}}"#;
     let answer = api
         .call(Method::POST, "/v1/apps", token, Some(nul_setting))
         .await;
@@ -939,12 +939,15 @@ async fn fuzzer_findings_answer_4xx_or_succeed() -> anyhow::Result<()> {
     let answer = api.call(Method::GET, "/v1/apps/a%00b", token, None).await;
     assert_eq!(refused(answer), (422, json!("validation_failed")));
 
-    let huge = r#"{"name": "huge", "build": {"n": -1.7976931348623157e308}}"#;
+    let huge = r#"{"name": "huge", "build": {"build_env": {"N": -1.7976931348623157e308}}}"#;
     let (status, app) = api.call(Method::POST, "/v1/apps", token, Some(huge)).await;
     assert_eq!(status, StatusCode::CREATED, "{app}");
     let (status, listed) = api.call(Method::GET, "/v1/apps", token, None).await;
     assert_eq!(status, StatusCode::OK, "{listed}");
-    assert_eq!(listed["items"][0]["build"]["n"], json!(-f64::MAX));
+    assert_eq!(
+        listed["items"][0]["build"]["build_env"]["N"],
+        json!(-f64::MAX)
+    );
 
     // The number parsed: the answer is about the app having no release.
     let answer = api
