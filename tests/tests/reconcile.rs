@@ -310,7 +310,7 @@ async fn a_deploy_worker_killed_mid_deploy_leaves_the_old_release_serving_and_th
     loop {
         let checking: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM deployment_logs WHERE deployment_id = $1
-             AND line LIKE 'health check:%')",
+             AND line LIKE 'health check of %')",
         )
         .bind(second)
         .fetch_one(&s.fleet.db.pool)
