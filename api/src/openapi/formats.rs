@@ -196,6 +196,27 @@ pub struct RuntimeSettings {
     cpus: Option<String>,
 }
 
+/// Build settings, read by the build worker; other keys answer 422
+/// `invalid_build_settings`. (Deserialize only for `deny_unknown_fields`,
+/// as for [`RuntimeSettings`].)
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BuildSettings {
+    /// The Containerfile to build, relative to the source's root.
+    #[schema(example = "deploy/Dockerfile")]
+    dockerfile: Option<String>,
+    /// Build arguments, `NAME: value` (text, number or boolean).
+    #[schema(value_type = Option<Object>)]
+    build_env: Option<serde_json::Value>,
+    /// Replaces the plan's dependency install (`npm ci`, `pip install …`).
+    install_command: Option<String>,
+    /// Replaces the plan's build step.
+    command: Option<String>,
+    /// Replaces the command the app is started with.
+    start_command: Option<String>,
+}
+
 /// A setting given as text or as a number (`0.5`, `"0.5"`), or `null`.
 fn text_or_number() -> Schema {
     ObjectBuilder::new()

@@ -75,7 +75,7 @@ async fn parse_source(
         (status = 201, description = "The app", body = views::App),
         (status = 404, description = "`not_found`: no such target", body = ErrorBody),
         (status = 409, description = "`conflict` (an app of that name exists) or             `domain_taken` (a domain is another app's)", body = ErrorBody),
-        (status = 422, description = "`validation_failed`, `invalid_runtime_settings`,             `invalid_git_credential` or `git_credential_mismatch`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, `invalid_runtime_settings`, `invalid_build_settings`,             `invalid_git_credential` or `git_credential_mismatch`; for a git URL the             platform may not reach, `address_not_allowed`", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
@@ -253,7 +253,7 @@ pub async fn list(
         (status = 200, description = "The app", body = views::App),
         (status = 404, description = "`not_found`: no such app or target", body = ErrorBody),
         (status = 409, description = "`domain_taken`: a domain is another app's", body = ErrorBody),
-        (status = 422, description = "`validation_failed`, `invalid_runtime_settings`,             `invalid_git_credential`, `git_credential_mismatch`; for a git URL the             platform may not reach, `address_not_allowed`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, `invalid_runtime_settings`, `invalid_build_settings`,             `invalid_git_credential`, `git_credential_mismatch`; for a git URL the             platform may not reach, `address_not_allowed`", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn update(

@@ -19,10 +19,10 @@ pub struct CreateApp {
     /// The branch, tag or commit deployed by default (`HEAD` if absent).
     #[schema(value_type = Option<formats::GitRefName>)]
     pub(super) git_ref: Option<String>,
-    /// Build settings (stack, commands, Containerfile), read by the build
-    /// worker.
+    /// Build settings (Containerfile, build arguments, install, build and
+    /// start commands), read by the build worker; unknown keys answer 422.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = formats::BuildSettings)]
     pub(super) build: Map<String, Value>,
     /// Runtime settings, checked now: `replicas` (1 to 16) is the number of
     /// containers per release; also port, health check, memory and others.
@@ -59,7 +59,7 @@ pub struct UpdateApp {
     pub(super) git_url: Option<String>,
     #[schema(value_type = Option<formats::GitRefName>)]
     pub(super) git_ref: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<formats::BuildSettings>)]
     pub(super) build: Option<Map<String, Value>>,
     #[schema(value_type = Option<formats::RuntimeSettings>)]
     pub(super) runtime: Option<Map<String, Value>>,
