@@ -114,7 +114,7 @@ impl Fleet {
         let token = fleet
             .admin_post(
                 &format!("/v1/projects/{}/tokens", fleet.project_id),
-                json!({"name": "test"}),
+                json!({"name": "test", "role": "owner"}),
             )
             .await?;
         fleet.token = token["token"].as_str().context("token")?.to_owned();
