@@ -59,6 +59,7 @@ type Row = (
     security(("project_token" = ["owner"]), ("admin_token" = [])), params(AuditQuery),
     responses(
         (status = 200, description = "Audit rows, newest first", body = views::AuditPage),
+        (status = 404, description = "`not_found`: `project_id` names a project the caller does not own", body = ErrorBody),
         (status = 422, description = "`validation_failed`: a bad filter", body = ErrorBody),
     ))]
 pub async fn list(
@@ -81,6 +82,9 @@ pub async fn list(
     let limit = query.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::validation("limit: must be 1 to 100"));
+    }
+    if query.before.is_some_and(|before| before < 1) {
+        return Err(ApiError::validation("before: must be a row id, 1 or more"));
     }
     if let Some(outcome) = &query.outcome {
         if !["succeeded", "refused", "failed"].contains(&outcome.as_str()) {

@@ -1280,3 +1280,124 @@ async fn the_audit_log_records_every_change_and_refusal_without_bodies() -> anyh
     api.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn invitations_are_mailed_through_a_real_smtp_server() -> anyhow::Result<()> {
+    // Python's own SMTP server prints every message it receives.
+    let port = slipway_testkit::free_port();
+    let mut server = tokio::process::Command::new("python3")
+        .args([
+            "-u",
+            "-W",
+            "ignore",
+            "-m",
+            "smtpd",
+            "-n",
+            "-c",
+            "DebuggingServer",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let address = format!("127.0.0.1:{port}");
+    slipway_testkit::wait_until(
+        std::time::Duration::from_secs(20),
+        "the SMTP server",
+        || async { tokio::net::TcpStream::connect(&address).await.is_ok() },
+    )
+    .await?;
+    let api = Api::start_with_accounts(AccountSettings {
+        smtp: Some(slipway_shared::config::SmtpSettings {
+            url: format!("smtp://127.0.0.1:{port}"),
+            from: "Slipway <slipway@example.com>".into(),
+        }),
+        public_url: Some("https://slipway.example.com".into()),
+        ..accounts()
+    })
+    .await?;
+    let (project, owner) = api.project("alpha").await;
+    let invited = send(
+        &api,
+        Method::POST,
+        &format!("/v1/projects/{project}/invitations"),
+        &As::Bearer(owner),
+        Some(json!({"email": "carol@example.com", "role": "member"})),
+    )
+    .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    assert_eq!(invited.body["mailed"], true);
+    let url = invited.body["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with("https://slipway.example.com/invite/"),
+        "{url}"
+    );
+    // The link arrives in the mail.
+    let mut stdout = server.stdout.take().expect("stdout");
+    let mut seen = String::new();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = [0u8; 4096];
+        // The server prints each line as Python bytes (`b'…'`); the body is
+        // quoted-printable, whose soft breaks (`=` at a line's end) join.
+        let unfolded = |seen: &str| {
+            seen.lines()
+                .map(|l| l.trim_start_matches("b'").trim_end_matches('\''))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .replace("=\n", "")
+        };
+        while !unfolded(&seen).contains(&url) {
+            let n = stdout.read(&mut buffer).await?;
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+        anyhow::Ok(unfolded(&seen).contains(&url))
+    })
+    .await;
+    assert!(matches!(found, Ok(Ok(true))), "the mail server saw: {seen}");
+    assert!(seen.contains("carol@example.com"));
+    server.kill().await?;
+    api.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_first_admin_is_made_by_a_command_with_the_password_on_stdin() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let api = Api::start().await?;
+    let run = |email: &'static str, password: &'static str| {
+        let url = api.db.url.clone();
+        async move {
+            let mut child = tokio::process::Command::new(slipway_testkit::bin_path("slipway-api"))
+                .args(["create-admin", email])
+                .env("SLIPWAY_DATABASE_URL", url)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(format!("{password}\n").as_bytes()).await?;
+            drop(stdin);
+            anyhow::Ok(child.wait_with_output().await?)
+        }
+    };
+    let weak = run("admin@example.com", "weak").await?;
+    assert!(!weak.status.success());
+    assert!(
+        String::from_utf8_lossy(&weak.stderr).contains("password"),
+        "{weak:?}"
+    );
+    assert_eq!(api.count("users").await, 0, "nothing half-made");
+    let made = run("admin@example.com", PASSWORD).await?;
+    assert!(made.status.success(), "{made:?}");
+    let again = run("admin@example.com", PASSWORD).await?;
+    assert!(!again.status.success(), "an email is one account");
+    let signed = sign_in(&api, "admin@example.com", PASSWORD).await;
+    assert_eq!(signed.status, StatusCode::CREATED);
+    assert_eq!(signed.body["user"]["is_admin"], true);
+    api.stop().await;
+    Ok(())
+}
