@@ -128,6 +128,28 @@ async fn a_paused_worker_that_lost_its_lease_cannot_commit_a_late_result() -> an
     .fetch_one(&fleet.db.pool)
     .await?;
     assert_eq!(first.as_deref(), Some("lost"));
+    // The sweeper counted one rescue; the woken worker, finding its lease
+    // gone (by heartbeat or by its fenced commit), counted one lost lease.
+    slipway_testkit::wait_until(T, "the lost lease counted", || async {
+        fleet
+            .metric("build", r#"slipway_leases_lost_total{stage="build"}"#)
+            .await
+            .unwrap_or(0)
+            >= 1
+    })
+    .await?;
+    assert_eq!(
+        fleet
+            .metric("build", r#"slipway_leases_lost_total{stage="build"}"#)
+            .await?,
+        1
+    );
+    assert_eq!(
+        fleet
+            .metric("build", r#"slipway_jobs_rescued_total{stage="build"}"#)
+            .await?,
+        1
+    );
     fleet.stop().await;
     Ok(())
 }
