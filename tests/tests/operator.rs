@@ -9,6 +9,7 @@ mod common;
 
 mod operator {
     pub mod dashboard;
+    pub mod fleet_gauges;
     pub mod prometheus;
     pub mod rules;
     pub mod scrape;
