@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use slipway_shared::db::deployments::{self, CancelOutcome, NewDeployment};
 use slipway_shared::domain::GitRef;
+use slipway_shared::state::DeploymentState;
 use uuid::Uuid;
 
 /// What to deploy: at most one of `git_ref`, `version` and `rollback_to`;
@@ -331,7 +332,10 @@ pub async fn cancel(
     .await?;
     slipway_shared::db::outbox::committed();
     match outcome {
-        CancelOutcome::Cancelled => Ok(axum::Json(json!({"id": id, "state": "cancelled"}))),
+        CancelOutcome::Cancelled => {
+            slipway_shared::metrics::deployments_ended(DeploymentState::Cancelled, 1);
+            Ok(axum::Json(json!({"id": id, "state": "cancelled"})))
+        }
         CancelOutcome::AlreadyEnded(s) => Err(ApiError::conflict(
             "already_finished",
             format!("the deployment already ended: {s}"),
