@@ -1173,6 +1173,14 @@ async fn the_audit_log_records_every_change_and_refusal_without_bodies() -> anyh
         .send()
         .await?;
 
+    let hook = api
+        .client
+        .post(format!("{}/v1/hooks/github/{}", api.url, Uuid::now_v7()))
+        .body("{}")
+        .send()
+        .await?;
+    assert_eq!(hook.status(), StatusCode::NOT_FOUND);
+
     // Owners see their project's rows, newest first, filtered.
     let page = send(
         &api,
