@@ -19,8 +19,8 @@
 
 use crate::build::fleet::{self, Fleet};
 use crate::build::images;
-use crate::harness::Env;
 use crate::deploy::podman;
+use crate::harness::Env;
 use crate::stats::{max, mean, percentile, round};
 use anyhow::Context;
 use serde_json::{json, Value};
@@ -65,7 +65,10 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<Value> {
         .chain(images::containers_conf())
         .collect();
         let mut build = target.clone();
-        build.push(("SLIPWAY_BUILD_DIR".into(), work.join("builds").display().to_string()));
+        build.push((
+            "SLIPWAY_BUILD_DIR".into(),
+            work.join("builds").display().to_string(),
+        ));
         let workers = vec![
             (BINARIES[1], build),
             (BINARIES[2], target.clone()),
@@ -87,7 +90,11 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<Value> {
 
 async fn measure(fleet: &Fleet, env: &Env, cli: &Path, work: &Path) -> anyhow::Result<Value> {
     let (status, app) = fleet
-        .call(reqwest::Method::POST, "/v1/apps", Some(json!({"name": APP})))
+        .call(
+            reqwest::Method::POST,
+            "/v1/apps",
+            Some(json!({"name": APP})),
+        )
         .await?;
     anyhow::ensure!(status == 201, "create app: {status} {app}");
     let app_id: uuid::Uuid = app["id"].as_str().context("app id")?.parse()?;
@@ -110,7 +117,13 @@ async fn measure_app(
         url: fleet.api_url.clone(),
         token: fleet.token().to_owned(),
     };
-    let deploy_args = ["deploy", APP, "--dir", &source.display().to_string(), "--follow"];
+    let deploy_args = [
+        "deploy",
+        APP,
+        "--dir",
+        &source.display().to_string(),
+        "--follow",
+    ];
 
     let first = slipway.timed(&deploy_args).await?;
     wait_attempts_done(fleet).await?;
@@ -119,9 +132,15 @@ async fn measure_app(
         cached.push(slipway.timed(&deploy_args).await?);
         wait_attempts_done(fleet).await?;
     }
-    let reused = fleet.get(&format!("/v1/apps/{APP}/deployments?limit=1")).await?;
-    let last = reused["items"][0]["id"].as_str().context("last deployment")?;
-    let logs = fleet.get(&format!("/v1/deployments/{last}/logs?limit=10000")).await?;
+    let reused = fleet
+        .get(&format!("/v1/apps/{APP}/deployments?limit=1"))
+        .await?;
+    let last = reused["items"][0]["id"]
+        .as_str()
+        .context("last deployment")?;
+    let logs = fleet
+        .get(&format!("/v1/deployments/{last}/logs?limit=10000"))
+        .await?;
     anyhow::ensure!(
         logs.to_string().contains("without building"),
         "the last deploy built again: {logs}"
@@ -179,7 +198,11 @@ impl Slipway {
 }
 
 /// Milliseconds from each written line's commit to `logs -f` printing it.
-async fn logs_latency(slipway: &Slipway, env: &Env, app_id: uuid::Uuid) -> anyhow::Result<Vec<f64>> {
+async fn logs_latency(
+    slipway: &Slipway,
+    env: &Env,
+    app_id: uuid::Uuid,
+) -> anyhow::Result<Vec<f64>> {
     let mut child = slipway
         .command(&["logs", APP, "-f"])
         .stdout(Stdio::piped())
@@ -218,10 +241,11 @@ async fn logs_latency(slipway: &Slipway, env: &Env, app_id: uuid::Uuid) -> anyho
 /// Writes one runtime log line as the collector does; returns the commit's end.
 async fn write_line(env: &Env, app_id: uuid::Uuid, text: &str) -> anyhow::Result<Instant> {
     let mut tx = env.db.pool.begin().await?;
-    let seq: i64 = sqlx::query_scalar("UPDATE apps SET log_seq = log_seq + 1 WHERE id = $1 RETURNING log_seq")
-        .bind(app_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let seq: i64 =
+        sqlx::query_scalar("UPDATE apps SET log_seq = log_seq + 1 WHERE id = $1 RETURNING log_seq")
+            .bind(app_id)
+            .fetch_one(&mut *tx)
+            .await?;
     sqlx::query(
         "INSERT INTO app_logs (app_id, seq, at, container, stream, line) VALUES ($1, $2, now(), 'bench', 'stdout', $3)",
     )
@@ -255,10 +279,15 @@ fn wait_for(
 async fn wait_attempts_done(fleet: &Fleet) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let page = fleet.get(&format!("/v1/apps/{APP}/deployments?limit=1")).await?;
+        let page = fleet
+            .get(&format!("/v1/apps/{APP}/deployments?limit=1"))
+            .await?;
         let id = page["items"][0]["id"].as_str().context("a deployment")?;
         let deployment = fleet.get(&format!("/v1/deployments/{id}")).await?;
-        let attempts = deployment["attempts"].as_array().cloned().unwrap_or_default();
+        let attempts = deployment["attempts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if attempts.iter().all(|a| !a["finished_at"].is_null()) {
             return Ok(());
         }
@@ -284,15 +313,23 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 /// Builds the CLI beside the fleet's binaries unless SLIPWAY_BIN_DIR names them.
 async fn ensure_cli(dir: &Path) -> anyhow::Result<()> {
     if std::env::var_os("SLIPWAY_BIN_DIR").is_some() {
-        anyhow::ensure!(dir.join(CLI).is_file(), "no {CLI} in SLIPWAY_BIN_DIR={}", dir.display());
+        anyhow::ensure!(
+            dir.join(CLI).is_file(),
+            "no {CLI} in SLIPWAY_BIN_DIR={}",
+            dir.display()
+        );
         return Ok(());
     }
-    let status = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(fleet::workspace())
-        .args(["build", "--release", "-p", "slipway-cli"])
-        .stdout(Stdio::null())
-        .status()
-        .await?;
-    anyhow::ensure!(status.success(), "cargo build -p slipway-cli failed: {status}");
+    let status =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(fleet::workspace())
+            .args(["build", "--release", "-p", "slipway-cli"])
+            .stdout(Stdio::null())
+            .status()
+            .await?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo build -p slipway-cli failed: {status}"
+    );
     Ok(())
 }

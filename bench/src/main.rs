@@ -20,7 +20,8 @@ mod stats;
 use slipway_testkit::RabbitNode;
 use std::io::Write;
 
-const USAGE: &str = "usage: slipway-bench [--own-broker] queue|logs|api|recovery|build|deploy|cli|all";
+const USAGE: &str =
+    "usage: slipway-bench [--own-broker] queue|logs|api|recovery|build|deploy|cli|all";
 
 /// mimalloc: the hot paths allocate many small, short-lived buffers (rows,
 /// JSON, AMQP frames) across threads, which it serves with less CPU than

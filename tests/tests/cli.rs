@@ -77,35 +77,49 @@ fn json(text: &str) -> anyhow::Result<Value> {
 }
 
 #[tokio::test]
-async fn login_refuses_plain_http_to_another_host_and_stores_its_config_0600() -> anyhow::Result<()> {
+async fn login_refuses_plain_http_to_another_host_and_stores_its_config_0600() -> anyhow::Result<()>
+{
     let setup = setup().await?;
     let fleet = &setup.fleet;
     let home = tempfile::tempdir()?;
     let cli = Cli::new(home.path());
 
     for url in ["http://10.11.12.13:8080", "http://api.example.com"] {
-        let out = cli.run(&["login", "--api", url, "--token", &fleet.token]).await?;
+        let out = cli
+            .run(&["login", "--api", url, "--token", &fleet.token])
+            .await?;
         assert_eq!(out.code, 2, "{out}");
         assert!(out.stderr.contains("insecure_url"), "{out}");
         let ci = Cli::with_env(home.path(), url, &fleet.token);
         let out = ci.run(&["apps", "list"]).await?;
         assert_eq!(out.code, 2, "{out}");
-        assert!(out.stderr.contains("refusing to send a token over plain http://"), "{out}");
+        assert!(
+            out.stderr
+                .contains("refusing to send a token over plain http://"),
+            "{out}"
+        );
     }
     assert!(!home.path().join(".config/slipway/config.toml").exists());
 
     // A wrong token: the API's code and message, nothing stored.
-    let out = cli.run(&["login", "--api", &fleet.api_url, "--token", "nope"]).await?;
+    let out = cli
+        .run(&["login", "--api", &fleet.api_url, "--token", "nope"])
+        .await?;
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("unauthorized"), "{out}");
     assert!(!home.path().join(".config/slipway/config.toml").exists());
 
-    let out = cli.run(&["login", "--api", &fleet.api_url, "--token", &fleet.token]).await?;
+    let out = cli
+        .run(&["login", "--api", &fleet.api_url, "--token", &fleet.token])
+        .await?;
     assert_eq!(out.code, 0, "{out}");
     let file = home.path().join(".config/slipway/config.toml");
     let mode = std::fs::metadata(&file)?.permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{}", file.display());
-    let dir_mode = std::fs::metadata(file.parent().unwrap())?.permissions().mode() & 0o777;
+    let dir_mode = std::fs::metadata(file.parent().unwrap())?
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(dir_mode, 0o700);
 
     // The stored login works with no environment; errors carry the API's code.
@@ -136,12 +150,14 @@ async fn deploy_dir_reuse_logs_env_rollback_and_a_broken_app() -> anyhow::Result
     let home = tempfile::tempdir()?;
     let cli = Cli::with_env(home.path(), &fleet.api_url, &fleet.token);
     let timeout = Duration::from_secs(300);
-    let _containers;
 
     let out = cli.run(&["apps", "create", "web", "--json"]).await?;
     assert_eq!(out.code, 0, "{out}");
-    let app_id = json(&out.stdout)?["id"].as_str().unwrap_or_default().to_owned();
-    _containers = common::AppContainers(app_id);
+    let app_id = json(&out.stdout)?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let _containers = common::AppContainers(app_id);
 
     // A copy of the node example, with a file its .slipwayignore leaves out.
     let src = tempfile::tempdir()?;
@@ -151,41 +167,68 @@ async fn deploy_dir_reuse_logs_env_rollback_and_a_broken_app() -> anyhow::Result
     std::fs::write(dir.join("notes.txt"), "not deployed")?;
     let dir_arg = dir.display().to_string();
 
-    let first = tokio::time::timeout(timeout, cli.run(&["deploy", "web", "--dir", &dir_arg, "--follow"])).await??;
+    let first = tokio::time::timeout(
+        timeout,
+        cli.run(&["deploy", "web", "--dir", &dir_arg, "--follow"]),
+    )
+    .await??;
     assert_eq!(first.code, 0, "{first}");
     assert!(first.stdout.contains("is live"), "{first}");
     assert!(first.stdout.contains("building"), "stage progress: {first}");
-    let (_, deployments) = fleet.call(Method::GET, "/v1/apps/web/deployments", None).await?;
-    let first_id = deployments["items"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let (_, deployments) = fleet
+        .call(Method::GET, "/v1/apps/web/deployments", None)
+        .await?;
+    let first_id = deployments["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let first_dep = fleet.deployment(first_id.parse()?).await?;
 
     // The same directory again (files touched): the same bytes, the same version hash, no build.
     std::fs::write(dir.join("server.js"), std::fs::read(dir.join("server.js"))?)?;
-    let second = tokio::time::timeout(timeout, cli.run(&["deploy", "web", "--dir", &dir_arg, "--follow", "--json"])).await??;
+    let second = tokio::time::timeout(
+        timeout,
+        cli.run(&["deploy", "web", "--dir", &dir_arg, "--follow", "--json"]),
+    )
+    .await??;
     assert_eq!(second.code, 0, "{second}");
     let second_dep = json(&second.stdout)?;
     assert_eq!(second_dep["state"], "live");
     assert_eq!(second_dep["image_digest"], first_dep["image_digest"]);
     assert!(second.stderr.contains("without building"), "{second}");
-    let (_, versions) = fleet.call(Method::GET, "/v1/apps/web/versions", None).await?;
+    let (_, versions) = fleet
+        .call(Method::GET, "/v1/apps/web/versions", None)
+        .await?;
     let items = versions["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 2, "{versions}");
     assert_eq!(items[0]["sha256"], items[1]["sha256"]);
-    assert_eq!(items[0]["files"], 4, ".slipwayignore keeps notes.txt out: {versions}");
+    // .gitignore, .slipwayignore, package.json, package-lock.json, server.js:
+    // not notes.txt, which .slipwayignore names.
+    assert_eq!(items[0]["files"], 5, "{versions}");
 
     // Runtime logs: a page, a time cursor, and a follower.
     let (mut follower, lines) = cli.spawn_lines(&["logs", "web", "-f"])?;
-    let seen = tokio::task::spawn_blocking(move || wait_line(&lines, "listening on", Duration::from_secs(30))).await?;
+    let seen = tokio::task::spawn_blocking(move || {
+        wait_line(&lines, "listening on", Duration::from_secs(30))
+    })
+    .await?;
     let _ = follower.kill();
     let _ = follower.wait();
     seen?;
     let out = cli.run(&["logs", "web", "--since", "1h", "--json"]).await?;
     assert_eq!(out.code, 0, "{out}");
-    let line = json(out.stdout.lines().next().unwrap_or_default())?;
-    assert!(line["line"].as_str().unwrap_or_default().contains("listening on"), "{out}");
-    let out = cli.run(&["logs", "web", "--since", "2099-01-01T00:00:00Z"]).await?;
+    let mut printed = Vec::new();
+    for line in out.stdout.lines() {
+        printed.push(json(line)?["line"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(printed.iter().any(|l| l.contains("listening on")), "{out}");
+    let out = cli
+        .run(&["logs", "web", "--since", "2099-01-01T00:00:00Z"])
+        .await?;
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out}");
-    let out = cli.run(&["logs", "web", "--since", "yesterday-ish"]).await?;
+    let out = cli
+        .run(&["logs", "web", "--since", "yesterday-ish"])
+        .await?;
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("validation_failed"), "{out}");
 
@@ -202,8 +245,14 @@ async fn deploy_dir_reuse_logs_env_rollback_and_a_broken_app() -> anyhow::Result
     assert_eq!(vars["env"]["GREETING"], "hello");
     assert!(vars["secrets"]["API_KEY"].is_string());
     let out = cli.run(&["env", "list", "web"]).await?;
-    assert!(out.stdout.contains("GREETING") && out.stdout.contains("API_KEY"), "{out}");
-    assert!(!out.stdout.contains("s3cret-value") && !out.stderr.contains("s3cret-value"), "{out}");
+    assert!(
+        out.stdout.contains("GREETING") && out.stdout.contains("API_KEY"),
+        "{out}"
+    );
+    assert!(
+        !out.stdout.contains("s3cret-value") && !out.stderr.contains("s3cret-value"),
+        "{out}"
+    );
     let out = cli.run(&["env", "unset", "web", "GREETING"]).await?;
     assert_eq!(out.code, 0, "{out}");
     let (_, app) = fleet.call(Method::GET, "/v1/apps/web", None).await?;
@@ -212,24 +261,45 @@ async fn deploy_dir_reuse_logs_env_rollback_and_a_broken_app() -> anyhow::Result
 
     // A new version, then a rollback picked on a terminal.
     let server = std::fs::read_to_string(dir.join("server.js"))?;
-    std::fs::write(dir.join("server.js"), server.replace("const VERSION = \"1\"", "const VERSION = \"2\""))?;
-    let third = tokio::time::timeout(timeout, cli.run(&["deploy", "web", "--dir", &dir_arg, "--follow", "--json"])).await??;
+    std::fs::write(
+        dir.join("server.js"),
+        server.replace("const VERSION = \"1\"", "const VERSION = \"2\""),
+    )?;
+    let third = tokio::time::timeout(
+        timeout,
+        cli.run(&["deploy", "web", "--dir", &dir_arg, "--follow", "--json"]),
+    )
+    .await??;
     assert_eq!(third.code, 0, "{third}");
     let third_dep = json(&third.stdout)?;
     assert_ne!(third_dep["image_digest"], first_dep["image_digest"]);
     let cli_for_pty = Cli::with_env(home.path(), &fleet.api_url, &fleet.token);
     let (code, screen) = tokio::task::spawn_blocking(move || {
-        cli_for_pty.run_on_pty(&["rollback", "web"], "Number [1]:", "1\n", Duration::from_secs(120))
+        cli_for_pty.run_on_pty(
+            &["rollback", "web"],
+            "Number [1]:",
+            "1\n",
+            Duration::from_secs(120),
+        )
     })
     .await??;
     let screen = common::strip_ansi(&screen);
     assert_eq!(code, 0, "{screen}");
-    assert!(screen.contains("1) ") && screen.contains("is live"), "{screen}");
+    assert!(
+        screen.contains("1) ") && screen.contains("is live"),
+        "{screen}"
+    );
     let (_, app) = fleet.call(Method::GET, "/v1/apps/web", None).await?;
-    let live: uuid::Uuid = app["live"]["deployment"].as_str().unwrap_or_default().parse()?;
+    let live: uuid::Uuid = app["live"]["deployment"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
     let live_dep = fleet.deployment(live).await?;
     assert!(live_dep["source"]["rollback_to"].is_string(), "{live_dep}");
-    assert_eq!(live_dep["image_digest"], first_dep["image_digest"], "back on version 1's image");
+    assert_eq!(
+        live_dep["image_digest"], first_dep["image_digest"],
+        "back on version 1's image"
+    );
 
     // A broken app: exit 1 with the deployment's error code and message.
     let out = cli.run(&["apps", "create", "broken"]).await?;
@@ -237,12 +307,30 @@ async fn deploy_dir_reuse_logs_env_rollback_and_a_broken_app() -> anyhow::Result
     let broken = src.path().join("broken");
     std::fs::create_dir_all(&broken)?;
     std::fs::write(broken.join("README.txt"), "nothing to run here\n")?;
-    let out = tokio::time::timeout(timeout, cli.run(&["deploy", "broken", "--dir", &broken.display().to_string(), "--follow"])).await??;
+    let out = tokio::time::timeout(
+        timeout,
+        cli.run(&[
+            "deploy",
+            "broken",
+            "--dir",
+            &broken.display().to_string(),
+            "--follow",
+        ]),
+    )
+    .await??;
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("failed"), "{out}");
-    let (_, list) = fleet.call(Method::GET, "/v1/apps/broken/deployments", None).await?;
-    let code = list["items"][0]["error_code"].as_str().unwrap_or("none").to_owned();
-    assert!(out.stderr.contains(&code), "the error names `{code}`: {out}");
+    let (_, list) = fleet
+        .call(Method::GET, "/v1/apps/broken/deployments", None)
+        .await?;
+    let code = list["items"][0]["error_code"]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned();
+    assert!(
+        out.stderr.contains(&code),
+        "the error names `{code}`: {out}"
+    );
 
     // Every read parses as JSON.
     for args in [

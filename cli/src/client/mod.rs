@@ -28,6 +28,9 @@ pub struct Items<T> {
     pub next: Option<uuid::Uuid>,
 }
 
+/// How long a read keeps retrying a server that is briefly unavailable.
+const READ_RETRY_FOR: Duration = Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -108,9 +111,27 @@ impl Client {
         })
     }
 
+    /// A read. Reads are safe to repeat, so a `503` (the API's database
+    /// briefly away; it names a `Retry-After`) or a refused connection (an
+    /// API restarting) is retried for up to [`READ_RETRY_FOR`]: a
+    /// follower should not fail a deployment that is going fine.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let response = self.send(self.request(Method::GET, path)).await?;
-        self.decode(response).await
+        let started = std::time::Instant::now();
+        loop {
+            let error = match self.send(self.request(Method::GET, path)).await {
+                Ok(response) => return self.decode(response).await,
+                Err(error) => error,
+            };
+            let wait = match &error {
+                CliError::Api { status: 503, .. } => Duration::from_secs(1),
+                CliError::Transport { .. } => Duration::from_millis(500),
+                _ => return Err(error),
+            };
+            if started.elapsed() + wait > READ_RETRY_FOR {
+                return Err(error);
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// A request with an optional JSON body whose answer is JSON.

@@ -17,7 +17,11 @@ pub struct Output {
 
 impl std::fmt::Display for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -170,5 +174,8 @@ pub fn wait_line(
             Err(_) => break,
         }
     }
-    anyhow::bail!("no line with `{needle}` within {timeout:?}; saw:\n{}", seen.join("\n"))
+    anyhow::bail!(
+        "no line with `{needle}` within {timeout:?}; saw:\n{}",
+        seen.join("\n")
+    )
 }
