@@ -37,6 +37,8 @@ async fn setup() -> anyhow::Result<Setup> {
         ("SLIPWAY_BUILD_DIR", dirs.path().display().to_string()),
         ("SLIPWAY_CADDY_ADMIN", caddy.admin_url().to_string()),
         ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_string()),
+        // HTTP only: no TLS server (and no shared :8443) in these tests.
+        ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_string()),
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
         ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
         ("SLIPWAY_RUNTIME_LOG_INTERVAL", "300ms".to_string()),
