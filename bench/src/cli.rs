@@ -128,10 +128,13 @@ async fn measure_app(
     let first = slipway.timed(&deploy_args).await?;
     wait_attempts_done(fleet).await?;
     let mut cached = Vec::new();
+    let mut phases = Vec::new();
     for _ in 0..RUNS {
         cached.push(slipway.timed(&deploy_args).await?);
+        phases.push(phases_of_newest(fleet).await?);
         wait_attempts_done(fleet).await?;
     }
+    let phase_mean = |i: usize| round(mean(&phases.iter().map(|p| p[i]).collect::<Vec<_>>()), 2);
     let reused = fleet
         .get(&format!("/v1/apps/{APP}/deployments?limit=1"))
         .await?;
@@ -155,6 +158,12 @@ async fn measure_app(
         "cached_deploy_mean_s": round(mean(&cached), 2),
         "cached_deploy_max_s": round(max(&cached), 2),
         "cached_deploy_target_s": 5.0,
+        // Means over the cached runs, from the deployment's timeline:
+        // created → built (pack and upload are before it), built →
+        // deploying, deploying → live (start, health check, route switch).
+        "cached_created_to_built_s": phase_mean(0),
+        "cached_built_to_deploying_s": phase_mean(1),
+        "cached_deploying_to_live_s": phase_mean(2),
         "logs_first_line_ms": shown.iter().map(|s| round(*s, 1)).collect::<Vec<_>>(),
         "logs_first_line_p50_ms": round(percentile(&shown, 50.0), 1),
         "logs_first_line_max_ms": round(max(&shown), 1),
@@ -272,6 +281,29 @@ fn wait_for(
         }
     }
     anyhow::bail!("logs -f did not print `{marker}` within {timeout:?}")
+}
+
+/// Seconds of the newest deployment's phases: created → built, built →
+/// deploying, deploying → live.
+async fn phases_of_newest(fleet: &Fleet) -> anyhow::Result<[f64; 3]> {
+    let page = fleet.get(&format!("/v1/apps/{APP}/deployments?limit=1")).await?;
+    let id = page["items"][0]["id"].as_str().context("a deployment")?;
+    let deployment = fleet.get(&format!("/v1/deployments/{id}")).await?;
+    let at = |state: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+        let events = deployment["events"].as_array().context("events")?;
+        let event = events
+            .iter()
+            .find(|e| e["to"] == state)
+            .with_context(|| format!("no `{state}` event in {deployment}"))?;
+        Ok(event["at"].as_str().context("at")?.parse()?)
+    };
+    let created: chrono::DateTime<chrono::Utc> =
+        deployment["created_at"].as_str().context("created_at")?.parse()?;
+    let secs = |a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>| {
+        (b - a).num_microseconds().unwrap_or(0) as f64 / 1e6
+    };
+    let (built, deploying, live) = (at("built")?, at("deploying")?, at("live")?);
+    Ok([secs(created, built), secs(built, deploying), secs(deploying, live)])
 }
 
 /// Waits until no attempt of the app's newest deployment is still running
