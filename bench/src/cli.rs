@@ -286,7 +286,9 @@ fn wait_for(
 /// Seconds of the newest deployment's phases: created → built, built →
 /// deploying, deploying → live.
 async fn phases_of_newest(fleet: &Fleet) -> anyhow::Result<[f64; 3]> {
-    let page = fleet.get(&format!("/v1/apps/{APP}/deployments?limit=1")).await?;
+    let page = fleet
+        .get(&format!("/v1/apps/{APP}/deployments?limit=1"))
+        .await?;
     let id = page["items"][0]["id"].as_str().context("a deployment")?;
     let deployment = fleet.get(&format!("/v1/deployments/{id}")).await?;
     let at = |state: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
@@ -297,13 +299,19 @@ async fn phases_of_newest(fleet: &Fleet) -> anyhow::Result<[f64; 3]> {
             .with_context(|| format!("no `{state}` event in {deployment}"))?;
         Ok(event["at"].as_str().context("at")?.parse()?)
     };
-    let created: chrono::DateTime<chrono::Utc> =
-        deployment["created_at"].as_str().context("created_at")?.parse()?;
+    let created: chrono::DateTime<chrono::Utc> = deployment["created_at"]
+        .as_str()
+        .context("created_at")?
+        .parse()?;
     let secs = |a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>| {
         (b - a).num_microseconds().unwrap_or(0) as f64 / 1e6
     };
     let (built, deploying, live) = (at("built")?, at("deploying")?, at("live")?);
-    Ok([secs(created, built), secs(built, deploying), secs(deploying, live)])
+    Ok([
+        secs(created, built),
+        secs(built, deploying),
+        secs(deploying, live),
+    ])
 }
 
 /// Waits until no attempt of the app's newest deployment is still running

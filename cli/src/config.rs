@@ -161,7 +161,7 @@ mod tests {
             assert!(parse_url(ok).is_ok(), "{ok}");
         }
         for refused in [
-            "http://api.example.com",
+            "http://api.example.invalid",
             "http://10.0.0.1:8080",
             "http://0.0.0.0:8080",
             "http://localhost.example.com",

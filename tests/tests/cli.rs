@@ -86,7 +86,10 @@ async fn login_refuses_plain_http_to_another_host_and_stores_its_config_0600() -
     let home = tempfile::tempdir()?;
     let cli = Cli::new(home.path());
 
-    for url in ["http://10.11.12.13:8080", "http://api.example.com"] {
+    // Non-loopback URLs that reach nothing outside this machine even if the
+    // check broke: 0.0.0.0 (this host, but not a loopback address) and a
+    // name under `.invalid`, which never resolves.
+    for url in ["http://0.0.0.0:8080", "http://api.example.invalid"] {
         let out = cli
             .run(&["login", "--api", url, "--token", &fleet.token])
             .await?;
