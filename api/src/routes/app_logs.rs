@@ -43,8 +43,13 @@ pub struct AppLogQuery {
     pub limit: Option<i64>,
     /// Only lines printed at or after this time: RFC 3339
     /// (`2026-12-05T10:00:00Z`) or a duration back from now (`10m`, `2h`,
-    /// `1day`).
-    #[param(example = "10m")]
+    /// `1day`). A value of this shape can still name no time (a 13th
+    /// month, a duration beyond the calendar): 422.
+    #[param(
+        example = "10m",
+        pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})|([0-9]+ ?[a-zA-Z]+ ?)+)$",
+        max_length = 64
+    )]
     pub since: Option<String>,
 }
 
@@ -61,27 +66,58 @@ pub struct AppStreamQuery {
     pub follow: Option<bool>,
     /// Only lines printed at or after this time: RFC 3339 or a duration
     /// back from now (`10m`).
-    #[param(example = "10m")]
+    #[param(
+        example = "10m",
+        pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})|([0-9]+ ?[a-zA-Z]+ ?)+)$",
+        max_length = 64
+    )]
     pub since: Option<String>,
 }
 
 /// The time `?since=` names: an RFC 3339 time, or a duration before now.
+/// What the documented pattern refuses is refused here too (a bare `0`,
+/// which humantime would read, spaces around the value, over 64 bytes).
 fn parse_since(since: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let Some(text) = since.map(str::trim) else {
+    let Some(text) = since else {
         return Ok(None);
     };
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(at.with_timezone(&Utc)));
-    }
-    let back = humantime::parse_duration(text)
-        .ok()
-        .and_then(|d| chrono::Duration::from_std(d).ok())
-        .and_then(|d| Utc::now().checked_sub_signed(d));
-    back.map(Some).ok_or_else(|| {
+    let invalid = || {
         ApiError::validation(format!(
             "since: `{text}` is neither an RFC 3339 time nor a duration such as `10m`"
         ))
-    })
+    };
+    if text.len() > 64 {
+        return Err(invalid());
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(at.with_timezone(&Utc)));
+    }
+    if !duration_shape(text) {
+        return Err(invalid());
+    }
+    humantime::parse_duration(text)
+        .ok()
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .and_then(|d| Utc::now().checked_sub_signed(d))
+        .map(Some)
+        .ok_or_else(invalid)
+}
+
+/// `([0-9]+ ?[a-zA-Z]+ ?)+`: numbers each with a unit, as documented.
+fn duration_shape(text: &str) -> bool {
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        rest = &rest[digits..];
+        rest = rest.strip_prefix(b" ").unwrap_or(rest);
+        let letters = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        rest = &rest[letters..];
+        rest = rest.strip_prefix(b" ").unwrap_or(rest);
+        if digits == 0 || letters == 0 {
+            return false;
+        }
+    }
+    !text.is_empty()
 }
 
 #[derive(serde::Serialize, sqlx::FromRow)]
@@ -219,4 +255,39 @@ async fn lines_after(
     .bind(since)
     .fetch_all(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_a_time_or_a_duration_with_units() {
+        for ok in [
+            "10m",
+            "1h 30m",
+            "1h30m",
+            "2days",
+            "2026-12-05T10:00:00Z",
+            "2026-12-05T10:00:00.5+01:00",
+        ] {
+            assert!(parse_since(Some(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "0",
+            "10",
+            " 10m",
+            "10  m",
+            "m",
+            "",
+            "yesterday",
+            "2026-13-45T10:00:00Z",
+            "99999999999999999999years",
+        ] {
+            assert!(parse_since(Some(bad)).is_err(), "{bad}");
+        }
+        let ten = parse_since(Some("10m")).unwrap().unwrap();
+        let age = Utc::now() - ten;
+        assert!(age >= chrono::Duration::minutes(10) && age < chrono::Duration::minutes(11));
+    }
 }
