@@ -30,7 +30,7 @@
 //! database and queues dropped.
 
 mod load;
-mod podman;
+pub(crate) mod podman;
 mod redeploy;
 mod timings;
 

@@ -178,6 +178,11 @@ impl Fleet {
         ))
     }
 
+    /// The project token the fleet made (for clients of its own, the CLI).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let (status, body) = self.call(reqwest::Method::GET, path, None).await?;
         anyhow::ensure!(status == 200, "GET {path}: {status} {body}");

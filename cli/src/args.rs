@@ -1,0 +1,256 @@
+//! The command line (clap derive): global `--url` and `--json`, one
+//! subcommand per thing a person does with their apps.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "slipway",
+    version,
+    about = "Deploy and operate apps on a Slipway server"
+)]
+pub struct Cli {
+    /// The API's URL (else the one `slipway login` stored). The token comes
+    /// from SLIPWAY_TOKEN or the stored login.
+    #[arg(long, global = true, env = "SLIPWAY_URL")]
+    pub url: Option<String>,
+    /// Print what the API answered as JSON (every read command).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Store the API URL and a token in the user's config dir (mode 0600).
+    Login(Login),
+    /// List projects (an admin token's).
+    Projects,
+    /// Create, list, show and delete apps.
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Deploy an app: its git ref, or a directory packed and uploaded.
+    Deploy(Deploy),
+    /// Show or follow an app's runtime logs.
+    Logs(Logs),
+    /// Deploy an earlier deployment's image again (a picker on a terminal).
+    Rollback(Rollback),
+    /// Cancel a deployment.
+    Cancel(Cancel),
+    /// An app's deployments, newest first.
+    Deployments(AppArg),
+    /// Set, unset and list an app's variables, one key at a time.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Run N containers of the app (1–16).
+    Scale(Scale),
+    /// Stop the app (its route answers 503).
+    Stop(Operate),
+    /// Start a stopped app.
+    Start(Operate),
+    /// Replace the app's containers with fresh ones, no downtime.
+    Restart(Operate),
+    /// List, add or remove an app's custom domains.
+    #[command(subcommand)]
+    Domains(DomainsCommand),
+    /// List, add or remove an app's add-ons.
+    #[command(subcommand)]
+    Addons(AddonsCommand),
+    /// List deployment targets, or show one.
+    Targets(Targets),
+    /// API tokens (when the server has the users and roles API).
+    Tokens,
+    /// The audit log (when the server has it).
+    Audit,
+}
+
+#[derive(Args)]
+pub struct Login {
+    /// The API's URL, e.g. https://slipway.example.com
+    #[arg(long = "api", value_name = "URL")]
+    pub api: Option<String>,
+    /// The token (else asked for on a terminal, or read from stdin).
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+#[derive(Args)]
+pub struct AppArg {
+    pub app: String,
+}
+
+#[derive(Subcommand)]
+pub enum AppsCommand {
+    /// Create an app.
+    Create(CreateApp),
+    /// List the project's apps.
+    List,
+    /// Show an app: status, live release, URL, variables.
+    Show(AppArg),
+    /// Destroy an app: its route, containers and the app.
+    Delete(DeleteApp),
+}
+
+#[derive(Args)]
+pub struct CreateApp {
+    pub name: String,
+    /// The app's git repository (none: deploy with `--dir`).
+    #[arg(long)]
+    pub git_url: Option<String>,
+    /// The branch, tag or commit deployed by default.
+    #[arg(long)]
+    pub git_ref: Option<String>,
+    /// A target's name or id (default: the local target).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The port the app listens on.
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+#[derive(Args)]
+pub struct DeleteApp {
+    pub app: String,
+    /// Also drop the data of its add-ons.
+    #[arg(long)]
+    pub purge: bool,
+    /// Return once the destroy is queued.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Args)]
+pub struct Deploy {
+    /// The app (default: the current directory's name).
+    pub app: Option<String>,
+    /// A branch, tag or commit of the app's repository.
+    #[arg(long, conflicts_with = "dir")]
+    pub r#ref: Option<String>,
+    /// Pack this directory (honouring .gitignore and .slipwayignore) and
+    /// deploy it as a new version.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Follow stages and logs until live or failed (the default on a terminal).
+    #[arg(long, overrides_with = "no_follow")]
+    pub follow: bool,
+    /// Return once the deployment is queued.
+    #[arg(long)]
+    pub no_follow: bool,
+}
+
+#[derive(Args)]
+pub struct Logs {
+    pub app: String,
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only lines since this time: RFC 3339 or a duration such as 10m.
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+#[derive(Args)]
+pub struct Rollback {
+    pub app: String,
+    /// The deployment whose image to deploy again (else picked on a
+    /// terminal; the one before the live one otherwise).
+    pub deployment: Option<uuid::Uuid>,
+    #[arg(long)]
+    pub no_follow: bool,
+}
+
+#[derive(Args)]
+pub struct Cancel {
+    pub deployment: uuid::Uuid,
+}
+
+#[derive(Subcommand)]
+pub enum EnvCommand {
+    /// Set one variable: KEY=VALUE (or KEY VALUE).
+    Set(EnvSet),
+    /// Remove one variable (plain or secret).
+    Unset(EnvKey),
+    /// List the variables; secrets are shown masked.
+    List(AppArg),
+}
+
+#[derive(Args)]
+pub struct EnvSet {
+    pub app: String,
+    /// KEY=VALUE, or KEY with the value as the next argument.
+    pub pair: String,
+    pub value: Option<String>,
+    /// Store it as a secret (encrypted, never shown).
+    #[arg(long)]
+    pub secret: bool,
+}
+
+#[derive(Args)]
+pub struct EnvKey {
+    pub app: String,
+    pub key: String,
+}
+
+#[derive(Args)]
+pub struct Scale {
+    pub app: String,
+    pub replicas: u8,
+    #[arg(long)]
+    pub no_follow: bool,
+}
+
+#[derive(Args)]
+pub struct Operate {
+    pub app: String,
+    #[arg(long)]
+    pub no_follow: bool,
+}
+
+#[derive(Subcommand)]
+pub enum DomainsCommand {
+    List(AppArg),
+    Add(Domain),
+    Remove(Domain),
+}
+
+#[derive(Args)]
+pub struct Domain {
+    pub app: String,
+    pub domain: String,
+}
+
+#[derive(Subcommand)]
+pub enum AddonsCommand {
+    List(AppArg),
+    /// Add a `postgres` database or a `volume` (with --mount).
+    Add(AddAddon),
+    /// Detach an add-on (its data is kept unless --purge).
+    Remove(RemoveAddon),
+}
+
+#[derive(Args)]
+pub struct AddAddon {
+    pub app: String,
+    /// `postgres` or `volume`.
+    pub kind: String,
+    pub name: String,
+    /// Where a volume is mounted in the container.
+    #[arg(long)]
+    pub mount: Option<String>,
+}
+
+#[derive(Args)]
+pub struct RemoveAddon {
+    pub app: String,
+    pub name: String,
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Args)]
+pub struct Targets {
+    /// A target's name or id: show it.
+    pub target: Option<String>,
+}

@@ -1,0 +1,59 @@
+//! One function per command; [`dispatch`] picks it. Each reads through the
+//! typed client and prints with [`Out`] (JSON with `--json`).
+
+mod apps;
+mod deploy;
+mod env;
+mod follow;
+mod login;
+mod logs;
+mod operate;
+mod resources;
+mod rollback;
+
+use crate::args::{Cli, Command};
+use crate::client::Client;
+use crate::config;
+use crate::error::Result;
+use crate::output::Out;
+
+pub struct Ctx {
+    pub client: Client,
+    pub out: Out,
+}
+
+pub async fn dispatch(cli: Cli, out: Out) -> Result<()> {
+    if let Command::Login(login) = &cli.command {
+        return login::run(login, cli.url.as_deref(), out).await;
+    }
+    let endpoint = config::endpoint(cli.url.as_deref())?;
+    let ctx = Ctx {
+        client: Client::new(endpoint)?,
+        out,
+    };
+    match cli.command {
+        Command::Login(_) => unreachable!("handled above"),
+        Command::Projects => resources::projects(&ctx).await,
+        Command::Apps(command) => apps::run(&ctx, command).await,
+        Command::Deploy(deploy) => deploy::run(&ctx, deploy).await,
+        Command::Logs(logs) => logs::run(&ctx, logs).await,
+        Command::Rollback(rollback) => rollback::run(&ctx, rollback).await,
+        Command::Cancel(cancel) => operate::cancel(&ctx, cancel.deployment).await,
+        Command::Deployments(app) => apps::deployments(&ctx, &app.app).await,
+        Command::Env(command) => env::run(&ctx, command).await,
+        Command::Scale(scale) => operate::scale(&ctx, scale).await,
+        Command::Stop(op) => operate::act(&ctx, op, crate::client::apps::Action::Stop).await,
+        Command::Start(op) => operate::act(&ctx, op, crate::client::apps::Action::Start).await,
+        Command::Restart(op) => operate::act(&ctx, op, crate::client::apps::Action::Restart).await,
+        Command::Domains(command) => resources::domains(&ctx, command).await,
+        Command::Addons(command) => resources::addons(&ctx, command).await,
+        Command::Targets(targets) => resources::targets(&ctx, targets.target.as_deref()).await,
+        Command::Tokens => resources::not_yet(&ctx, "/v1/tokens", "tokens").await,
+        Command::Audit => resources::not_yet(&ctx, "/v1/audit", "the audit log").await,
+    }
+}
+
+/// Short form of an id for tables: the first 8 characters.
+pub fn short(id: &uuid::Uuid) -> String {
+    id.to_string()[..8].to_owned()
+}
