@@ -2,7 +2,7 @@
 
 use crate::routes::{
     addons, app_logs, apps, dead_jobs, deployments, health, hooks, logs, operations, probes,
-    projects, targets, versions,
+    projects, target_setup, targets, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -52,6 +52,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(targets::create, targets::list))
         .routes(routes!(targets::get, targets::delete))
         .routes(routes!(targets::check))
+        .routes(routes!(target_setup::setup))
         .routes(routes!(dead_jobs::list))
         .routes(routes!(dead_jobs::redrive))
         .routes(routes!(health::healthz))

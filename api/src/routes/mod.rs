@@ -11,5 +11,6 @@ pub mod logs;
 pub mod operations;
 pub mod probes;
 pub mod projects;
+pub mod target_setup;
 pub mod targets;
 pub mod versions;
