@@ -78,9 +78,9 @@ command -v podman >/dev/null || die "podman is missing: run scripts/build-tools.
 # --- image and repository -----------------------------------------------------
 
 hash_of() { printf '%s' "$1" | sha256sum | cut -c1-16; }
-IMAGE_HASH=$(hash_of "$IMAGE_RECIPE")
-REPO_HASH=$(hash_of "$IMAGE_HASH $REPO_PACKAGES")
-ROOTFS_TAR="$DIR/rootfs-$IMAGE_HASH.tar"
+ROOTFS_HASH=$(hash_of "$IMAGE_RECIPE")
+REPO_HASH=$(hash_of "$ROOTFS_HASH $REPO_PACKAGES")
+ROOTFS_TAR="$DIR/rootfs-$ROOTFS_HASH.tar"
 
 # configure_machine ROOT: no apt source (setup is given one), root in by key
 # only, and the boot command: the seed (the test's host key, authorized key
@@ -100,6 +100,8 @@ configure_machine() {
         'install -d -m 0700 /root/.ssh' \
         'install -m 0600 /seed/authorized_keys /root/.ssh/authorized_keys' \
         'install -m 0600 /seed/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key' \
+        '# As on a stock Debian (udev): rootless podman opens it for slirp4netns.' \
+        '[ ! -c /dev/net/tun ] || chmod 0666 /dev/net/tun' \
         'exec /sbin/init' >"$root/usr/local/sbin/slipway-boot"
     chmod 0755 "$root/usr/local/sbin/slipway-boot"
     chroot "$root" systemctl enable ssh.service >/dev/null 2>&1 || die "enabling sshd failed"
@@ -122,7 +124,6 @@ ensure_rootfs_tar() {
         die "debootstrap failed (log: $DIR/debootstrap.log)"
     }
     log "image: debootstrap took $((SECONDS - t)) s"
-    configure_machine "$root"
     rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
     rm -f "$DIR"/rootfs-*.tar
     tar -C "$root" -cf "$ROOTFS_TAR.tmp" .
@@ -139,10 +140,13 @@ unpack_rootfs() {
 
 build_image() {
     ensure_rootfs_tar
-    local t=$SECONDS
-    # No apt lists or caches in the machine: it installs from the test's repo.
-    podman import --quiet --change "LABEL=io.slipway.recipe=$IMAGE_HASH" --change 'CMD=["/usr/local/sbin/slipway-boot"]' \
-        --change 'STOPSIGNAL=SIGRTMIN+3' "$ROOTFS_TAR" "$IMAGE" >/dev/null || die "podman import failed"
+    local root="$DIR/image-root" t=$SECONDS
+    unpack_rootfs "$root"
+    configure_machine "$root"
+    tar -C "$root" -c . | podman import --quiet --change "LABEL=io.slipway.recipe=$IMAGE_HASH" \
+        --change 'CMD=["/usr/local/sbin/slipway-boot"]' --change 'STOPSIGNAL=SIGRTMIN+3' - "$IMAGE" \
+        >/dev/null || die "podman import failed"
+    rm -rf "$root"
     log "image: $IMAGE in $((SECONDS - t)) s"
 }
 
@@ -168,6 +172,8 @@ build_repo() {
     echo "$REPO_HASH" >"$DIR/repo.recipe"
 }
 
+# The image is rebuilt when the debootstrap or configure_machine changes.
+IMAGE_HASH=$(hash_of "$ROOTFS_HASH $(declare -f configure_machine)")
 if [ "$(podman image inspect --format '{{ index .Labels "io.slipway.recipe" }}' "$IMAGE" 2>/dev/null)" = "$IMAGE_HASH" ]; then
     log "image: $IMAGE present"
 else

@@ -87,7 +87,11 @@ async fn setup(
     let os = script::Report::parse(&run(script::DETECT_OS.into(), STEP_TIMEOUT).await?);
     let (id, pretty) = (os.value("id"), os.value("name"));
     ctx.logs
-        .info(format!("{}: {pretty} (ID={id}, as uid {})", target.name, os.value("uid")))
+        .info(format!(
+            "{}: {pretty} (ID={id}, as uid {})",
+            target.name,
+            os.value("uid")
+        ))
         .await;
     if !script::supported(id, os.value("like")) {
         return Err(JobError::permanent(
@@ -95,7 +99,11 @@ async fn setup(
             format!(
                 "{} runs {} (ID={}); setup supports Debian and Ubuntu",
                 target.name,
-                if pretty.is_empty() { "an unknown OS" } else { pretty },
+                if pretty.is_empty() {
+                    "an unknown OS"
+                } else {
+                    pretty
+                },
                 if id.is_empty() { "none" } else { id }
             ),
         ));
@@ -104,7 +112,10 @@ async fn setup(
     let engine = target.settings.engine.unwrap_or(EngineKind::Podman);
     let packages = script::packages(engine);
     ctx.logs
-        .info(step(2, &format!("install what is missing of {}", packages.join(" "))))
+        .info(step(
+            2,
+            &format!("install what is missing of {}", packages.join(" ")),
+        ))
         .await;
     let install = script::install(&packages, request.apt_source.as_deref());
     let report = script::Report::parse(&run(install, INSTALL_TIMEOUT).await?);
@@ -112,7 +123,10 @@ async fn setup(
     report.log(ctx, &mut changes).await;
 
     ctx.logs
-        .info(step(3, &format!("create the deploy user {}", request.deploy_user)))
+        .info(step(
+            3,
+            &format!("create the deploy user {}", request.deploy_user),
+        ))
         .await;
     let key = public_key(&files).await?;
     let report =
@@ -133,7 +147,10 @@ async fn setup(
         .info(step(5, &format!("verify as {}", request.deploy_user)))
         .await;
     if target_setup::use_deploy_user(&ctx.pool, target.id, &request.deploy_user).await? {
-        changes.push(format!("the target now connects as {}", request.deploy_user));
+        changes.push(format!(
+            "the target now connects as {}",
+            request.deploy_user
+        ));
     }
     let as_deploy_user = SshTarget {
         id: target.id,
@@ -173,7 +190,9 @@ async fn public_key(files: &SshKeyFiles) -> Result<String, JobError> {
         .arg(&files.host.identity_file)
         .output()
         .await
-        .map_err(|e| JobError::permanent("ssh_unavailable", format!("cannot run ssh-keygen: {e}")))?;
+        .map_err(|e| {
+            JobError::permanent("ssh_unavailable", format!("cannot run ssh-keygen: {e}"))
+        })?;
     let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if !out.status.success() || key.is_empty() || key.contains('\'') || key.contains('\n') {
         return Err(JobError::permanent(

@@ -174,7 +174,9 @@ pub(crate) async fn run_script_as(
     let out = tokio::time::timeout(limit, child.wait_with_output())
         .await
         .map_err(|_| {
-            JobError::Retryable(format!("the script on the target did not finish in {limit:?}"))
+            JobError::Retryable(format!(
+                "the script on the target did not finish in {limit:?}"
+            ))
         })?
         .map_err(|e| JobError::Retryable(format!("ssh: {e}")))?;
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();

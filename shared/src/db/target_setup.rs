@@ -154,7 +154,9 @@ mod tests {
             "deploy_user"
         );
         assert_eq!(
-            SetupRequest::parse(Some("-oProxy"), None).unwrap_err().field,
+            SetupRequest::parse(Some("-oProxy"), None)
+                .unwrap_err()
+                .field,
             "deploy_user"
         );
         for bad in [

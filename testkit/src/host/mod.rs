@@ -83,7 +83,9 @@ impl TestHost {
     pub async fn boot(options: HostOptions) -> anyhow::Result<TestHost> {
         let cache = std::env::var_os("SLIPWAY_TEST_HOSTS")
             .map(PathBuf::from)
-            .context("SLIPWAY_TEST_HOSTS is not set: run scripts/test-hosts.sh, source its output")?;
+            .context(
+                "SLIPWAY_TEST_HOSTS is not set: run scripts/test-hosts.sh, source its output",
+            )?;
         let image = std::env::var("SLIPWAY_TEST_HOST_IMAGE")
             .unwrap_or_else(|_| "localhost/slipway/testhost:bookworm".into());
         let id = hex8();
@@ -92,7 +94,10 @@ impl TestHost {
         std::fs::create_dir_all(&seed)?;
         let client = ssh_keygen(&dir, "client_key")?;
         let host_key = ssh_keygen(&seed, "ssh_host_ed25519_key")?;
-        std::fs::write(seed.join("authorized_keys"), format!("{}\n", client.public_key))?;
+        std::fs::write(
+            seed.join("authorized_keys"),
+            format!("{}\n", client.public_key),
+        )?;
         for (path, content) in &options.files {
             let path = seed.join("files").join(path.trim_start_matches('/'));
             std::fs::create_dir_all(path.parent().context("a file path has a folder")?)?;
@@ -125,6 +130,9 @@ impl TestHost {
             &host.name,
             "--privileged",
             "--systemd=always",
+            // Its own cgroup view, so that the paths in /proc/self/cgroup
+            // match its /sys/fs/cgroup (runc under it mounts by them).
+            "--cgroupns=private",
             "--publish",
             &format!("127.0.0.1:{ssh_port}:22"),
             "--publish",

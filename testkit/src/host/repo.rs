@@ -23,7 +23,10 @@ impl AptRepo {
     /// `Packages` answers there.
     pub fn serve(repo: &Path, dir: &Path, netns: &str, addr: &str) -> anyhow::Result<AptRepo> {
         if !repo.join("Packages").exists() {
-            bail!("{} has no Packages index: run scripts/test-hosts.sh", repo.display());
+            bail!(
+                "{} has no Packages index: run scripts/test-hosts.sh",
+                repo.display()
+            );
         }
         let log = dir.join("repo.log");
         let child = Command::new("nsenter")

@@ -165,7 +165,10 @@ impl Report {
             return Err(JobError::permanent(code, failures.join("; ")));
         }
         if self.lines.is_empty() {
-            return Err(JobError::permanent(code, "the step's script reported nothing"));
+            return Err(JobError::permanent(
+                code,
+                "the step's script reported nothing",
+            ));
         }
         Ok(())
     }
