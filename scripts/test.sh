@@ -26,7 +26,7 @@ OWN_BROKER=0
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 TEST_THREADS="${SLIPWAY_TEST_THREADS:-2}"
 
-STEPS=10
+STEPS=11
 step_no=0
 failed=()
 passed=()
@@ -102,6 +102,7 @@ fi
 run_step "build tools and base images (scripts/build-tools.sh)" bash scripts/build-tools.sh --env-file .slipway/build-tools.env && . .slipway/build-tools.env || true
 run_step "Caddy for deployed apps (scripts/deploy-tools.sh)" bash scripts/deploy-tools.sh --env-file .slipway/deploy-tools.env && . .slipway/deploy-tools.env || true
 run_step "test servers' tools (scripts/test-tools.sh)" bash scripts/test-tools.sh || true
+run_step "test hosts with their own root (scripts/test-hosts.sh)" bash scripts/test-hosts.sh --env-file .slipway/test-hosts.env && . .slipway/test-hosts.env || true
 run_step "format (cargo fmt --check)" cargo fmt --all --check || true
 run_step "lint (cargo clippy)" cargo clippy --workspace --all-targets -- -D warnings || true
 run_step "build binaries (cargo build --bins)" cargo build --workspace --bins || build_ok=0

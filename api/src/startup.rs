@@ -2,7 +2,8 @@
 
 use crate::routes::{
     addons, app_logs, apps, audit, dead_jobs, deployments, health, hooks, invitations, logs,
-    members, operations, probes, projects, sessions, targets, tokens, users, versions,
+    members, operations, probes, projects, sessions, target_setup, targets, tokens, users,
+    versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -80,6 +81,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(targets::create, targets::list))
         .routes(routes!(targets::get, targets::delete))
         .routes(routes!(targets::check))
+        .routes(routes!(target_setup::setup))
         .routes(routes!(dead_jobs::list))
         .routes(routes!(dead_jobs::redrive))
         .routes(routes!(health::healthz))

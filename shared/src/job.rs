@@ -68,6 +68,14 @@ impl Stage {
         if deployment_kind == crate::db::targets::CHECK_KIND {
             return crate::db::targets::CHECK_JOB_KIND;
         }
+        if deployment_kind == crate::db::target_setup::SETUP_KIND {
+            // After setup, the deploy stage checks the target as a check
+            // does: the forwards a deploy uses, as the deploy user.
+            return match self {
+                Stage::Provision => crate::db::target_setup::SETUP_JOB_KIND,
+                _ => crate::db::targets::CHECK_JOB_KIND,
+            };
+        }
         match self {
             Stage::Build => "build.v1",
             Stage::Provision => "provision.v1",

@@ -12,6 +12,7 @@ mod db;
 pub mod dns;
 pub mod dockerd;
 pub mod git;
+pub mod host;
 pub mod netns;
 mod os;
 mod pg;

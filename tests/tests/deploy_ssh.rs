@@ -3,8 +3,11 @@
 //! delete-in-use, a check of an unreachable target naming the problem), and
 //! a deploy from git to live on a "server" that is a network namespace of
 //! the test's own, with its own sshd and Caddy, through the real fleet.
+//! Server setup on test hosts with their own root is in `setup`.
 
 mod common;
+#[path = "deploy_ssh/setup.rs"]
+mod setup;
 
 use anyhow::Context;
 use common::ssh::{self, SshServer};

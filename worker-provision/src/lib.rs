@@ -1,10 +1,12 @@
 //! The provision worker: consumes the `provision` stage queue with the
 //! shared runtime and runs the probe job, the provision job of app
-//! deployments and the target check, on the local target or an ssh one.
+//! deployments and the target check, on the local target or an ssh one,
+//! and the setup of a server as an ssh target.
 
 pub mod addons;
 pub mod handler;
 pub mod local;
+pub mod setup;
 pub mod ssh;
 
 use slipway_shared::config::WorkerSettings;
@@ -27,7 +29,8 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
         |runtime| {
             runtime
                 .with_handler(handler::Provision::app(local.clone(), secrets.clone()))
-                .with_handler(handler::Provision::check(local, secrets))
+                .with_handler(handler::Provision::check(local, secrets.clone()))
+                .with_handler(setup::TargetSetup::new(secrets))
         },
         shutdown,
     )

@@ -145,11 +145,22 @@ if command -v caddy >/dev/null 2>&1; then echo "caddy=ok $(command -v caddy)"; e
 }
 
 pub(crate) async fn run_script(files: &SshKeyFiles, script: &str) -> Result<String, JobError> {
+    run_script_as(files, "sh -s", script, SCRIPT_TIMEOUT).await
+}
+
+/// Runs `script` on the target through `shell` (`sh -s`, or `sudo -n sh
+/// -s` for a user that is not root), within `limit`; returns its stdout.
+pub(crate) async fn run_script_as(
+    files: &SshKeyFiles,
+    shell: &str,
+    script: &str,
+    limit: Duration,
+) -> Result<String, JobError> {
     let mut command = files.host.base_command();
     command
         .args(["-o", "LogLevel=ERROR", "--"])
         .arg(&files.host.destination)
-        .arg("sh -s")
+        .arg(shell)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -160,9 +171,13 @@ pub(crate) async fn run_script(files: &SshKeyFiles, script: &str) -> Result<Stri
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(script.as_bytes()).await;
     }
-    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
+    let out = tokio::time::timeout(limit, child.wait_with_output())
         .await
-        .map_err(|_| JobError::Retryable("the provisioning script did not finish in 60 s".into()))?
+        .map_err(|_| {
+            JobError::Retryable(format!(
+                "the script on the target did not finish in {limit:?}"
+            ))
+        })?
         .map_err(|e| JobError::Retryable(format!("ssh: {e}")))?;
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     if out.status.code() == Some(SSH_FAILED) {

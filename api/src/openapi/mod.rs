@@ -334,7 +334,12 @@ const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
     (
         "create_target",
         "201",
-        &["get_target", "delete_target", "check_target"],
+        &[
+            "get_target",
+            "delete_target",
+            "check_target",
+            "setup_target",
+        ],
         "target",
         "$response.body#/name",
     ),

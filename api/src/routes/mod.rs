@@ -15,6 +15,7 @@ pub mod operations;
 pub mod probes;
 pub mod projects;
 pub mod sessions;
+pub mod target_setup;
 pub mod targets;
 pub mod tokens;
 pub mod users;

@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod logs;
 pub mod outbox;
 pub mod sources;
+pub mod target_setup;
 pub mod targets;
 
 use secrecy::{ExposeSecret, SecretString};

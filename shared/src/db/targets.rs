@@ -115,16 +115,17 @@ pub async fn placement(
     .map_err(database)?;
     let Some(row) = row else {
         let check: Option<bool> =
-            sqlx::query_scalar("SELECT kind = $2 FROM deployments WHERE id = $1")
+            sqlx::query_scalar("SELECT kind IN ($2, $3) FROM deployments WHERE id = $1")
                 .bind(deployment_id)
                 .bind(CHECK_KIND)
+                .bind(super::target_setup::SETUP_KIND)
                 .fetch_optional(pool)
                 .await
                 .map_err(database)?;
         if check == Some(true) {
             return Err(JobError::permanent(
                 "target_not_found",
-                "the target this check is about no longer exists",
+                "the target this check or setup is about no longer exists",
             ));
         }
         return Ok(Placement::Local);
@@ -237,6 +238,27 @@ pub async fn create_check(
     project_id: Uuid,
     target_id: Uuid,
 ) -> sqlx::Result<Uuid> {
+    create_for_target(
+        conn,
+        names,
+        project_id,
+        target_id,
+        CHECK_KIND,
+        "target check: no build",
+    )
+    .await
+}
+
+/// A deployment of `kind` about target `target_id`, in `built` with its
+/// provision job and message (no build stage); `note` is its first event's.
+pub(crate) async fn create_for_target(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    project_id: Uuid,
+    target_id: Uuid,
+    kind: &str,
+    note: &str,
+) -> sqlx::Result<Uuid> {
     let id = Uuid::now_v7();
     let traceparent = crate::telemetry::new_traceparent();
     sqlx::query(
@@ -245,19 +267,12 @@ pub async fn create_check(
     )
     .bind(id)
     .bind(project_id)
-    .bind(CHECK_KIND)
+    .bind(kind)
     .bind(target_id)
     .bind(&traceparent)
     .execute(&mut *conn)
     .await?;
-    record_event(
-        conn,
-        id,
-        None,
-        DeploymentState::Built,
-        Some("target check: no build"),
-    )
-    .await?;
-    create_job(conn, names, id, Stage::Provision, CHECK_KIND, &traceparent).await?;
+    record_event(conn, id, None, DeploymentState::Built, Some(note)).await?;
+    create_job(conn, names, id, Stage::Provision, kind, &traceparent).await?;
     Ok(id)
 }

@@ -1,0 +1,232 @@
+//! A test server with its own root filesystem: a privileged podman
+//! container of the Debian image `scripts/test-hosts.sh` builds
+//! (`$SLIPWAY_TEST_HOST_IMAGE`), running systemd as PID 1 and sshd like a
+//! cloud server. Installing packages, adding users or editing `/etc` on it
+//! changes the container's root, never this machine's. (KVM machines were
+//! tried first: they do not boot here; see docs/architecture.md.)
+//!
+//! What a cloud server's user data would carry comes in a "seed" folder
+//! mounted at `/seed` and applied before systemd starts: the SSH host key
+//! the test made (so the key is pinned from the first connection, never
+//! trusted on first use), root's authorized key, and files to lay over the
+//! root (e.g. another `/etc/os-release`).
+//!
+//! sshd and port 80 are published on 127.0.0.1 ports of this machine; the
+//! local apt repository is served inside the host's own network namespace
+//! ([`AptRepo`], [`APT_SOURCE`]). The container is removed on drop (with
+//! anything installed or run inside it) and the folder with it.
+
+mod repo;
+
+pub use repo::AptRepo;
+
+use crate::git::ssh_keygen;
+use crate::util::{free_port, hex8};
+use anyhow::{bail, Context};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The apt source line that reaches the repository from inside a host.
+pub const APT_SOURCE: &str = "deb [trusted=yes] http://127.0.0.1:3142/ ./";
+/// Where [`AptRepo`] listens inside the host's network namespace.
+const REPO_ADDR: &str = "127.0.0.1:3142";
+/// How long a host has to start and answer SSH.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What to boot.
+#[derive(Default)]
+pub struct HostOptions {
+    /// Files laid over the root before systemd starts: (absolute path,
+    /// content).
+    pub files: Vec<(String, String)>,
+}
+
+pub struct TestHost {
+    /// The container's name (`slw-host-XXXXXXXX`).
+    pub name: String,
+    dir: PathBuf,
+    /// The apt repository the host reaches at [`APT_SOURCE`].
+    pub repo: Option<AptRepo>,
+    /// Published to the host's sshd.
+    pub ssh_port: u16,
+    /// `127.0.0.1:PORT`, published to the host's port 80.
+    pub http_addr: String,
+    /// root's key (the host's only authorized key).
+    pub private_key: String,
+    /// The known_hosts line pinning the host key the test gave the host.
+    pub known_hosts: String,
+    /// How long from `podman run` to sshd answering.
+    pub boot_time: Duration,
+}
+
+fn podman(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("podman")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running podman")?;
+    if !out.status.success() {
+        bail!(
+            "podman {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl TestHost {
+    /// Starts a host and waits until its sshd lets root in with the pinned
+    /// host key.
+    pub async fn boot(options: HostOptions) -> anyhow::Result<TestHost> {
+        let cache = std::env::var_os("SLIPWAY_TEST_HOSTS")
+            .map(PathBuf::from)
+            .context(
+                "SLIPWAY_TEST_HOSTS is not set: run scripts/test-hosts.sh, source its output",
+            )?;
+        let image = std::env::var("SLIPWAY_TEST_HOST_IMAGE")
+            .unwrap_or_else(|_| "localhost/slipway/testhost:bookworm".into());
+        let id = hex8();
+        let dir = std::env::temp_dir().join(format!("slipway-host-{id}"));
+        let seed = dir.join("seed");
+        std::fs::create_dir_all(&seed)?;
+        let client = ssh_keygen(&dir, "client_key")?;
+        let host_key = ssh_keygen(&seed, "ssh_host_ed25519_key")?;
+        std::fs::write(
+            seed.join("authorized_keys"),
+            format!("{}\n", client.public_key),
+        )?;
+        for (path, content) in &options.files {
+            let path = seed.join("files").join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(path.parent().context("a file path has a folder")?)?;
+            std::fs::write(path, content)?;
+        }
+        let (ssh_port, http_port) = (free_port(), free_port());
+        let mut fields = host_key.public_key.split_whitespace();
+        let (kind, key) = (
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+        );
+        let mut host = TestHost {
+            name: format!("slw-host-{id}"),
+            repo: None,
+            ssh_port,
+            http_addr: format!("127.0.0.1:{http_port}"),
+            private_key: client.private_key,
+            known_hosts: format!("[127.0.0.1]:{ssh_port} {kind} {key}\n"),
+            boot_time: Duration::ZERO,
+            dir,
+        };
+        let started = Instant::now();
+        // Privileged: systemd, and the engine setup installs, run inside it.
+        podman(&[
+            "run",
+            "--detach",
+            "--name",
+            &host.name,
+            "--hostname",
+            &host.name,
+            "--privileged",
+            "--systemd=always",
+            // Its own cgroup view, so that the paths in /proc/self/cgroup
+            // match its /sys/fs/cgroup (runc under it mounts by them).
+            "--cgroupns=private",
+            "--publish",
+            &format!("127.0.0.1:{ssh_port}:22"),
+            "--publish",
+            &format!("127.0.0.1:{http_port}:80"),
+            "--volume",
+            &format!("{}:/seed:ro", seed.display()),
+            &image,
+        ])?;
+        let pid = podman(&["inspect", "--format", "{{.State.Pid}}", &host.name])?;
+        host.repo = Some(AptRepo::serve(
+            &cache.join("repo"),
+            &host.dir,
+            &format!("/proc/{pid}/ns/net"),
+            REPO_ADDR,
+        )?);
+        host.wait_for_ssh(started).await?;
+        host.boot_time = started.elapsed();
+        Ok(host)
+    }
+
+    /// Waits until `ssh root@host true` works with the pinned key.
+    async fn wait_for_ssh(&self, started: Instant) -> anyhow::Result<()> {
+        loop {
+            if banner(self.ssh_port) && self.ssh("true").await.is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > BOOT_TIMEOUT {
+                bail!("no SSH within {BOOT_TIMEOUT:?}: {}", self.diagnostics());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs `command` on the host as root over SSH; its stdout, or an error
+    /// with its stderr.
+    pub async fn ssh(&self, command: &str) -> anyhow::Result<String> {
+        let known_hosts = self.dir.join("known_hosts");
+        std::fs::write(&known_hosts, &self.known_hosts)?;
+        let out = tokio::process::Command::new("ssh")
+            .arg("-i")
+            .arg(self.dir.join("client_key"))
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+            .args(["-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "-p"])
+            .arg(self.ssh_port.to_string())
+            .args(["root@127.0.0.1", "--", command])
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "ssh {command}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The container's state and the end of its log.
+    pub fn diagnostics(&self) -> String {
+        let state = podman(&["inspect", "--format", "{{.State.Status}}", &self.name])
+            .unwrap_or_else(|e| e.to_string());
+        let logs = Command::new("podman")
+            .args(["logs", "--tail", "30", &self.name])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        format!("container {}: {state}\n{logs}", self.name)
+    }
+
+    /// `POST /v1/targets` body of ssh target `name` on this host as root.
+    pub fn target_body(&self, name: &str) -> serde_json::Value {
+        serde_json::json!({"name": name, "kind": "ssh", "host": "127.0.0.1", "port": self.ssh_port,
+                           "user": "root", "ssh_key": self.private_key,
+                           "known_hosts": self.known_hosts})
+    }
+}
+
+/// Whether an SSH banner answers on `127.0.0.1:port`.
+fn banner(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut banner = [0u8; 4];
+    stream.read_exact(&mut banner).is_ok() && &banner == b"SSH-"
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        drop(self.repo.take());
+        let _ = podman(&["rm", "--force", "--time", "0", &self.name]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
