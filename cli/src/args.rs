@@ -60,10 +60,65 @@ pub enum Command {
     Addons(AddonsCommand),
     /// List deployment targets, or show one.
     Targets(Targets),
-    /// API tokens (when the server has the users and roles API).
-    Tokens,
-    /// The audit log (when the server has it).
-    Audit,
+    /// The project's tokens: list, create (shown once), revoke (owners).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// The audit log: who did what, newest first (owners; admins see all).
+    Audit(Audit),
+}
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// List the project's tokens (never their secrets).
+    List(ProjectScope),
+    /// Create a token; it is printed once.
+    Create(CreateToken),
+    /// Revoke a token by id: it fails from the next request on.
+    Revoke(RevokeToken),
+}
+
+#[derive(Args)]
+pub struct ProjectScope {
+    /// The project's id (default: the only project this login sees).
+    #[arg(long)]
+    pub project: Option<String>,
+}
+
+#[derive(Args)]
+pub struct CreateToken {
+    pub name: String,
+    /// owner, member or viewer.
+    #[arg(long)]
+    pub role: String,
+    /// When it stops working (RFC 3339); never, if absent.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+}
+
+#[derive(Args)]
+pub struct RevokeToken {
+    /// The token's id (from `slipway tokens list`).
+    pub token: String,
+    #[arg(long)]
+    pub project: Option<String>,
+}
+
+#[derive(Args)]
+pub struct Audit {
+    /// Only this action (an operation id such as create_app).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only calls by this actor (an email, `token NAME`, `admin token`).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only succeeded, refused or failed calls.
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// How many rows (1–100).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
 }
 
 #[derive(Args)]

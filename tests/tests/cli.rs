@@ -134,13 +134,57 @@ async fn login_refuses_plain_http_to_another_host_and_stores_its_config_0600() -
     let out = cli.run(&["apps", "list", "--json"]).await?;
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(json(&out.stdout)?["items"], Value::Array(vec![]));
-    // Servers without the tokens API say so instead of `not_found`.
-    let out = cli.run(&["tokens"]).await?;
-    assert!(out.stderr.contains("not available on this server"), "{out}");
-    // Projects need the admin token.
-    let out = cli.run(&["projects"]).await?;
+    // Tokens: made (printed once), listed, revoked; the revoked one fails.
+    let out = cli
+        .run(&["tokens", "create", "ci", "--role", "viewer"])
+        .await?;
+    assert_eq!(out.code, 0, "{out}");
+    let viewer_token = out.stdout.trim().to_owned();
+    assert!(viewer_token.starts_with("slw_"), "{out}");
+    let out = cli.run(&["tokens", "list", "--json"]).await?;
+    let listed = json(&out.stdout)?;
+    let ci = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ci")
+        .cloned()
+        .unwrap();
+    assert_eq!(ci["role"], "viewer");
+    assert!(
+        !out.stdout.contains(&viewer_token[4..]),
+        "secrets are never listed"
+    );
+    let viewer = Cli::with_env(home.path(), &fleet.api_url, &viewer_token);
+    let out = viewer.run(&["apps", "create", "nope-app"]).await?;
     assert_eq!(out.code, 1, "{out}");
-    assert!(out.stderr.contains("forbidden"), "{out}");
+    assert!(
+        out.stderr.contains("forbidden"),
+        "a viewer does not ship: {out}"
+    );
+    let out = cli
+        .run(&["tokens", "revoke", ci["id"].as_str().unwrap()])
+        .await?;
+    assert_eq!(out.code, 0, "{out}");
+    let out = viewer.run(&["apps", "list"]).await?;
+    assert!(out.stderr.contains("unauthorized"), "{out}");
+    let out = cli
+        .run(&["tokens", "revoke", ci["id"].as_str().unwrap()])
+        .await?;
+    assert!(out.stderr.contains("already_revoked"), "{out}");
+    // The audit log shows what happened, refusals too.
+    let out = cli
+        .run(&["audit", "--json", "--action", "create_app"])
+        .await?;
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(json(&out.stdout)?["items"][0]["status"], 403);
+    // A project token sees its own project; making projects needs an admin.
+    let out = cli.run(&["projects", "--json"]).await?;
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        json(&out.stdout)?["items"].as_array().map(Vec::len),
+        Some(1)
+    );
     let admin = Cli::with_env(home.path(), &fleet.api_url, common::ADMIN_TOKEN);
     let out = admin.run(&["projects", "--json"]).await?;
     assert_eq!(out.code, 0, "{out}");

@@ -1,6 +1,7 @@
 //! One function per command; [`dispatch`] picks it. Each reads through the
 //! typed client and prints with [`Out`] (JSON with `--json`).
 
+mod access;
 mod apps;
 mod deploy;
 mod env;
@@ -48,8 +49,8 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<()> {
         Command::Domains(command) => resources::domains(&ctx, command).await,
         Command::Addons(command) => resources::addons(&ctx, command).await,
         Command::Targets(targets) => resources::targets(&ctx, targets.target.as_deref()).await,
-        Command::Tokens => resources::not_yet(&ctx, "/v1/tokens", "tokens").await,
-        Command::Audit => resources::not_yet(&ctx, "/v1/audit", "the audit log").await,
+        Command::Tokens(command) => access::tokens(&ctx, command).await,
+        Command::Audit(audit) => access::audit(&ctx, audit).await,
     }
 }
 

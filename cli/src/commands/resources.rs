@@ -1,5 +1,5 @@
 //! The smaller reads and changes: projects, targets, an app's domains and
-//! add-ons, and the commands whose API is not on every server yet.
+//! add-ons.
 
 use super::Ctx;
 use crate::args::{AddonsCommand, DomainsCommand};
@@ -151,24 +151,4 @@ pub async fn addons(ctx: &Ctx, command: AddonsCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A command whose API this server may not have: its 404 for the route
-/// says so plainly instead of `not_found`.
-pub async fn not_yet(ctx: &Ctx, path: &str, what: &str) -> Result<()> {
-    match ctx.client.get::<Value>(path).await {
-        Ok(value) => {
-            ctx.out.json(&value);
-            Ok(())
-        }
-        Err(error) if error.is_missing_route() => Err(CliError::local(
-            "not_available",
-            format!(
-                "{what} {} not available on this server ({} has no {path})",
-                if what.ends_with('s') { "are" } else { "is" },
-                ctx.client.base()
-            ),
-        )),
-        Err(error) => Err(error),
-    }
 }
