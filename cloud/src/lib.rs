@@ -17,3 +17,5 @@ pub mod openstack;
 
 pub use driver::{CloudDriver, ProviderKind};
 pub use error::CloudError;
+pub mod caps;
+pub mod catalog;
