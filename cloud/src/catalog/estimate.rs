@@ -113,7 +113,15 @@ mod tests {
     fn line_items_and_totals() {
         use ProviderKind::*;
         // (provider, region, size, backups, line items' monthly EUR, total)
-        let cases: &[(ProviderKind, &str, &str, bool, &[i64], i64)] = &[
+        type Case = (
+            ProviderKind,
+            &'static str,
+            &'static str,
+            bool,
+            &'static [i64],
+            i64,
+        );
+        let cases: &[Case] = &[
             // 3.79 + 0.50 IPv4.
             (Hetzner, "fsn1", "cx22", false, &[37_900, 5_000], 42_900),
             // + 20 % backups of 3.79 = 0.758.

@@ -114,11 +114,14 @@ pub async fn fetch(client: &Hetzner, endpoint: &str) -> Result<Catalog, CloudErr
     Ok(from_api(&locations, &server_types, &pricing, &now, &source))
 }
 
+/// Each key's catalog and when it was read.
+type Kept = HashMap<String, (Instant, Arc<Catalog>)>;
+
 /// Catalogs read live, per account, kept for `ttl`.
 #[derive(Clone)]
 pub struct LiveCache {
     ttl: Duration,
-    kept: Arc<Mutex<HashMap<String, (Instant, Arc<Catalog>)>>>,
+    kept: Arc<Mutex<Kept>>,
 }
 
 impl LiveCache {
