@@ -3,6 +3,7 @@
 //! relay so jobs it creates are published even with no worker up.
 
 pub mod auth;
+pub mod cloud_account;
 pub mod credentials;
 pub mod error;
 pub mod extract;
@@ -60,6 +61,13 @@ impl Application {
             secrets: slipway_shared::secrets::SecretBox::from_hex(&settings.secret_key)?,
             archives,
             outbound: std::sync::Arc::new(settings.outbound.clone()),
+            cloud: state::CloudState {
+                endpoints: slipway_shared::config::cloud_endpoints(),
+                // Prices change rarely; every read costs rate-limit tokens.
+                live_prices: slipway_cloud::catalog::hetzner_live::LiveCache::new(
+                    std::time::Duration::from_secs(3600),
+                ),
+            },
         };
         let listener = tokio::net::TcpListener::bind(settings.api_addr).await?;
         Ok(Application {

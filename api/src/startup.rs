@@ -1,8 +1,8 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    addons, app_logs, apps, dead_jobs, deployments, health, hooks, logs, operations, probes,
-    projects, targets, versions,
+    addons, app_logs, apps, cloud_accounts, dead_jobs, deployments, health, hooks, logs,
+    operations, probes, projects, providers, targets, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -52,6 +52,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(targets::create, targets::list))
         .routes(routes!(targets::get, targets::delete))
         .routes(routes!(targets::check))
+        .routes(routes!(providers::list))
+        .routes(routes!(providers::get))
+        .routes(routes!(providers::estimate))
+        .routes(routes!(cloud_accounts::create, cloud_accounts::list))
+        .routes(routes!(cloud_accounts::get, cloud_accounts::delete))
+        .routes(routes!(cloud_accounts::get_caps, cloud_accounts::set_caps))
         .routes(routes!(dead_jobs::list))
         .routes(routes!(dead_jobs::redrive))
         .routes(routes!(health::healthz))

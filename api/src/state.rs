@@ -14,4 +14,12 @@ pub struct AppState {
     pub archives: slipway_shared::config::ArchiveSettings,
     /// Which addresses a user's URL may point at.
     pub outbound: std::sync::Arc<slipway_shared::egress::OutboundPolicy>,
+    /// Providers' default endpoints and the prices read live from them.
+    pub cloud: CloudState,
+}
+
+#[derive(Clone)]
+pub struct CloudState {
+    pub endpoints: slipway_shared::config::CloudEndpoints,
+    pub live_prices: slipway_cloud::catalog::hetzner_live::LiveCache,
 }

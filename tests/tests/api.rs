@@ -3,6 +3,8 @@
 //! stream's resume, and the operational endpoints; and schemathesis
 //! fuzzing the API from its OpenAPI document (`api/fuzz.rs`).
 
+#[path = "api/cloud.rs"]
+mod cloud;
 mod common;
 #[path = "api/fuzz.rs"]
 mod fuzz;

@@ -53,6 +53,7 @@ pub const PROJECT: &str = "project_token";
         (name = "addons", description = "Postgres databases and volumes of an app"),
         (name = "webhooks", description = "Push webhooks from git hosts"),
         (name = "targets", description = "Where apps run: local or over SSH"),
+        (name = "cloud", description = "Cloud providers, their prices, accounts and caps"),
         (name = "operations", description = "Probes and dead jobs"),
         (name = "service", description = "Health, readiness, metrics, this document"),
     )
@@ -271,6 +272,13 @@ const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
         "201",
         &["get_target", "delete_target", "check_target"],
         "target",
+        "$response.body#/name",
+    ),
+    (
+        "create_cloud_account",
+        "201",
+        &["get_cloud_account", "delete_cloud_account"],
+        "account",
         "$response.body#/name",
     ),
     (

@@ -3,6 +3,7 @@
 pub mod addons;
 pub mod app_logs;
 pub mod apps;
+pub mod cloud_accounts;
 pub mod dead_jobs;
 pub mod deployments;
 pub mod health;
@@ -11,5 +12,6 @@ pub mod logs;
 pub mod operations;
 pub mod probes;
 pub mod projects;
+pub mod providers;
 pub mod targets;
 pub mod versions;

@@ -157,6 +157,17 @@ impl OpenStack {
         Ok(items)
     }
 
+    /// Logs in and answers the base URLs of the services this driver
+    /// calls in its region, as the catalog names them: a caller checks them
+    /// against its outbound policy before any call is made to them.
+    pub async fn service_urls(&self) -> Result<Vec<String>, CloudError> {
+        let session = self.session(true).await?;
+        [Service::Compute, Service::Network, Service::Image]
+            .into_iter()
+            .map(|service| self.base(&session, service))
+            .collect()
+    }
+
     async fn flavor_id(&self, size: &str) -> Result<String, CloudError> {
         let flavors = self
             .pages(

@@ -10,9 +10,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 mod apps;
+mod cloud;
 mod deployments;
 
 pub use apps::*;
+pub use cloud::*;
 pub use deployments::*;
 
 /// A list of items.
