@@ -283,8 +283,9 @@ pub async fn get_caps(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetCaps {
-    #[schema(minimum = 0, maximum = 10000)]
-    max_servers: Option<u32>,
+    // A float for the parse: JSON Schema's integers include `3.0`.
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 10000)]
+    max_servers: Option<f64>,
     /// EUR a month, up to 4 decimals.
     #[schema(minimum = 0, maximum = 1000000)]
     max_monthly_eur: Option<f64>,
@@ -300,11 +301,25 @@ pub struct SetCaps {
 pub async fn set_caps(
     project: Project,
     State(state): State<AppState>,
-    Json(body): Json<SetCaps>,
+    Json(body): Json<Value>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    if body.max_servers.is_some_and(|s| s > 10_000) {
-        return Err(ApiError::validation("max_servers must be 0 to 10000"));
+    // serde reads a struct from an array too; the document says object.
+    if !body.is_object() {
+        return Err(ApiError::validation(
+            "the body must be an object {max_servers, max_monthly_eur}",
+        ));
     }
+    let body: SetCaps =
+        serde_json::from_value(body).map_err(|e| ApiError::validation(e.to_string()))?;
+    let servers = match body.max_servers {
+        None => None,
+        Some(n) if n.fract() == 0.0 && (0.0..=10_000.0).contains(&n) => Some(n as i32),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "max_servers must be a whole number 0 to 10000",
+            ))
+        }
+    };
     let monthly = match body.max_monthly_eur {
         None => None,
         Some(eur) if eur.is_finite() && (0.0..=1_000_000.0).contains(&eur) => {
@@ -317,7 +332,7 @@ pub async fn set_caps(
          ON CONFLICT (project_id) DO UPDATE SET max_servers = $2, max_monthly_eur_e4 = $3, updated_at = now()",
     )
     .bind(project.id)
-    .bind(body.max_servers.map(|s| s as i32))
+    .bind(servers)
     .bind(monthly.map(|m| m.0))
     .execute(&state.pool)
     .await?;

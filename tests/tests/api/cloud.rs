@@ -353,6 +353,8 @@ async fn caps_have_defaults_and_can_be_set() -> anyhow::Result<()> {
         json!({"max_monthly_eur": 1e12}),
         json!({"max_servers": 20000}),
         json!({"cap": 1}),
+        json!({"max_servers": 2.5}),
+        json!([null, null]),
     ] {
         let (status, answer) = api
             .call(
