@@ -1,8 +1,8 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    addons, app_logs, apps, cloud_accounts, dead_jobs, deployments, health, hooks, logs,
-    operations, probes, projects, providers, targets, versions,
+    addons, app_logs, apps, cloud_accounts, cloud_caps, dead_jobs, deployments, health, hooks,
+    logs, operations, probes, projects, providers, targets, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -57,7 +57,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(providers::estimate))
         .routes(routes!(cloud_accounts::create, cloud_accounts::list))
         .routes(routes!(cloud_accounts::get, cloud_accounts::delete))
-        .routes(routes!(cloud_accounts::get_caps, cloud_accounts::set_caps))
+        .routes(routes!(cloud_caps::get, cloud_caps::set))
         .routes(routes!(dead_jobs::list))
         .routes(routes!(dead_jobs::redrive))
         .routes(routes!(health::healthz))

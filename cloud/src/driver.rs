@@ -204,3 +204,13 @@ pub trait CloudDriver: Send + Sync {
 pub fn has_labels(labels: &Labels, wanted: &Labels) -> bool {
     wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
+
+/// A delete of what is already gone has done its job.
+pub(crate) fn gone_is_done(
+    result: Result<serde_json::Value, CloudError>,
+) -> Result<(), CloudError> {
+    match result {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other.map(drop),
+    }
+}

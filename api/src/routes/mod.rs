@@ -4,6 +4,7 @@ pub mod addons;
 pub mod app_logs;
 pub mod apps;
 pub mod cloud_accounts;
+pub mod cloud_caps;
 pub mod dead_jobs;
 pub mod deployments;
 pub mod health;
