@@ -19,6 +19,12 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+mod create;
+mod keystone;
+
+use create::create_server;
+use keystone::login;
+
 pub const FLAVORS: &[(&str, u32, u32, u32)] = &[
     ("d2-2", 1, 2048, 25),
     ("d2-4", 2, 4096, 50),
@@ -378,159 +384,4 @@ async fn handle(
             "The resource could not be found.",
         ),
     }
-}
-
-fn login(shared: &Shared, body: &Value) -> Response {
-    let identity = &body["auth"]["identity"];
-    let password = &identity["password"]["user"];
-    let credential = &identity["application_credential"];
-    let (user, secret, project) = &shared.user;
-    let by_password = password["name"] == user.as_str()
-        && password["password"] == secret.as_str()
-        && password["domain"]["name"].is_string()
-        && body["auth"]["scope"]["project"]["id"] == project.as_str();
-    let by_credential = credential["id"] == shared.app_credential.0.as_str()
-        && credential["secret"] == shared.app_credential.1.as_str();
-    if !(by_password || by_credential) {
-        return unauthorized();
-    }
-    let base = shared.url.lock().unwrap().clone();
-    let mut data = shared.data.lock().unwrap();
-    let token = format!("gAAAA{}", uuid(&mut data).replace('-', ""));
-    data.tokens.insert(token.clone());
-    let endpoint = |kind: &str, url: String| {
-        json!({"type": kind, "name": kind, "endpoints": [
-        {"interface": "public", "region_id": shared.region, "region": shared.region, "url": url},
-        {"interface": "internal", "region_id": shared.region, "region": shared.region, "url": "http://192.0.2.1/"}]})
-    };
-    let catalog = json!([
-        endpoint("compute", format!("{base}/compute/v2.1")),
-        endpoint("network", format!("{base}/network/")),
-        endpoint("image", format!("{base}/image")),
-    ]);
-    let expires = (chrono_now_plus_hour()).to_string();
-    let mut response = answer(
-        StatusCode::CREATED,
-        json!({"token": {"methods": ["password"], "expires_at": expires, "catalog": catalog}}),
-    );
-    response
-        .headers_mut()
-        .insert("x-subject-token", token.parse().unwrap());
-    response
-}
-
-/// An RFC 3339 time an hour from now, without a date crate.
-fn chrono_now_plus_hour() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-        + 3600;
-    let (days, rest) = (secs / 86400, secs % 86400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-async fn create_server(shared: &Shared, server: &Value) -> Response {
-    let faults = shared.faults.lock().unwrap().clone();
-    let (Some(name), Some(flavor), Some(image)) = (
-        server["name"].as_str(),
-        server["flavorRef"].as_str(),
-        server["imageRef"].as_str(),
-    ) else {
-        return nova(
-            StatusCode::BAD_REQUEST,
-            "badRequest",
-            "Invalid input for field/attribute server.",
-        );
-    };
-    let (keys, id) = {
-        let mut data = shared.data.lock().unwrap();
-        if faults.server_quota.is_some_and(|q| data.servers.len() >= q) {
-            let used = data.servers.len();
-            return nova(StatusCode::FORBIDDEN, "forbidden", &format!("Quota exceeded for instances: Requested 1, but already used {used} of {used} instances"));
-        }
-        if !FLAVORS.iter().any(|f| format!("flavor-{}", f.0) == flavor) {
-            return nova(
-                StatusCode::BAD_REQUEST,
-                "badRequest",
-                &format!("Flavor {flavor} could not be found."),
-            );
-        }
-        if image != IMAGE.0 {
-            return nova(
-                StatusCode::BAD_REQUEST,
-                "badRequest",
-                &format!("Image {image} could not be found."),
-            );
-        }
-        let key = server["key_name"].as_str().unwrap_or_default();
-        let Some(pair) = data.keypairs.get(key) else {
-            return nova(
-                StatusCode::BAD_REQUEST,
-                "badRequest",
-                "Invalid key_name provided.",
-            );
-        };
-        let keys = vec![pair["public_key"].as_str().unwrap_or_default().to_owned()];
-        for group in server["security_groups"].as_array().into_iter().flatten() {
-            if !data
-                .groups
-                .contains_key(group["name"].as_str().unwrap_or_default())
-            {
-                return nova(
-                    StatusCode::BAD_REQUEST,
-                    "badRequest",
-                    &format!("Security group {} not found.", group["name"]),
-                );
-            }
-        }
-        (keys, uuid(&mut data))
-    };
-    let user_data = server["user_data"]
-        .as_str()
-        .and_then(|u| base64::engine::general_purpose::STANDARD.decode(u).ok());
-    let created = CreatedServer {
-        id: id.clone(),
-        name: name.to_owned(),
-        ssh_keys: keys,
-        user_data: String::from_utf8_lossy(&user_data.unwrap_or_default()).into_owned(),
-        labels: server["metadata"].as_object().cloned().unwrap_or_default(),
-    };
-    let ipv4 = (shared.hook)(created).await;
-    let mut stored = server_json(
-        &id,
-        name,
-        "BUILD",
-        &ipv4.to_string(),
-        server["metadata"].clone(),
-    );
-    stored["security_groups"] = server["security_groups"].clone();
-    if let Some(words) = faults.fail_create {
-        stored["pending_fault"] = json!({"code": 500, "message": words});
-    }
-    shared
-        .data
-        .lock()
-        .unwrap()
-        .servers
-        .insert(id.clone(), (stored, FakeOpenStack::STEPS));
-    answer(
-        StatusCode::ACCEPTED,
-        json!({"server": {"id": id, "links": [], "OS-DCF:diskConfig": "MANUAL", "adminPass": "fake-pass"}}),
-    )
 }
