@@ -2,8 +2,8 @@
 //! rustls, no redirects followed (an endpoint that passed the outbound
 //! policy must not hand the request on to one that did not), JSON bodies,
 //! the provider's error body read into [`CloudError::Api`], and retries
-//! with backoff (backon) on 429 and 502/503/504 and on connection
-//! failures, waiting what `Retry-After` (or Hetzner's `RateLimit-Reset`)
+//! with backoff (backon) on 429, and for requests other than POST also on
+//! 502/503/504 and connection failures, waiting what `Retry-After` (or Hetzner's `RateLimit-Reset`)
 //! asks when the provider says.
 
 use crate::driver::ProviderKind;
@@ -78,9 +78,15 @@ impl Http {
             .with_max_times(self.retry.retries)
             .with_jitter();
         let max_wait = self.retry.max_wait;
+        // A POST that failed on the way (a 502, a reset connection) may
+        // have been carried out: sending it again could make a second
+        // server. A 429 was refused before any work, so it is sent again.
+        let repeatable = build(&self.client)
+            .build()
+            .is_ok_and(|r| r.method() != reqwest::Method::POST);
         (|| self.once(&build))
             .retry(backoff)
-            .when(CloudError::is_transient)
+            .when(|e| e.status() == Some(429) || (repeatable && e.is_transient()))
             .adjust(|error, delay| {
                 // The provider's own wait wins over the backoff's guess,
                 // while the backoff still counts the attempts.

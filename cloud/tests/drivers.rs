@@ -266,6 +266,36 @@ async fn a_rate_limit_is_waited_out_as_the_provider_asks() -> anyhow::Result<()>
 }
 
 #[tokio::test]
+async fn a_post_that_failed_on_the_way_is_not_sent_twice() -> anyhow::Result<()> {
+    let fake = FakeHetzner::start(TOKEN).await?;
+    let driver = hetzner(&fake, TOKEN);
+    // A read is sent again after a 503 ...
+    fake.faults(|f| f.unavailable = 1);
+    driver.check_credentials().await?;
+    // ... a create is not: it might have been carried out.
+    fake.faults(|f| f.unavailable = 1);
+    let failed = driver
+        .create_key("k", PUBLIC_KEY, &Labels::new())
+        .await
+        .unwrap_err();
+    assert_eq!(failed.status(), Some(503));
+    let posts = fake
+        .requests()
+        .iter()
+        .filter(|r| *r == "POST /v1/ssh_keys")
+        .count();
+    assert_eq!(posts, 1);
+    // A 429 was refused before any work: the create is sent again.
+    fake.faults(|f| {
+        f.rate_limited = 1;
+        f.retry_after_secs = 0;
+    });
+    driver.create_key("k", PUBLIC_KEY, &Labels::new()).await?;
+    assert_eq!(fake.holdings().1, 1);
+    Ok(())
+}
+
+#[tokio::test]
 async fn hetzner_refusals_and_failures_keep_its_words() -> anyhow::Result<()> {
     let fake = FakeHetzner::start(TOKEN).await?;
     let refused = hetzner(&fake, "wrong")

@@ -49,6 +49,8 @@ pub struct Faults {
     /// The next this many requests answer 429 with `Retry-After`.
     pub rate_limited: u32,
     pub retry_after_secs: u64,
+    /// The next this many requests answer 503, as a provider in trouble.
+    pub unavailable: u32,
     /// The most servers the account may hold (a quota refusal beyond).
     pub server_quota: Option<usize>,
 }
@@ -90,6 +92,14 @@ pub(crate) fn rate_limited(faults: &Mutex<Faults>) -> Option<u64> {
         faults.rate_limited -= 1;
         faults.retry_after_secs
     })
+}
+
+/// Takes one 503 token, if any are scripted.
+pub(crate) fn unavailable(faults: &Mutex<Faults>) -> bool {
+    let mut faults = faults.lock().unwrap();
+    let hit = faults.unavailable > 0;
+    faults.unavailable = faults.unavailable.saturating_sub(1);
+    hit
 }
 
 pub(crate) fn answer(status: StatusCode, body: Value) -> Response {

@@ -6,8 +6,8 @@
 //! `{"error": {"code", "message", "details"}}`.
 
 use super::{
-    answer, bearer, param, query, rate_limited, selected, serve, AddressHook, CreatedServer,
-    Faults, Served,
+    answer, bearer, param, query, rate_limited, selected, serve, unavailable, AddressHook,
+    CreatedServer, Faults, Served,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -190,6 +190,13 @@ async fn handle(
             .headers_mut()
             .insert("retry-after", wait.to_string().parse().unwrap());
         return response;
+    }
+    if unavailable(&shared.faults) {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "service unavailable",
+        );
     }
     let query = query(&uri);
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
