@@ -9,12 +9,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use slipway_cloud::driver::{CloudDriver, Polling, ProviderKind};
+use slipway_cloud::guard::AddressGuard;
 use slipway_cloud::hetzner::Hetzner;
 use slipway_cloud::http::RetryPolicy;
 use slipway_cloud::openstack::{Credentials, OpenStack};
 use slipway_cloud::CloudError;
 use slipway_shared::config::CloudEndpoints;
 use slipway_shared::egress::{url_endpoint, EgressError, OutboundPolicy};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What is sealed: the secret and what goes with it.
@@ -209,11 +212,22 @@ pub enum Driver {
 }
 
 impl Driver {
+    /// The driver for an account; every name it resolves is held to
+    /// `policy` when it connects.
     pub fn build(
         provider: ProviderKind,
         endpoint: &str,
         stored: StoredCredentials,
+        policy: &Arc<OutboundPolicy>,
     ) -> Result<Driver, ApiError> {
+        let policy = policy.clone();
+        // Port 0: the resolver sees no port; the endpoint's own port was
+        // checked (platform services included) before the driver was built.
+        let guard: AddressGuard = Arc::new(move |ip: IpAddr| {
+            policy
+                .verdict(SocketAddr::new(ip, 0))
+                .map_err(|refusal| format!("{refusal}, which the outbound policy refuses"))
+        });
         let built = match (provider, stored) {
             (ProviderKind::Hetzner, StoredCredentials::Token { token }) => Hetzner::new(
                 Some(endpoint),
@@ -221,6 +235,7 @@ impl Driver {
                 patient_enough(),
                 Polling::default(),
             )
+            .and_then(|d| d.with_guard(guard))
             .map(Driver::Hetzner),
             (
                 ProviderKind::OpenStack,
@@ -243,6 +258,7 @@ impl Driver {
                 patient_enough(),
                 Polling::default(),
             )
+            .and_then(|d| d.with_guard(guard.clone()))
             .map(Driver::OpenStack),
             (
                 ProviderKind::OpenStack,
@@ -261,6 +277,7 @@ impl Driver {
                 patient_enough(),
                 Polling::default(),
             )
+            .and_then(|d| d.with_guard(guard.clone()))
             .map(Driver::OpenStack),
             (provider, stored) => {
                 return Err(

@@ -45,7 +45,21 @@ pub struct Http {
 
 impl Http {
     pub fn new(provider: ProviderKind, retry: RetryPolicy) -> Result<Http, CloudError> {
-        let client = reqwest::Client::builder()
+        Self::guarded(provider, retry, None)
+    }
+
+    /// With `guard`, every name is resolved through it ([`crate::guard`]).
+    pub fn guarded(
+        provider: ProviderKind,
+        retry: RetryPolicy,
+        guard: Option<crate::guard::AddressGuard>,
+    ) -> Result<Http, CloudError> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(guard) = guard {
+            builder =
+                builder.dns_resolver(std::sync::Arc::new(crate::guard::GuardedResolver(guard)));
+        }
+        let client = builder
             .user_agent(concat!("slipway/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
@@ -60,6 +74,10 @@ impl Http {
             provider,
             retry,
         })
+    }
+
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
     }
 
     pub fn client(&self) -> &reqwest::Client {

@@ -11,6 +11,7 @@
 
 pub mod driver;
 pub mod error;
+pub mod guard;
 pub mod hetzner;
 pub mod http;
 pub mod openstack;

@@ -266,6 +266,33 @@ async fn a_rate_limit_is_waited_out_as_the_provider_asks() -> anyhow::Result<()>
 }
 
 #[tokio::test]
+async fn a_guard_sees_every_address_a_name_resolves_to() -> anyhow::Result<()> {
+    let fake = FakeHetzner::start(TOKEN).await?;
+    let by_name = fake.url().replace("127.0.0.1", "localhost");
+    let (retry, polling) = quick();
+    let client = |guard: slipway_cloud::guard::AddressGuard| {
+        Hetzner::new(Some(&by_name), TOKEN.to_owned().into(), retry, polling)
+            .and_then(|h| h.with_guard(guard))
+            .unwrap()
+    };
+    let refused = client(Arc::new(|ip| match ip.is_loopback() {
+        true => Err("a loopback address".into()),
+        false => Ok(()),
+    }))
+    .check_credentials()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(refused, CloudError::Transport { .. }),
+        "{refused:?}"
+    );
+    assert!(fake.requests().is_empty(), "nothing was sent");
+    client(Arc::new(|_| Ok(()))).check_credentials().await?;
+    assert_eq!(fake.requests().len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_post_that_failed_on_the_way_is_not_sent_twice() -> anyhow::Result<()> {
     let fake = FakeHetzner::start(TOKEN).await?;
     let driver = hetzner(&fake, TOKEN);

@@ -78,7 +78,7 @@ pub async fn create(
     }
     let sealed = stored.seal(&state.secrets);
     let (kind, region) = (stored.kind(), stored.region().map(str::to_owned));
-    Driver::build(provider, &endpoint, stored)?
+    Driver::build(provider, &endpoint, stored, &state.outbound)?
         .check(&state.outbound)
         .await?;
     let id = Uuid::now_v7();

@@ -64,7 +64,8 @@ async fn catalog_for(
     crate::cloud_account::check_endpoint(&state.outbound, &endpoint, "the account's endpoint")
         .await?;
     let stored = StoredCredentials::open(&state.secrets, &sealed)?;
-    let Driver::Hetzner(client) = Driver::build(provider, &endpoint, stored)? else {
+    let Driver::Hetzner(client) = Driver::build(provider, &endpoint, stored, &state.outbound)?
+    else {
         return Err(anyhow::anyhow!("a hetzner account built another driver").into());
     };
     let live = hetzner_live::fetch(&client, &endpoint)

@@ -46,6 +46,14 @@ impl Hetzner {
         })
     }
 
+    /// The same client, resolving names through `guard` ([`crate::guard`]).
+    pub fn with_guard(self, guard: crate::guard::AddressGuard) -> Result<Hetzner, CloudError> {
+        Ok(Hetzner {
+            http: Http::guarded(PROVIDER, self.http.retry(), Some(guard))?,
+            ..self
+        })
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,

@@ -62,6 +62,14 @@ impl OpenStack {
         })
     }
 
+    /// The same client, resolving names through `guard` ([`crate::guard`]).
+    pub fn with_guard(self, guard: crate::guard::AddressGuard) -> Result<OpenStack, CloudError> {
+        Ok(OpenStack {
+            http: Http::guarded(PROVIDER, self.http.retry(), Some(guard))?,
+            ..self
+        })
+    }
+
     async fn session(&self, renew: bool) -> Result<Session, CloudError> {
         let mut kept = self.session.lock().await;
         if let Some(session) = kept.as_ref().filter(|s| !renew && s.fresh()) {
