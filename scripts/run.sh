@@ -415,9 +415,9 @@ if [ -s "$STATE_DIR/project-token" ]; then
     fi
 fi
 if [ -z "$PROJECT_TOKEN" ]; then
-    api POST "/v1/projects/$PROJECT_ID/tokens" "$SLIPWAY_ADMIN_TOKEN" "$(json_body name run-sh)"
+    api POST "/v1/projects/$PROJECT_ID/tokens" "$SLIPWAY_ADMIN_TOKEN" "$(json_body name run-sh role owner)"
     if [ "$HTTP_STATUS" = 409 ]; then
-        api POST "/v1/projects/$PROJECT_ID/tokens" "$SLIPWAY_ADMIN_TOKEN" "$(json_body name "run-sh-$(date +%s)")"
+        api POST "/v1/projects/$PROJECT_ID/tokens" "$SLIPWAY_ADMIN_TOKEN" "$(json_body name "run-sh-$(date +%s)" role owner)"
     fi
     [ "$HTTP_STATUS" = 201 ] || {
         api_fail "POST /v1/projects/$PROJECT_ID/tokens"

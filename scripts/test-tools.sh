@@ -6,6 +6,9 @@
 #     namespace. The package's service is never started here: no dockerd
 #     runs on this host outside a test.
 #   - openssh-server (sshd for the ssh targets' namespaces), iproute2
+#   - prometheus (with promtool): tests/tests/operator.rs checks the alert
+#     rules and runs a Prometheus of its own on loopback against a fleet.
+#     The package's service is never started here.
 #
 #   scripts/test-tools.sh
 #
@@ -35,12 +38,17 @@ fi
 cleanup() { [ "$made_policy" -eq 0 ] || rm -f "$POLICY"; }
 trap cleanup EXIT
 
-install_missing_packages docker.io openssh-server iproute2
+install_missing_packages docker.io openssh-server iproute2 prometheus
 command -v dockerd >/dev/null || {
     log "ERROR: dockerd is not on PATH after installing docker.io"
     exit 1
 }
 log "dockerd $(dockerd --version | sed 's/^Docker version //')"
+command -v promtool >/dev/null || {
+    log "ERROR: promtool is not on PATH after installing prometheus"
+    exit 1
+}
+log "prometheus $(prometheus --version 2>&1 | sed -n 's/^prometheus, version \([^ ]*\).*/\1/p')"
 
 # schemathesis (PyPI), the API fuzzer tests/tests/api/fuzz.rs runs against the
 # served /openapi.json: a pinned version in a venv of the repository's own

@@ -10,9 +10,9 @@ use serde_json::json;
 pub enum ApiError {
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
-    #[error("missing or invalid bearer token")]
+    #[error("missing, invalid, expired or revoked credentials")]
     Unauthorized,
-    #[error("this token may not do that")]
+    #[error("your role in this project may not do that")]
     Forbidden,
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -26,6 +26,9 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// Too many attempts: 429 with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests { retry_after: u64, message: String },
     /// The database cannot be reached right now: 503 with `Retry-After`.
     #[error("the database is not reachable right now; retry shortly")]
     DatabaseUnavailable,
@@ -123,6 +126,18 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
             ApiError::Refused { status, code, .. } => (*status, *code),
             ApiError::DatabaseUnavailable => return database_unavailable(),
+            ApiError::TooManyRequests {
+                retry_after,
+                message,
+            } => {
+                let body = json!({"code": "too_many_attempts", "message": message});
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, retry_after.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
             ApiError::Unexpected(error) if database_away(error) => {
                 tracing::warn!(error = format!("{error:#}"), "database unavailable");
                 return database_unavailable();

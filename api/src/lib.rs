@@ -2,12 +2,15 @@
 //! Postgres and enqueues work through the outbox; it also runs an outbox
 //! relay so jobs it creates are published even with no worker up.
 
+pub mod audit;
 pub mod auth;
+pub mod bootstrap;
 pub mod cloud_account;
 pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod log_stream;
+pub mod mail;
 pub mod openapi;
 pub mod outbound;
 mod retry;
@@ -52,6 +55,7 @@ impl Application {
             db::API_ACQUIRE_TIMEOUT,
         )?;
         db::migrate(&pool).await?;
+        bootstrap::from_env(&pool, &settings.accounts).await?;
         let state = state::AppState {
             pool: pool.clone(),
             names: QueueNames::new(settings.common.queue_prefix.clone()),
@@ -61,6 +65,7 @@ impl Application {
             secrets: slipway_shared::secrets::SecretBox::from_hex(&settings.secret_key)?,
             archives,
             outbound: std::sync::Arc::new(settings.outbound.clone()),
+            accounts: std::sync::Arc::new(settings.accounts.clone()),
             cloud: state::CloudState {
                 endpoints: slipway_shared::config::cloud_endpoints(),
                 // Prices change rarely; every read costs rate-limit tokens.
@@ -85,13 +90,23 @@ impl Application {
 
     /// Serves until the shutdown token fires.
     pub async fn run(self) -> anyhow::Result<()> {
+        tokio::spawn(audit::prune_periodically(
+            self.pool.clone(),
+            self.settings.accounts.audit_retention,
+            self.shutdown.clone(),
+        ));
         let relay = tokio::spawn(relay::run(
             self.pool.clone(),
             self.settings.common.amqp_url.clone(),
             self.shutdown.clone(),
         ));
         tracing::info!(addr = %self.listener.local_addr()?, "api listening");
-        axum::serve(self.listener, self.router)
+        // The peer's address is the client's (or a trusted proxy's): the
+        // audit log and the sign-in limits need it.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(self.shutdown.cancelled_owned())
             .await?;
         let _ = relay.await;

@@ -11,6 +11,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("create-admin") {
+        let common =
+            slipway_shared::config::CommonSettings::from_env().context("invalid configuration")?;
+        return slipway_api::bootstrap::command(&common.database_url, &args[1..]).await;
+    }
     let settings = ApiSettings::from_env().context("invalid configuration")?;
     let archives = ArchiveSettings::from_env().context("invalid configuration")?;
     slipway_shared::telemetry::init("slipway-api", settings.common.log_json);

@@ -1,8 +1,9 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    addons, app_logs, apps, cloud_accounts, cloud_caps, dead_jobs, deployments, health, hooks,
-    logs, operations, probes, projects, providers, targets, versions,
+    addons, app_logs, apps, audit, cloud_accounts, cloud_caps, dead_jobs, deployments, health,
+    hooks, invitations, logs, members, operations, probes, projects, providers, sessions, targets,
+    tokens, users, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -19,8 +20,18 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let (router, _) = api_routes().split_for_parts();
+    // Layers run outside in: metrics, then who is calling (and CSRF), then
+    // the audit log around the handler.
     router
         .fallback(|| async { crate::error::ApiError::NotFound("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::record,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::caller::authenticate,
+        ))
         .layer(axum::middleware::from_fn(record_metrics))
         .with_state(state)
 }
@@ -32,7 +43,25 @@ pub fn router(state: AppState) -> Router {
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .routes(routes!(projects::create, projects::list))
-        .routes(routes!(projects::create_token))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(sessions::sign_in, sessions::list))
+        .routes(routes!(sessions::revoke))
+        .routes(routes!(sessions::sign_out))
+        .routes(routes!(sessions::me))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::list))
+        .routes(routes!(users::delete))
+        .routes(routes!(users::disable))
+        .routes(routes!(users::enable))
+        .routes(routes!(users::create_reset))
+        .routes(routes!(users::use_reset))
+        .routes(routes!(members::list))
+        .routes(routes!(members::update, members::remove))
+        .routes(routes!(invitations::invite, invitations::list))
+        .routes(routes!(invitations::revoke))
+        .routes(routes!(invitations::accept))
         .routes(routes!(apps::create, apps::list))
         .routes(routes!(addons::create, addons::list))
         .routes(routes!(addons::delete))

@@ -14,6 +14,8 @@ pub struct AppState {
     pub archives: slipway_shared::config::ArchiveSettings,
     /// Which addresses a user's URL may point at.
     pub outbound: std::sync::Arc<slipway_shared::egress::OutboundPolicy>,
+    /// Sessions, sign-in limits, links, mail, audit retention.
+    pub accounts: std::sync::Arc<slipway_shared::config::AccountSettings>,
     /// Providers' default endpoints and the prices read live from them.
     pub cloud: CloudState,
 }

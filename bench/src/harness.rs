@@ -95,6 +95,7 @@ impl Env {
                 OutboundPolicy::parse_allow("loopback").expect("a known class"),
                 Vec::new(),
             ),
+            accounts: Default::default(),
         }
     }
 
@@ -176,7 +177,7 @@ pub async fn create_project(pool: &PgPool) -> anyhow::Result<Uuid> {
 pub async fn create_token(pool: &PgPool, project_id: Uuid) -> anyhow::Result<String> {
     let token = slipway_api::auth::new_token();
     sqlx::query(
-        "INSERT INTO api_tokens (id, project_id, name, token_sha256) VALUES ($1, $2, 'bench', $3)",
+        "INSERT INTO api_tokens (id, project_id, name, token_sha256, role) VALUES ($1, $2, 'bench', $3, 'owner')",
     )
     .bind(Uuid::now_v7())
     .bind(project_id)

@@ -271,10 +271,16 @@ async fn write_with_retry(pool: &sqlx::PgPool, batch: &mut Vec<LogLine>) {
         match write_batch(pool, batch).await {
             Ok(written) => {
                 METRICS.log_lines_written.inc_by(written);
+                let now = Utc::now();
+                for line in batch.iter() {
+                    let lag = (now - line.at).num_microseconds().unwrap_or(i64::MAX);
+                    METRICS.log_sink_lag.observe(lag.max(0) as f64 / 1e6);
+                }
                 batch.clear();
                 return;
             }
             Err(error) => {
+                METRICS.log_sink_write_failures.inc();
                 tracing::warn!(%error, lines = batch.len(), "log batch not stored; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));

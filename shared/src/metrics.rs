@@ -1,9 +1,16 @@
 //! Prometheus metrics every process exports, registered once in the default
-//! registry, and the small HTTP server workers use to serve them.
+//! registry, and the small HTTP server workers use to serve them. Labels are
+//! bounded (stage, state, outcome, route): never a deployment or app id.
+//! Fleet-wide gauges read from Postgres (queue depth, outbox backlog) live
+//! in [`fleet`]; the API refreshes them when it is scraped.
 
+pub mod fleet;
+
+use crate::job::Stage;
+use crate::state::DeploymentState;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, TextEncoder,
 };
 use std::net::SocketAddr;
 use std::sync::LazyLock;
@@ -22,6 +29,10 @@ pub struct Metrics {
     pub outbox_lag_seconds: Gauge,
     pub outbox_published: IntCounter,
     pub log_lines_written: IntCounter,
+    pub log_sink_lag: Histogram,
+    pub log_sink_write_failures: IntCounter,
+    pub leases_lost: IntCounterVec,
+    pub deployments_ended: IntCounterVec,
     pub deployments_by_state: IntGaugeVec,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
@@ -38,7 +49,8 @@ fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     register(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
 }
 
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    Metrics {
     jobs_started: counter(
         "slipway_jobs_started_total",
         "Jobs claimed and started",
@@ -111,6 +123,33 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         )
         .expect("valid metric"),
     ),
+    log_sink_lag: register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "slipway_log_sink_lag_seconds",
+                "Time from a log line being produced to its batch being stored",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0]),
+        )
+        .expect("valid metric"),
+    ),
+    log_sink_write_failures: register(
+        IntCounter::new(
+            "slipway_log_sink_write_failures_total",
+            "Log batches that could not be stored (kept and retried)",
+        )
+        .expect("valid metric"),
+    ),
+    leases_lost: counter(
+        "slipway_leases_lost_total",
+        "Running jobs whose lease was taken back (sweeper or cancel) before their outcome committed",
+        &["stage"],
+    ),
+    deployments_ended: counter(
+        "slipway_deployments_ended_total",
+        "Deployments that ended, by outcome (live, failed, cancelled), counted where the ending commits",
+        &["outcome"],
+    ),
     deployments_by_state: register(
         IntGaugeVec::new(
             Opts::new("slipway_deployments", "Deployments by state"),
@@ -136,10 +175,59 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         )
         .expect("valid metric"),
     ),
+}
 });
+
+/// The outcomes `slipway_deployments_ended_total` counts. A superseded
+/// deployment never ran: `slipway_deployments{state="superseded"}` shows those.
+pub const ENDED_OUTCOMES: [DeploymentState; 3] = [
+    DeploymentState::Live,
+    DeploymentState::Failed,
+    DeploymentState::Cancelled,
+];
+
+/// Counts `n` deployments that ended as `outcome`, after the commit that
+/// ended them.
+pub fn deployments_ended(outcome: DeploymentState, n: u64) {
+    debug_assert!(ENDED_OUTCOMES.contains(&outcome));
+    METRICS
+        .deployments_ended
+        .with_label_values(&[outcome.as_str()])
+        .inc_by(n);
+}
+
+/// Creates the series a stage's worker exports at zero, so rates and
+/// alerts see `0` rather than nothing before the first event.
+pub fn init_stage(stage: Stage) {
+    let m = &*METRICS;
+    let stage = [stage.as_str()];
+    for counter in [
+        &m.jobs_started,
+        &m.jobs_succeeded,
+        &m.jobs_retried,
+        &m.jobs_dead_lettered,
+        &m.jobs_failed,
+        &m.jobs_duplicate,
+        &m.jobs_rescued,
+        &m.leases_lost,
+    ] {
+        counter.with_label_values(&stage);
+    }
+    m.jobs_in_flight.with_label_values(&stage);
+    m.job_duration.with_label_values(&stage);
+}
+
+fn init_outcomes() {
+    for outcome in ENDED_OUTCOMES {
+        METRICS
+            .deployments_ended
+            .with_label_values(&[outcome.as_str()]);
+    }
+}
 
 /// The default registry in Prometheus' text format.
 pub fn render() -> String {
+    init_outcomes();
     let mut buffer = Vec::new();
     let families = prometheus::gather();
     if let Err(error) = TextEncoder::new().encode(&families, &mut buffer) {

@@ -574,7 +574,7 @@ async fn the_addon_api_validates_masks_and_isolates() -> anyhow::Result<()> {
             project["id"].as_str().unwrap_or_default()
         ))
         .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "t"}))
+        .json(&json!({"name": "t", "role": "owner"}))
         .send()
         .await?
         .json()

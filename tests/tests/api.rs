@@ -3,6 +3,8 @@
 //! stream's resume, and the operational endpoints; and schemathesis
 //! fuzzing the API from its OpenAPI document (`api/fuzz.rs`).
 
+#[path = "api/access.rs"]
+mod access;
 #[path = "api/cloud.rs"]
 mod cloud;
 mod common;
@@ -24,6 +26,7 @@ struct Api {
     client: Client,
     db: slipway_testkit::TestDb,
     shutdown: CancellationToken,
+    settings: ApiSettings,
 }
 
 impl Api {
@@ -32,6 +35,20 @@ impl Api {
     }
 
     async fn start_with(outbound: OutboundPolicy) -> anyhow::Result<Api> {
+        Self::start_configured(outbound, Default::default()).await
+    }
+
+    /// With these settings of people and sessions (first admin, limits).
+    async fn start_with_accounts(
+        accounts: slipway_shared::config::AccountSettings,
+    ) -> anyhow::Result<Api> {
+        Self::start_configured(OutboundPolicy::public_only(), accounts).await
+    }
+
+    async fn start_configured(
+        outbound: OutboundPolicy,
+        accounts: slipway_shared::config::AccountSettings,
+    ) -> anyhow::Result<Api> {
         let db = slipway_testkit::fresh_database().await?;
         let settings = ApiSettings {
             common: slipway_shared::config::CommonSettings {
@@ -45,9 +62,10 @@ impl Api {
             admin_token: ADMIN.to_owned().into(),
             secret_key: "cd".repeat(32).into(),
             outbound,
+            accounts,
         };
         let shutdown = CancellationToken::new();
-        let app = slipway_api::Application::build(settings, shutdown.clone()).await?;
+        let app = slipway_api::Application::build(settings.clone(), shutdown.clone()).await?;
         let url = format!("http://{}", app.local_addr()?);
         tokio::spawn(app.run());
         Ok(Api {
@@ -55,7 +73,17 @@ impl Api {
             client: Client::new(),
             db,
             shutdown,
+            settings,
         })
+    }
+
+    /// Another API process on the same database and settings: its URL.
+    async fn second_process(&self) -> anyhow::Result<String> {
+        let app =
+            slipway_api::Application::build(self.settings.clone(), self.shutdown.clone()).await?;
+        let url = format!("http://{}", app.local_addr()?);
+        tokio::spawn(app.run());
+        Ok(url)
     }
 
     async fn call(
@@ -100,7 +128,7 @@ impl Api {
                 Method::POST,
                 &format!("/v1/projects/{id}/tokens"),
                 Some(ADMIN),
-                Some(r#"{"name":"t"}"#),
+                Some(r#"{"name":"t","role":"owner"}"#),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED);
@@ -133,15 +161,31 @@ async fn tokens_are_required_and_scoped() -> anyhow::Result<()> {
         .call(Method::GET, "/v1/apps", Some("slw_0000"), None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A token sees its own project only, and may not make projects.
     let (status, body) = api
         .call(Method::GET, "/v1/projects", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["items"][0]["role"], "owner");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/v1/projects",
+            Some(&token),
+            Some(r#"{"name":"x"}"#),
+        )
         .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("forbidden"))
     );
-    let (status, _) = api.call(Method::GET, "/v1/apps", Some(ADMIN), None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The admin token names the project it acts in.
+    let (status, body) = api.call(Method::GET, "/v1/apps", Some(ADMIN), None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("project_required"))
+    );
     let (status, _) = api.call(Method::GET, "/v1/apps", Some(&token), None).await;
     assert_eq!(status, StatusCode::OK);
     // Tokens are stored hashed, never in the clear.

@@ -208,6 +208,12 @@ async fn a_killed_or_removed_container_and_a_restarted_caddy_are_brought_back() 
     s.wait_serving("VERSION 1").await?;
     assert!(running(&name), "{name} runs again");
     s.wait_repaired("container_started").await?;
+    // Counted under the target's kind, not its id.
+    let on = |target: &str| {
+        format!(r#"slipway_reconcile_repairs_total{{kind="container_started",target="{target}"}}"#)
+    };
+    assert!(s.fleet.metric("deploy", &on("local")).await? >= 1);
+    assert_eq!(s.fleet.metric("deploy", &on("ssh")).await?, 0);
 
     // The container is removed: it is re-created from the release's image.
     let old_id = podman(&["container", "inspect", "--format", "{{.Id}}", &name])?;

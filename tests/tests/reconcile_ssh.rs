@@ -138,6 +138,12 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
     fleet
         .wait_repairs("container_started", 1, REPAIR_TIMEOUT)
         .await?;
+    // Counted under the target's kind, not its id.
+    let on = |target: &str| {
+        format!(r#"slipway_reconcile_repairs_total{{kind="container_started",target="{target}"}}"#)
+    };
+    assert!(fleet.metric("deploy", &on("ssh")).await? >= 1);
+    assert_eq!(fleet.metric("deploy", &on("local")).await?, 0);
     println!("ssh target: killed container serving again after {took:.2?}");
 
     // The pass that started it checks its health through a forward before

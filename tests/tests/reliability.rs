@@ -128,6 +128,30 @@ async fn a_paused_worker_that_lost_its_lease_cannot_commit_a_late_result() -> an
     .fetch_one(&fleet.db.pool)
     .await?;
     assert_eq!(first.as_deref(), Some("lost"));
+    // A sweeper counted one rescue; the woken worker, finding its lease
+    // gone (by heartbeat or by its fenced commit), counted one lost lease.
+    slipway_testkit::wait_until(T, "the lost lease counted", || async {
+        fleet
+            .metric("build", r#"slipway_leases_lost_total{stage="build"}"#)
+            .await
+            .unwrap_or(0)
+            >= 1
+    })
+    .await?;
+    assert_eq!(
+        fleet
+            .metric("build", r#"slipway_leases_lost_total{stage="build"}"#)
+            .await?,
+        1
+    );
+    // Any worker's sweeper (of any stage) may have been the one.
+    let mut rescued = 0;
+    for stage in ["build", "provision", "deploy"] {
+        rescued += fleet
+            .metric(stage, r#"slipway_jobs_rescued_total{stage="build"}"#)
+            .await?;
+    }
+    assert_eq!(rescued, 1);
     fleet.stop().await;
     Ok(())
 }

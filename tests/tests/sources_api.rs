@@ -89,10 +89,13 @@ async fn other_token(fleet: &Fleet) -> anyhow::Result<String> {
         .json()
         .await?;
     let id = project["id"].as_str().context("project id")?;
-    let token: Value = admin(format!("/v1/projects/{id}/tokens"), json!({"name": "t"}))
-        .await?
-        .json()
-        .await?;
+    let token: Value = admin(
+        format!("/v1/projects/{id}/tokens"),
+        json!({"name": "t", "role": "owner"}),
+    )
+    .await?
+    .json()
+    .await?;
     Ok(token["token"].as_str().context("token")?.to_owned())
 }
 

@@ -43,22 +43,36 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// `slipway_reconcile_repairs_total{kind}`: what the reconciler fixed
+/// `slipway_reconcile_repairs_total{kind, target}`: what the reconciler fixed
 /// (`container_started`, `container_recreated`, `caddy_server_restored`,
-/// `route_restored`, `route_corrected`, `stale_container_removed`).
+/// `route_restored`, `route_corrected`, `stale_container_removed`), and on
+/// which kind of target (`local`, `ssh`: a kind, not a target id, so the
+/// label set stays bounded however many servers there are).
 pub static REPAIRS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     let counter = IntCounterVec::new(
         prometheus::Opts::new(
             "slipway_reconcile_repairs_total",
             "Repairs the reconciler made to bring the target back to the desired state",
         ),
-        &["kind"],
+        &["kind", "target"],
     )
     .expect("valid metric");
     // Fails only for a duplicate name, which the first test run shows.
     prometheus::register(Box::new(counter.clone())).expect("metric names are unique");
     counter
 });
+
+/// The repair kinds and target kinds, exported at zero from the start so a
+/// dashboard or an alert sees `0`, not "no data", before the first repair.
+const REPAIR_KINDS: [&str; 6] = [
+    "container_started",
+    "container_recreated",
+    "caddy_server_restored",
+    "route_restored",
+    "route_corrected",
+    "stale_container_removed",
+];
+const TARGET_KINDS: [&str; 2] = ["local", "ssh"];
 
 /// `slipway_reconcile_failures_total`: passes, targets (unreachable) or
 /// apps the reconciler could not bring back (it tries again next pass).
@@ -109,7 +123,11 @@ impl Reconciler {
     /// Passes every `interval` until `shutdown`; a failed pass is logged
     /// and the next one tries again.
     pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
-        LazyLock::force(&REPAIRS);
+        for kind in REPAIR_KINDS {
+            for target in TARGET_KINDS {
+                REPAIRS.with_label_values(&[kind, target]);
+            }
+        }
         LazyLock::force(&FAILURES);
         tracing::info!(?interval, "reconciler starting");
         let mut tick = tokio::time::interval(interval);
@@ -254,7 +272,12 @@ impl Reconciler {
 
 /// Counts and logs one repair.
 fn repaired(kind: &'static str, release: &LiveRelease, detail: &str) {
-    REPAIRS.with_label_values(&[kind]).inc();
+    let target = if release.ssh_target.is_some() {
+        "ssh"
+    } else {
+        "local"
+    };
+    REPAIRS.with_label_values(&[kind, target]).inc();
     tracing::info!(
         repair = kind,
         app = %format!("{}.{}", release.app, release.project),

@@ -28,11 +28,16 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// The security scheme of the admin token (`SLIPWAY_ADMIN_TOKEN`): projects
-/// and their tokens.
+/// The security scheme of a platform admin: the admin token
+/// (`SLIPWAY_ADMIN_TOKEN`) or an admin's session.
 pub const ADMIN: &str = "admin_token";
-/// The security scheme of a project token (`slw_…`): everything in a project.
+/// The security scheme of a project token (`slw_…`); its scopes name the
+/// least role an operation needs (`viewer`, `member`, `owner`).
 pub const PROJECT: &str = "project_token";
+/// A person's browser session (the `slipway_session` cookie, plus the
+/// `X-CSRF-Token` header on state-changing requests and the
+/// `Slipway-Project` header naming the project); same roles as tokens.
+pub const SESSION: &str = "session";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,7 +50,12 @@ pub const PROJECT: &str = "project_token";
     // Path parameters name these by reference without registering them.
     components(schemas(ErrorBody, formats::Name, formats::TargetKey, formats::Binary)),
     tags(
-        (name = "projects", description = "Projects and their tokens (admin token)"),
+        (name = "projects", description = "Projects (created by platform admins)"),
+        (name = "tokens", description = "Project tokens: named, with a role, revocable (owners)"),
+        (name = "sessions", description = "Signing in and out; one's own sessions and password"),
+        (name = "users", description = "People: listed, disabled, deleted and reset by platform admins"),
+        (name = "members", description = "A project's members and invitations (owners)"),
+        (name = "audit", description = "Who did what: every state-changing call (owners, admins)"),
         (name = "apps", description = "Apps and their settings, status and operations"),
         (name = "deployments", description = "Deployments: create, follow, cancel"),
         (name = "logs", description = "Deployment and runtime logs, polled or as SSE"),
@@ -109,8 +119,20 @@ pub fn finish(doc: &mut Document) {
         PROJECT,
         bearer("A project token (`slw_…`, from `POST /v1/projects/{project_id}/tokens`): everything in its project."),
     );
+    components.add_security_scheme(
+        SESSION,
+        SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+            utoipa::openapi::security::ApiKeyValue::with_description(
+                crate::auth::session::COOKIE,
+                "A person's session from `POST /v1/sessions`. State-changing requests also send \
+                 the session's CSRF token in `X-CSRF-Token`; project resources name the project \
+                 in `Slipway-Project` (its id or name). Roles as for project tokens.",
+            ),
+        )),
+    );
     for (path, item) in doc.paths.paths.iter_mut() {
         for operation in operations(item) {
+            add_session_alternative(operation);
             add_common_errors(path, operation);
         }
     }
@@ -127,6 +149,45 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     ]
     .into_iter()
     .flatten()
+}
+
+/// The least role an operation needs, from its `project_token` scopes.
+pub fn required_role(operation: &Operation) -> Option<crate::auth::Role> {
+    operation.security.as_ref()?.iter().find_map(|requirement| {
+        let value = serde_json::to_value(requirement).ok()?;
+        let scopes = value.get(PROJECT)?.as_array()?;
+        scopes
+            .iter()
+            .filter_map(|s| s.as_str().and_then(crate::auth::Role::parse))
+            .min()
+    })
+}
+
+/// A session may do what a project token of the same role may, and an
+/// admin's session what the admin token may.
+fn add_session_alternative(operation: &mut Operation) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let Some(security) = operation.security.as_mut() else {
+        return;
+    };
+    let has_admin = security.iter().any(|requirement| {
+        serde_json::to_value(requirement)
+            .ok()
+            .is_some_and(|v| v.get(ADMIN).is_some())
+    });
+    let role = security.iter().find_map(|requirement| {
+        let value = serde_json::to_value(requirement).ok()?;
+        value.get(PROJECT)?.as_array().cloned()
+    });
+    let scopes: Vec<String> = match (role, has_admin) {
+        (Some(scopes), _) => scopes
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
+        (None, true) => vec!["admin".to_owned()],
+        (None, false) => return,
+    };
+    security.push(SecurityRequirement::new(SESSION, scopes));
 }
 
 /// An error answer with the codes it can carry.
@@ -151,7 +212,8 @@ fn add_common_errors(path: &str, operation: &mut Operation) {
         common.push((
             "400",
             "`bad_path` (a path parameter of the wrong type), `bad_query` (an unknown or \
-             ill-typed query parameter) or `malformed_json`",
+             ill-typed query parameter), `project_required` (a session or the admin token \
+             without `Slipway-Project` on a project resource) or `malformed_json`",
         ));
         common.push((
             "422",
@@ -170,11 +232,14 @@ fn add_common_errors(path: &str, operation: &mut Operation) {
         ));
     }
     if authenticated {
-        common.push(("401", "`unauthorized`: a missing or unknown bearer token"));
+        common.push((
+            "401",
+            "`unauthorized`: missing, unknown, expired or revoked credentials",
+        ));
         common.push((
             "403",
-            "`forbidden`: a token of the other kind (admin for project resources, or a \
-             project token for projects)",
+            "`forbidden`: the caller's role may not do this; `csrf_failed`: a session's \
+             state-changing request without its `X-CSRF-Token`",
         ));
     }
     for (status, description) in common {

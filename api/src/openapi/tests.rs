@@ -43,7 +43,9 @@ fn offline_state() -> AppState {
     let shutdown = tokio_util::sync::CancellationToken::new();
     shutdown.cancel();
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .acquire_timeout(std::time::Duration::from_secs(2))
+        // Short: the audit log's write after every refused POST waits
+        // for it.
+        .acquire_timeout(std::time::Duration::from_millis(200))
         .connect_lazy("postgres://127.0.0.1:1/none")
         .expect("a lazy pool");
     AppState {
@@ -56,6 +58,7 @@ fn offline_state() -> AppState {
             .expect("a key"),
         archives: Default::default(),
         outbound: std::sync::Arc::new(slipway_shared::egress::OutboundPolicy::public_only()),
+        accounts: Default::default(),
         cloud: crate::state::CloudState {
             endpoints: slipway_shared::config::CloudEndpoints {
                 hetzner: "http://127.0.0.1:1/v1".into(),

@@ -7,7 +7,7 @@
 //! longer linked, data kept) or, with `?purge=true`, marks it `purging`:
 //! the next deployment's provision stage drops the data, then the row.
 
-use crate::auth::Project;
+use crate::auth::{Member, Project, Viewer};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::openapi::{formats, views, ErrorBody};
@@ -119,7 +119,7 @@ fn view(row: &AddonRow) -> Value {
 
 /// Add an add-on, created by the app's next deployment.
 #[utoipa::path(post, path = "/v1/apps/{app}/addons", tag = "addons", operation_id = "create_addon",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")), request_body = AddonBody,
+    security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")), request_body = AddonBody,
     responses(
         (status = 201, description = "The add-on, state `pending`", body = views::Addon),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
@@ -128,7 +128,7 @@ fn view(row: &AddonRow) -> Value {
     ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn create(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(app): Path<String>,
     Json(body): Json<CreateAddon>,
@@ -202,13 +202,13 @@ pub async fn create(
 /// The app's add-ons with their state (`pending`, `ready`, `purging`);
 /// passwords masked.
 #[utoipa::path(get, path = "/v1/apps/{app}/addons", tag = "addons", operation_id = "list_addons",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    security(("project_token" = ["viewer"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 200, description = "The add-ons", body = views::Items<views::Addon>),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
     ))]
 pub async fn list(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(app): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -234,7 +234,7 @@ pub async fn list(
 /// volume stays on its server, named in the answer). With `purge=true`: it
 /// is marked `purging` and the next deployment's provision stage drops it.
 #[utoipa::path(delete, path = "/v1/apps/{app}/addons/{name}", tag = "addons", operation_id = "delete_addon",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("name" = crate::openapi::formats::Name, Path, description = "The add-on's name"), DeleteQuery),
+    security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("name" = crate::openapi::formats::Name, Path, description = "The add-on's name"), DeleteQuery),
     responses(
         (status = 200, description = "Detached (state `detached`; its data is kept)", body = views::Addon),
         (status = 202, description = "Marked `purging`", body = views::Addon),
@@ -242,7 +242,7 @@ pub async fn list(
     ))]
 #[tracing::instrument(skip_all, fields(app = %app, addon = %name))]
 pub async fn delete(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path((app, name)): Path<(String, String)>,
     Query(query): Query<DeleteQuery>,

@@ -4,7 +4,7 @@
 //! event ids are the sequence numbers (per app), so `Last-Event-ID`
 //! resumes without loss or repeats.
 
-use crate::auth::Project;
+use crate::auth::{Project, Viewer};
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
 use crate::openapi::{views, ErrorBody};
@@ -41,13 +41,13 @@ struct Line {
 /// (apps on the local target only; none are collected from ssh targets
 /// yet); sequence numbers are per app.
 #[utoipa::path(get, path = "/v1/apps/{app}/logs", tag = "logs", operation_id = "app_logs",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), LogQuery),
+    security(("project_token" = ["viewer"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), LogQuery),
     responses(
         (status = 200, description = "The lines and the next `after`", body = views::AppLogs),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
     ))]
 pub async fn poll(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(app): Path<String>,
     Query(query): Query<LogQuery>,
@@ -74,13 +74,13 @@ pub async fn poll(
 /// event). With `?follow=false` the stream closes after the lines stored
 /// now.
 #[utoipa::path(get, path = "/v1/apps/{app}/logs/stream", tag = "logs",
-    operation_id = "app_logs_stream", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), StreamQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_223_372_036_854_775_807_u64, description = "Resume after this sequence number (wins over `?after=`)")),
+    operation_id = "app_logs_stream", security(("project_token" = ["viewer"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), StreamQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_223_372_036_854_775_807_u64, description = "Resume after this sequence number (wins over `?after=`)")),
     responses(
         (status = 200, description = "`log` events, then `end`", content_type = "text/event-stream", body = views::LogEvent),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
     ))]
 pub async fn stream(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(app): Path<String>,
     Query(query): Query<StreamQuery>,

@@ -10,7 +10,7 @@ mod vars;
 
 pub use bodies::{CreateApp, UpdateApp};
 
-use crate::auth::Project;
+use crate::auth::{Member, Viewer};
 use crate::credentials;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
@@ -70,7 +70,7 @@ async fn parse_source(
 /// or `{ssh_key, known_hosts?}` for SSH ones, stored encrypted and shown
 /// only as `{kind, set}`; secrets are stored encrypted and shown masked.
 #[utoipa::path(post, path = "/v1/apps", tag = "apps", operation_id = "create_app",
-    security(("project_token" = [])), request_body = CreateApp,
+    security(("project_token" = ["member"])), request_body = CreateApp,
     responses(
         (status = 201, description = "The app", body = views::App),
         (status = 404, description = "`not_found`: no such target", body = ErrorBody),
@@ -79,7 +79,7 @@ async fn parse_source(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Json(body): Json<CreateApp>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
@@ -206,13 +206,13 @@ pub async fn read(
 /// `destroying`; the current release, its URLs and last health check) and
 /// the `live` release.
 #[utoipa::path(get, path = "/v1/apps/{app}", tag = "apps", operation_id = "get_app",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    security(("project_token" = ["viewer"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 200, description = "The app", body = views::App),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
     ))]
 pub async fn get(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -222,10 +222,10 @@ pub async fn get(
 
 /// List the project's apps.
 #[utoipa::path(get, path = "/v1/apps", tag = "apps", operation_id = "list_apps",
-    security(("project_token" = [])),
+    security(("project_token" = ["viewer"])),
     responses((status = 200, description = "The apps, by name", body = views::Items<views::App>)))]
 pub async fn list(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let names: Vec<String> =
@@ -247,7 +247,7 @@ pub async fn list(
 /// app to the local target; `domains` replaces the custom domains; `env`
 /// and `secrets` replace the app's env vars of their kind.
 #[utoipa::path(patch, path = "/v1/apps/{app}", tag = "apps", operation_id = "update_app",
-    security(("project_token" = [])), request_body = UpdateApp,
+    security(("project_token" = ["member"])), request_body = UpdateApp,
     params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 200, description = "The app", body = views::App),
@@ -257,7 +257,7 @@ pub async fn list(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn update(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(name): Path<String>,
     Json(body): Json<UpdateApp>,

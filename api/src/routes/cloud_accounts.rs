@@ -4,7 +4,7 @@
 //! secret sealed and never shown, its endpoint held to the outbound
 //! address policy.
 
-use crate::auth::Project;
+use crate::auth::{Owner, Viewer};
 use crate::cloud_account::{check_endpoint, endpoint_of, Driver, StoredCredentials};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
@@ -43,7 +43,7 @@ pub struct CreateAccount {
 
 /// Create an account after the provider has accepted its credentials.
 #[utoipa::path(post, path = "/v1/cloud-accounts", tag = "cloud", operation_id = "create_cloud_account",
-    security(("project_token" = [])), request_body = CreateAccount,
+    security(("project_token" = ["owner"])), request_body = CreateAccount,
     responses(
         (status = 201, description = "The account", body = views::CloudAccount),
         (status = 409, description = "`conflict`: an account of that name exists", body = ErrorBody),
@@ -54,7 +54,7 @@ pub struct CreateAccount {
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
-    project: Project,
+    Owner(project): Owner,
     State(state): State<AppState>,
     Json(body): Json<CreateAccount>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
@@ -147,13 +147,13 @@ async fn read(conn: &mut PgConnection, project_id: Uuid, id: Uuid) -> Result<Val
 
 /// Read an account (by name or id).
 #[utoipa::path(get, path = "/v1/cloud-accounts/{account}", tag = "cloud", operation_id = "get_cloud_account",
-    security(("project_token" = [])), params(("account" = formats::Name, Path, description = "The account's name or id")),
+    security(("project_token" = ["viewer"])), params(("account" = formats::Name, Path, description = "The account's name or id")),
     responses(
         (status = 200, description = "The account", body = views::CloudAccount),
         (status = 404, description = "`not_found`: no such account", body = ErrorBody),
     ))]
 pub async fn get(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -164,9 +164,9 @@ pub async fn get(
 
 /// List the project's accounts, by name.
 #[utoipa::path(get, path = "/v1/cloud-accounts", tag = "cloud", operation_id = "list_cloud_accounts",
-    security(("project_token" = [])), responses((status = 200, description = "The accounts", body = views::Items<views::CloudAccount>)))]
+    security(("project_token" = ["viewer"])), responses((status = 200, description = "The accounts", body = views::Items<views::CloudAccount>)))]
 pub async fn list(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let ids: Vec<Uuid> =
@@ -204,7 +204,7 @@ async fn servers_using(conn: &mut PgConnection, account: Uuid) -> Result<Vec<Str
 
 /// Delete an account no server uses.
 #[utoipa::path(delete, path = "/v1/cloud-accounts/{account}", tag = "cloud", operation_id = "delete_cloud_account",
-    security(("project_token" = [])), params(("account" = formats::Name, Path, description = "The account's name or id")),
+    security(("project_token" = ["owner"])), params(("account" = formats::Name, Path, description = "The account's name or id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "`not_found`: no such account", body = ErrorBody),
@@ -212,7 +212,7 @@ async fn servers_using(conn: &mut PgConnection, account: Uuid) -> Result<Vec<Str
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn delete(
-    project: Project,
+    Owner(project): Owner,
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {

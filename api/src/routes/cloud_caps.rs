@@ -3,7 +3,7 @@
 //! ([`caps_of`]) and checks them (`slipway_cloud::caps::check`) before
 //! anything is bought.
 
-use crate::auth::Project;
+use crate::auth::{Owner, Viewer};
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::openapi::{views, ErrorBody};
@@ -42,9 +42,9 @@ fn caps_view(caps: &Caps) -> Value {
 
 /// The project's caps on cloud servers.
 #[utoipa::path(get, path = "/v1/cloud-caps", tag = "cloud", operation_id = "get_cloud_caps",
-    security(("project_token" = [])), responses((status = 200, description = "The caps (`null`: no cap)", body = views::CloudCaps)))]
+    security(("project_token" = ["viewer"])), responses((status = 200, description = "The caps (`null`: no cap)", body = views::CloudCaps)))]
 pub async fn get(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let mut conn = state.pool.acquire().await?;
@@ -67,13 +67,13 @@ pub struct SetCaps {
 
 /// Set the project's caps on cloud servers.
 #[utoipa::path(put, path = "/v1/cloud-caps", tag = "cloud", operation_id = "set_cloud_caps",
-    security(("project_token" = [])), request_body = SetCaps,
+    security(("project_token" = ["owner"])), request_body = SetCaps,
     responses(
         (status = 200, description = "The caps now", body = views::CloudCaps),
         (status = 422, description = "`validation_failed`: a cap out of range", body = ErrorBody),
     ))]
 pub async fn set(
-    project: Project,
+    Owner(project): Owner,
     State(state): State<AppState>,
     Json(body): Json<Value>,
 ) -> Result<axum::Json<Value>, ApiError> {

@@ -1,6 +1,6 @@
 //! Dead jobs of the caller's project: list and re-drive.
 
-use crate::auth::Project;
+use crate::auth::{Member, Viewer};
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::openapi::{views, ErrorBody};
@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 /// The project's dead jobs (the newest 200).
 #[utoipa::path(get, path = "/v1/dead-jobs", tag = "operations", operation_id = "list_dead_jobs",
-    security(("project_token" = [])), responses((status = 200, description = "Dead jobs", body = views::Items<views::DeadJob>)))]
+    security(("project_token" = ["viewer"])), responses((status = 200, description = "Dead jobs", body = views::Items<views::DeadJob>)))]
 pub async fn list(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let items = dead::list(&state.pool, project.id, 200).await?;
@@ -23,7 +23,7 @@ pub async fn list(
 
 /// Re-drive a dead job with a fresh attempt budget.
 #[utoipa::path(post, path = "/v1/dead-jobs/{id}/redrive", tag = "operations", operation_id = "redrive_dead_job",
-    security(("project_token" = [])), params(("id" = Uuid, Path, description = "The dead job's id")),
+    security(("project_token" = ["member"])), params(("id" = Uuid, Path, description = "The dead job's id")),
     responses(
         (status = 200, description = "Re-driven", body = views::Redriven),
         (status = 404, description = "`not_found`: no such dead job", body = ErrorBody),
@@ -31,7 +31,7 @@ pub async fn list(
     ))]
 #[tracing::instrument(skip_all, fields(dead_job.id = %id))]
 pub async fn redrive(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {

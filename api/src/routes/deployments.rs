@@ -1,7 +1,7 @@
 //! Deployments: create (202 + Location), read with timeline and attempts,
 //! list per app (paginated), cancel.
 
-use crate::auth::Project;
+use crate::auth::{Member, Viewer};
 use crate::error::ApiError;
 use crate::extract::{OptionalJson, Path, Query};
 use crate::openapi::{views, ErrorBody};
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use slipway_shared::db::deployments::{self, CancelOutcome, NewDeployment};
 use slipway_shared::domain::GitRef;
+use slipway_shared::state::DeploymentState;
 use uuid::Uuid;
 
 /// What to deploy: at most one of `git_ref`, `version` and `rollback_to`;
@@ -45,7 +46,7 @@ pub fn accepted(id: Uuid, state: &str) -> Response {
 /// uploaded archive (`version`), or an earlier deployment's image again
 /// without a build (`rollback_to`).
 #[utoipa::path(post, path = "/v1/apps/{app}/deployments", tag = "deployments",
-    operation_id = "create_deployment", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    operation_id = "create_deployment", security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     request_body(content = Option<CreateDeployment>, description = "Optional; an empty body deploys the default ref"),
     responses(
         (status = 202, description = "Queued; `Location` is the deployment's URL", body = views::Accepted,
@@ -57,7 +58,7 @@ pub fn accepted(id: Uuid, state: &str) -> Response {
     ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn create(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(app): Path<String>,
     OptionalJson(body): OptionalJson<CreateDeployment>,
@@ -163,13 +164,13 @@ async fn create_in_lane(
 
 /// The app's deployments, newest first.
 #[utoipa::path(get, path = "/v1/apps/{app}/deployments", tag = "deployments",
-    operation_id = "list_deployments", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), crate::extract::PageQuery),
+    operation_id = "list_deployments", security(("project_token" = ["viewer"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), crate::extract::PageQuery),
     responses(
         (status = 200, description = "A page of deployments", body = views::Page<views::DeploymentSummary>),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
     ))]
 pub async fn list(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(app): Path<String>,
     Query(query): Query<crate::extract::PageQuery>,
@@ -264,13 +265,13 @@ struct AttemptRow {
 
 /// A deployment with its timeline (`events`) and job attempts.
 #[utoipa::path(get, path = "/v1/deployments/{id}", tag = "deployments",
-    operation_id = "get_deployment", security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id")),
+    operation_id = "get_deployment", security(("project_token" = ["viewer"])), params(("id" = Uuid, Path, description = "The deployment's id")),
     responses(
         (status = 200, description = "The deployment", body = views::Deployment),
         (status = 404, description = "`not_found`: no such deployment", body = ErrorBody),
     ))]
 pub async fn get(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -310,7 +311,7 @@ pub async fn get(
 
 /// Cancel a deployment that has not ended.
 #[utoipa::path(post, path = "/v1/deployments/{id}/cancel", tag = "deployments",
-    operation_id = "cancel_deployment", security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id")),
+    operation_id = "cancel_deployment", security(("project_token" = ["member"])), params(("id" = Uuid, Path, description = "The deployment's id")),
     responses(
         (status = 200, description = "Cancelled", body = views::Cancelled),
         (status = 404, description = "`not_found`: no such deployment", body = ErrorBody),
@@ -318,7 +319,7 @@ pub async fn get(
     ))]
 #[tracing::instrument(skip_all, fields(deployment.id = %id))]
 pub async fn cancel(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -331,7 +332,10 @@ pub async fn cancel(
     .await?;
     slipway_shared::db::outbox::committed();
     match outcome {
-        CancelOutcome::Cancelled => Ok(axum::Json(json!({"id": id, "state": "cancelled"}))),
+        CancelOutcome::Cancelled => {
+            slipway_shared::metrics::deployments_ended(DeploymentState::Cancelled, 1);
+            Ok(axum::Json(json!({"id": id, "state": "cancelled"})))
+        }
         CancelOutcome::AlreadyEnded(s) => Err(ApiError::conflict(
             "already_finished",
             format!("the deployment already ended: {s}"),

@@ -1,4 +1,5 @@
-//! Liveness, readiness (Postgres and RabbitMQ reachable) and metrics.
+//! Liveness, readiness (Postgres and RabbitMQ reachable) and metrics (the
+//! process' own and the fleet-wide gauges read from Postgres).
 
 use crate::state::AppState;
 use axum::extract::State;
@@ -6,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use slipway_shared::metrics::{render, METRICS};
+use slipway_shared::metrics::render;
 use std::time::Duration;
 
 /// Liveness: the process answers.
@@ -54,18 +55,6 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
     responses((status = 200, description = "The Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> String {
-    let counts: Result<Vec<(String, i64)>, _> =
-        sqlx::query_as("SELECT state, count(*) FROM deployments GROUP BY state")
-            .fetch_all(&state.pool)
-            .await;
-    if let Ok(counts) = counts {
-        METRICS.deployments_by_state.reset();
-        for (deployment_state, n) in counts {
-            METRICS
-                .deployments_by_state
-                .with_label_values(&[&deployment_state])
-                .set(n);
-        }
-    }
+    slipway_shared::metrics::fleet::refresh(&state.pool).await;
     render()
 }

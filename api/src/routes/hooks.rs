@@ -18,7 +18,7 @@
 //! four failures in a row); 202 `{"deployed": true, "id", …}` with a
 //! `Location` for a deployment. Only the 202 writes anything.
 
-use crate::auth::{self, Project};
+use crate::auth::{self, Member};
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::openapi::{views, ErrorBody};
@@ -37,14 +37,14 @@ use uuid::Uuid;
 /// Create or rotate the app's push-webhook secret; shown once, with the
 /// hook URL per provider.
 #[utoipa::path(post, path = "/v1/apps/{app}/webhook-secret", tag = "webhooks",
-    operation_id = "create_webhook_secret", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    operation_id = "create_webhook_secret", security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 201, description = "The secret, shown only here", body = views::WebhookSecret),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn create_secret(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(app): Path<String>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
@@ -80,13 +80,13 @@ pub async fn create_secret(
 
 /// Remove the webhook secret: the app's hooks answer 404.
 #[utoipa::path(delete, path = "/v1/apps/{app}/webhook-secret", tag = "webhooks",
-    operation_id = "delete_webhook_secret", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    operation_id = "delete_webhook_secret", security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "`not_found`: no such app, or it has no secret", body = ErrorBody),
     ))]
 pub async fn delete_secret(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(app): Path<String>,
 ) -> Result<StatusCode, ApiError> {

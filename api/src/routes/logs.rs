@@ -2,7 +2,7 @@
 //! stream whose event ids are sequence numbers (so `Last-Event-ID` resumes
 //! without loss).
 
-use crate::auth::Project;
+use crate::auth::{Project, Viewer};
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
 use crate::openapi::{views, ErrorBody};
@@ -71,13 +71,13 @@ async fn check_access(state: &AppState, project: Project, id: Uuid) -> Result<St
 
 /// Log lines of a deployment after `?after=SEQ`, with its state.
 #[utoipa::path(get, path = "/v1/deployments/{id}/logs", tag = "logs", operation_id = "deployment_logs",
-    security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id"), LogQuery),
+    security(("project_token" = ["viewer"])), params(("id" = Uuid, Path, description = "The deployment's id"), LogQuery),
     responses(
         (status = 200, description = "The lines and the next `after`", body = views::DeploymentLogs),
         (status = 404, description = "`not_found`: no such deployment", body = ErrorBody),
     ))]
 pub async fn poll(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Query(query): Query<LogQuery>,
@@ -105,13 +105,13 @@ pub async fn poll(
 /// are written; an `end` event `{"state"}` when the deployment has ended.
 /// With `?follow=false` the stream closes after the lines stored now.
 #[utoipa::path(get, path = "/v1/deployments/{id}/logs/stream", tag = "logs",
-    operation_id = "deployment_logs_stream", security(("project_token" = [])), params(("id" = Uuid, Path, description = "The deployment's id"), StreamQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_223_372_036_854_775_807_u64, description = "Resume after this sequence number (wins over `?after=`)")),
+    operation_id = "deployment_logs_stream", security(("project_token" = ["viewer"])), params(("id" = Uuid, Path, description = "The deployment's id"), StreamQuery, ("Last-Event-ID" = Option<u64>, Header, nullable = false, maximum = 9_223_372_036_854_775_807_u64, description = "Resume after this sequence number (wins over `?after=`)")),
     responses(
         (status = 200, description = "`log` events, then `end`", content_type = "text/event-stream", body = views::LogEvent),
         (status = 404, description = "`not_found`: no such deployment", body = ErrorBody),
     ))]
 pub async fn stream(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Query(query): Query<StreamQuery>,

@@ -5,7 +5,7 @@
 //! timeline, logs and cancel like a deploy. The API never touches podman or
 //! Caddy.
 
-use crate::auth::Project;
+use crate::auth::{Member, Project};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::openapi::{views, ErrorBody};
@@ -24,7 +24,7 @@ use uuid::Uuid;
 /// Stop the app: its route answers 503, its containers are stopped, its
 /// release becomes paused.
 #[utoipa::path(post, path = "/v1/apps/{app}/stop", tag = "apps", operation_id = "stop_app",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 202, description = "Queued as a deployment with action `stop`; `Location` is its URL",
             body = views::Accepted, headers(("Location" = String, description = "The deployment's URL"))),
@@ -32,7 +32,7 @@ use uuid::Uuid;
         (status = 409, description = "`not_deployed` (no release yet) or `app_destroying`", body = ErrorBody),
     ))]
 pub async fn stop(
-    project: Project,
+    Member(project): Member,
     state: State<AppState>,
     app: Path<String>,
 ) -> Result<Response, ApiError> {
@@ -43,7 +43,7 @@ pub async fn stop(
 /// health-checked before the route points at them (a running app is left
 /// alone).
 #[utoipa::path(post, path = "/v1/apps/{app}/start", tag = "apps", operation_id = "start_app",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 202, description = "Queued as a deployment with action `start`; `Location` is its URL",
             body = views::Accepted, headers(("Location" = String, description = "The deployment's URL"))),
@@ -51,7 +51,7 @@ pub async fn stop(
         (status = 409, description = "`not_deployed` (no release yet) or `app_destroying`", body = ErrorBody),
     ))]
 pub async fn start(
-    project: Project,
+    Member(project): Member,
     state: State<AppState>,
     app: Path<String>,
 ) -> Result<Response, ApiError> {
@@ -62,7 +62,7 @@ pub async fn start(
 /// image are health-checked and get the route, then the old ones are
 /// drained and stopped.
 #[utoipa::path(post, path = "/v1/apps/{app}/restart", tag = "apps", operation_id = "restart_app",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     responses(
         (status = 202, description = "Queued as a deployment with action `restart`; `Location` is its URL",
             body = views::Accepted, headers(("Location" = String, description = "The deployment's URL"))),
@@ -70,7 +70,7 @@ pub async fn start(
         (status = 409, description = "`not_deployed` (no release yet) or `app_destroying`", body = ErrorBody),
     ))]
 pub async fn restart(
-    project: Project,
+    Member(project): Member,
     state: State<AppState>,
     app: Path<String>,
 ) -> Result<Response, ApiError> {
@@ -154,7 +154,7 @@ pub struct Scale {
 /// Sets `runtime.replicas` and restarts the app with no downtime, so N
 /// fresh containers of its current image serve behind the route.
 #[utoipa::path(post, path = "/v1/apps/{app}/scale", tag = "apps", operation_id = "scale_app",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")), request_body = Scale,
+    security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")), request_body = Scale,
     responses(
         (status = 202, description = "The restart, queued; `Location` is its URL",
             body = views::Accepted, headers(("Location" = String, description = "The deployment's URL"))),
@@ -164,7 +164,7 @@ pub struct Scale {
     ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn scale(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(app): Path<String>,
     Json(body): Json<Scale>,
@@ -234,7 +234,7 @@ pub struct DestroyQuery {
 /// with `purge` its add-ons' databases and volumes, and then the app
 /// (`202`); a failed destroy can be asked for again.
 #[utoipa::path(delete, path = "/v1/apps/{app}", tag = "apps", operation_id = "destroy_app",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), DestroyQuery),
+    security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), DestroyQuery),
     responses(
         (status = 202, description = "The destroy deployment, queued (the app is `destroying` \
             meanwhile; deploys answer 409 `app_destroying`)",
@@ -246,7 +246,7 @@ pub struct DestroyQuery {
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn destroy(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<DestroyQuery>,

@@ -1,6 +1,6 @@
 //! `POST /v1/probes`: sends a probe deployment through all three stages.
 
-use crate::auth::Project;
+use crate::auth::Member;
 use crate::error::ApiError;
 use crate::extract::OptionalJson;
 use crate::openapi::{views, ErrorBody};
@@ -50,7 +50,7 @@ impl CreateProbe {
 
 /// Send a probe deployment through all stages (build, provision, deploy).
 #[utoipa::path(post, path = "/v1/probes", tag = "operations", operation_id = "create_probe",
-    security(("project_token" = [])), request_body(content = Option<CreateProbe>, description = "Optional; an empty body runs the defaults"),
+    security(("project_token" = ["member"])), request_body(content = Option<CreateProbe>, description = "Optional; an empty body runs the defaults"),
     responses(
         (status = 202, description = "Queued; `Location` is the deployment's URL", body = views::Accepted,
             headers(("Location" = String, description = "The deployment's URL"))),
@@ -58,7 +58,7 @@ impl CreateProbe {
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     OptionalJson(body): OptionalJson<CreateProbe>,
 ) -> Result<Response, ApiError> {

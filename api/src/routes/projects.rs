@@ -1,8 +1,9 @@
-//! Projects and their tokens (admin token only).
+//! Projects: created by platform admins; listed for whoever calls, with
+//! the caller's role in each.
 
-use crate::auth::{self, Admin};
+use crate::auth::{Actor, Admin, Caller};
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::Json;
 use crate::openapi::{formats, views, ErrorBody};
 use crate::state::AppState;
 use axum::extract::State;
@@ -30,89 +31,84 @@ pub struct CreateProject {
 #[tracing::instrument(skip_all)]
 pub async fn create(
     _: Admin,
+    caller: Caller,
     State(state): State<AppState>,
     Json(body): Json<CreateProject>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = Slug::parse("name", &body.name)?;
     let id = Uuid::now_v7();
+    let mut tx = state.pool.begin().await?;
     let inserted: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
         "INSERT INTO projects (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING created_at",
     )
     .bind(id)
     .bind(name.as_str())
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
     let created_at = inserted
         .ok_or_else(|| ApiError::conflict("conflict", format!("project `{name}` exists")))?;
+    // An admin who is a person owns what they create, so it shows in
+    // their list like any project they are in.
+    if let Actor::User(user) = &caller.actor {
+        sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'owner')",
+        )
+        .bind(id)
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"id": id, "name": name, "created_at": created_at})),
+        axum::Json(json!({"id": id, "name": name, "created_at": created_at, "role": "owner"})),
     ))
 }
 
-/// List the projects.
+/// List the projects the caller may see, with its role in each: every
+/// project for a platform admin, a person's memberships, a token's own.
 #[utoipa::path(get, path = "/v1/projects", tag = "projects", operation_id = "list_projects",
-    security(("admin_token" = [])),
-    responses((status = 200, description = "All projects, by name", body = views::Items<views::Project>)))]
-pub async fn list(_: Admin, State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let rows: Vec<(Uuid, String, chrono::DateTime<chrono::Utc>)> =
-        sqlx::query_as("SELECT id, name, created_at FROM projects ORDER BY name")
+    security(("project_token" = ["viewer"])),
+    responses((status = 200, description = "The projects, by name", body = views::Items<views::Project>)))]
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Value>, ApiError> {
+    type Row = (Uuid, String, chrono::DateTime<chrono::Utc>, String);
+    let query = "SELECT p.id, p.name, p.created_at, r.role FROM projects p JOIN ";
+    let rows: Vec<Row> = match &caller.actor {
+        Actor::Anonymous | Actor::Invalid => return Err(ApiError::Unauthorized),
+        _ if caller.is_platform_admin() => {
+            sqlx::query_as(&format!(
+                "{query} (SELECT 'owner' AS role) r ON true ORDER BY p.name"
+            ))
             .fetch_all(&state.pool)
-            .await?;
+            .await?
+        }
+        Actor::Token(token) => {
+            sqlx::query_as(&format!(
+                "{query} (SELECT $2::text AS role) r ON true WHERE p.id = $1"
+            ))
+            .bind(token.project_id)
+            .bind(token.role.as_str())
+            .fetch_all(&state.pool)
+            .await?
+        }
+        Actor::User(user) => {
+            sqlx::query_as(&format!(
+            "{query} project_members r ON r.project_id = p.id WHERE r.user_id = $1 ORDER BY p.name"
+        ))
+            .bind(user.id)
+            .fetch_all(&state.pool)
+            .await?
+        }
+        Actor::AdminToken => Vec::new(),
+    };
     let items: Vec<Value> = rows
         .into_iter()
-        .map(|(id, name, created_at)| json!({"id": id, "name": name, "created_at": created_at}))
+        .map(|(id, name, created_at, role)| {
+            json!({"id": id, "name": name, "created_at": created_at, "role": role})
+        })
         .collect();
     Ok(axum::Json(json!({ "items": items })))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    /// A label for people: 1 to 100 characters, not only spaces.
-    #[schema(example = "ci", min_length = 1, max_length = 100, pattern = "\\S")]
-    name: String,
-}
-
-/// Create a project token; the token is shown once, in this answer.
-#[utoipa::path(post, path = "/v1/projects/{project_id}/tokens", tag = "projects",
-    operation_id = "create_project_token", security(("admin_token" = [])), request_body = CreateToken,
-    params(("project_id" = Uuid, Path, description = "The project's id")),
-    responses(
-        (status = 201, description = "The token, shown only here", body = views::ProjectToken),
-        (status = 404, description = "`not_found`: no such project", body = ErrorBody),
-    ))]
-#[tracing::instrument(skip_all)]
-pub async fn create_token(
-    _: Admin,
-    State(state): State<AppState>,
-    Path(project_id): Path<Uuid>,
-    Json(body): Json<CreateToken>,
-) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::validation("name: must be 1 to 100 characters"));
-    }
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)")
-        .bind(project_id)
-        .fetch_one(&state.pool)
-        .await?;
-    if !exists {
-        return Err(ApiError::NotFound("project"));
-    }
-    let token = auth::new_token();
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO api_tokens (id, project_id, name, token_sha256) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(project_id)
-    .bind(name)
-    .bind(auth::hash(&token))
-    .execute(&state.pool)
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({"id": id, "project_id": project_id, "name": name, "token": token})),
-    ))
 }

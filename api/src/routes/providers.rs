@@ -5,7 +5,7 @@
 //! providers, regions and sizes, and sizes not sold in a region, answer
 //! 422 with stable codes.
 
-use crate::auth::Project;
+use crate::auth::{Project, Viewer};
 use crate::cloud_account::{endpoint_of, provider_failed, Driver, StoredCredentials};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
@@ -85,32 +85,35 @@ pub struct CatalogQuery {
 
 /// Every provider's catalog, from the dated tables.
 #[utoipa::path(get, path = "/v1/providers", tag = "cloud", operation_id = "list_providers",
-    security(("project_token" = [])),
+    security(("project_token" = ["viewer"])),
     responses((status = 200, description = "The six providers", body = views::Items<views::ProviderCatalog>)))]
-pub async fn list(_project: Project) -> axum::Json<Value> {
+pub async fn list(_viewer: Viewer) -> axum::Json<Value> {
     let items: Vec<Catalog> = ProviderKind::ALL.into_iter().map(tables::catalog).collect();
     axum::Json(json!({ "items": items }))
 }
 
 /// One provider's catalog: regions, sizes and prices per region.
 #[utoipa::path(get, path = "/v1/providers/{provider}", tag = "cloud", operation_id = "get_provider",
-    security(("project_token" = [])),
+    security(("project_token" = ["viewer"])),
     params(("provider" = String, Path, pattern = "^(hetzner|scaleway|openstack|exoscale|contabo|lightsail)$",
             description = "The provider"), CatalogQuery),
     responses(
         (status = 200, description = "Its catalog", body = views::ProviderCatalog),
-        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
-        (status = 422, description = "`unknown_provider`, `account_provider_mismatch`, or for live prices \
+        (status = 404, description = "`unknown_provider`, or `not_found`: no such account", body = ErrorBody),
+        (status = 422, description = "`account_provider_mismatch`, or for live prices \
             `address_not_allowed`, `invalid_credentials` or `provider_unreachable`", body = ErrorBody),
         (status = 502, description = "`provider_error`: the provider's API failed (its words)", body = ErrorBody),
     ))]
 pub async fn get(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(provider): Path<String>,
     Query(query): Query<CatalogQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let provider = catalog::provider(&provider).map_err(refused)?;
+    // The catalog is a resource: one that does not exist is not found.
+    let provider = catalog::provider(&provider).map_err(|e| {
+        ApiError::refused(axum::http::StatusCode::NOT_FOUND, e.code(), e.to_string())
+    })?;
     let catalog = catalog_for(&state, &project, provider, query.account.as_deref()).await?;
     Ok(axum::Json(json!(*catalog)))
 }
@@ -137,7 +140,7 @@ pub struct EstimateBody {
 
 /// Line items and the monthly total of a server.
 #[utoipa::path(post, path = "/v1/estimates", tag = "cloud", operation_id = "create_estimate",
-    security(("project_token" = [])), request_body = EstimateBody,
+    security(("project_token" = ["viewer"])), request_body = EstimateBody,
     responses(
         (status = 200, description = "The estimate", body = views::Estimate),
         (status = 404, description = "`not_found`: no such account", body = ErrorBody),
@@ -147,7 +150,7 @@ pub struct EstimateBody {
         (status = 502, description = "`provider_error`: the provider's API failed (its words)", body = ErrorBody),
     ))]
 pub async fn estimate(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Json(body): Json<EstimateBody>,
 ) -> Result<axum::Json<Value>, ApiError> {

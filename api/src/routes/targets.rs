@@ -6,7 +6,7 @@
 //! the deploy worker (the SSH forwards a deploy uses) carry out, with logs
 //! and a result like any deployment.
 
-use crate::auth::Project;
+use crate::auth::{Member, Owner, Viewer};
 use crate::credentials::{check_known_hosts, check_private_key};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
@@ -147,7 +147,7 @@ fn parse_ssh(body: CreateTarget) -> Result<SshLogin, ApiError> {
 /// Create a target; an ssh target's key is stored encrypted and shown only
 /// as `has_key` and `key_fingerprint`.
 #[utoipa::path(post, path = "/v1/targets", tag = "targets", operation_id = "create_target",
-    security(("project_token" = [])), request_body = CreateTarget,
+    security(("project_token" = ["owner"])), request_body = CreateTarget,
     responses(
         (status = 201, description = "The target", body = views::Target),
         (status = 409, description = "`conflict`: a target of that name exists", body = ErrorBody),
@@ -155,7 +155,7 @@ fn parse_ssh(body: CreateTarget) -> Result<SshLogin, ApiError> {
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
-    project: Project,
+    Owner(project): Owner,
     State(state): State<AppState>,
     Json(body): Json<CreateTarget>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
@@ -267,13 +267,13 @@ async fn read(conn: &mut PgConnection, project_id: Uuid, id: Uuid) -> Result<Val
 
 /// Read a target (by name or id) with its apps and last check.
 #[utoipa::path(get, path = "/v1/targets/{target}", tag = "targets", operation_id = "get_target",
-    security(("project_token" = [])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
+    security(("project_token" = ["viewer"])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
     responses(
         (status = 200, description = "The target", body = views::Target),
         (status = 404, description = "`not_found`: no such target", body = ErrorBody),
     ))]
 pub async fn get(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -284,9 +284,9 @@ pub async fn get(
 
 /// List the project's targets.
 #[utoipa::path(get, path = "/v1/targets", tag = "targets", operation_id = "list_targets",
-    security(("project_token" = [])), responses((status = 200, description = "The targets, by name", body = views::Items<views::Target>)))]
+    security(("project_token" = ["viewer"])), responses((status = 200, description = "The targets, by name", body = views::Items<views::Target>)))]
 pub async fn list(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let ids: Vec<Uuid> =
@@ -304,7 +304,7 @@ pub async fn list(
 
 /// Delete a target no app runs on.
 #[utoipa::path(delete, path = "/v1/targets/{target}", tag = "targets", operation_id = "delete_target",
-    security(("project_token" = [])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
+    security(("project_token" = ["owner"])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "`not_found`: no such target", body = ErrorBody),
@@ -312,7 +312,7 @@ pub async fn list(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn delete(
-    project: Project,
+    Owner(project): Owner,
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -352,7 +352,7 @@ pub async fn delete(
 /// Caddy, deploy checks the SSH forwards; its state, logs and error are the
 /// result.
 #[utoipa::path(post, path = "/v1/targets/{target}/check", tag = "targets", operation_id = "check_target",
-    security(("project_token" = [])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
+    security(("project_token" = ["member"])), params(("target" = crate::openapi::formats::TargetKey, Path, description = "The target's name or id")),
     responses(
         (status = 202, description = "Queued; `Location` is the deployment's URL", body = views::Accepted,
             headers(("Location" = String, description = "The deployment's URL"))),
@@ -360,7 +360,7 @@ pub async fn delete(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn check(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {

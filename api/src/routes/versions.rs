@@ -2,7 +2,7 @@
 //! entry by entry, stored content-addressed in Postgres), list, read,
 //! download the original bytes.
 
-use crate::auth::Project;
+use crate::auth::{Member, Project, Viewer};
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
 use crate::openapi::{formats, views, ErrorBody};
@@ -84,7 +84,7 @@ async fn app_id(conn: &mut PgConnection, project: Project, app: &str) -> Result<
 /// `..`, links out, devices); stored by SHA-256. Deploy it with
 /// `POST /v1/apps/{app}/deployments {"version": ID}`.
 #[utoipa::path(post, path = "/v1/apps/{app}/versions", tag = "versions", operation_id = "upload_version",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
+    security(("project_token" = ["member"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name")),
     request_body(description = "The archive's bytes", content(
         (formats::Binary = "application/gzip"),
         (formats::Binary = "application/zip"),
@@ -101,7 +101,7 @@ async fn app_id(conn: &mut PgConnection, project: Project, app: &str) -> Result<
     ))]
 #[tracing::instrument(skip_all, fields(app = %app))]
 pub async fn upload(
-    project: Project,
+    Member(project): Member,
     State(state): State<AppState>,
     Path(app): Path<String>,
     headers: HeaderMap,
@@ -266,13 +266,13 @@ pub async fn for_deployment(
 
 /// A version of the app.
 #[utoipa::path(get, path = "/v1/apps/{app}/versions/{id}", tag = "versions", operation_id = "get_version",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
+    security(("project_token" = ["viewer"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
     responses(
         (status = 200, description = "The version", body = views::Version),
         (status = 404, description = "`not_found`: no such app or version", body = ErrorBody),
     ))]
 pub async fn get(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path((app, version_id)): Path<(String, Uuid)>,
 ) -> Result<axum::Json<Value>, ApiError> {
@@ -283,13 +283,13 @@ pub async fn get(
 
 /// The app's versions, newest first.
 #[utoipa::path(get, path = "/v1/apps/{app}/versions", tag = "versions", operation_id = "list_versions",
-    security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), crate::extract::PageQuery),
+    security(("project_token" = ["viewer"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), crate::extract::PageQuery),
     responses(
         (status = 200, description = "A page of versions", body = views::Page<views::Version>),
         (status = 404, description = "`not_found`: no such app", body = ErrorBody),
     ))]
 pub async fn list(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path(app): Path<String>,
     Query(query): Query<crate::extract::PageQuery>,
@@ -322,7 +322,7 @@ pub async fn list(
 
 /// The uploaded bytes, unchanged (the ETag is their SHA-256).
 #[utoipa::path(get, path = "/v1/apps/{app}/versions/{id}/archive", tag = "versions",
-    operation_id = "download_version", security(("project_token" = [])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
+    operation_id = "download_version", security(("project_token" = ["viewer"])), params(("app" = crate::openapi::formats::Name, Path, description = "The app's name"), ("id" = Uuid, Path, description = "The version's id")),
     responses(
         (status = 200, description = "The archive", content(
             (formats::Binary = "application/gzip"), (formats::Binary = "application/zip")),
@@ -330,7 +330,7 @@ pub async fn list(
         (status = 404, description = "`not_found`: no such app or version", body = ErrorBody),
     ))]
 pub async fn download(
-    project: Project,
+    Viewer(project): Viewer,
     State(state): State<AppState>,
     Path((app, version_id)): Path<(String, Uuid)>,
 ) -> Result<Response, ApiError> {

@@ -25,6 +25,7 @@ pub async fn record(
 ) -> sqlx::Result<()> {
     let parsed: Option<JobMessage> = serde_json::from_str(payload).ok();
     let mut tx = pool.begin().await?;
+    let mut failed = false;
     let (job_id, deployment_id, project_id) = match &parsed {
         Some(message) => {
             let ids: Option<(Uuid, Uuid, Uuid)> = sqlx::query_as(
@@ -68,7 +69,7 @@ pub async fn record(
             if waiting == 1 {
                 let state = current_state(&mut tx, deployment_id).await?;
                 if let Some(state) = state.filter(|s| !s.is_terminal()) {
-                    deployments::fail(
+                    failed = deployments::fail(
                         &mut tx,
                         names,
                         deployment_id,
@@ -82,6 +83,9 @@ pub async fn record(
         }
     }
     tx.commit().await?;
+    if failed {
+        crate::metrics::deployments_ended(DeploymentState::Failed, 1);
+    }
     crate::db::outbox::committed();
     Ok(())
 }

@@ -472,6 +472,7 @@ pub async fn sweep(
     .fetch_all(&mut *tx)
     .await?;
     let mut ids = Vec::with_capacity(rescued.len());
+    let mut failed = 0;
     for Rescued {
         job_id,
         deployment_id,
@@ -506,7 +507,7 @@ pub async fn sweep(
                 .execute(&mut *tx)
                 .await?;
             let text = format!("the worker running attempt {attempts} of {max_attempts} was lost");
-            deployments::fail(
+            if deployments::fail(
                 &mut tx,
                 names,
                 deployment_id,
@@ -514,7 +515,10 @@ pub async fn sweep(
                 "worker_lost",
                 &text,
             )
-            .await?;
+            .await?
+            {
+                failed += 1;
+            }
             outbox::enqueue(
                 &mut tx,
                 &names.dead(stage),
@@ -533,6 +537,7 @@ pub async fn sweep(
         ids.push(job_id);
     }
     tx.commit().await?;
+    crate::metrics::deployments_ended(crate::state::DeploymentState::Failed, failed);
     if !ids.is_empty() {
         crate::db::outbox::committed();
     }

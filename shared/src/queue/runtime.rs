@@ -16,6 +16,7 @@ use crate::queue::batch::Batcher;
 use crate::queue::cancel::{self, Registry, RunningJob, StopReason};
 use crate::queue::topology::{self, QueueNames};
 use crate::queue::{amqp, dead_letters, relay, retry};
+use crate::state::DeploymentState;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -118,6 +119,7 @@ impl Runtime {
     /// Runs until `shutdown`: stops taking jobs, lets running ones finish
     /// within the grace period, then hands the rest back through the lease.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
+        crate::metrics::init_stage(self.stage);
         let helpers = CancellationToken::new();
         let background = TaskTracker::new();
         background.spawn(relay::run(
@@ -399,8 +401,13 @@ impl Runtime {
             ctx.logs.info(describe(&outcome)).await;
             ctx.logs.flush().await;
             running.set_committing();
-            self.commit(&ctx.info, &outcome, &Arc::new(effects)).await;
-            record_metrics(stage, &outcome);
+            let committed = self.commit(&ctx.info, &outcome, &Arc::new(effects)).await;
+            // Fenced out while nothing (a cancel, the keeper) had stopped it:
+            // the sweeper took the lease back.
+            if !committed && running.reason().is_none() {
+                METRICS.leases_lost.with_label_values(&[stage]).inc();
+            }
+            record_metrics(self.stage, &outcome, committed);
         } else {
             ctx.logs
                 .info("stopped: the job was cancelled or its lease taken back")
@@ -494,16 +501,22 @@ impl Runtime {
 
     /// Commits the outcome, waiting out a database outage: the lease stays
     /// ours (the keeper heartbeats it) until this returns.
-    async fn commit(&self, job: &JobInfo, outcome: &Outcome, effects: &Arc<crate::job::Effects>) {
+    /// Returns whether it was recorded (false: the lease was taken back).
+    async fn commit(
+        &self,
+        job: &JobInfo,
+        outcome: &Outcome,
+        effects: &Arc<crate::job::Effects>,
+    ) -> bool {
         let mut wait = Duration::from_millis(50);
         loop {
             let completion = (job.clone(), outcome.clone(), effects.clone());
             let committed = self.completions.call(completion).await;
             match committed.unwrap_or_else(|| Err("the outcome batcher stopped".into())) {
-                Ok(true) => return,
+                Ok(true) => return true,
                 Ok(false) => {
                     tracing::info!("outcome not recorded: the lease was taken back");
-                    return;
+                    return false;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot commit outcome; retrying");
@@ -542,10 +555,30 @@ impl Runtime {
                         .filter(|(_, job)| !job.is_committing())
                         .map(|(id, _)| id)
                         .collect();
-                    for (id, job) in running
+                    let lost: Vec<_> = running
                         .iter()
                         .filter(|(id, _)| !alive.contains(id) && still_running.contains(id))
-                    {
+                        .collect();
+                    if lost.is_empty() {
+                        continue;
+                    }
+                    // A cancelled job's lease is gone too, but it was not
+                    // lost: only the others count in slipway_leases_lost_total.
+                    let lost_ids: Vec<uuid::Uuid> = lost.iter().map(|(id, _)| *id).collect();
+                    let cancelled = cancelled_jobs(&self.pool, &lost_ids)
+                        .await
+                        .unwrap_or_default();
+                    for (id, job) in lost {
+                        if cancelled.contains(id) {
+                            job.stop(StopReason::Cancelled);
+                            continue;
+                        }
+                        if job.reason().is_none() {
+                            METRICS
+                                .leases_lost
+                                .with_label_values(&[self.stage.as_str()])
+                                .inc();
+                        }
                         tracing::warn!(job.id = %id, "lease lost; stopping the job");
                         job.stop(StopReason::LeaseLost);
                     }
@@ -618,6 +651,14 @@ async fn renew_leases(
     .await
 }
 
+/// Which of these jobs a user cancelled (their lease is gone for that reason).
+async fn cancelled_jobs(pool: &PgPool, ids: &[uuid::Uuid]) -> sqlx::Result<Vec<uuid::Uuid>> {
+    sqlx::query_scalar("SELECT id FROM jobs WHERE id = ANY($1) AND state = 'cancelled'")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}
+
 fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Succeeded => "succeeded".into(),
@@ -638,7 +679,19 @@ fn describe(outcome: &Outcome) -> String {
     }
 }
 
-fn record_metrics(stage: &str, outcome: &Outcome) {
+fn record_metrics(stage: Stage, outcome: &Outcome, committed: bool) {
+    if committed {
+        // A committed failure fails the deployment; the last stage's
+        // success makes it live.
+        match outcome {
+            Outcome::Failed { .. } => crate::metrics::deployments_ended(DeploymentState::Failed, 1),
+            Outcome::Succeeded if stage.next().is_none() => {
+                crate::metrics::deployments_ended(DeploymentState::Live, 1)
+            }
+            _ => {}
+        }
+    }
+    let stage = stage.as_str();
     let counter = match outcome {
         Outcome::Succeeded => &METRICS.jobs_succeeded,
         Outcome::Retry { .. } => &METRICS.jobs_retried,

@@ -27,10 +27,40 @@ const NO_SUCCESS_HERE: &[(&str, &[u16])] = &[
     ("POST /v1/apps/{app}/versions", &[422]),
     ("GET /v1/apps/{app}/versions/{id}", &[404]),
     ("GET /v1/apps/{app}/versions/{id}/archive", &[404]),
-    // Projects need the admin token; the fuzzer holds a project token.
+    // Projects and people need a platform admin; the fuzzer holds a
+    // project owner's token.
     ("POST /v1/projects", &[403]),
-    ("GET /v1/projects", &[403]),
-    ("POST /v1/projects/{project_id}/tokens", &[403]),
+    ("GET /v1/users", &[403]),
+    ("DELETE /v1/users/{id}", &[403]),
+    ("POST /v1/users/{id}/disable", &[403]),
+    ("POST /v1/users/{id}/enable", &[403]),
+    ("POST /v1/users/{id}/password-reset", &[403]),
+    // The fuzzer cannot know its project's id (no answer it reads names
+    // it), so a project's tokens, members and invitations are not found.
+    ("POST /v1/projects/{project_id}/tokens", &[404]),
+    ("GET /v1/projects/{project_id}/tokens", &[404]),
+    ("DELETE /v1/projects/{project_id}/tokens/{token_id}", &[404]),
+    ("GET /v1/projects/{project_id}/members", &[404]),
+    ("PATCH /v1/projects/{project_id}/members/{user_id}", &[404]),
+    ("DELETE /v1/projects/{project_id}/members/{user_id}", &[404]),
+    ("POST /v1/projects/{project_id}/invitations", &[404]),
+    ("GET /v1/projects/{project_id}/invitations", &[404]),
+    (
+        "DELETE /v1/projects/{project_id}/invitations/{invitation_id}",
+        &[404],
+    ),
+    // Sessions are for people: a token is refused (`session_required`).
+    ("DELETE /v1/session", &[403]),
+    ("GET /v1/me", &[403]),
+    ("POST /v1/me/password", &[403]),
+    ("GET /v1/sessions", &[403]),
+    ("DELETE /v1/sessions/{id}", &[403]),
+    // No account has the fuzzer's email and password; later attempts are
+    // limited.
+    ("POST /v1/sessions", &[401, 429]),
+    // A link's secret cannot be guessed.
+    ("POST /v1/password-resets/{token}", &[404]),
+    ("POST /v1/invitations/{token}/accept", &[404]),
     // No provider answers here (accounts without an endpoint point at a
     // closed loopback port): an account is refused, so none exists to read.
     ("POST /v1/cloud-accounts", &[422]),

@@ -124,7 +124,7 @@ impl Fleet {
         let token = fleet
             .admin_post(
                 &format!("/v1/projects/{}/tokens", fleet.project_id),
-                json!({"name": "test"}),
+                json!({"name": "test", "role": "owner"}),
             )
             .await?;
         fleet.token = token["token"].as_str().context("token")?.to_owned();
@@ -334,33 +334,36 @@ impl Fleet {
     }
 
     /// A metric series (`name` or `name{labels}`) summed over the workers
-    /// of `stage` that still answer, from their `/metrics`.
+    /// of `stage` that still answer, from their `/metrics`. The labels
+    /// given need only be a subset of a series' labels: the matching
+    /// series are added up (`slipway_reconcile_repairs_total{kind="x"}`
+    /// counts every target kind).
     pub async fn metric(&self, stage: &str, series: &str) -> anyhow::Result<u64> {
-        let prefix = format!("{series} ");
         let mut total = 0;
         for worker in self.workers.iter().filter(|w| w.stage == stage) {
-            let log = strip_ansi(&std::fs::read_to_string(worker.proc.log_path())?);
-            let Some(addr) = log
-                .split("metrics_addr=")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-            else {
+            let Some(addr) = self.metrics_addr(worker)? else {
                 continue;
             };
             let Ok(answer) = reqwest::get(format!("http://{addr}/metrics")).await else {
                 continue; // a worker the test killed
             };
-            let text = answer.text().await?;
-            total += text
-                .lines()
-                .find_map(|l| l.strip_prefix(&prefix))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .unwrap_or(0);
+            total += sum_series(&answer.text().await?, series) as u64;
         }
         Ok(total)
     }
 
-    /// `slipway_reconcile_repairs_total{kind}` over the deploy workers.
+    /// Where a worker serves `/metrics` (`host:port`), from the address it
+    /// logged at start; `None` before it logged it.
+    pub fn metrics_addr(&self, worker: &Worker) -> anyhow::Result<Option<String>> {
+        let log = strip_ansi(&std::fs::read_to_string(worker.proc.log_path())?);
+        Ok(log
+            .split("metrics_addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned))
+    }
+
+    /// `slipway_reconcile_repairs_total{kind}` over the deploy workers (every target kind).
     pub async fn repairs(&self, kind: &str) -> anyhow::Result<u64> {
         self.metric(
             "deploy",
@@ -433,6 +436,30 @@ fn base_env(
         env.push(((*key).to_owned(), value.clone()));
     }
     env
+}
+
+/// The sum of the series of `text` (the Prometheus text format) named as
+/// `series` (`name` or `name{a="x",b="y"}`) whose labels include the given ones.
+pub fn sum_series(text: &str, series: &str) -> f64 {
+    let (name, wanted) = match series.split_once('{') {
+        Some((name, labels)) => (name, labels.trim_end_matches('}')),
+        None => (series, ""),
+    };
+    let wanted: Vec<&str> = wanted.split(',').filter(|l| !l.is_empty()).collect();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (key, value) = line.rsplit_once(' ')?;
+            let (line_name, labels) = match key.split_once('{') {
+                Some((n, labels)) => (n, labels.trim_end_matches('}')),
+                None => (key, ""),
+            };
+            let labels: Vec<&str> = labels.split(',').collect();
+            (line_name == name && wanted.iter().all(|w| labels.contains(w)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
 }
 
 /// Whether every attempt of the deployment has finished.

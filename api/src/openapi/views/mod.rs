@@ -9,10 +9,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+mod accounts;
 mod apps;
 mod cloud;
 mod deployments;
 
+pub use accounts::*;
 pub use apps::*;
 pub use cloud::*;
 pub use deployments::*;
@@ -36,16 +38,9 @@ pub struct Project {
     pub id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
-}
-
-/// A project token; `token` is shown only in this answer.
-#[derive(ToSchema)]
-pub struct ProjectToken {
-    pub id: Uuid,
-    pub project_id: Uuid,
-    pub name: String,
-    #[schema(example = "slw_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")]
-    pub token: String,
+    /// The caller's role in the project.
+    #[schema(value_type = crate::auth::Role)]
+    pub role: String,
 }
 
 /// A target: never its key, only whether one is set and its fingerprint.

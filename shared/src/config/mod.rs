@@ -1,6 +1,9 @@
 //! Typed settings read from `SLIPWAY_*` environment variables, validated at
 //! start. This is the only module that reads the environment.
 
+mod accounts;
+
+pub use accounts::{parse_networks, AccountSettings, SignInLimits, SmtpSettings};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -188,6 +191,8 @@ pub struct ApiSettings {
     pub secret_key: SecretString,
     /// Which addresses the URLs users give may point at.
     pub outbound: crate::egress::OutboundPolicy,
+    /// People, sessions, sign-in limits and the audit log.
+    pub accounts: AccountSettings,
 }
 
 impl ApiSettings {
@@ -222,6 +227,7 @@ impl ApiSettings {
             admin_token: admin_token.into(),
             secret_key: secret_key.into(),
             outbound: outbound_policy()?,
+            accounts: AccountSettings::from_env()?,
         })
     }
 }
