@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod cloud_account;
 pub mod credentials;
 pub mod error;
 pub mod extract;
@@ -65,6 +66,13 @@ impl Application {
             archives,
             outbound: std::sync::Arc::new(settings.outbound.clone()),
             accounts: std::sync::Arc::new(settings.accounts.clone()),
+            cloud: state::CloudState {
+                endpoints: slipway_shared::config::cloud_endpoints(),
+                // Prices change rarely; every read costs rate-limit tokens.
+                live_prices: slipway_cloud::catalog::hetzner_live::LiveCache::new(
+                    std::time::Duration::from_secs(3600),
+                ),
+            },
         };
         let listener = tokio::net::TcpListener::bind(settings.api_addr).await?;
         Ok(Application {

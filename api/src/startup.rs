@@ -1,9 +1,9 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    addons, app_logs, apps, audit, dead_jobs, deployments, health, hooks, invitations, logs,
-    members, operations, probes, projects, sessions, target_setup, targets, tokens, users,
-    versions,
+    addons, app_logs, apps, audit, cloud_accounts, cloud_caps, dead_jobs, deployments, health,
+    hooks, invitations, logs, members, operations, probes, projects, providers, sessions,
+    target_setup, targets, tokens, users, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -82,6 +82,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(targets::get, targets::delete))
         .routes(routes!(targets::check))
         .routes(routes!(target_setup::setup))
+        .routes(routes!(providers::list))
+        .routes(routes!(providers::get))
+        .routes(routes!(providers::estimate))
+        .routes(routes!(cloud_accounts::create, cloud_accounts::list))
+        .routes(routes!(cloud_accounts::get, cloud_accounts::delete))
+        .routes(routes!(cloud_caps::get, cloud_caps::set))
         .routes(routes!(dead_jobs::list))
         .routes(routes!(dead_jobs::redrive))
         .routes(routes!(health::healthz))

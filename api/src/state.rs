@@ -16,4 +16,12 @@ pub struct AppState {
     pub outbound: std::sync::Arc<slipway_shared::egress::OutboundPolicy>,
     /// Sessions, sign-in limits, links, mail, audit retention.
     pub accounts: std::sync::Arc<slipway_shared::config::AccountSettings>,
+    /// Providers' default endpoints and the prices read live from them.
+    pub cloud: CloudState,
+}
+
+#[derive(Clone)]
+pub struct CloudState {
+    pub endpoints: slipway_shared::config::CloudEndpoints,
+    pub live_prices: slipway_cloud::catalog::hetzner_live::LiveCache,
 }

@@ -8,6 +8,7 @@
 //! next to the system services and next to other people's tests.
 
 pub mod caddy;
+pub mod cloud_fake;
 mod db;
 pub mod dns;
 pub mod dockerd;

@@ -5,6 +5,8 @@
 
 #[path = "api/access.rs"]
 mod access;
+#[path = "api/cloud.rs"]
+mod cloud;
 mod common;
 #[path = "api/fuzz.rs"]
 mod fuzz;

@@ -63,6 +63,7 @@ pub const SESSION: &str = "session";
         (name = "addons", description = "Postgres databases and volumes of an app"),
         (name = "webhooks", description = "Push webhooks from git hosts"),
         (name = "targets", description = "Where apps run: local or over SSH"),
+        (name = "cloud", description = "Cloud providers, their prices, accounts and caps"),
         (name = "operations", description = "Probes and dead jobs"),
         (name = "service", description = "Health, readiness, metrics, this document"),
     )
@@ -341,6 +342,13 @@ const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
             "setup_target",
         ],
         "target",
+        "$response.body#/name",
+    ),
+    (
+        "create_cloud_account",
+        "201",
+        &["get_cloud_account", "delete_cloud_account"],
+        "account",
         "$response.body#/name",
     ),
     (

@@ -59,6 +59,15 @@ fn offline_state() -> AppState {
         archives: Default::default(),
         outbound: std::sync::Arc::new(slipway_shared::egress::OutboundPolicy::public_only()),
         accounts: Default::default(),
+        cloud: crate::state::CloudState {
+            endpoints: slipway_shared::config::CloudEndpoints {
+                hetzner: "http://127.0.0.1:1/v1".into(),
+                openstack: "http://127.0.0.1:1/v3".into(),
+            },
+            live_prices: slipway_cloud::catalog::hetzner_live::LiveCache::new(
+                std::time::Duration::from_secs(1),
+            ),
+        },
     }
 }
 

@@ -232,6 +232,25 @@ impl ApiSettings {
     }
 }
 
+/// Where the cloud drivers connect for an account that names no endpoint:
+/// `SLIPWAY_HETZNER_ENDPOINT` (Hetzner Cloud's public API) and
+/// `SLIPWAY_OPENSTACK_AUTH_URL` (OVHcloud's Keystone). Tests point both at
+/// loopback so that nothing they do reaches a real provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudEndpoints {
+    pub hetzner: String,
+    pub openstack: String,
+}
+
+pub fn cloud_endpoints() -> CloudEndpoints {
+    CloudEndpoints {
+        hetzner: raw("SLIPWAY_HETZNER_ENDPOINT")
+            .unwrap_or_else(|| "https://api.hetzner.cloud/v1".into()),
+        openstack: raw("SLIPWAY_OPENSTACK_AUTH_URL")
+            .unwrap_or_else(|| "https://auth.cloud.ovh.net/v3".into()),
+    }
+}
+
 /// `SLIPWAY_SECRET_KEY` for a worker, which needs it only to open what the
 /// API sealed (git credentials, secret env vars): `None` when unset.
 pub fn worker_secret_box() -> Result<Option<crate::secrets::SecretBox>, ConfigError> {

@@ -61,6 +61,14 @@ const NO_SUCCESS_HERE: &[(&str, &[u16])] = &[
     // A link's secret cannot be guessed.
     ("POST /v1/password-resets/{token}", &[404]),
     ("POST /v1/invitations/{token}/accept", &[404]),
+    // No provider answers here (accounts without an endpoint point at a
+    // closed loopback port): an account is refused, so none exists to read.
+    ("POST /v1/cloud-accounts", &[422]),
+    ("GET /v1/cloud-accounts/{account}", &[404]),
+    ("DELETE /v1/cloud-accounts/{account}", &[404]),
+    // A priced size in a region is rarely what random strings name.
+    ("POST /v1/estimates", &[200, 422]),
+    ("GET /v1/providers/{provider}", &[200, 404]),
     // Either answer is readiness doing its job (a busy shared broker can
     // take longer than its 2 s to accept a connection).
     ("GET /readyz", &[200, 503]),

@@ -77,6 +77,16 @@ impl Fleet {
         let mut api_env = env.clone();
         api_env.push(("SLIPWAY_API_ADDR".into(), format!("127.0.0.1:{port}")));
         api_env.push(("SLIPWAY_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()));
+        // Accounts without an endpoint must not reach a real provider from
+        // a test (port 9: nothing listens, the connection is refused).
+        api_env.push((
+            "SLIPWAY_HETZNER_ENDPOINT".into(),
+            "http://127.0.0.1:9/v1".into(),
+        ));
+        api_env.push((
+            "SLIPWAY_OPENSTACK_AUTH_URL".into(),
+            "http://127.0.0.1:9/v3".into(),
+        ));
         api_env.push(("SLIPWAY_SECRET_KEY".into(), "ab".repeat(32)));
         let mut fleet = Fleet {
             api: Proc::spawn_wrapped("slipway-api", &api_env, &options.wrapper)?,

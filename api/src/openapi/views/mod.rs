@@ -11,10 +11,12 @@ use uuid::Uuid;
 
 mod accounts;
 mod apps;
+mod cloud;
 mod deployments;
 
 pub use accounts::*;
 pub use apps::*;
+pub use cloud::*;
 pub use deployments::*;
 
 /// A list of items.

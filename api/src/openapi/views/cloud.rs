@@ -1,0 +1,118 @@
+//! Shapes of the cloud answers: accounts, caps, catalogs and estimates.
+
+use super::*;
+
+/// Credentials are never shown: only that they are set and their kind.
+#[derive(ToSchema)]
+pub struct CredentialsSet {
+    /// `token`, `password` or `application_credential`.
+    pub kind: String,
+    pub set: bool,
+}
+
+/// A cloud account.
+#[derive(ToSchema)]
+pub struct CloudAccount {
+    pub id: Uuid,
+    pub provider: String,
+    pub name: String,
+    /// The account's own endpoint; `null`: the provider's public one.
+    pub endpoint: Option<String>,
+    /// OpenStack: the region its servers are made in.
+    pub region: Option<String>,
+    pub credentials: CredentialsSet,
+    pub created_at: String,
+}
+
+/// A project's caps on cloud servers; `null`: no cap.
+#[derive(ToSchema)]
+pub struct CloudCaps {
+    pub max_servers: Option<u32>,
+    pub max_monthly_eur: Option<f64>,
+}
+
+#[derive(ToSchema)]
+pub struct CatalogRegion {
+    pub id: String,
+    pub name: String,
+    pub country: String,
+}
+
+#[derive(ToSchema)]
+pub struct CatalogPrice {
+    pub region: String,
+    pub monthly_eur: f64,
+    /// `null` where the provider bills by the month only.
+    pub hourly_eur: Option<f64>,
+}
+
+#[derive(ToSchema)]
+pub struct CatalogSize {
+    pub id: String,
+    pub vcpus: u32,
+    pub memory_gb: f64,
+    pub disk_gb: u32,
+    /// `x86` or `arm`.
+    pub architecture: String,
+    /// One per region it is sold in.
+    pub prices: Vec<CatalogPrice>,
+}
+
+/// Dollar prices converted at `rate` EUR per USD, as of `date`.
+#[derive(ToSchema)]
+pub struct CatalogExchange {
+    pub from: String,
+    pub rate: f64,
+    pub date: String,
+    pub source: String,
+}
+
+/// What a provider sells and for how much.
+#[derive(ToSchema)]
+pub struct ProviderCatalog {
+    pub provider: String,
+    pub name: String,
+    /// Whether Slipway can create servers there yet.
+    pub driver: bool,
+    /// `live` (the provider's API) or `table` (dated, in the repository).
+    pub origin: String,
+    pub source: String,
+    pub as_of: String,
+    /// `net` (before VAT) or `gross`.
+    pub vat: String,
+    pub exchange: Option<CatalogExchange>,
+    pub default_image: String,
+    pub regions: Vec<CatalogRegion>,
+    pub sizes: Vec<CatalogSize>,
+    /// `{"kind": "included"}` or `{"kind": "charged", "monthly_eur": {region: EUR}}`.
+    #[schema(value_type = Object)]
+    pub ipv4: Value,
+    /// `{"kind": "percent", "hundredths": 2000}` or `{"kind": "not_offered"}`.
+    #[schema(value_type = Object)]
+    pub backups: Value,
+    pub notes: Vec<String>,
+}
+
+#[derive(ToSchema)]
+pub struct EstimateLine {
+    /// `server`, `ipv4` or `backups`.
+    pub item: String,
+    pub description: String,
+    pub monthly_eur: f64,
+}
+
+/// A server's monthly cost, line by line.
+#[derive(ToSchema)]
+pub struct Estimate {
+    pub provider: String,
+    pub region: String,
+    pub size: String,
+    pub currency: String,
+    pub vat: String,
+    pub items: Vec<EstimateLine>,
+    pub monthly_total_eur: f64,
+    pub server_hourly_eur: Option<f64>,
+    pub source: String,
+    pub as_of: String,
+    pub exchange: Option<CatalogExchange>,
+}
