@@ -30,7 +30,7 @@
 //! database and queues dropped.
 
 mod load;
-mod podman;
+pub mod podman;
 mod redeploy;
 mod timings;
 
