@@ -71,7 +71,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     // The local engine's API: its events repair dead containers at once
     // and wake the log followers.
     let (api, service) =
-        engine::service::supervise(target.containers_conf.clone(), shutdown.clone())?;
+        engine::service::supervise(target.containers_conf.clone(), shutdown.clone()).await?;
     let started = std::sync::Arc::new(tokio::sync::Notify::new());
     let watcher = watch::Watcher::new(api.clone(), reconciler.clone(), started.clone());
     let watcher = tokio::spawn(watcher.run(shutdown.clone()));

@@ -58,7 +58,8 @@ impl Watcher {
 
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut since: Option<i64> = None;
+        // Without `since` podman replays its whole event file.
+        let mut since: Option<i64> = Some(chrono::Utc::now().timestamp());
         let mut pause = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
             let mut events = Box::pin(self.api.events(since));
@@ -74,7 +75,7 @@ impl Watcher {
                         self.on_event(event, &shutdown);
                     }
                     Some(Err(error)) => {
-                        tracing::debug!(%error, "engine events: stream broke");
+                        tracing::warn!(%error, "engine events: stream broke; opening it again");
                         break;
                     }
                     None => break,
@@ -100,6 +101,7 @@ impl Watcher {
                 exit_code,
                 ..
             } => {
+                tracing::info!(%app, container = %name, ?exit_code, "engine events: app container died");
                 {
                     let mut busy = self.busy.lock().expect("not poisoned");
                     if let Some(again) = busy.get_mut(&app) {
@@ -133,7 +135,11 @@ impl Watcher {
         let reconciler = &self.reconciler;
         let release = match reconciler.local_release(app).await {
             Ok(Some(release)) if release.has_container(name) => release,
-            Ok(_) => return,
+            Ok(_) => {
+                tracing::info!(%app, container = %name,
+                    "engine events: not the current live release here (or a deployment runs); left alone");
+                return;
+            }
             Err(error) => {
                 tracing::warn!(%app, error = %format!("{error:#}"), "engine events: cannot look the app up");
                 return;

@@ -12,9 +12,7 @@
 //! unlike its CLI (nanoseconds): a resume point is therefore a second plus
 //! how many lines of that second were already stored (see `follow`).
 
-use bollard::query_parameters::{
-    EventsOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-};
+use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
 use bollard::{ClientVersion, Docker};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
@@ -28,8 +26,11 @@ pub const API_VERSION: ClientVersion = ClientVersion {
     major_version: 1,
     minor_version: 41,
 };
-/// Seconds a request may take before its answer starts (streams run on).
-const REQUEST_TIMEOUT: u64 = 30;
+/// Seconds a request may take. bollard applies it to a whole streamed
+/// answer too, so it is long: a hung request is cut by its caller instead.
+const REQUEST_TIMEOUT: u64 = 10 * 365 * 24 * 3600;
+/// How long a one-off request (ping, list, a tail) may take.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A client of one engine's API socket. Connecting is lazy: a request
 /// fails while the socket is not there yet, and the next one tries again.
@@ -71,7 +72,7 @@ impl EngineApi {
     }
 
     pub async fn ping(&self) -> Result<(), bollard::errors::Error> {
-        self.docker.ping().await.map(drop)
+        within(self.docker.ping()).await.map(drop)
     }
 
     /// App containers' start and death events from `since` (Unix seconds)
@@ -80,17 +81,17 @@ impl EngineApi {
         &self,
         since: Option<i64>,
     ) -> impl Stream<Item = Result<ContainerEvent, bollard::errors::Error>> + Send + 'static {
-        let filters: HashMap<&str, Vec<&str>> =
-            HashMap::from([("type", vec!["container"]), ("event", vec!["start", "die"])]);
-        let mut options = EventsOptionsBuilder::new().filters(&filters);
-        if let Some(since) = since {
-            options = options.since(&since.to_string());
-        }
+        // No query: podman 4.3 matches an `event` or `type` filter against
+        // its own names and drops `die` (seen here). Without `since` it
+        // first replays its event file (capped by its own rotation), so
+        // `since` is applied here.
+        let since = since.unwrap_or(i64::MIN);
         self.docker
-            .events(Some(options.build()))
-            .filter_map(|event| async move {
+            .events(None::<bollard::query_parameters::EventsOptions>)
+            .filter_map(move |event| async move {
                 match event {
                     Err(error) => Some(Err(error)),
+                    Ok(message) if message.time.unwrap_or(0) < since => None,
                     Ok(message) => container_event(message).map(Ok),
                 }
             })
@@ -102,7 +103,7 @@ impl EngineApi {
         let options = ListContainersOptionsBuilder::new()
             .filters(&filters)
             .build();
-        let listed = self.docker.list_containers(Some(options)).await?;
+        let listed = within(self.docker.list_containers(Some(options))).await?;
         Ok(listed
             .into_iter()
             .filter_map(|c| {
@@ -162,16 +163,28 @@ impl EngineApi {
             .stderr(true)
             .tail(&lines.to_string())
             .build();
-        self.docker
+        let read = self
+            .docker
             .logs(name, Some(options))
             .filter_map(|chunk| async move { chunk.ok().map(|c| c.to_string()) })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        tokio::time::timeout(CALL_TIMEOUT, read)
             .await
+            .unwrap_or_default()
             .concat()
             .lines()
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// A one-off request, cut after [`CALL_TIMEOUT`].
+async fn within<T>(
+    request: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T, bollard::errors::Error> {
+    tokio::time::timeout(CALL_TIMEOUT, request)
+        .await
+        .unwrap_or(Err(bollard::errors::Error::RequestTimeoutError))
 }
 
 fn container_event(message: bollard::models::EventMessage) -> Option<ContainerEvent> {
@@ -219,5 +232,27 @@ mod tests {
         let fine = parse_stamped("2026-12-05T14:00:43.5Z x", "stderr").unwrap();
         assert!(fine.at > line.at);
         assert!(parse_stamped("no stamp", "stdout").is_none());
+    }
+}
+
+#[cfg(test)]
+mod podman_events {
+    use super::*;
+
+    /// A `die` event as podman 4.3's compat API sends it.
+    #[test]
+    fn a_podman_die_event_is_read() {
+        let json = r#"{"status":"die","id":"bc52","from":"localhost/x:y","Type":"container","Action":"die","Actor":{"ID":"bc52","Attributes":{"containerExitCode":"3","io.slipway.app":"0190c1a2-0000-7000-8000-aaaaaaaaaaaa","image":"localhost/x:y","name":"slipway-a-b","podId":""}},"scope":"local","time":1796479260,"timeNano":1796479260310491357}"#;
+        let message: bollard::models::EventMessage = serde_json::from_str(json).unwrap();
+        let event = container_event(message).unwrap();
+        assert_eq!(
+            event,
+            ContainerEvent::Died {
+                name: "slipway-a-b".into(),
+                app: "0190c1a2-0000-7000-8000-aaaaaaaaaaaa".parse().unwrap(),
+                release: None,
+                exit_code: Some(3),
+            }
+        );
     }
 }

@@ -12,6 +12,7 @@ use slipway_shared::process::clean_command;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
 /// Longest pause between restarts of a service that keeps exiting.
@@ -24,62 +25,89 @@ pub fn socket_path() -> PathBuf {
     std::env::temp_dir().join(format!("slipway-podman-{}.sock", std::process::id()))
 }
 
-/// Starts the service and keeps it running until `shutdown`; returns the
-/// client of its socket at once (requests fail until it is up).
-pub fn supervise(
+/// Starts the service, waits until it answers, and keeps it running until
+/// `shutdown`; returns the client of its socket.
+pub async fn supervise(
     containers_conf: Option<PathBuf>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(EngineApi, tokio::task::JoinHandle<()>)> {
     let socket = socket_path();
+    let _ = std::fs::remove_file(&socket);
+    let child = spawn(&socket, containers_conf.as_ref())?;
+    // The client checks that the socket exists when it is made.
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        anyhow::ensure!(
+            started.elapsed() < START_TIMEOUT,
+            "podman's API service made no socket at {} within {START_TIMEOUT:?}",
+            socket.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let api = EngineApi::unix(&socket)?;
-    let task = tokio::spawn(run(socket, containers_conf, api.clone(), shutdown));
+    if wait_up(&api, &socket).await {
+        tracing::info!(socket = %socket.display(), "podman API service up");
+    } else {
+        tracing::warn!(socket = %socket.display(), "podman API service does not answer yet");
+    }
+    let task = tokio::spawn(run(child, socket, containers_conf, api.clone(), shutdown));
     Ok((api, task))
 }
 
+fn spawn(socket: &Path, containers_conf: Option<&PathBuf>) -> std::io::Result<Child> {
+    let mut command = clean_command("podman");
+    if let Some(conf) = containers_conf {
+        command.env("CONTAINERS_CONF", conf);
+    }
+    command
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", socket.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+}
+
 async fn run(
+    child: Child,
     socket: PathBuf,
     containers_conf: Option<PathBuf>,
     api: EngineApi,
     shutdown: CancellationToken,
 ) {
+    let mut child = Some(child);
     let mut pause = Duration::from_millis(500);
     loop {
-        let _ = std::fs::remove_file(&socket);
-        let mut command = clean_command("podman");
-        if let Some(conf) = &containers_conf {
-            command.env("CONTAINERS_CONF", conf);
-        }
-        command
-            .args(["system", "service", "--time=0"])
-            .arg(format!("unix://{}", socket.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        match command.spawn() {
-            Ok(mut child) => {
-                if wait_up(&api, &socket).await {
-                    tracing::info!(socket = %socket.display(), "podman API service up");
-                    pause = Duration::from_millis(500);
+        if let Some(running) = child.as_mut() {
+            tokio::select! {
+                status = running.wait() => {
+                    tracing::warn!(?status, "podman API service exited; restarting it");
                 }
-                tokio::select! {
-                    status = child.wait() => {
-                        tracing::warn!(?status, "podman API service exited; restarting it");
-                    }
-                    _ = shutdown.cancelled() => {
-                        let _ = child.kill().await;
-                        let _ = std::fs::remove_file(&socket);
-                        return;
-                    }
+                _ = shutdown.cancelled() => {
+                    let _ = running.kill().await;
+                    let _ = std::fs::remove_file(&socket);
+                    return;
                 }
             }
-            Err(error) => tracing::warn!(%error, "cannot start the podman API service"),
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => return,
         }
         pause = (pause * 2).min(MAX_RESTART_PAUSE);
+        let _ = std::fs::remove_file(&socket);
+        child = match spawn(&socket, containers_conf.as_ref()) {
+            Ok(next) => Some(next),
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the podman API service");
+                None
+            }
+        };
+        if child.is_some() && wait_up(&api, &socket).await {
+            tracing::info!(socket = %socket.display(), "podman API service up again");
+            pause = Duration::from_millis(500);
+        }
     }
 }
 
