@@ -123,6 +123,8 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
     let registry = Registry::start().await?;
     let work = std::env::temp_dir().join(format!("slipway-bench-idle-{}", env.prefix));
     let mut apps = Vec::new();
+    // Every app created, deployed or not, for the cleanup.
+    let mut created = Vec::new();
     let result = async {
         let caddy = Caddy::start().await?;
         let source = work.join("source");
@@ -159,7 +161,7 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
         let git_url = daemon.url(REPO);
         let measured = async {
             for &count in &settings.counts {
-                add_apps(&fleet, &git_url, &mut apps, count).await?;
+                add_apps(&fleet, &git_url, &mut apps, &mut created, count).await?;
                 tokio::time::sleep(QUIET).await;
                 let line = measure(&fleet, &env, &caddy, &apps, &settings).await?;
                 let mut out = std::io::stdout().lock();
@@ -175,8 +177,8 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
         measured
     }
     .await;
-    for app in &apps {
-        podman::remove_containers(&app.id).await;
+    for app_id in &created {
+        podman::remove_containers(app_id).await;
     }
     podman::remove_leftovers(registry.addr()).await;
     drop(registry);
@@ -185,11 +187,14 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
     result
 }
 
-/// Creates and deploys apps until there are `count`, all at once.
+/// Creates and deploys apps until there are `count`, all at once. A
+/// deployment that fails (a loaded host can time a start out) is tried
+/// again, up to three times.
 async fn add_apps(
     fleet: &Fleet,
     git_url: &str,
     apps: &mut Vec<App>,
+    created: &mut Vec<String>,
     count: usize,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -201,19 +206,24 @@ async fn add_apps(
             .call(reqwest::Method::POST, "/v1/apps", Some(body))
             .await?;
         anyhow::ensure!(status == 201, "create app: {status} {app}");
-        let path = format!("/v1/apps/{name}/deployments");
-        let (status, deployment) = fleet
-            .call(reqwest::Method::POST, &path, Some(json!({})))
-            .await?;
-        anyhow::ensure!(status == 202, "deploy: {status} {deployment}");
-        let id = deployment["id"]
-            .as_str()
-            .context("deployment id")?
-            .to_owned();
-        pending.push((name, app["id"].as_str().context("app id")?.to_owned(), id));
+        let app_id = app["id"].as_str().context("app id")?.to_owned();
+        created.push(app_id.clone());
+        let deployment = deploy(fleet, &name).await?;
+        pending.push((name, app_id, deployment));
     }
-    for (name, app_id, deployment) in pending {
-        let done = wait_live(fleet, &deployment).await?;
+    for (name, app_id, mut deployment) in pending {
+        let mut tries = 1;
+        let done = loop {
+            match wait_live(fleet, &deployment).await {
+                Ok(done) => break done,
+                Err(error) if tries < 3 => {
+                    eprintln!("[bench] idle: {name}: {error:#}; deploying again");
+                    tries += 1;
+                    deployment = deploy(fleet, &name).await?;
+                }
+                Err(error) => return Err(error),
+            }
+        };
         let url = done["url"].as_str().context("url of the live release")?;
         let authority = url.trim_start_matches("http://").trim_end_matches('/');
         let host = authority
@@ -231,6 +241,18 @@ async fn add_apps(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+async fn deploy(fleet: &Fleet, app: &str) -> anyhow::Result<String> {
+    let path = format!("/v1/apps/{app}/deployments");
+    let (status, deployment) = fleet
+        .call(reqwest::Method::POST, &path, Some(json!({})))
+        .await?;
+    anyhow::ensure!(status == 202, "deploy: {status} {deployment}");
+    Ok(deployment["id"]
+        .as_str()
+        .context("deployment id")?
+        .to_owned())
 }
 
 async fn wait_live(fleet: &Fleet, id: &str) -> anyhow::Result<Value> {
