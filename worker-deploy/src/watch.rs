@@ -32,6 +32,12 @@ use uuid::Uuid;
 
 /// Lines of a crashing container shown in its app's health.
 const CRASH_LINES: usize = 5;
+/// Repairs running at once: each holds an app lock and a query connection
+/// of the reconciler's pool; more would wait for connections and time out.
+const PARALLEL_REPAIRS: usize = 2;
+/// Tries of a repair that failed (a passing fault) before it is left to
+/// the reconciler's pass.
+const REPAIR_TRIES: u32 = 3;
 
 #[derive(Clone)]
 pub struct Watcher {
@@ -40,6 +46,8 @@ pub struct Watcher {
     /// Told when an app container started (the log followers).
     pub started: Arc<Notify>,
     crashes: Arc<Mutex<CrashLog>>,
+    /// Limits the repairs running at once.
+    repairs: Arc<tokio::sync::Semaphore>,
     /// Apps with a repair under way (one at a time per app), and whether
     /// another death came meanwhile: then the repair runs again after.
     busy: Arc<Mutex<HashMap<Uuid, bool>>>,
@@ -52,6 +60,7 @@ impl Watcher {
             reconciler,
             started,
             crashes: Arc::default(),
+            repairs: Arc::new(tokio::sync::Semaphore::new(PARALLEL_REPAIRS)),
             busy: Arc::default(),
         }
     }
@@ -174,15 +183,25 @@ impl Watcher {
                 return;
             }
         };
-        match reconciler.repair_now(&site, &release).await {
-            Ok(Some(repairs)) => {
-                tracing::info!(%app, container = %name, ?exit_code, repairs, "engine events: repaired a dead app container")
+        for attempt in 1..=REPAIR_TRIES {
+            let Ok(_permit) = self.repairs.acquire().await else {
+                return;
+            };
+            match reconciler.repair_now(&site, &release).await {
+                Ok(Some(repairs)) => {
+                    tracing::info!(%app, container = %name, ?exit_code, repairs,
+                        "engine events: repaired a dead app container");
+                    return;
+                }
+                Ok(None) => {
+                    tracing::debug!(%app, "engine events: not repaired (busy or no longer current)");
+                    return;
+                }
+                Err(error) => tracing::warn!(%app, container = %name, attempt,
+                    error = %format!("{error:#}"), "engine events: repair failed"),
             }
-            Ok(None) => {
-                tracing::debug!(%app, "engine events: not repaired (busy or no longer current)")
-            }
-            Err(error) => tracing::warn!(%app, container = %name,
-                error = %format!("{error:#}"), "engine events: repair failed; the reconciler tries again"),
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        tracing::warn!(%app, container = %name, "engine events: left to the reconciler's pass");
     }
 }
