@@ -108,8 +108,14 @@ async fn setup() -> anyhow::Result<Setup> {
         .await?;
     anyhow::ensure!(status == 202, "deploy: {status} {answer}");
     let id = answer["id"].as_str().context("id")?.parse()?;
-    let done = fleet.wait_state(id, common::TERMINAL, DEPLOY_TIMEOUT).await?;
-    anyhow::ensure!(done["state"] == "live", "deploy ended {done:#}\n{}", fleet.logs());
+    let done = fleet
+        .wait_state(id, common::TERMINAL, DEPLOY_TIMEOUT)
+        .await?;
+    anyhow::ensure!(
+        done["state"] == "live",
+        "deploy ended {done:#}\n{}",
+        fleet.logs()
+    );
     Ok(Setup {
         _containers: common::AppContainers(app.id.clone()),
         fleet,
@@ -127,10 +133,17 @@ impl Setup {
 
     fn container(&self) -> anyhow::Result<String> {
         let name: String = podman(&[
-            "ps", "-a", "--filter", &format!("label=io.slipway.app={}", self.app.id),
-            "--format", "{{.Names}}",
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.slipway.app={}", self.app.id),
+            "--format",
+            "{{.Names}}",
         ])?;
-        name.lines().next().map(str::to_owned).context("no app container")
+        name.lines()
+            .next()
+            .map(str::to_owned)
+            .context("no app container")
     }
 
     /// Every runtime log line of the app stored so far.
@@ -140,14 +153,22 @@ impl Setup {
         loop {
             let (status, body) = self
                 .fleet
-                .call(Method::GET, &format!("/v1/apps/ev/logs?after={after}&limit=10000"), None)
+                .call(
+                    Method::GET,
+                    &format!("/v1/apps/ev/logs?after={after}&limit=10000"),
+                    None,
+                )
                 .await?;
             anyhow::ensure!(status == 200, "logs: {status} {body}");
             let lines = body["lines"].as_array().context("lines")?;
             if lines.is_empty() {
                 return Ok(all);
             }
-            all.extend(lines.iter().filter_map(|l| l["line"].as_str().map(str::to_owned)));
+            all.extend(
+                lines
+                    .iter()
+                    .filter_map(|l| l["line"].as_str().map(str::to_owned)),
+            );
             after = body["next"].as_i64().context("next")?;
         }
     }
@@ -195,13 +216,22 @@ async fn a_killed_container_is_repaired_by_its_death_event_and_a_stopped_one_sta
     }
     assert_eq!(deployments().await?, before, "a repair makes no deployment");
     // Stopped by Slipway: not "repaired".
-    let (status, body) = s.fleet.call(Method::POST, "/v1/apps/ev/stop", Some(json!({}))).await?;
+    let (status, body) = s
+        .fleet
+        .call(Method::POST, "/v1/apps/ev/stop", Some(json!({})))
+        .await?;
     anyhow::ensure!(status == 202, "stop: {status} {body}");
     let stop = body["id"].as_str().context("id")?.parse()?;
-    let stopped = s.fleet.wait_state(stop, common::TERMINAL, DEPLOY_TIMEOUT).await?;
+    let stopped = s
+        .fleet
+        .wait_state(stop, common::TERMINAL, DEPLOY_TIMEOUT)
+        .await?;
     assert_eq!(stopped["state"], "live", "{stopped:#}");
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(common::app_containers(&s.app.id, false).is_empty(), "the stopped app's container runs again");
+    assert!(
+        common::app_containers(&s.app.id, false).is_empty(),
+        "the stopped app's container runs again"
+    );
     Ok(())
 }
 
@@ -212,12 +242,28 @@ async fn logs_are_followed_across_a_deploy_worker_sigkill_without_loss_or_repeat
     // Some lines are stored, then the worker dies mid-stream.
     let started = Instant::now();
     while ticks(&s.lines().await?).len() < 40 {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "no lines\n{}", s.fleet.logs());
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "no lines\n{}",
+            s.fleet.logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let first = s.fleet.workers.iter().find(|w| w.stage == "deploy").context("deploy worker")?.id.clone();
+    let first = s
+        .fleet
+        .workers
+        .iter()
+        .find(|w| w.stage == "deploy")
+        .context("deploy worker")?
+        .id
+        .clone();
     s.fleet.worker(&first).proc.sigkill()?;
-    let _ = s.fleet.worker(&first).proc.wait_exit(Duration::from_secs(10)).await;
+    let _ = s
+        .fleet
+        .worker(&first)
+        .proc
+        .wait_exit(Duration::from_secs(10))
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.fleet.spawn_worker("deploy")?;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -255,7 +301,10 @@ async fn a_crash_loop_backs_off_and_the_health_says_crashing() -> anyhow::Result
     let crashed = Instant::now();
     let health = loop {
         let health = s.health().await?;
-        if health["detail"].as_str().is_some_and(|d| d.starts_with("crashing:")) {
+        if health["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("crashing:"))
+        {
             break health;
         }
         anyhow::ensure!(
@@ -267,7 +316,10 @@ async fn a_crash_loop_backs_off_and_the_health_says_crashing() -> anyhow::Result
     };
     assert_eq!(health["ok"], false);
     assert!(
-        health["detail"].as_str().unwrap_or_default().contains("crashing now"),
+        health["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("crashing now"),
         "the last lines are shown: {health}"
     );
     // Starts 0 s, 0 s, 1 s, 2 s, 4 s, 8 s apart: within 20 s of the first
