@@ -41,9 +41,10 @@ use tokio_util::sync::CancellationToken;
 pub const STAGE: Stage = Stage::Deploy;
 /// The stage's time limit unless `SLIPWAY_STAGE_TIMEOUT` says otherwise.
 pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
-/// Connections of the reconciler's own pool: its pass lock, an app lock
-/// and its queries, and the same for a repair an engine event started.
-const RECONCILER_CONNECTIONS: u32 = 5;
+/// Connections of the reconciler's own pool (opened when needed): its pass
+/// lock, an app lock and its queries, and an app lock and a query
+/// connection for each of the (at most four) repairs engine events run.
+const RECONCILER_CONNECTIONS: u32 = 10;
 /// Connections the log followers store their batches through (their locks
 /// are on one more connection of their own).
 const FOLLOWER_CONNECTIONS: u32 = 4;

@@ -34,7 +34,7 @@ use uuid::Uuid;
 const CRASH_LINES: usize = 5;
 /// Repairs running at once: each holds an app lock and a query connection
 /// of the reconciler's pool; more would wait for connections and time out.
-const PARALLEL_REPAIRS: usize = 2;
+const PARALLEL_REPAIRS: usize = 4;
 /// Tries of a repair that failed (a passing fault) before it is left to
 /// the reconciler's pass.
 const REPAIR_TRIES: u32 = 3;
