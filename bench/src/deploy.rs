@@ -30,7 +30,7 @@
 //! database and queues dropped.
 
 mod load;
-pub(crate) mod podman;
+pub mod podman;
 mod redeploy;
 mod timings;
 

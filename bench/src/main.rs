@@ -1,5 +1,5 @@
 //! `slipway-bench [--own-broker] SCENARIO` with SCENARIO one of `queue`,
-//! `logs`, `api`, `recovery`, `build`, `deploy`, `cli` or `all`. Each scenario starts what it needs (a
+//! `logs`, `api`, `recovery`, `build`, `deploy`, `cli`, `idle` or `all`. Each scenario starts what it needs (a
 //! fresh database, a unique queue prefix, in-process runtimes and API, or
 //! the real worker binaries), prints one JSON object per line on stdout,
 //! cleans up and exits 0. Progress and warnings go to stderr. The broker is
@@ -12,6 +12,7 @@ mod build;
 mod cli;
 mod deploy;
 mod harness;
+mod idle;
 mod logs;
 mod queue;
 mod recovery;
@@ -21,7 +22,7 @@ use slipway_testkit::RabbitNode;
 use std::io::Write;
 
 const USAGE: &str =
-    "usage: slipway-bench [--own-broker] queue|logs|api|recovery|build|deploy|cli|all";
+    "usage: slipway-bench [--own-broker] queue|logs|api|recovery|build|deploy|cli|idle|all";
 
 /// mimalloc: the hot paths allocate many small, short-lived buffers (rows,
 /// JSON, AMQP frames) across threads, which it serves with less CPU than
@@ -36,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     args.retain(|a| a != "--own-broker");
     let scenarios: Vec<&str> = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["all"] => vec!["queue", "logs", "api", "recovery"],
-        [one @ ("queue" | "logs" | "api" | "recovery" | "build" | "deploy" | "cli")] => vec![one],
+        [one @ ("queue" | "logs" | "api" | "recovery" | "build" | "deploy" | "cli" | "idle")] => vec![one],
         ["-h" | "--help"] => {
             eprintln!("{USAGE}");
             return Ok(());
@@ -81,6 +82,11 @@ async fn run_all(scenarios: &[&str], amqp_url: &str) -> anyhow::Result<()> {
         if *scenario == "build" {
             // One line per example, printed as each is measured.
             build::run(amqp_url).await?;
+            continue;
+        }
+        if *scenario == "idle" {
+            // One line per app count.
+            idle::run(amqp_url).await?;
             continue;
         }
         if *scenario == "deploy" {

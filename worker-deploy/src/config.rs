@@ -7,8 +7,9 @@ use slipway_shared::config::ConfigError;
 use slipway_shared::local_target::LocalTarget;
 use std::time::Duration;
 
-/// How often the reconciler looks unless `SLIPWAY_RECONCILE_INTERVAL` says.
-pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the reconciler looks unless `SLIPWAY_RECONCILE_INTERVAL` says:
+/// a backstop, since engine events repair the local target at once.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct DeploySettings {
@@ -19,7 +20,7 @@ pub struct DeploySettings {
 
 impl DeploySettings {
     /// The target's variables (see [`LocalTarget::from_lookup`]) and
-    /// `SLIPWAY_RECONCILE_INTERVAL` (`10s`; `off` turns it off).
+    /// `SLIPWAY_RECONCILE_INTERVAL` (`60s`; `off` turns it off).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }

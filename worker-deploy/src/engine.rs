@@ -16,9 +16,11 @@
 //! `ps` or in error messages. Over SSH the command and its environment travel
 //! as a script on ssh's stdin (`sh -s`), never on ssh's command line.
 
+pub mod api;
 mod docker;
 mod host;
 mod probe;
+pub mod service;
 mod volumes;
 
 pub use host::{Host, SshHost};
@@ -42,6 +44,8 @@ pub const LABEL_RELEASE: &str = "io.slipway.release";
 /// The port an app listens on inside its container unless it says otherwise.
 pub const DEFAULT_CONTAINER_PORT: u16 = 8080;
 
+/// The engine's cap on one container's log file.
+const LOG_MAX_SIZE: &str = "10m";
 const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -698,6 +702,12 @@ fn run_argv(
     for (key, value) in &spec.labels {
         args.extend(["--label".into(), format!("{key}={value}")]);
     }
+    // Logs are capped by the engine; the followers resume by time, so a
+    // rotation loses nothing that was already stored.
+    args.extend(["--log-opt".into(), format!("max-size={LOG_MAX_SIZE}")]);
+    if kind == EngineKind::Docker {
+        args.extend(["--log-opt".into(), "max-file=3".into()]);
+    }
     args.extend([
         "--publish".into(),
         match host_port {
@@ -812,6 +822,7 @@ mod tests {
         assert!(args.contains(&"DOCKER_HOST=tcp://elsewhere:2375".to_string()));
         assert_eq!(args.last().unwrap(), "r@sha256:1");
         assert!(!args.contains(&"--volume".to_string()));
+        assert!(args.contains(&"max-size=10m".to_string()));
     }
 
     #[test]

@@ -2,13 +2,18 @@
 //! and runs the probe job, the deploy job (deploys and app operations) and
 //! the deploy side of a target check; beside them, the reconciler that keeps
 //! every target (local and ssh) at the desired state, the health monitor
-//! and the runtime-log collector of the apps on all of them.
+//! and the runtime logs of the apps on all of them. On the local target the
+//! worker supervises podman's API service and works from its events: a dead
+//! app container is repaired at once (`watch`) and every container's logs
+//! are followed (`follow`); the ssh targets' logs are still collected in
+//! rounds (`runtime_logs`).
 
 pub mod addons;
 pub mod caddy;
 pub mod check;
 pub mod config;
 pub mod engine;
+pub mod follow;
 pub mod handler;
 pub mod health;
 pub mod launch;
@@ -24,8 +29,10 @@ pub mod runtime_logs;
 pub mod site;
 pub mod sites;
 pub mod target;
+pub mod watch;
 mod withdraw;
 
+use secrecy::ExposeSecret;
 use slipway_shared::config::WorkerSettings;
 use slipway_shared::job::Stage;
 use std::time::Duration;
@@ -34,9 +41,13 @@ use tokio_util::sync::CancellationToken;
 pub const STAGE: Stage = Stage::Deploy;
 /// The stage's time limit unless `SLIPWAY_STAGE_TIMEOUT` says otherwise.
 pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
-/// Connections of the reconciler's own pool: its pass lock, an app lock
-/// and its queries.
-const RECONCILER_CONNECTIONS: u32 = 3;
+/// Connections of the reconciler's own pool (opened when needed): its pass
+/// lock, an app lock and its queries, and an app lock and a query
+/// connection for each of the (at most four) repairs engine events run.
+const RECONCILER_CONNECTIONS: u32 = 10;
+/// Connections the log followers store their batches through (their locks
+/// are on one more connection of their own).
+const FOLLOWER_CONNECTIONS: u32 = 4;
 
 pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let deploy_settings = config::DeploySettings::from_env()?;
@@ -45,24 +56,28 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     // What the background tasks reach every target with (ssh targets
     // through a site per target and round, see `sites`).
     let sites = sites::Sites::new(target.clone(), secrets.clone())?;
-    let reconciler = match deploy_settings.reconcile_interval {
-        Some(interval) => {
-            let reconciler = reconcile::Reconciler {
-                pool: slipway_shared::db::pool(
-                    &settings.common.database_url,
-                    RECONCILER_CONNECTIONS,
-                )?,
-                sites: sites.clone(),
-            };
-            Some(tokio::spawn(reconciler.run(interval, shutdown.clone())))
-        }
+    let reconciler = std::sync::Arc::new(reconcile::Reconciler {
+        pool: slipway_shared::db::pool(&settings.common.database_url, RECONCILER_CONNECTIONS)?,
+        sites: sites.clone(),
+    });
+    let pass = match deploy_settings.reconcile_interval {
+        Some(interval) => Some(tokio::spawn(
+            reconciler.as_ref().clone().run(interval, shutdown.clone()),
+        )),
         None => {
             tracing::info!("reconciler off (SLIPWAY_RECONCILE_INTERVAL=off)");
             None
         }
     };
-    // The monitor and the log collector share one small pool of their own,
-    // outside the job runtime's.
+    // The local engine's API: its events repair dead containers at once
+    // and wake the log followers.
+    let (api, service) =
+        engine::service::supervise(target.containers_conf.clone(), shutdown.clone()).await?;
+    let started = std::sync::Arc::new(tokio::sync::Notify::new());
+    let watcher = watch::Watcher::new(api.clone(), reconciler.clone(), started.clone());
+    let watcher = tokio::spawn(watcher.run(shutdown.clone()));
+    // The monitor and the ssh targets' log collector share one small pool
+    // of their own, outside the job runtime's.
     let side_pool = slipway_shared::db::pool(&settings.common.database_url, 2)?;
     let monitor = target.health_monitor_interval.map(|interval| {
         tokio::spawn(monitor::run(
@@ -81,6 +96,18 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             shutdown.clone(),
         ))
     });
+    let followers = target.runtime_log_interval.map(|_| {
+        let followers = follow::Followers {
+            pool: slipway_shared::db::pool(&settings.common.database_url, FOLLOWER_CONNECTIONS)?,
+            database_url: settings.common.database_url.expose_secret().to_owned(),
+            api: api.clone(),
+            secrets: secrets.clone(),
+            retention: settings.common.log_retention,
+            wake: started.clone(),
+        };
+        anyhow::Ok(tokio::spawn(followers.run(shutdown.clone())))
+    });
+    let followers = followers.transpose()?;
     let deploy = std::sync::Arc::new(handler::DeployHandler::new(target, secrets)?);
     let result = slipway_shared::worker::run(
         STAGE,
@@ -95,7 +122,17 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     .await;
     // The runtime may end on its own (an error): the side tasks go too.
     shutdown.cancel();
-    for task in [reconciler, monitor, collector].into_iter().flatten() {
+    for task in [
+        pass,
+        monitor,
+        collector,
+        followers,
+        Some(watcher),
+        Some(service),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let _ = task.await;
     }
     result

@@ -12,7 +12,9 @@
 //! their release ports, and checks them through it. A target that cannot be reached
 //! makes its releases' health a failure naming why (the platform cannot
 //! reach the app, which is what an outside check would say too); the
-//! other targets are checked all the same.
+//! other targets are checked all the same. A release whose health says
+//! `crashing` (see `watch`) keeps saying so for five minutes after its
+//! last death rather than flip with each start.
 
 use crate::health::{wait_healthy, HealthCheck, HealthRule, Unhealthy};
 use crate::release;
@@ -73,7 +75,9 @@ pub async fn check_all(pool: &PgPool, sites: &Sites) -> sqlx::Result<usize> {
     let serving: Vec<Serving> = sqlx::query_as(&format!(
         "SELECT r.id, r.host_port, r.host_ports, r.container_name, a.runtime_settings, {SSH_TARGET_COLUMN}
          FROM releases r JOIN apps a ON a.id = r.app_id {TARGET_JOIN}
-         WHERE r.state = 'live' AND r.host_port IS NOT NULL AND {TARGET_EXISTS}"
+         WHERE r.state = 'live' AND r.host_port IS NOT NULL AND {TARGET_EXISTS}
+           AND NOT (coalesce(r.health_detail, '') LIKE 'crashing:%'
+                    AND r.health_checked_at > now() - interval '5 minutes')"
     ))
     .fetch_all(pool)
     .await?;

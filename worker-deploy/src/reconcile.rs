@@ -30,6 +30,10 @@
 //! will run or re-run and finish the switch) is skipped; and each app is
 //! repaired under the app's advisory lock, which a deploy holds for its
 //! whole run, so a deploy that starts meanwhile waits for the repair.
+//!
+//! On the local target a dead container does not wait for a pass: the
+//! engine's events repair it at once (see `watch`, [`Reconciler::repair_now`]);
+//! the pass, a minute apart by default, is the backstop.
 
 mod repair;
 
@@ -110,10 +114,25 @@ impl LiveRelease {
     fn is_paused(&self) -> bool {
         self.state == "paused"
     }
+
+    /// Whether `name` is one of the release's containers (a replica).
+    pub fn has_container(&self, name: &str) -> bool {
+        name == self.container_name
+            || name
+                .strip_prefix(&self.container_name)
+                .and_then(|rest| rest.strip_prefix("-r"))
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+    }
 }
+
+/// How often and how long an event's repair tries for a busy app lock
+/// (a pass repairing it, or a deploy that has just begun).
+const LOCK_TRIES: usize = 10;
+const LOCK_RETRY: Duration = Duration::from_millis(200);
 
 /// What the reconciler works with: the same engine, Caddy and target
 /// settings as the deploy handler, and the keys of the ssh targets.
+#[derive(Clone)]
 pub struct Reconciler {
     pub pool: PgPool,
     pub sites: Sites,
@@ -169,16 +188,9 @@ impl Reconciler {
     }
 
     async fn pass_locked(&self) -> anyhow::Result<usize> {
-        let releases: Vec<LiveRelease> = sqlx::query_as(&format!(
-            "SELECT r.id, r.state, r.app_id, r.deployment_id, r.container_name, r.host_port,
-                    r.host_ports, a.name AS app, p.name AS project, {SSH_TARGET_COLUMN}
-             FROM releases r JOIN apps a ON a.id = r.app_id JOIN projects p ON p.id = a.project_id
-             {TARGET_JOIN}
-             WHERE r.state IN ('live', 'paused') AND a.destroying_at IS NULL AND {TARGET_EXISTS}
-             ORDER BY r.app_id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let releases: Vec<LiveRelease> = sqlx::query_as(&releases_where("TRUE"))
+            .fetch_all(&self.pool)
+            .await?;
         let mut repairs = 0;
         for (target, releases) in sites::by_target(releases, |r| r.ssh_target) {
             // One connection per target for the whole pass, closed when
@@ -242,6 +254,55 @@ impl Reconciler {
         Ok(repairs)
     }
 
+    /// The app's live release on the local target when the reconciler may
+    /// repair it now: not being destroyed, no deploy in flight. `None` also
+    /// for an app that is stopped or runs on an ssh target.
+    pub async fn local_release(&self, app_id: Uuid) -> anyhow::Result<Option<LiveRelease>> {
+        let release: Option<LiveRelease> = sqlx::query_as(&releases_where(
+            "r.app_id = $1 AND r.state = 'live' AND (r.target_id IS NULL OR t.kind = 'local')",
+        ))
+        .bind(app_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match release {
+            Some(release) if !self.deploy_in_flight(app_id).await? => Ok(Some(release)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Repairs one app now (the engine events' way in), under the app's
+    /// lock and only while its release is still current; `None` when it
+    /// was not repaired (the lock stayed busy, or the app changed).
+    /// The Caddy server is left to the slow pass.
+    pub async fn repair_now(
+        &self,
+        site: &Site,
+        release: &LiveRelease,
+    ) -> anyhow::Result<Option<usize>> {
+        let mut app_lock = None;
+        for _ in 0..LOCK_TRIES {
+            app_lock = lock::try_lock(&self.pool, lock::app_key(release.app_id)).await?;
+            if app_lock.is_some() {
+                break;
+            }
+            tokio::time::sleep(LOCK_RETRY).await;
+        }
+        let Some(app_lock) = app_lock else {
+            return Ok(None);
+        };
+        if !self.still_current(release).await? {
+            app_lock.release().await;
+            return Ok(None);
+        }
+        let mut server_checked = true;
+        let repaired = self.repair(site, release, &mut server_checked).await;
+        app_lock.release().await;
+        if repaired.is_err() {
+            FAILURES.inc();
+        }
+        repaired.map(Some)
+    }
+
     /// Whether the release is still the app's current one, in the state
     /// listed (live or paused), and no deployment of the app is in the
     /// deploy stage.
@@ -268,6 +329,20 @@ impl Reconciler {
         .fetch_one(&self.pool)
         .await?)
     }
+}
+
+/// The current releases (`live` or `paused`) of apps not being destroyed,
+/// on a target that exists, which also match `condition` (SQL on `r`, `t`).
+fn releases_where(condition: &str) -> String {
+    format!(
+        "SELECT r.id, r.state, r.app_id, r.deployment_id, r.container_name, r.host_port,
+                r.host_ports, a.name AS app, p.name AS project, {SSH_TARGET_COLUMN}
+         FROM releases r JOIN apps a ON a.id = r.app_id JOIN projects p ON p.id = a.project_id
+         {TARGET_JOIN}
+         WHERE r.state IN ('live', 'paused') AND a.destroying_at IS NULL AND {TARGET_EXISTS}
+           AND {condition}
+         ORDER BY r.app_id"
+    )
 }
 
 /// Counts and logs one repair.

@@ -1,4 +1,5 @@
-//! Runtime logs: every `SLIPWAY_RUNTIME_LOG_INTERVAL` the deploy worker
+//! Runtime logs of the ssh targets' apps (the local target's are followed,
+//! see `follow`): every `SLIPWAY_RUNTIME_LOG_INTERVAL` the deploy worker
 //! copies what the containers of each deployed app printed since its last
 //! pass (`podman logs --timestamps --since CURSOR`) into `app_logs`, which
 //! the API serves with `?after=SEQ`. An app is collected under a
@@ -89,6 +90,10 @@ pub async fn collect_all(
     .await?;
     let mut stored = 0;
     for (target, apps) in sites::by_target(apps, |a| a.ssh_target) {
+        if target.is_none() {
+            // Followed as they print (`follow`).
+            continue;
+        }
         let site = match sites.open(pool, target).await {
             Ok(site) => site,
             Err(error) => {

@@ -1,0 +1,258 @@
+//! The engine's REST API (podman's Docker-compatible service, or Docker's
+//! daemon) over a unix socket, through `bollard`, pinned to API 1.41: the
+//! version both podman 4.3 and Debian's docker.io 20.10 speak. What the
+//! deploy worker keeps open for a long time goes through it: the event
+//! stream that drives repairs, and one followed log stream per container.
+//! Builds and the one-off commands of a deploy (pull, run, stop, rm, exec)
+//! stay on the CLI: they run a few times per deploy, podman's CLI is what
+//! the deploy path and its tests were built and measured on, and over SSH
+//! they already share the target's one connection.
+//!
+//! podman 4.3 stamps API log lines to the second (`2026-12-05T14:00:43Z`),
+//! unlike its CLI (nanoseconds): a resume point is therefore a second plus
+//! how many lines of that second were already stored (see `follow`).
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
+use bollard::{ClientVersion, Docker};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::{LABEL_APP, LABEL_RELEASE};
+
+/// The API version spoken to every engine.
+pub const API_VERSION: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 41,
+};
+/// Seconds a request may take. bollard applies it to a whole streamed
+/// answer too, so it is long: a hung request is cut by its caller instead.
+const REQUEST_TIMEOUT: u64 = 10 * 365 * 24 * 3600;
+/// How long a one-off request (ping, list, a tail) may take.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A client of one engine's API socket. Connecting is lazy: a request
+/// fails while the socket is not there yet, and the next one tries again.
+#[derive(Clone)]
+pub struct EngineApi {
+    docker: Docker,
+}
+
+/// What happened to an app container, as the event stream says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerEvent {
+    Started {
+        name: String,
+        app: Uuid,
+    },
+    /// It exited (on its own, killed, out of memory, or stopped).
+    Died {
+        name: String,
+        app: Uuid,
+        release: Option<Uuid>,
+        exit_code: Option<i64>,
+    },
+}
+
+/// One line a container printed, stamped by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampedLine {
+    pub at: DateTime<Utc>,
+    pub stream: &'static str,
+    pub line: String,
+}
+
+impl EngineApi {
+    pub fn unix(socket: &std::path::Path) -> Result<EngineApi, bollard::errors::Error> {
+        let path = socket.display().to_string();
+        Ok(EngineApi {
+            docker: Docker::connect_with_unix(&path, REQUEST_TIMEOUT, &API_VERSION)?,
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), bollard::errors::Error> {
+        within(self.docker.ping()).await.map(drop)
+    }
+
+    /// App containers' start and death events from `since` (Unix seconds)
+    /// on; events of other containers are dropped here.
+    pub fn events(
+        &self,
+        since: Option<i64>,
+    ) -> impl Stream<Item = Result<ContainerEvent, bollard::errors::Error>> + Send + 'static {
+        // No query: podman 4.3 matches an `event` or `type` filter against
+        // its own names and drops `die` (seen here). Without `since` it
+        // first replays its event file (capped by its own rotation), so
+        // `since` is applied here.
+        let since = since.unwrap_or(i64::MIN);
+        self.docker
+            .events(None::<bollard::query_parameters::EventsOptions>)
+            .filter_map(move |event| async move {
+                match event {
+                    Err(error) => Some(Err(error)),
+                    Ok(message) if message.time.unwrap_or(0) < since => None,
+                    Ok(message) => container_event(message).map(Ok),
+                }
+            })
+    }
+
+    /// The running containers labelled as apps: `(name, app)`.
+    pub async fn running_apps(&self) -> Result<Vec<(String, Uuid)>, bollard::errors::Error> {
+        let filters: HashMap<&str, Vec<&str>> = HashMap::from([("label", vec![LABEL_APP])]);
+        let options = ListContainersOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let listed = within(self.docker.list_containers(Some(options))).await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|c| {
+                let app = c.labels.as_ref()?.get(LABEL_APP)?.parse().ok()?;
+                let name = c.names?.into_iter().next()?;
+                Some((name.trim_start_matches('/').to_owned(), app))
+            })
+            .collect())
+    }
+
+    /// The container's lines from `since` (Unix seconds, inclusive) on,
+    /// followed until the container stops. A line may arrive in pieces;
+    /// they are joined here.
+    pub fn follow_logs(
+        &self,
+        name: &str,
+        since: i64,
+    ) -> impl Stream<Item = Result<StampedLine, bollard::errors::Error>> + Send + 'static {
+        let options = LogsOptionsBuilder::new()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .since(i32::try_from(since).unwrap_or(0))
+            .build();
+        let mut partial: HashMap<&'static str, String> = HashMap::new();
+        self.docker
+            .logs(name, Some(options))
+            .map(move |chunk| {
+                let chunk = chunk?;
+                let stream = match chunk {
+                    bollard::container::LogOutput::StdErr { .. } => "stderr",
+                    _ => "stdout",
+                };
+                let text = String::from_utf8_lossy(chunk.as_ref()).into_owned();
+                let buffer = partial.entry(stream).or_default();
+                buffer.push_str(&text);
+                let mut lines = Vec::new();
+                while let Some(end) = buffer.find('\n') {
+                    let raw: String = buffer.drain(..=end).collect();
+                    if let Some(line) = parse_stamped(raw.trim_end_matches('\n'), stream) {
+                        lines.push(Ok(line));
+                    }
+                }
+                Ok::<_, bollard::errors::Error>(futures::stream::iter(lines))
+            })
+            .flat_map(|batch| match batch {
+                Ok(lines) => lines.left_stream(),
+                Err(error) => futures::stream::iter(vec![Err(error)]).right_stream(),
+            })
+    }
+
+    /// The last `lines` lines the container printed (both streams).
+    pub async fn tail(&self, name: &str, lines: usize) -> Vec<String> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let read = self
+            .docker
+            .logs(name, Some(options))
+            .filter_map(|chunk| async move { chunk.ok().map(|c| c.to_string()) })
+            .collect::<Vec<_>>();
+        tokio::time::timeout(CALL_TIMEOUT, read)
+            .await
+            .unwrap_or_default()
+            .concat()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A one-off request, cut after [`CALL_TIMEOUT`].
+async fn within<T>(
+    request: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T, bollard::errors::Error> {
+    tokio::time::timeout(CALL_TIMEOUT, request)
+        .await
+        .unwrap_or(Err(bollard::errors::Error::RequestTimeoutError))
+}
+
+fn container_event(message: bollard::models::EventMessage) -> Option<ContainerEvent> {
+    let actor = message.actor?;
+    let attributes = actor.attributes.unwrap_or_default();
+    let app: Uuid = attributes.get(LABEL_APP)?.parse().ok()?;
+    let name = attributes.get("name")?.clone();
+    match message.action.as_deref()? {
+        "start" => Some(ContainerEvent::Started { name, app }),
+        "die" => Some(ContainerEvent::Died {
+            name,
+            app,
+            release: attributes.get(LABEL_RELEASE).and_then(|r| r.parse().ok()),
+            // podman says `containerExitCode`, Docker `exitCode`.
+            exit_code: ["exitCode", "containerExitCode"]
+                .iter()
+                .find_map(|k| attributes.get(*k)?.parse().ok()),
+        }),
+        _ => None,
+    }
+}
+
+/// `TIMESTAMP TEXT` as the API sends a line with `timestamps`.
+pub fn parse_stamped(raw: &str, stream: &'static str) -> Option<StampedLine> {
+    let (stamp, text) = raw.split_once(' ').unwrap_or((raw, ""));
+    let at = DateTime::parse_from_rfc3339(stamp)
+        .ok()?
+        .with_timezone(&Utc);
+    Some(StampedLine {
+        at,
+        stream,
+        line: text.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamped_lines_are_parsed_to_the_second_or_finer() {
+        let line = parse_stamped("2026-12-05T14:00:43Z line 1", "stdout").unwrap();
+        assert_eq!(line.line, "line 1");
+        assert_eq!(line.at.timestamp(), 1_796_479_243);
+        let fine = parse_stamped("2026-12-05T14:00:43.5Z x", "stderr").unwrap();
+        assert!(fine.at > line.at);
+        assert!(parse_stamped("no stamp", "stdout").is_none());
+    }
+}
+
+#[cfg(test)]
+mod podman_events {
+    use super::*;
+
+    /// A `die` event as podman 4.3's compat API sends it.
+    #[test]
+    fn a_podman_die_event_is_read() {
+        let json = r#"{"status":"die","id":"bc52","from":"localhost/x:y","Type":"container","Action":"die","Actor":{"ID":"bc52","Attributes":{"containerExitCode":"3","io.slipway.app":"0190c1a2-0000-7000-8000-aaaaaaaaaaaa","image":"localhost/x:y","name":"slipway-a-b","podId":""}},"scope":"local","time":1796479260,"timeNano":1796479260310491357}"#;
+        let message: bollard::models::EventMessage = serde_json::from_str(json).unwrap();
+        let event = container_event(message).unwrap();
+        assert_eq!(
+            event,
+            ContainerEvent::Died {
+                name: "slipway-a-b".into(),
+                app: "0190c1a2-0000-7000-8000-aaaaaaaaaaaa".parse().unwrap(),
+                release: None,
+                exit_code: Some(3),
+            }
+        );
+    }
+}
