@@ -37,7 +37,9 @@ async fn main() -> anyhow::Result<()> {
     args.retain(|a| a != "--own-broker");
     let scenarios: Vec<&str> = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["all"] => vec!["queue", "logs", "api", "recovery"],
-        [one @ ("queue" | "logs" | "api" | "recovery" | "build" | "deploy" | "cli" | "idle")] => vec![one],
+        [one @ ("queue" | "logs" | "api" | "recovery" | "build" | "deploy" | "cli" | "idle")] => {
+            vec![one]
+        }
         ["-h" | "--help"] => {
             eprintln!("{USAGE}");
             return Ok(());
