@@ -65,6 +65,14 @@ pub enum Command {
     Tokens(TokensCommand),
     /// The audit log: who did what, newest first (owners; admins see all).
     Audit(Audit),
+    /// Cloud providers, or one provider's sizes and monthly prices by region.
+    Providers(Providers),
+}
+
+#[derive(Args)]
+pub struct Providers {
+    /// hetzner, scaleway, openstack, exoscale, contabo or lightsail.
+    pub provider: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -178,6 +178,20 @@ async fn login_refuses_plain_http_to_another_host_and_stores_its_config_0600() -
         .await?;
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(json(&out.stdout)?["items"][0]["status"], 403);
+    // The cloud catalog with monthly prices.
+    let out = cli.run(&["providers", "hetzner"]).await?;
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains("EUR/MONTH") && out.stdout.contains("fsn1"),
+        "{out}"
+    );
+    let out = cli.run(&["providers", "--json"]).await?;
+    assert_eq!(
+        json(&out.stdout)?["items"].as_array().map(Vec::len),
+        Some(6)
+    );
+    let out = cli.run(&["providers", "nimbus"]).await?;
+    assert!(out.stderr.contains("unknown_provider"), "{out}");
     // A project token sees its own project; making projects needs an admin.
     let out = cli.run(&["projects", "--json"]).await?;
     assert_eq!(out.code, 0, "{out}");

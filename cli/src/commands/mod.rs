@@ -3,6 +3,7 @@
 
 mod access;
 mod apps;
+mod cloud;
 mod deploy;
 mod env;
 mod follow;
@@ -51,6 +52,7 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<()> {
         Command::Targets(targets) => resources::targets(&ctx, targets.target.as_deref()).await,
         Command::Tokens(command) => access::tokens(&ctx, command).await,
         Command::Audit(audit) => access::audit(&ctx, audit).await,
+        Command::Providers(p) => cloud::providers(&ctx, p.provider.as_deref()).await,
     }
 }
 
