@@ -1,8 +1,8 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    addons, app_logs, apps, audit, dead_jobs, deployments, health, hooks, invitations, logs,
-    members, operations, probes, projects, sessions, targets, tokens, users, versions,
+    addons, app_logs, apps, audit, dead_jobs, deployments, events, health, hooks, invitations,
+    logs, members, operations, probes, projects, sessions, stats, targets, tokens, users, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -72,6 +72,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(operations::scale))
         .routes(routes!(app_logs::poll))
         .routes(routes!(app_logs::stream))
+        .routes(routes!(stats::stats))
+        .routes(routes!(events::stream))
         .routes(routes!(deployments::get))
         .routes(routes!(deployments::cancel))
         .routes(routes!(logs::poll))

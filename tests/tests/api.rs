@@ -6,6 +6,8 @@
 #[path = "api/access.rs"]
 mod access;
 mod common;
+#[path = "api/dashboard.rs"]
+mod dashboard;
 #[path = "api/fuzz.rs"]
 mod fuzz;
 
