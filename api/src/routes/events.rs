@@ -33,6 +33,9 @@ pub struct EventsQuery {
     /// App names, comma-separated: their deployments' and releases' state
     /// and health changes, and what their containers print.
     apps: Option<String>,
+    /// `false`: send what is stored after `Last-Event-ID` (with none: the
+    /// named deployments' lines) and close (default `true`: keep following).
+    follow: Option<bool>,
 }
 
 /// A followed log source and where this client is in it.
@@ -59,6 +62,11 @@ async fn subscriptions(
             .collect()
     };
     let (deployments, apps) = (split(&query.deployments), split(&query.apps));
+    if deployments.is_empty() && apps.is_empty() {
+        return Err(ApiError::validation(
+            "deployments, apps: name at least one deployment or app",
+        ));
+    }
     if deployments.len() + apps.len() > MAX_SUBSCRIPTIONS {
         return Err(ApiError::validation(format!(
             "deployments, apps: at most {MAX_SUBSCRIPTIONS} in all"
@@ -119,7 +127,7 @@ async fn subscriptions(
     responses(
         (status = 200, description = "`deployment`, `app` and `log` events", content_type = "text/event-stream", body = views::StreamEvent),
         (status = 404, description = "`not_found`: no such deployment or app", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: a bad id, too many subscriptions, or a `Last-Event-ID` this stream did not send", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a bad id, none or too many subscriptions, or a `Last-Event-ID` this stream did not send", body = ErrorBody),
     ))]
 pub async fn stream(
     Viewer(project): Viewer,
@@ -164,6 +172,7 @@ pub async fn stream(
         .map(|f| state.events.follow(f.source, f.id, f.seq))
         .collect();
     let project_id = project.id;
+    let follow = query.follow.unwrap_or(true);
     let stream = async_stream::stream! {
         let _guards = _guards;
         let mut caught_up = false;
@@ -175,6 +184,9 @@ pub async fn stream(
                             yield Ok(event);
                         }
                         caught_up = true;
+                        if !follow {
+                            break;
+                        }
                     }
                     Err(error) => {
                         tracing::warn!(%error, "event stream catch-up failed");

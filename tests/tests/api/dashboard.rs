@@ -392,6 +392,21 @@ async fn the_event_stream_does_not_skip_a_late_commit() -> anyhow::Result<()> {
         ("log", Some("second's line"))
     );
     drop(resumed);
+    // Not following: what is stored after the cursor, then the end.
+    let bounded = api
+        .client
+        .get(format!("{}/v1/events?{query}&follow=false", api.url))
+        .bearer_auth(&token)
+        .header("Last-Event-ID", &late_id)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let events: Vec<&str> = bounded
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events, ["deployment", "log"], "{bounded}");
 
     // Another project's deployment, bad ids and foreign cursors are refused.
     let refused = [
@@ -399,6 +414,7 @@ async fn the_event_stream_does_not_skip_a_late_commit() -> anyhow::Result<()> {
         (token.as_str(), "deployments=nope".to_owned(), None, 422),
         (token.as_str(), "apps=missing".to_owned(), None, 404),
         (token.as_str(), "colour=red".to_owned(), None, 400),
+        (token.as_str(), "deployments=&apps=".to_owned(), None, 422),
         (token.as_str(), query.clone(), Some("12.3"), 422),
         (token.as_str(), query.clone(), Some("x"), 422),
     ];
