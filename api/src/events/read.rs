@@ -139,6 +139,9 @@ const DEPLOYMENT_LINES: &str = "SELECT l.deployment_id AS id, l.seq, l.at, l.str
 const APP_LINES: &str = "SELECT l.app_id AS id, l.seq, l.at, l.stream, l.container AS label, l.line
     FROM app_logs l WHERE l.app_id = w.id AND l.seq > w.after ORDER BY l.seq LIMIT 1000";
 
+/// `(from a deployment, source id, seq, at, stream, label, line)`.
+type LineRow = (bool, Uuid, i64, DateTime<Utc>, String, String, String);
+
 /// New lines of the followed sources, up to 1,000 each per call, in one
 /// statement. Sequence numbers become visible in order (they are allocated
 /// under the source's row lock), so `seq > after` skips nothing.
@@ -155,20 +158,19 @@ pub async fn new_lines(
     };
     let (deployments, deployment_after) = pick(Source::Deployment);
     let (apps, app_after) = pick(Source::App);
-    let rows: Vec<(bool, Uuid, i64, DateTime<Utc>, String, String, String)> =
-        sqlx::query_as(&format!(
-            "SELECT true, l.* FROM unnest($1::uuid[], $2::bigint[]) AS w(id, after),
+    let rows: Vec<LineRow> = sqlx::query_as(&format!(
+        "SELECT true, l.* FROM unnest($1::uuid[], $2::bigint[]) AS w(id, after),
                     LATERAL ({DEPLOYMENT_LINES}) l
              UNION ALL
              SELECT false, l.* FROM unnest($3::uuid[], $4::bigint[]) AS w(id, after),
                     LATERAL ({APP_LINES}) l"
-        ))
-        .bind(deployments)
-        .bind(deployment_after)
-        .bind(apps)
-        .bind(app_after)
-        .fetch_all(pool)
-        .await?;
+    ))
+    .bind(deployments)
+    .bind(deployment_after)
+    .bind(apps)
+    .bind(app_after)
+    .fetch_all(pool)
+    .await?;
     let mut lines: Vec<LogLine> = rows
         .into_iter()
         .map(|(deployment, id, seq, at, stream, label, line)| LogLine {
