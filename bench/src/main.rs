@@ -1,5 +1,5 @@
 //! `slipway-bench [--own-broker] SCENARIO` with SCENARIO one of `queue`,
-//! `logs`, `api`, `recovery`, `build`, `deploy` or `all`. Each scenario starts what it needs (a
+//! `logs`, `api`, `apps-list`, `recovery`, `build`, `deploy` or `all`. Each scenario starts what it needs (a
 //! fresh database, a unique queue prefix, in-process runtimes and API, or
 //! the real worker binaries), prints one JSON object per line on stdout,
 //! cleans up and exits 0. Progress and warnings go to stderr. The broker is
@@ -8,6 +8,7 @@
 //! same stage-queue policy as `scripts/services.sh`) and stopped after it.
 
 mod api;
+mod apps_list;
 mod build;
 mod deploy;
 mod harness;
@@ -19,7 +20,8 @@ mod stats;
 use slipway_testkit::RabbitNode;
 use std::io::Write;
 
-const USAGE: &str = "usage: slipway-bench [--own-broker] queue|logs|api|recovery|build|deploy|all";
+const USAGE: &str =
+    "usage: slipway-bench [--own-broker] queue|logs|api|apps-list|recovery|build|deploy|all";
 
 /// mimalloc: the hot paths allocate many small, short-lived buffers (rows,
 /// JSON, AMQP frames) across threads, which it serves with less CPU than
@@ -34,7 +36,9 @@ async fn main() -> anyhow::Result<()> {
     args.retain(|a| a != "--own-broker");
     let scenarios: Vec<&str> = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["all"] => vec!["queue", "logs", "api", "recovery"],
-        [one @ ("queue" | "logs" | "api" | "recovery" | "build" | "deploy")] => vec![one],
+        [one @ ("queue" | "logs" | "api" | "apps-list" | "recovery" | "build" | "deploy")] => {
+            vec![one]
+        }
         ["-h" | "--help"] => {
             eprintln!("{USAGE}");
             return Ok(());
@@ -90,6 +94,7 @@ async fn run_all(scenarios: &[&str], amqp_url: &str) -> anyhow::Result<()> {
             "queue" => queue::run(amqp_url).await?,
             "logs" => logs::run(amqp_url).await?,
             "api" => api::run(amqp_url).await?,
+            "apps-list" => apps_list::run(amqp_url).await?,
             _ => recovery::run(amqp_url).await?,
         };
         let mut out = std::io::stdout().lock();
