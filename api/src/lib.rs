@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cloud_account;
 pub mod credentials;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod log_stream;
 pub mod mail;
@@ -56,12 +57,19 @@ impl Application {
         )?;
         db::migrate(&pool).await?;
         bootstrap::from_env(&pool, &settings.accounts).await?;
+        let logs = log_stream::LogHub::start(pool.clone(), shutdown.clone());
         let state = state::AppState {
             pool: pool.clone(),
             names: QueueNames::new(settings.common.queue_prefix.clone()),
             admin_token_hash: auth::hash(settings.admin_token.expose_secret()),
             amqp_url: settings.common.amqp_url.clone(),
-            logs: log_stream::LogHub::start(pool.clone(), shutdown.clone()),
+            logs: logs.clone(),
+            events: events::EventHub::start(
+                pool.clone(),
+                &logs,
+                settings.common.log_retention,
+                shutdown.clone(),
+            ),
             secrets: slipway_shared::secrets::SecretBox::from_hex(&settings.secret_key)?,
             archives,
             outbound: std::sync::Arc::new(settings.outbound.clone()),

@@ -1,9 +1,9 @@
 //! Builds the router and runs the server.
 
 use crate::routes::{
-    addons, app_logs, apps, audit, cloud_accounts, cloud_caps, dead_jobs, deployments, health,
-    hooks, invitations, logs, members, operations, probes, projects, providers, sessions,
-    target_setup, targets, tokens, users, versions,
+    addons, app_logs, apps, audit, cloud_accounts, cloud_caps, dead_jobs, deployments, events,
+    health, hooks, invitations, logs, members, operations, probes, projects, providers, sessions,
+    stats, target_setup, targets, tokens, users, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -73,6 +73,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(operations::scale))
         .routes(routes!(app_logs::poll))
         .routes(routes!(app_logs::stream))
+        .routes(routes!(stats::stats))
+        .routes(routes!(events::stream))
         .routes(routes!(deployments::get))
         .routes(routes!(deployments::cancel))
         .routes(routes!(logs::poll))

@@ -1,5 +1,5 @@
 //! `slipway-bench [--own-broker] SCENARIO` with SCENARIO one of `queue`,
-//! `logs`, `api`, `recovery`, `build`, `deploy`, `cli`, `idle` or `all`. Each scenario starts what it needs (a
+//! `logs`, `api`, `recovery`, `build`, `deploy`, `cli`, `idle`, `apps-list` or `all`. Each scenario starts what it needs (a
 //! fresh database, a unique queue prefix, in-process runtimes and API, or
 //! the real worker binaries), prints one JSON object per line on stdout,
 //! cleans up and exits 0. Progress and warnings go to stderr. The broker is
@@ -8,6 +8,7 @@
 //! same stage-queue policy as `scripts/services.sh`) and stopped after it.
 
 mod api;
+mod apps_list;
 mod build;
 mod cli;
 mod deploy;
@@ -22,7 +23,7 @@ use slipway_testkit::RabbitNode;
 use std::io::Write;
 
 const USAGE: &str =
-    "usage: slipway-bench [--own-broker] queue|logs|api|recovery|build|deploy|cli|idle|all";
+    "usage: slipway-bench [--own-broker] queue|logs|api|recovery|build|deploy|cli|idle|apps-list|all";
 
 /// mimalloc: the hot paths allocate many small, short-lived buffers (rows,
 /// JSON, AMQP frames) across threads, which it serves with less CPU than
@@ -37,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
     args.retain(|a| a != "--own-broker");
     let scenarios: Vec<&str> = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["all"] => vec!["queue", "logs", "api", "recovery"],
-        [one @ ("queue" | "logs" | "api" | "recovery" | "build" | "deploy" | "cli" | "idle")] => {
+        [one @ ("queue" | "logs" | "api" | "recovery" | "build" | "deploy" | "cli" | "idle"
+        | "apps-list")] => {
             vec![one]
         }
         ["-h" | "--help"] => {
@@ -101,6 +103,7 @@ async fn run_all(scenarios: &[&str], amqp_url: &str) -> anyhow::Result<()> {
             "logs" => logs::run(amqp_url).await?,
             "api" => api::run(amqp_url).await?,
             "cli" => cli::run(amqp_url).await?,
+            "apps-list" => apps_list::run(amqp_url).await?,
             _ => recovery::run(amqp_url).await?,
         };
         let mut out = std::io::stdout().lock();

@@ -8,6 +8,8 @@ mod access;
 #[path = "api/cloud.rs"]
 mod cloud;
 mod common;
+#[path = "api/dashboard.rs"]
+mod dashboard;
 #[path = "api/fuzz.rs"]
 mod fuzz;
 

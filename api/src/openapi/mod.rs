@@ -352,6 +352,13 @@ const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
         "$response.body#/name",
     ),
     (
+        "create_app",
+        "201",
+        &["events_stream"],
+        "apps",
+        "$response.body#/name",
+    ),
+    (
         "create_project",
         "201",
         &["create_project_token"],

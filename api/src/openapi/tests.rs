@@ -48,12 +48,19 @@ fn offline_state() -> AppState {
         .acquire_timeout(std::time::Duration::from_millis(200))
         .connect_lazy("postgres://127.0.0.1:1/none")
         .expect("a lazy pool");
+    let logs = crate::log_stream::LogHub::start(pool.clone(), shutdown.clone());
     AppState {
         pool: pool.clone(),
         names: slipway_shared::queue::topology::QueueNames::new("openapi-test"),
         admin_token_hash: Vec::new(),
         amqp_url: "amqp://127.0.0.1:1".into(),
-        logs: crate::log_stream::LogHub::start(pool, shutdown),
+        logs: logs.clone(),
+        events: crate::events::EventHub::start(
+            pool,
+            &logs,
+            std::time::Duration::from_secs(3600),
+            shutdown,
+        ),
         secrets: slipway_shared::secrets::SecretBox::from_hex(&"00".repeat(32).into())
             .expect("a key"),
         archives: Default::default(),

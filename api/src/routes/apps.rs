@@ -4,6 +4,7 @@
 
 mod bodies;
 mod domains;
+mod query;
 mod settings;
 mod status;
 mod vars;
@@ -13,7 +14,7 @@ pub use bodies::{CreateApp, UpdateApp};
 use crate::auth::{Member, Viewer};
 use crate::credentials;
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::openapi::{views, ErrorBody};
 use crate::routes::targets;
 use crate::state::AppState;
@@ -135,71 +136,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(app)))
 }
 
-#[derive(serde::Serialize, sqlx::FromRow)]
-struct AppRow {
-    id: Uuid,
-    name: String,
-    git_url: Option<String>,
-    git_ref: Option<String>,
-    build: Value,
-    runtime: Value,
-    /// The target's name; `None` is the local target.
-    target: Option<String>,
-    created_at: chrono::DateTime<chrono::Utc>,
-    updated_at: chrono::DateTime<chrono::Utc>,
-}
-
 /// The app as the API shows it; `NotFound` for another project's app.
 pub async fn read(
     conn: &mut PgConnection,
     project_id: Uuid,
     name: &str,
 ) -> Result<Value, ApiError> {
-    let row: Option<AppRow> = sqlx::query_as(
-        "SELECT a.id, a.name, a.git_url, a.git_ref, a.build_settings AS build, a.runtime_settings AS runtime,
-                t.name AS target, a.created_at, a.updated_at
-         FROM apps a LEFT JOIN targets t ON t.id = a.target_id
-         WHERE a.project_id = $1 AND a.name = $2",
-    )
-    .bind(project_id)
-    .bind(name)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let row = row.ok_or(ApiError::NotFound("app"))?;
-    let id = row.id;
-    let vars: Vec<(String, bool, Option<String>)> = sqlx::query_as(
-        "SELECT key, secret, value_plain FROM app_env_vars WHERE app_id = $1 ORDER BY key",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    // Secret values are never returned: only their names, masked.
-    let (secret, plain): (Vec<_>, Vec<_>) = vars.into_iter().partition(|(_, secret, _)| *secret);
-    let env: Map<String, Value> = plain
-        .into_iter()
-        .map(|(k, _, v)| (k, v.map_or(Value::Null, Value::String)))
-        .collect();
-    let secrets: Map<String, Value> = secret
-        .into_iter()
-        .map(|(k, _, _)| (k, Value::String(MASK.into())))
-        .collect();
-    let (credential, webhook): (Option<String>, bool) = sqlx::query_as(
-        "SELECT (SELECT kind FROM app_git_credentials WHERE app_id = $1),
-                EXISTS (SELECT 1 FROM app_webhook_secrets WHERE app_id = $1)",
-    )
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let mut app = serde_json::to_value(row).map_err(anyhow::Error::from)?;
-    app["env"] = Value::Object(env);
-    app["secrets"] = Value::Object(secrets);
-    app["git_credential"] = credentials::view(credential.as_deref());
-    app["webhook"] = json!({"secret_set": webhook});
-    app["domains"] = json!(domains::of(&mut *conn, id).await?);
-    let (status, live) = status::of(&mut *conn, id).await?;
-    app["live"] = live;
-    app["status"] = status;
-    Ok(app)
+    query::fetch(conn, project_id, query::Filter::Name(name))
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound("app"))
 }
 
 /// Read an app, with its `status` (`running`, `stopped`, `not_deployed` or
@@ -220,25 +166,48 @@ pub async fn get(
     Ok(axum::Json(read(&mut conn, project.id, &name).await?))
 }
 
-/// List the project's apps.
+/// `?limit=&after=` of the app list, in name order.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AppPage {
+    /// The page size, 1 to 200 (default 100).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// The `next` cursor of the previous page: the last app name it held.
+    after: Option<String>,
+}
+
+/// List the project's apps, by name, a page at a time (one SQL statement
+/// per page, whatever its size).
 #[utoipa::path(get, path = "/v1/apps", tag = "apps", operation_id = "list_apps",
-    security(("project_token" = ["viewer"])),
-    responses((status = 200, description = "The apps, by name", body = views::Items<views::App>)))]
+    security(("project_token" = ["viewer"])), params(AppPage),
+    responses(
+        (status = 200, description = "A page of apps, by name; `next` is the `after` of the next page", body = views::NamePage<views::App>),
+        (status = 422, description = "`validation_failed`: `limit` out of range", body = ErrorBody),
+    ))]
 pub async fn list(
     Viewer(project): Viewer,
     State(state): State<AppState>,
+    Query(page): Query<AppPage>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM apps WHERE project_id = $1 ORDER BY name")
-            .bind(project.id)
-            .fetch_all(&state.pool)
-            .await?;
-    let mut conn = state.pool.acquire().await?;
-    let mut items = Vec::with_capacity(names.len());
-    for name in names {
-        items.push(read(&mut conn, project.id, &name).await?);
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::validation("limit: must be 1 to 200"));
     }
-    Ok(axum::Json(json!({ "items": items })))
+    let mut conn = state.pool.acquire().await?;
+    let filter = query::Filter::Page {
+        after: page.after.as_deref(),
+        limit: limit + 1,
+    };
+    let mut items = query::fetch(&mut conn, project.id, filter).await?;
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|app| app["name"].clone())
+    } else {
+        None
+    };
+    Ok(axum::Json(json!({ "items": items, "next": next })))
 }
 
 /// Update an app.

@@ -19,6 +19,12 @@ const NO_SUCCESS_HERE: &[(&str, &[u16])] = &[
     ("POST /v1/apps/{app}/start", &[409]),
     ("POST /v1/apps/{app}/restart", &[409]),
     ("POST /v1/apps/{app}/scale", &[409]),
+    // The event stream needs a deployment id or app name of the project
+    // (422 without one, 404 for a random one). The document links
+    // create_app to it, but the stateful phase did not follow that link
+    // within its steps in the runs of 2026-12-05: the 2xx path is tested in
+    // `dashboard.rs`. To revisit: make the fuzzer follow the link.
+    ("GET /v1/events", &[404, 422]),
     // No job dies without a worker to run it.
     ("POST /v1/dead-jobs/{id}/redrive", &[404]),
     // A push must be signed with the app's secret, which the fuzzer cannot.

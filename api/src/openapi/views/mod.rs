@@ -12,11 +12,13 @@ use uuid::Uuid;
 mod accounts;
 mod apps;
 mod cloud;
+mod dashboard;
 mod deployments;
 
 pub use accounts::*;
 pub use apps::*;
 pub use cloud::*;
+pub use dashboard::*;
 pub use deployments::*;
 
 /// A list of items.
@@ -31,6 +33,14 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// The cursor of the next page (`?before=`); `null` on the last page.
     pub next: Option<Uuid>,
+}
+
+/// A page of a list answered in name order.
+#[derive(ToSchema)]
+pub struct NamePage<T> {
+    pub items: Vec<T>,
+    /// The cursor of the next page (`?after=`); `null` on the last page.
+    pub next: Option<String>,
 }
 
 #[derive(ToSchema)]

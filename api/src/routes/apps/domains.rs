@@ -53,12 +53,3 @@ pub async fn replace(
     }
     Ok(())
 }
-
-pub async fn of(conn: &mut PgConnection, app_id: Uuid) -> Result<Vec<String>, ApiError> {
-    Ok(
-        sqlx::query_scalar("SELECT host FROM app_domains WHERE app_id = $1 ORDER BY host")
-            .bind(app_id)
-            .fetch_all(conn)
-            .await?,
-    )
-}

@@ -4,42 +4,27 @@
 //! its last health check (by the deploy that let it in, then by the deploy
 //! worker's monitor). Read from Postgres only: the API never asks the target.
 
-use crate::error::ApiError;
 use serde_json::{json, Value};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
-#[derive(sqlx::FromRow)]
-struct Current {
-    id: Uuid,
-    deployment_id: Uuid,
-    image_ref: String,
-    state: String,
-    url: Option<String>,
-    https_url: Option<String>,
-    live_at: Option<chrono::DateTime<chrono::Utc>>,
-    stopped_at: Option<chrono::DateTime<chrono::Utc>>,
-    health_ok: Option<bool>,
-    health_detail: Option<String>,
-    health_checked_at: Option<chrono::DateTime<chrono::Utc>>,
+/// The app's current release (`live` or `paused`).
+pub struct Current {
+    pub id: Uuid,
+    pub deployment_id: Uuid,
+    pub image_ref: String,
+    pub state: String,
+    pub url: Option<String>,
+    pub https_url: Option<String>,
+    pub live_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub stopped_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub health_ok: Option<bool>,
+    pub health_detail: Option<String>,
+    pub health_checked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `(status, live)`: the app's status, and the release serving it (`null`
 /// when none does).
-pub async fn of(conn: &mut PgConnection, app_id: Uuid) -> Result<(Value, Value), ApiError> {
-    let destroying: bool =
-        sqlx::query_scalar("SELECT destroying_at IS NOT NULL FROM apps WHERE id = $1")
-            .bind(app_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let current: Option<Current> = sqlx::query_as(
-        "SELECT id, deployment_id, image_ref, state, url, https_url, live_at, stopped_at,
-                health_ok, health_detail, health_checked_at
-         FROM releases WHERE app_id = $1 AND state IN ('live', 'paused')",
-    )
-    .bind(app_id)
-    .fetch_optional(conn)
-    .await?;
+pub fn view(destroying: bool, current: Option<Current>) -> (Value, Value) {
     let state = match (&current, destroying) {
         (_, true) => "destroying",
         (None, false) => "not_deployed",
@@ -49,7 +34,7 @@ pub async fn of(conn: &mut PgConnection, app_id: Uuid) -> Result<(Value, Value),
     let Some(c) = current else {
         let status = json!({"state": state, "release": null, "url": null, "https_url": null,
                             "health": null});
-        return Ok((status, Value::Null));
+        return (status, Value::Null);
     };
     let live = if c.state == "live" {
         json!({"release": c.id, "deployment": c.deployment_id, "image_ref": c.image_ref,
@@ -68,5 +53,5 @@ pub async fn of(conn: &mut PgConnection, app_id: Uuid) -> Result<(Value, Value),
         "https_url": c.https_url,
         "health": health,
     });
-    Ok((status, live))
+    (status, live)
 }
