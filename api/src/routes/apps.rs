@@ -175,6 +175,7 @@ pub struct AppPage {
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// The `next` cursor of the previous page: the last app name it held.
+    #[param(value_type = Option<crate::openapi::formats::Name>)]
     after: Option<String>,
 }
 
@@ -194,6 +195,10 @@ pub async fn list(
     let limit = page.limit.unwrap_or(100);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::validation("limit: must be 1 to 200"));
+    }
+    // The cursor is an app's name: anything else is no cursor this list gave.
+    if let Some(after) = &page.after {
+        slipway_shared::domain::Slug::parse("after", after)?;
     }
     let mut conn = state.pool.acquire().await?;
     let filter = query::Filter::Page {
