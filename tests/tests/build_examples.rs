@@ -123,8 +123,18 @@ impl Harness {
             deployment_id: id,
             build_vars,
         };
-        let result =
+        // As the job runtime does: a retryable failure (another test's
+        // cleanup removed a cached layer mid-build) gets further attempts.
+        let mut result =
             image::build_and_push(&self.settings, &request, &logs, &CancellationToken::new()).await;
+        for _ in 0..2 {
+            if !matches!(result, Err(JobError::Retryable(_))) {
+                break;
+            }
+            result =
+                image::build_and_push(&self.settings, &request, &logs, &CancellationToken::new())
+                    .await;
+        }
         if let Ok(built) = &result {
             self.built.lock().unwrap().push(built.tag.clone());
         }

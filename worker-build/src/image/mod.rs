@@ -13,6 +13,7 @@ mod argv;
 mod prune;
 mod pull_failure;
 mod run;
+mod storage_race;
 mod work_dir;
 
 pub use prune::{prune, PruneReport};
@@ -266,6 +267,16 @@ async fn build_in(
         if let Some(error) = pull_failure::classify(&outcome.tail, &settings.pull) {
             logs.info(error.to_string()).await;
             return Err(error);
+        }
+        if storage_race::lost(&outcome.tail) {
+            logs.info(
+                "a cached layer was removed during the build (a concurrent prune); building again",
+            )
+            .await;
+            return Err(JobError::Retryable(format!(
+                "the engine's storage changed under the build: {}",
+                outcome.tail.lines().last().unwrap_or_default()
+            )));
         }
         return Err(JobError::permanent("build_failed", outcome.tail));
     }
