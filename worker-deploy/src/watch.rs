@@ -200,7 +200,15 @@ impl Watcher {
                 Err(error) => tracing::warn!(%app, container = %name, attempt,
                     error = %format!("{error:#}"), "engine events: repair failed"),
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // A failed repair usually means the container started and died
+            // again: that start counts as a death, so the next try keeps
+            // the crash loop's pace instead of starting it every second.
+            let deaths = self
+                .crashes
+                .lock()
+                .expect("not poisoned")
+                .record(name, std::time::Instant::now());
+            tokio::time::sleep(backoff(deaths).max(Duration::from_secs(1))).await;
         }
         tracing::warn!(%app, container = %name, "engine events: left to the reconciler's pass");
     }
