@@ -309,8 +309,23 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     // death event, with no one asking (the monitor may never see the gap:
     // the repair is quicker than its round), and a start then has nothing
     // to do.
-    let killed = common::app_containers(app_id, false);
-    for id in &killed {
+    // A repair may start the same container again: a (container, start
+    // time) pair tells a revived container from the dead one.
+    let started_at = |id: &str| {
+        std::process::Command::new("podman")
+            .args(["inspect", "--format", "{{.State.StartedAt}}", id])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let killed: Vec<(String, String)> = common::app_containers(app_id, false)
+        .into_iter()
+        .map(|id| {
+            let at = started_at(&id);
+            (id, at)
+        })
+        .collect();
+    for (id, _) in &killed {
         let stopped = std::process::Command::new("podman")
             .args(["stop", "-t", "0", id])
             .output()?;
@@ -318,8 +333,14 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let running = common::app_containers(app_id, false);
-        let replaced = !running.is_empty() && running.iter().all(|id| !killed.contains(id));
+        let running: Vec<(String, String)> = common::app_containers(app_id, false)
+            .into_iter()
+            .map(|id| {
+                let at = started_at(&id);
+                (id, at)
+            })
+            .collect();
+        let replaced = !running.is_empty() && running.iter().all(|c| !killed.contains(c));
         if replaced && common::through_caddy(caddy, HOST).await?.0 == 200 {
             break;
         }
