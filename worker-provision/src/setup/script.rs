@@ -148,8 +148,10 @@ else echo "fail=cannot write $f"; fi
 /// layer roots with the image's own mode (0700 for a rootfs from a
 /// `mktemp -d`, which then no user but root can enter: `stat
 /// /run/podman-init: permission denied`). Kernels from 5.13 (Debian 12
-/// has 6.1) mount overlayfs in a user namespace. A storage already made
-/// with vfs stays (a driver switch would orphan its images). It looks
+/// has 6.1) mount overlayfs in a user namespace, though not on a home
+/// that is itself on overlayfs (left to podman's default). A storage
+/// already made with vfs stays (a driver switch would orphan its images).
+/// It looks
 /// without `sudo`: root and the deploy user (a later run) both read that
 /// home.
 const ROOTLESS_STORAGE: &str = r#"h=$(getent passwd "$u" | cut -d: -f6); c="$h/.config/containers/storage.conf"
@@ -158,6 +160,7 @@ driver = "overlay"'
 if [ "$(cat "$c" 2>/dev/null)" = "$want" ]; then echo "found=$c stores images on overlayfs"
 elif [ -e "$c" ]; then echo "found=$c is the deploy user's own (left as it is)"
 elif [ -d "$h/.local/share/containers/storage/vfs" ]; then echo "found=$u's podman stores images with vfs already (left as it is)"
+elif [ "$(stat -f -c %T "$h" 2>/dev/null)" = overlayfs ]; then echo "found=$h is on overlayfs, where podman cannot stack its own: default storage"
 elif $SUDO install -d -m 0700 -o "$u" -g "$u" "$h/.config" "$h/.config/containers" &&
      printf '%s\n' "$want" | $SUDO tee "$c" >/dev/null && $SUDO chown "$u:$u" "$c"; then
   echo "change=podman of $u stores images on overlayfs ($c)"
