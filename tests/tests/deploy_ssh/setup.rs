@@ -147,9 +147,12 @@ async fn setup_makes_a_debian_server_a_target_once() -> anyhow::Result<()> {
     // lingers (so `/run/user/UID`, podman's runtime state, outlives every
     // SSH session), crun, and images on overlayfs.
     let manager = host
-        .ssh("u=$(id -u slipway); systemctl is-active user@$u.service && test -d /run/user/$u && echo kept")
+        .ssh(
+            "u=$(id -u slipway); loginctl show-user slipway -p Linger; \
+             systemctl is-active user@$u.service && test -d /run/user/$u && echo kept",
+        )
         .await?;
-    assert_eq!(manager, "active\nkept\n", "{manager}");
+    assert_eq!(manager, "Linger=yes\nactive\nkept\n", "{manager}");
     let podman = host
         .ssh_as(
             "slipway",
