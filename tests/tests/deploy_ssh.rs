@@ -6,6 +6,8 @@
 //! Server setup on test hosts with their own root is in `setup`.
 
 mod common;
+#[path = "deploy_ssh/host_deploy.rs"]
+mod host_deploy;
 #[path = "deploy_ssh/setup.rs"]
 mod setup;
 

@@ -137,7 +137,7 @@ async fn setup(
     ctx.logs
         .info(step(4, &format!("prepare {}", target.settings.data_dir)))
         .await;
-    let prepare = script::prepare(&request.deploy_user, &target.settings.data_dir);
+    let prepare = script::prepare(&request.deploy_user, &target.settings.data_dir, engine);
     let report = script::Report::parse(&run(prepare, STEP_TIMEOUT).await?);
     report.fail_on("prepare_failed")?;
     report.log(ctx, &mut changes).await;

@@ -13,8 +13,11 @@
 //!
 //! sshd and port 80 are published on 127.0.0.1 ports of this machine; the
 //! local apt repository is served inside the host's own network namespace
-//! ([`AptRepo`], [`APT_SOURCE`]). The container is removed on drop (with
-//! anything installed or run inside it) and the folder with it.
+//! ([`AptRepo`], [`APT_SOURCE`]). `/home` is a folder of the test's on this
+//! machine's disk, where the deploy user's rootless podman can keep its
+//! overlay storage (not on the container's own overlayfs root). The
+//! container is removed on drop (with anything installed or run inside
+//! it) and the folder with it.
 
 mod repo;
 
@@ -91,7 +94,9 @@ impl TestHost {
         let id = hex8();
         let dir = std::env::temp_dir().join(format!("slipway-host-{id}"));
         let seed = dir.join("seed");
+        let home = dir.join("home");
         std::fs::create_dir_all(&seed)?;
+        std::fs::create_dir_all(&home)?;
         let client = ssh_keygen(&dir, "client_key")?;
         let host_key = ssh_keygen(&seed, "ssh_host_ed25519_key")?;
         std::fs::write(
@@ -139,6 +144,11 @@ impl TestHost {
             &format!("127.0.0.1:{http_port}:80"),
             "--volume",
             &format!("{}:/seed:ro", seed.display()),
+            // /home on this machine's disk, as a server's is on its own:
+            // the container's root is overlayfs, on which the deploy
+            // user's rootless podman cannot stack its overlay storage.
+            "--volume",
+            &format!("{}:/home", home.display()),
             &image,
         ])?;
         let pid = podman(&["inspect", "--format", "{{.State.Pid}}", &host.name])?;
@@ -169,6 +179,12 @@ impl TestHost {
     /// Runs `command` on the host as root over SSH; its stdout, or an error
     /// with its stderr.
     pub async fn ssh(&self, command: &str) -> anyhow::Result<String> {
+        self.ssh_as("root", command).await
+    }
+
+    /// Runs `command` as `user` (who must have root's key authorized, as
+    /// setup's deploy user has) in its own SSH session, as Slipway would.
+    pub async fn ssh_as(&self, user: &str, command: &str) -> anyhow::Result<String> {
         let known_hosts = self.dir.join("known_hosts");
         std::fs::write(&known_hosts, &self.known_hosts)?;
         let out = tokio::process::Command::new("ssh")
@@ -179,7 +195,8 @@ impl TestHost {
             .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
             .args(["-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "-p"])
             .arg(self.ssh_port.to_string())
-            .args(["root@127.0.0.1", "--", command])
+            .arg(format!("{user}@127.0.0.1"))
+            .args(["--", command])
             .stdin(Stdio::null())
             .output()
             .await?;

@@ -1,12 +1,11 @@
 //! Server setup (`POST /v1/targets/{t}/setup`) through the real fleet on
-//! test hosts with their own root filesystem (KVM machines from
-//! `scripts/test-hosts.sh`, see `slipway_testkit::host`): the engine and
-//! Caddy installed from the local apt repository, the deploy user made and
-//! used from then on (its own Caddy running), a second run changing
-//! nothing; and a host that is not Debian refused with `unsupported_os`,
-//! nothing changed on it. (A deploy to such a host does not work yet: the
-//! deploy user's rootless podman inside the container fails to start the
-//! release, see the report in docs/architecture.md.)
+//! test hosts with their own root filesystem (privileged containers
+//! running systemd, from `scripts/test-hosts.sh`, see
+//! `slipway_testkit::host`): the engine and Caddy installed from the local
+//! apt repository, the deploy user made and used from then on (its own
+//! Caddy running), a second run changing nothing; and a host that is not
+//! Debian refused with `unsupported_os`, nothing changed on it. A deploy to
+//! such a host is in `host_deploy`.
 
 use super::common::{ssh, Fleet, Options};
 use super::log_text;
@@ -16,7 +15,7 @@ use slipway_testkit::caddy::Caddy;
 use slipway_testkit::host::{HostOptions, TestHost, APT_SOURCE};
 use slipway_testkit::registry::Registry;
 
-async fn setup(fleet: &Fleet, target: &str, body: Value) -> anyhow::Result<Value> {
+pub(super) async fn setup(fleet: &Fleet, target: &str, body: Value) -> anyhow::Result<Value> {
     let (status, answer) = fleet
         .call(
             Method::POST,
@@ -34,7 +33,7 @@ async fn setup(fleet: &Fleet, target: &str, body: Value) -> anyhow::Result<Value
         .await
 }
 
-async fn add_target(fleet: &Fleet, host: &TestHost, name: &str) -> anyhow::Result<()> {
+pub(super) async fn add_target(fleet: &Fleet, host: &TestHost, name: &str) -> anyhow::Result<()> {
     let (status, target) = fleet
         .call(Method::POST, "/v1/targets", Some(host.target_body(name)))
         .await?;
@@ -108,7 +107,9 @@ async fn setup_makes_a_debian_server_a_target_once() -> anyhow::Result<()> {
     }
     assert!(logs.contains("Debian GNU/Linux 12"), "{logs}");
     assert!(
-        logs.contains("changed: installed podman uidmap slirp4netns catatonit caddy"),
+        logs.contains(
+            "changed: installed podman uidmap slirp4netns catatonit libpam-systemd dbus-user-session caddy"
+        ),
         "{logs}"
     );
     assert!(logs.contains("changed: created user slipway"), "{logs}");
@@ -141,6 +142,24 @@ async fn setup_makes_a_debian_server_a_target_once() -> anyhow::Result<()> {
     let logs = log_text(&fleet, &second).await?;
     assert!(logs.contains("setup of vm: nothing to change"), "{logs}");
     assert!(!logs.contains("changed:"), "{logs}");
+
+    // The deploy user's rootless podman: a systemd manager of its own that
+    // lingers (so `/run/user/UID`, podman's runtime state, outlives every
+    // SSH session), crun, and images on overlayfs.
+    let manager = host
+        .ssh(
+            "u=$(id -u slipway); loginctl show-user slipway -p Linger; \
+             systemctl is-active user@$u.service && test -d /run/user/$u && echo kept",
+        )
+        .await?;
+    assert_eq!(manager, "Linger=yes\nactive\nkept\n", "{manager}");
+    let podman = host
+        .ssh_as(
+            "slipway",
+            "podman info --format '{{.Store.GraphDriverName}} {{.Host.OCIRuntime.Name}}'",
+        )
+        .await?;
+    assert_eq!(podman.trim(), "overlay crun", "{podman}");
 
     // The verify step started the target's own Caddy as the deploy user.
     let caddy_user = host.ssh("ps -o user= -C caddy").await?;

@@ -30,11 +30,20 @@ pub(super) fn supported(id: &str, _like: &str) -> bool {
 }
 
 /// The packages a target with `engine` needs: the engine with what
-/// rootless podman uses (user namespaces, its network, `--init`), and
+/// rootless podman uses (user namespaces, its network, `--init`, and the
+/// login session that gives the deploy user `/run/user/UID` and a lingering
+/// systemd manager: `libpam-systemd`, missing from minimal images), and
 /// Caddy.
 pub(super) fn packages(engine: EngineKind) -> Vec<&'static str> {
     let mut packages = match engine {
-        EngineKind::Podman => vec!["podman", "uidmap", "slirp4netns", "catatonit"],
+        EngineKind::Podman => vec![
+            "podman",
+            "uidmap",
+            "slirp4netns",
+            "catatonit",
+            "libpam-systemd",
+            "dbus-user-session",
+        ],
         EngineKind::Docker => vec!["docker.io"],
     };
     packages.push("caddy");
@@ -109,8 +118,13 @@ fi
 }
 
 /// The data folder, owned by the deploy user; unprivileged users may bind
-/// ports from 80 (its Caddy serves the apps on 80 and 443).
-pub(super) fn prepare(user: &str, data_dir: &str) -> String {
+/// ports from 80 (its Caddy serves the apps on 80 and 443); for podman,
+/// the deploy user's image storage.
+pub(super) fn prepare(user: &str, data_dir: &str, engine: EngineKind) -> String {
+    let storage = match engine {
+        EngineKind::Podman => ROOTLESS_STORAGE,
+        EngineKind::Docker => "",
+    };
     let body = r#"u='@USER@'; d='@DIR@'
 if [ -d "$d" ] && [ "$(stat -c %U "$d")" = "$u" ]; then echo "found=$d exists, owned by $u"
 elif $SUDO mkdir -p "$d" && $SUDO chown "$u:$u" "$d" && $SUDO chmod 0750 "$d"; then echo "change=prepared $d for $u"
@@ -122,10 +136,36 @@ elif printf '%s\n' "$want" | $SUDO tee "$f" >/dev/null && $SUDO sysctl -q -p "$f
 else echo "fail=cannot write $f"; fi
 "#;
     format!(
-        "{PRELUDE}{}",
-        body.replace("@USER@", user).replace("@DIR@", data_dir)
+        "{PRELUDE}{}{}",
+        body.replace("@USER@", user).replace("@DIR@", data_dir),
+        storage.replace("@USER@", user)
     )
 }
+
+/// Rootless podman's image storage on kernel overlayfs. Debian 12's podman
+/// falls back to `vfs` without `fuse-overlayfs` (a recommendation, not
+/// installed): a full copy of the image per layer and per container, and
+/// layer roots with the image's own mode (0700 for a rootfs from a
+/// `mktemp -d`, which then no user but root can enter: `stat
+/// /run/podman-init: permission denied`). Kernels from 5.13 (Debian 12
+/// has 6.1) mount overlayfs in a user namespace, though not on a home
+/// that is itself on overlayfs (left to podman's default). A storage
+/// already made with vfs stays (a driver switch would orphan its images).
+/// It looks
+/// without `sudo`: root and the deploy user (a later run) both read that
+/// home.
+const ROOTLESS_STORAGE: &str = r#"h=$(getent passwd "$u" | cut -d: -f6); c="$h/.config/containers/storage.conf"
+want='[storage]
+driver = "overlay"'
+if [ "$(cat "$c" 2>/dev/null)" = "$want" ]; then echo "found=$c stores images on overlayfs"
+elif [ -e "$c" ]; then echo "found=$c is the deploy user's own (left as it is)"
+elif [ -d "$h/.local/share/containers/storage/vfs" ]; then echo "found=$u's podman stores images with vfs already (left as it is)"
+elif [ "$(stat -f -c %T "$h" 2>/dev/null)" = overlayfs ]; then echo "found=$h is on overlayfs, where podman cannot stack its own: default storage"
+elif $SUDO install -d -m 0700 -o "$u" -g "$u" "$h/.config" "$h/.config/containers" &&
+     printf '%s\n' "$want" | $SUDO tee "$c" >/dev/null && $SUDO chown "$u:$u" "$c"; then
+  echo "change=podman of $u stores images on overlayfs ($c)"
+else echo "fail=cannot write $c"; fi
+"#;
 
 /// A script's `key=value` lines.
 pub(super) struct Report {
@@ -215,8 +255,12 @@ mod tests {
     fn scripts_carry_their_values() {
         let script = install(&packages(EngineKind::Podman), Some("deb http://r/ ./"));
         assert!(script.contains("src='deb http://r/ ./'"));
-        assert!(script.contains("for p in podman uidmap slirp4netns catatonit caddy;"));
+        assert!(script.contains(
+            "for p in podman uidmap slirp4netns catatonit libpam-systemd dbus-user-session caddy;"
+        ));
         assert!(install(&packages(EngineKind::Docker), None).contains("for p in docker.io caddy;"));
         assert!(user("slipway", "ssh-ed25519 AAAA").contains("u='slipway'; key='ssh-ed25519 AAAA'"));
+        assert!(prepare("slipway", "/d", EngineKind::Podman).contains("driver = \"overlay\""));
+        assert!(!prepare("slipway", "/d", EngineKind::Docker).contains("storage.conf"));
     }
 }
