@@ -159,6 +159,14 @@ try {
     await page.waitForSelector("tr:has-text('rollback to') .tag >> text=current", { timeout: LONG });
   });
 
+  await step("deploy an uploaded archive", async () => {
+    await page.setInputFiles("form[aria-label=Deploy] input[name=archive]", cfg.archive);
+    await page.waitForURL(/\/deployments\/[0-9a-f-]+$/);
+    await page.waitForSelector("h1 >> text=archive");
+    await page.waitForSelector("h1 .badge.s-live", { timeout: LONG });
+    await page.goto(`${base}/apps/${cfg.app}`);
+  });
+
   await step("cancel a running build", async () => {
     await page.fill("form[aria-label=Deploy] input[name=git_ref]", "slow");
     await page.click("button[data-action=deploy]");

@@ -38,14 +38,15 @@ export async function api<T = any>(
   extra?: Record<string, string>,
 ): Promise<T> {
   const headers: Record<string, string> = { accept: "application/json", ...projectHeaders(), ...extra };
-  if (body !== undefined) headers["content-type"] = "application/json";
+  const raw = body instanceof Blob;
+  if (body !== undefined && !raw) headers["content-type"] = "application/json";
   if (method !== "GET" && method !== "HEAD" && csrfToken) headers["x-csrf-token"] = csrfToken;
   let response: Response;
   try {
     response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? (body as Blob) : JSON.stringify(body),
       credentials: "same-origin",
     });
   } catch (e) {
@@ -73,6 +74,9 @@ export async function api<T = any>(
 export const get = <T = any>(path: string) => api<T>("GET", path);
 export const post = <T = any>(path: string, body?: unknown) => api<T>("POST", path, body ?? {});
 export const patch = <T = any>(path: string, body: unknown) => api<T>("PATCH", path, body);
+/** Uploads bytes as they are (an archive), typed by the file's name. */
+export const upload = <T = any>(path: string, file: File) =>
+  api<T>("POST", path, file, { "content-type": file.name.endsWith(".zip") ? "application/zip" : "application/gzip" });
 export const del = <T = any>(path: string) => api<T>("DELETE", path);
 
 export const enc = encodeURIComponent;

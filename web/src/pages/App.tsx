@@ -4,7 +4,7 @@
 // its runtime logs, live. Actions the caller's role cannot take are not
 // shown; the API refuses them anyway.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, canShip, enc, get, patch, post } from "../api";
+import { ApiError, canShip, enc, get, patch, post, upload } from "../api";
 import { events } from "../events";
 import { navigate } from "../router";
 import type { Ctx } from "../main";
@@ -26,10 +26,28 @@ function Deploy({ app, onQueued }: { app: any; onQueued: (id: string) => void })
       setError(err);
     }
   };
+  const sendArchive = async (e: Event) => {
+    const input = e.currentTarget as HTMLInputElement;
+    const file = input.files?.[0];
+    if (!file) return;
+    setError(null);
+    try {
+      const version = await upload<{ id: string }>(`/v1/apps/${enc(app.name)}/versions`, file);
+      const queued = await post<{ id: string }>(`/v1/apps/${enc(app.name)}/deployments`, { version: version.id });
+      onQueued(queued.id);
+    } catch (err) {
+      setError(err);
+    } finally {
+      input.value = "";
+    }
+  };
   return (
     <form class="inline" onSubmit={submit} aria-label="Deploy">
       <input name="git_ref" placeholder={`git ref (default ${app.git_ref ?? "HEAD"})`} value={ref} onInput={(e) => setRef(e.currentTarget.value)} />
       <button type="submit" data-action="deploy">Deploy</button>
+      <label class="check upload" title="a .tar.gz or .zip of the app's source">
+        or upload an archive <input type="file" name="archive" accept=".tar.gz,.tgz,.zip,application/gzip,application/zip" onChange={sendArchive} />
+      </label>
       <ErrorBox error={error} />
     </form>
   );
