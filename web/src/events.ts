@@ -11,7 +11,7 @@
 // Why fetch and not `EventSource`: a person acts in a project named by the
 // `Slipway-Project` header, and `EventSource` can send no header, nor a
 // `Last-Event-ID` of its own choosing on a new connection.
-import { projectHeaders } from "./api";
+import { currentProject, projectHeaders } from "./api";
 
 export type StreamEvent =
   | { kind: "open"; fresh: boolean }
@@ -86,12 +86,14 @@ class EventStream {
     const params = new URLSearchParams();
     if (d.length) params.set("deployments", d.join(","));
     if (a.length) params.set("apps", a.join(","));
-    const query = params.toString();
+    // The project is part of the key: the same names in another project
+    // are other apps.
+    const query = `${params.toString()}#${currentProject() ?? ""}`;
     if (query === this.query && this.abort) return;
     this.stop();
     this.query = query;
     this.cursor = null;
-    if (query) this.connect();
+    if (d.length || a.length) this.connect();
     else this.setState("idle");
   }
 
@@ -117,7 +119,7 @@ class EventStream {
     try {
       const headers: Record<string, string> = { accept: "text/event-stream", ...projectHeaders() };
       if (this.cursor) headers["last-event-id"] = this.cursor;
-      const response = await fetch(`/v1/events?${query}`, {
+      const response = await fetch(`/v1/events?${query.split("#")[0]}`, {
         headers,
         signal: controller.signal,
         credentials: "same-origin",

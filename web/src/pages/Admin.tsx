@@ -70,7 +70,7 @@ export function Tokens({ ctx }: { ctx: Ctx }) {
 }
 
 export function Audit({ ctx }: { ctx: Ctx }) {
-  const [items, error] = useList(`/v1/audit?project_id=${ctx.project.id}&limit=200`);
+  const [items, error] = useList(`/v1/audit?project_id=${ctx.project.id}&limit=100`);
   return (
     <section>
       <h1>Audit log</h1>
