@@ -43,15 +43,24 @@ export function LogView({ lines, name, empty }: { lines: LogLine[]; name: string
     return { total: matching.length, lines: matching.slice(-SHOWN) };
   }, [lines, filter, stream]);
 
+  // Where following last put the pane: only a scroll up from there (the
+  // reader's) stops following; scroll events of our own, or of lines that
+  // arrived between a scroll and its event, do not.
+  const placed = useRef(0);
   useLayoutEffect(() => {
-    if (follow && pane.current) pane.current.scrollTop = pane.current.scrollHeight;
+    const p = pane.current;
+    if (follow && p) {
+      p.scrollTop = p.scrollHeight;
+      placed.current = p.scrollTop;
+    }
   }, [shown, follow]);
 
   const onScroll = () => {
     const p = pane.current;
     if (!p) return;
     const atBottom = p.scrollHeight - p.scrollTop - p.clientHeight < 30;
-    if (atBottom !== follow) setFollow(atBottom);
+    if (atBottom && !follow) setFollow(true);
+    else if (!atBottom && follow && p.scrollTop < placed.current - 4) setFollow(false);
   };
 
   const download = () => {
