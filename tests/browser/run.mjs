@@ -177,11 +177,35 @@ try {
     await page.goto(`${base}/apps/${cfg.app}`);
   });
 
-  await step("cancel a running build", async () => {
+  await step("the stream resumes after a drop, then cancel a running build", async () => {
     await page.fill("form[aria-label=Deploy] input[name=git_ref]", "slow");
     await page.click("button[data-action=deploy]");
     await page.waitForURL(/\/deployments\/[0-9a-f-]+$/);
-    await page.waitForSelector(".line .text >> text=SLOW-START", { timeout: LONG });
+    // The network drops while the build prints: the stream notices, retries,
+    // and resumes from its cursor: every line once, in order.
+    await page.waitForSelector(".line .text >> text=/^TICK 3$/", { timeout: LONG });
+    const before = await page.evaluate(() => ({ ...window.slipway.events.stats }));
+    await context.setOffline(true);
+    await page.evaluate(() => window.slipway.events.drop());
+    await page.waitForSelector("[data-stream=retrying]", { timeout: 10_000 });
+    await new Promise((done) => setTimeout(done, 2000));
+    await context.setOffline(false);
+    await page.waitForFunction((n) => window.slipway.events.stats.resumes > n, before.resumes, { timeout: 20_000 });
+    await page.waitForSelector(".line .text >> text=/^SLOW-START$/", { timeout: LONG });
+    const ticks = await page.$$eval(".line .text", (els) => els.map((e) => e.textContent).filter((t) => /^TICK \d+$/.test(t)));
+    const want = Array.from({ length: 30 }, (_, i) => `TICK ${i + 1}`);
+    if (JSON.stringify(ticks) !== JSON.stringify(want)) {
+      // What the API stored, against what the page shows.
+      const id = page.url().split("/").pop();
+      const stored = await page.evaluate(async ({ id, project }) => {
+        const r = await fetch(`/v1/deployments/${id}/logs?limit=1000`, { headers: { "slipway-project": project } });
+        return (await r.json()).lines.filter((l) => /^TICK|SLOW-START/.test(l.line)).map((l) => `${l.seq}:${l.line}`);
+      }, { id, project: cfg.project });
+      const shown = await page.$$eval(".line", (els) => els.map((e) => `${e.dataset.seq}:${e.querySelector(".text").textContent}`).filter((t) => /:(TICK|SLOW-START)/.test(t)));
+      log(`stored: ${stored.join(",")}`);
+      log(`shown:  ${shown.join(",")}`);
+    }
+    check(JSON.stringify(ticks) === JSON.stringify(want), `every TICK once, in order: ${ticks.join(",")}`);
     await page.click("button.danger >> text=Cancel");
     await ends(page, "cancelled");
   });

@@ -54,7 +54,7 @@ fn missing_prerequisite(root: &Path) -> Option<String> {
 /// The example Dockerfile app, whose build prints `MARK <epoch ms> <n>`
 /// every 100 ms (a nonce keeps the layer out of any cache), in a repository
 /// with `main`, `feature` (one more commit) and `slow` (a build that
-/// sleeps until cancelled); `app.tar.gz` beside it is the same source as
+/// prints `TICK 1` to `TICK 30` over 6 s, then sleeps until cancelled); `app.tar.gz` beside it is the same source as
 /// an archive.
 fn repository(dir: &Path) -> anyhow::Result<slipway_testkit::git::SeededRepo> {
     let source = dir.join("source");
@@ -93,7 +93,8 @@ fn repository(dir: &Path) -> anyhow::Result<slipway_testkit::git::SeededRepo> {
     git(&work, &["checkout", "-q", "-b", "slow"])?;
     let slow = std::fs::read_to_string(work.join("Dockerfile"))?.replacen(
         "CMD",
-        "RUN echo SLOW-START && sleep 600\nCMD",
+        "RUN for i in $(seq 1 30); do echo \"TICK $i\"; sleep 0.2; done; \
+         echo SLOW-START && sleep 600\nCMD",
         1,
     );
     std::fs::write(work.join("Dockerfile"), slow)?;

@@ -39,6 +39,9 @@ class EventStream {
   private lastData = 0;
   private retry = 0;
   state: "idle" | "connecting" | "open" | "retrying" = "idle";
+  /** Connections made, and how many of them resumed from a cursor. */
+  stats = { connects: 0, resumes: 0 };
+  private reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   private stateListeners = new Set<() => void>();
 
   constructor() {
@@ -102,6 +105,11 @@ class EventStream {
     this.abort = null;
   }
 
+  /** Ends the current connection as a network drop would (the browser test, and people debugging). */
+  drop() {
+    this.reader?.cancel().catch(() => {});
+  }
+
   private checkQuiet() {
     if (this.abort && this.state === "open" && Date.now() - this.lastData > QUIET_MS) {
       // A throttled or suspended tab can hold a dead connection: resume.
@@ -130,6 +138,8 @@ class EventStream {
         throw new Error(`events: ${response.status}`);
       }
       this.retry = 0;
+      this.stats.connects++;
+      if (resumed) this.stats.resumes++;
       this.lastData = Date.now();
       this.setState("open");
       this.dispatch({ kind: "open", fresh: !resumed });
@@ -149,6 +159,7 @@ class EventStream {
 
   private async read(body: ReadableStream<Uint8Array>, signal: AbortSignal) {
     const reader = body.getReader();
+    this.reader = reader;
     const decoder = new TextDecoder();
     let buffer = "";
     let event = "message";

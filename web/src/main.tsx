@@ -115,4 +115,6 @@ function Root() {
 }
 
 export { ApiError };
+// The event stream, reachable from the console (and the browser test).
+(window as any).slipway = { events };
 render(<Root />, document.getElementById("root")!);
