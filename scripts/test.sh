@@ -97,7 +97,7 @@ TEST_TOTALS=
 # The dashboard's assets for the browser test (tests/tests/browser.rs) and
 # the API's `/`; cargo itself never needs npm.
 build_dashboard() {
-    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && npm run --silent build)
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && npm test && npm run --silent build)
 }
 
 if [ "$OWN_BROKER" -eq 1 ]; then
