@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Run Slipway's main job on this host (see README):
 #   backing services -> build tools, registry and base images -> Caddy ->
-#   release build -> api + 3 workers -> a probe through the fleet -> deploy
+#   release build -> the web dashboard (web/, npm) -> api + 3 workers -> a probe through the fleet -> deploy
 #   the example app examples/static-site (a git repository made from it
 #   under .slipway/run/, fetched by the build worker over file://) on this
 #   host behind Caddy, and print its URL.
 #
 # State (gitignored): .slipway/run/
-#   env            SLIPWAY_ADMIN_TOKEN, SLIPWAY_SECRET_KEY (generated once, mode 600)
+#   env            SLIPWAY_ADMIN_TOKEN, SLIPWAY_SECRET_KEY, and the dashboard's first
+#                  admin (SLIPWAY_BOOTSTRAP_ADMIN_EMAIL/_PASSWORD), generated once, mode 600
 #   project-token  the `demo` project's API token (shown once by the API)
 #   <binary>.pid   <binary>.log
 #
@@ -306,6 +307,20 @@ step "release build"
 cargo build --release --bins \
     -p slipway-api -p slipway-worker-build -p slipway-worker-provision -p slipway-worker-deploy
 
+step "the web dashboard (npm ci && npm run build in web/)"
+# Node and npm come from Debian when missing (scripts/test-tools.sh does the
+# same for the tests); a failed build leaves the API serving a page that
+# says how to build it.
+command -v npm >/dev/null || {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q nodejs npm >/dev/null
+}
+if (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build); then
+    log "dashboard built in web/dist"
+else
+    log "WARNING: the dashboard did not build; the API serves a page saying so at $API/"
+fi
+
 mkdir -p "$STATE_DIR" "$TMP_DIR"
 chmod 700 .slipway "$STATE_DIR" 2>/dev/null || true
 
@@ -335,6 +350,17 @@ fi
 if [ -z "${SLIPWAY_ADMIN_TOKEN:-}" ] || [ -z "${SLIPWAY_SECRET_KEY:-}" ]; then
     die "$STATE_DIR/env lacks SLIPWAY_ADMIN_TOKEN or SLIPWAY_SECRET_KEY (delete it to regenerate)"
 fi
+# The dashboard's first admin (made by the API at start while no user
+# exists); an env file of an older run gets one added.
+if [ -z "${SLIPWAY_BOOTSTRAP_ADMIN_EMAIL:-}" ]; then
+    (
+        umask 077
+        printf 'SLIPWAY_BOOTSTRAP_ADMIN_EMAIL=admin@slipway.localhost\n'
+        printf 'SLIPWAY_BOOTSTRAP_ADMIN_PASSWORD=%s\n' "$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+    ) >>"$STATE_DIR/env"
+    # shellcheck disable=SC1091
+    . "$STATE_DIR/env"
+fi
 
 step "starting the fleet"
 # A platform on one host: git sources on this host and its LAN may be
@@ -349,6 +375,9 @@ start_bin slipway-api \
     SLIPWAY_AMQP_URL="$AMQP_URL" \
     SLIPWAY_ADMIN_TOKEN="$SLIPWAY_ADMIN_TOKEN" \
     SLIPWAY_SECRET_KEY="$SLIPWAY_SECRET_KEY" \
+    SLIPWAY_BOOTSTRAP_ADMIN_EMAIL="$SLIPWAY_BOOTSTRAP_ADMIN_EMAIL" \
+    SLIPWAY_BOOTSTRAP_ADMIN_PASSWORD="$SLIPWAY_BOOTSTRAP_ADMIN_PASSWORD" \
+    SLIPWAY_WEB_DIR="$ROOT/web/dist" \
     SLIPWAY_OUTBOUND_ALLOW="$OUTBOUND_ALLOW"
 for w in "${WORKERS[@]}"; do
     start_bin "$w" \
@@ -529,6 +558,8 @@ esac
 
 if [ "$PROBE_STATE" = live ]; then
     printf 'Slipway is up at %s (api), stop it with scripts/stop.sh\n' "$API"
+    printf 'The dashboard: %s/ (sign in as %s; the password is SLIPWAY_BOOTSTRAP_ADMIN_PASSWORD in %s/env)\n' \
+        "$API" "$SLIPWAY_BOOTSTRAP_ADMIN_EMAIL" "$STATE_DIR"
     exit 0
 fi
 printf 'The probe did not reach live (state: %s): the fleet is not working end to end.\n' "${PROBE_STATE:-unknown}"

@@ -9,6 +9,11 @@
 #   - prometheus (with promtool): tests/tests/operator.rs checks the alert
 #     rules and runs a Prometheus of its own on loopback against a fleet.
 #     The package's service is never started here.
+#   - nodejs and npm (when no node is on PATH): the dashboard's build
+#     (web/, `npm ci`) and its browser test's driver.
+#   - chromium: the dashboard's browser test (tests/tests/browser.rs) drives
+#     Debian's Chromium headless through npm's playwright-core (a browser
+#     download by Playwright itself cannot work here).
 #
 #   scripts/test-tools.sh
 #
@@ -38,7 +43,7 @@ fi
 cleanup() { [ "$made_policy" -eq 0 ] || rm -f "$POLICY"; }
 trap cleanup EXIT
 
-install_missing_packages docker.io openssh-server iproute2 prometheus
+install_missing_packages docker.io openssh-server iproute2 prometheus chromium
 command -v dockerd >/dev/null || {
     log "ERROR: dockerd is not on PATH after installing docker.io"
     exit 1
@@ -49,6 +54,13 @@ command -v promtool >/dev/null || {
     exit 1
 }
 log "prometheus $(prometheus --version 2>&1 | sed -n 's/^prometheus, version \([^ ]*\).*/\1/p')"
+
+command -v npm >/dev/null || install_missing_packages nodejs npm
+command -v chromium >/dev/null || {
+    log "ERROR: chromium is not on PATH after installing chromium"
+    exit 1
+}
+log "$(chromium --version 2>/dev/null | head -1)"
 
 # schemathesis (PyPI), the API fuzzer tests/tests/api/fuzz.rs runs against the
 # served /openapi.json: a pinned version in a venv of the repository's own

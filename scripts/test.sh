@@ -26,7 +26,7 @@ OWN_BROKER=0
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 TEST_THREADS="${SLIPWAY_TEST_THREADS:-2}"
 
-STEPS=11
+STEPS=12
 step_no=0
 failed=()
 passed=()
@@ -94,6 +94,12 @@ run_tests() {
 }
 TEST_TOTALS=
 
+# The dashboard's assets for the browser test (tests/tests/browser.rs) and
+# the API's `/`; cargo itself never needs npm.
+build_dashboard() {
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && npm test && npm run --silent build)
+}
+
 if [ "$OWN_BROKER" -eq 1 ]; then
     run_step "backing services (scripts/services.sh --for-tests)" bash scripts/services.sh --for-tests || services_ok=0
 else
@@ -103,6 +109,7 @@ run_step "build tools and base images (scripts/build-tools.sh)" bash scripts/bui
 run_step "Caddy for deployed apps (scripts/deploy-tools.sh)" bash scripts/deploy-tools.sh --env-file .slipway/deploy-tools.env && . .slipway/deploy-tools.env || true
 run_step "test servers' tools (scripts/test-tools.sh)" bash scripts/test-tools.sh || true
 run_step "test hosts with their own root (scripts/test-hosts.sh)" bash scripts/test-hosts.sh --env-file .slipway/test-hosts.env && . .slipway/test-hosts.env || true
+run_step "dashboard (npm ci && npm run build in web/)" build_dashboard || true
 run_step "format (cargo fmt --check)" cargo fmt --all --check || true
 run_step "lint (cargo clippy)" cargo clippy --workspace --all-targets -- -D warnings || true
 run_step "build binaries (cargo build --bins)" cargo build --workspace --bins || build_ok=0

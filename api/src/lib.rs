@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cloud_account;
 pub mod credentials;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -85,7 +86,10 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(settings.api_addr).await?;
         Ok(Application {
             listener,
-            router: startup::router(state),
+            router: startup::router_serving(
+                state,
+                dashboard::Dashboard::new(settings.web.dir.clone()),
+            ),
             pool,
             settings,
             shutdown,

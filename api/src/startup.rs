@@ -18,12 +18,22 @@ use utoipa_axum::routes;
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// The API with the dashboard served from its default directory.
 pub fn router(state: AppState) -> Router {
+    router_serving(
+        state,
+        crate::dashboard::Dashboard::new(slipway_shared::config::DEFAULT_WEB_DIR),
+    )
+}
+
+/// The API, and the dashboard's files as the fallback of every path no
+/// route matches (`crate::dashboard` keeps the API's namespaces JSON).
+pub fn router_serving(state: AppState, dashboard: crate::dashboard::Dashboard) -> Router {
     let (router, _) = api_routes().split_for_parts();
     // Layers run outside in: metrics, then who is calling (and CSRF), then
     // the audit log around the handler.
     router
-        .fallback(|| async { crate::error::ApiError::NotFound("route") })
+        .fallback(move |request| dashboard.serve(request))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::audit::record,

@@ -96,6 +96,7 @@ impl Env {
                 Vec::new(),
             ),
             accounts: Default::default(),
+            web: Default::default(),
         }
     }
 

@@ -65,6 +65,7 @@ impl Api {
             secret_key: "cd".repeat(32).into(),
             outbound,
             accounts,
+            web: Default::default(),
         };
         let shutdown = CancellationToken::new();
         let app = slipway_api::Application::build(settings.clone(), shutdown.clone()).await?;

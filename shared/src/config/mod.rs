@@ -2,11 +2,13 @@
 //! start. This is the only module that reads the environment.
 
 mod accounts;
+mod web;
 
 pub use accounts::{parse_networks, AccountSettings, SignInLimits, SmtpSettings};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::time::Duration;
+pub use web::{WebSettings, DEFAULT_WEB_DIR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -193,6 +195,8 @@ pub struct ApiSettings {
     pub outbound: crate::egress::OutboundPolicy,
     /// People, sessions, sign-in limits and the audit log.
     pub accounts: AccountSettings,
+    /// The dashboard's built assets, served at `/`.
+    pub web: WebSettings,
 }
 
 impl ApiSettings {
@@ -228,6 +232,7 @@ impl ApiSettings {
             secret_key: secret_key.into(),
             outbound: outbound_policy()?,
             accounts: AccountSettings::from_env()?,
+            web: WebSettings::from_env(),
         })
     }
 }

@@ -181,7 +181,7 @@ impl Fleet {
         out
     }
 
-    async fn admin_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub async fn admin_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let response = self
             .client
             .post(format!("{}{path}", self.api_url))
