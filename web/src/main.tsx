@@ -15,6 +15,7 @@ import { DeploymentPage } from "./pages/Deployment";
 import { Wizard } from "./pages/Wizard";
 import { Overview } from "./pages/Overview";
 import { Tokens, Audit, DeadJobs, Targets } from "./pages/Admin";
+import { Members } from "./pages/Members";
 
 export interface Ctx {
   me: Me;
@@ -46,6 +47,7 @@ function Shell({ ctx, children }: { ctx: Ctx; children: any }) {
           <Link href={`${base}/install`}>Install</Link>
           <Link href={`${base}/targets`}>Targets</Link>
           <Link href={`${base}/dead-jobs`}>Dead jobs</Link>
+          {isOwner(ctx.project.role) ? <Link href={`${base}/members`}>Members</Link> : null}
           {isOwner(ctx.project.role) ? <Link href={`${base}/tokens`}>Tokens</Link> : null}
           {isOwner(ctx.project.role) ? <Link href={`${base}/audit`}>Audit</Link> : null}
         </nav>
@@ -106,6 +108,7 @@ function Root() {
   else if ((m = match("/apps/:app", rest))) page = <AppPage ctx={ctx} name={m.app} key={m.app} />;
   else if ((m = match("/apps/:app/deployments/:id", rest))) page = <DeploymentPage ctx={ctx} app={m.app} id={m.id} key={m.id} />;
   else if (rest === "/install") page = <Wizard ctx={ctx} />;
+  else if (rest === "/members") page = <Members ctx={ctx} />;
   else if (rest === "/tokens") page = <Tokens ctx={ctx} />;
   else if (rest === "/audit") page = <Audit ctx={ctx} />;
   else if (rest === "/dead-jobs") page = <DeadJobs ctx={ctx} />;
