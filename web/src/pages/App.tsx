@@ -1,7 +1,8 @@
 // An app: status, deploy (a git ref), its deployments with cancel and a
 // one-click rollback to any earlier live release, stop/start/restart, env
-// and secrets (secret values never come back from the API: masked), and
-// its runtime logs, live. Actions the caller's role cannot take are not
+// and secrets (secret values never come back from the API: masked), its
+// custom domains and scale (./AppSettings), add-ons (./Addons), and its
+// runtime logs, live. Actions the caller's role cannot take are not
 // shown; the API refuses them anyway.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, canShip, enc, get, patch, post, upload } from "../api";
@@ -10,6 +11,8 @@ import { navigate } from "../router";
 import type { Ctx } from "../main";
 import { ago, Badge, describeSource, duration, ErrorBox, isTerminal, Link, shortId } from "../ui";
 import { AppUrl, Health } from "./Apps";
+import { Addons } from "./Addons";
+import { Domains, Scale } from "./AppSettings";
 import { appendLines, LogLine, LogView } from "./LogView";
 
 function Deploy({ app, onQueued }: { app: any; onQueued: (id: string) => void }) {
@@ -232,6 +235,20 @@ export function AppPage({ ctx, name }: { ctx: Ctx; name: string }) {
       ) : null}
       <h2>Deployments</h2>
       <Deployments ctx={ctx} app={app} list={list} reload={load} />
+      <div class="two">
+        <div>
+          <h2>Domains</h2>
+          <Domains ctx={ctx} app={app} onChanged={setApp} />
+        </div>
+        <div>
+          <h2>Scale</h2>
+          <Scale ctx={ctx} app={app} onQueued={queued} key={app.runtime?.replicas ?? 1} />
+        </div>
+        <div class="grow">
+          <h2>Add-ons</h2>
+          <Addons ctx={ctx} app={app.name} />
+        </div>
+      </div>
       <div class="two">
         <div>
           <h2>Env and secrets</h2>
