@@ -16,6 +16,7 @@ import { Wizard } from "./pages/Wizard";
 import { Overview } from "./pages/Overview";
 import { Tokens, Audit, DeadJobs, Targets } from "./pages/Admin";
 import { Members } from "./pages/Members";
+import { Accept } from "./pages/Accept";
 
 export interface Ctx {
   me: Me;
@@ -82,12 +83,17 @@ function Root() {
   useEffect(() => {
     whenUnauthorized(() => {
       setMe(null);
-      navigate("/sign-in", true);
+      // An invitation link opens signed out: it stays on its page.
+      if (!location.pathname.startsWith("/invite/")) navigate("/sign-in", true);
     });
     load();
   }, []);
 
   if (me === undefined) return <p class="loading">Loading…</p>;
+  const invited = match("/invite/:token", path);
+  if (invited) {
+    return <Accept token={invited.token} onAccepted={async () => { await load(); navigate("/", true); }} />;
+  }
   if (me === null || path === "/sign-in") {
     return <SignIn onSignedIn={async () => { await load(); navigate("/", true); }} />;
   }

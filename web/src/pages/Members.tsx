@@ -2,7 +2,8 @@
 // these routes to owners only, so others are told so rather than shown an
 // empty list): change a role, remove a member, invite by email with a role
 // and see the one-use link the API answers (shown this once: the list
-// never carries it), revoke an open invitation. The API's refusals
+// never carries it; without a public URL set, the API answers a path, made
+// whole here from the page's origin), revoke an open invitation. The API's refusals
 // (`already_member`, `already_invited`, `last_owner`) are shown as it
 // words them, with their code.
 import { useEffect, useState } from "preact/hooks";
@@ -59,7 +60,7 @@ function Invite({ base, onInvited }: { base: string; onInvited: () => void }) {
             Send this link to <strong>{made.email}</strong> ({made.role}). It works once, until{" "}
             {new Date(made.expires_at).toLocaleString()}, and is shown only now{made.mailed ? "; it was also mailed" : ""}.
           </p>
-          <input class="link-text" name="invite_url" readOnly value={made.url} onFocus={(e) => e.currentTarget.select()} />{" "}
+          <input class="link-text" name="invite_url" readOnly value={new URL(made.url, location.origin).href} onFocus={(e) => e.currentTarget.select()} />{" "}
           <button class="link" onClick={() => setMade(null)}>Hide</button>
         </div>
       ) : null}
