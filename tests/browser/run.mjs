@@ -19,6 +19,8 @@ const cfg = JSON.parse(process.env.SLIPWAY_BROWSER ?? "{}");
 const shots = cfg.screenshots;
 mkdirSync(shots, { recursive: true });
 const LONG = 240_000;
+/** Who the owner invites (the run checks the link the API answers). */
+const invitee = cfg.invitee ?? "newcomer@browser.test";
 const log = (...a) => console.log("browser:", ...a);
 
 const browser = await chromium.launch({
@@ -66,6 +68,7 @@ async function signIn(p, email, password) {
 }
 
 const metrics = {};
+let invitation = "";
 try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   page = await context.newPage();
@@ -229,6 +232,80 @@ try {
     await page.waitForSelector("tr[data-key=API_TOKEN]", { state: "detached" });
   });
 
+  await step("domains, scale and add-ons of the deployed app", async () => {
+    await page.goto(`${base}/apps/${cfg.app}`);
+    await page.waitForSelector(".scale [data-replicas='1']");
+    check((await page.locator("form[aria-label=Scale] input[name=replicas]").count()) === 1, "an owner can scale");
+    const domain = "form[aria-label='Add a domain']";
+    await page.fill(`${domain} input[name=domain]`, "not a domain");
+    await page.click(`${domain} button[type=submit]`);
+    await page.waitForSelector(".domains .error >> text=validation_failed");
+    await page.fill(`${domain} input[name=domain]`, "www.browser.test");
+    await page.click(`${domain} button[type=submit]`);
+    await page.waitForSelector("li[data-domain='www.browser.test']");
+    const addon = "form[aria-label='Add an add-on']";
+    await page.selectOption(`${addon} select[name=kind]`, "volume");
+    await page.fill(`${addon} input[name=name]`, "files");
+    await page.fill(`${addon} input[name=mount]`, "/data");
+    await page.click(`${addon} button[type=submit]`);
+    const row = await page.waitForSelector("tr[data-addon=files][data-state=pending]");
+    check((await row.textContent()).includes("/data"), "the volume's mount is shown");
+    await page.screenshot({ path: join(shots, "app-domains-scale-addons.png"), fullPage: true });
+    await page.click("li[data-domain='www.browser.test'] button[data-action=remove-domain]");
+    await page.waitForSelector("li[data-domain='www.browser.test']", { state: "detached" });
+    await page.click("tr[data-addon=files] button[data-action=detach-addon]");
+    await page.waitForSelector("tr[data-addon=files]", { state: "detached" });
+  });
+
+  await step("an owner invites a member and sees the one-use link", async () => {
+    await page.click("header nav a >> text=Members");
+    await page.waitForSelector(`table.members tr[data-member='${cfg.viewer.email}'][data-role=viewer]`);
+    const invite = "form[aria-label=Invite]";
+    await page.fill(`${invite} input[name=email]`, invitee);
+    await page.selectOption(`${invite} select[name=role]`, "member");
+    await page.click(`${invite} button[type=submit]`);
+    const link = await (await page.waitForSelector(".invite-link input[name=invite_url]")).inputValue();
+    check(/\/invite\/[A-Za-z0-9_-]{16,}$/.test(link), `the invitation link: ${link}`);
+    await page.waitForSelector(`tr[data-invitation='${invitee}']`);
+    await page.screenshot({ path: join(shots, "members.png"), fullPage: true });
+    // The API's refusals, shown with their codes.
+    await page.fill(`${invite} input[name=email]`, invitee);
+    await page.click(`${invite} button[type=submit]`);
+    await page.waitForSelector(".error >> text=already_invited");
+    await page.fill(`${invite} input[name=email]`, cfg.viewer.email);
+    await page.click(`${invite} button[type=submit]`);
+    await page.waitForSelector(".error >> text=already_member");
+    invitation = link;
+  });
+
+  await step("the invited person opens the link, chooses a password and is a member", async () => {
+    const ictx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const p = await ictx.newPage();
+    await p.goto(new URL(new URL(invitation, cfg.url).pathname, cfg.url).href);
+    await p.waitForSelector("form[aria-label='Accept the invitation']");
+    await p.screenshot({ path: join(shots, "accept-invitation.png") });
+    await p.fill("input[name=password]", "harbor-quill-meadow-4471");
+    await p.click("form[aria-label='Accept the invitation'] button[type=submit]");
+    await p.waitForSelector(`ul.projects li:has-text('${cfg.project}') >> text=member`);
+    check(!p.url().includes("/invite/"), `the link left the address bar: ${p.url()}`);
+    await ictx.close();
+  });
+
+  await step("an owner changes a role; the last owner cannot step down", async () => {
+    // The project's creator was the admin token, not a person: the
+    // newcomer, made owner, is its only owner.
+    await page.goto(`${base}/members`);
+    const row = `table.members tr[data-member='${invitee}']`;
+    await page.selectOption(`${row}[data-role=member] select[name=member_role]`, "owner");
+    await page.waitForSelector(`${row}[data-role=owner]`);
+    if ((await page.locator("table.members tr[data-role=owner]").count()) === 1) {
+      await page.selectOption(`${row} select[name=member_role]`, "viewer");
+      await page.waitForSelector(".error >> text=last_owner");
+      check((await page.locator(`${row} select[name=member_role]`).inputValue()) === "owner", "the refused change shows the stored role again");
+      await page.screenshot({ path: join(shots, "members-last-owner.png"), fullPage: true });
+    }
+  });
+
   await step("the wizard shows prices and refuses bad input", async () => {
     await page.goto(`${base}/install`);
     await page.click("button[data-provider=hetzner]");
@@ -334,6 +411,11 @@ try {
     check((await page.locator("button[data-action=deploy]").count()) === 0, "no deploy button");
     check((await page.locator("button[data-action=rollback]").count()) === 0, "no rollback button");
     check((await page.locator("form[aria-label='Set a variable']").count()) === 0, "no env form");
+    for (const form of ["Add a domain", "Scale", "Add an add-on"]) {
+      check((await page.locator(`form[aria-label='${form}']`).count()) === 0, `no ${form} form`);
+    }
+    check((await page.locator("header nav a >> text=Members").count()) === 0, "no members link");
+    await page.waitForSelector(".scale [data-replicas]");
     await page.screenshot({ path: join(shots, "app-as-viewer.png"), fullPage: true });
     const status = await page.evaluate(async ({ app, project }) => {
       const me = await (await fetch("/v1/me")).json();

@@ -5,10 +5,13 @@
 //! sign in, create an app from the git repository, deploy it (its build
 //! prints timed MARK lines, so the page's log latency is measured), see it
 //! go live, deploy another ref and roll back in one click, cancel a running
-//! build, set and unset a secret, the install wizard's prices and refusals,
-//! the owners' pages, 200 apps painted, and a viewer who sees no deploy
-//! button and whose deploy the API refuses with 403. Screenshots go to
-//! `target/screenshots`.
+//! build, set and unset a secret, add and remove a custom domain and an
+//! add-on and see the scale, invite a member by email (the one-use link is
+//! shown; `already_invited`, `already_member` and `last_owner` refusals
+//! too) who opens the link and joins, the install wizard's prices and
+//! refusals, the owners' pages, 200 apps painted, and a viewer who sees no
+//! deploy, domain, scale or add-on form and whose deploy the API refuses
+//! with 403. Screenshots go to `target/screenshots`.
 //!
 //! Needs `chromium` (scripts/test-tools.sh), `npm ci` and `npm run build`
 //! in `web/` (scripts/test.sh does both). Outside CI a missing piece skips
@@ -29,6 +32,8 @@ const ADMIN_EMAIL: &str = "admin@browser.test";
 const ADMIN_PASSWORD: &str = "tide-lantern-quartz-8812";
 const VIEWER_EMAIL: &str = "viewer@browser.test";
 const VIEWER_PASSWORD: &str = "ember-willow-cobalt-5530";
+/// Invited by the owner on the members page; joins through the link.
+const INVITEE_EMAIL: &str = "newcomer@browser.test";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -179,6 +184,7 @@ async fn the_dashboard_deploys_follows_logs_rolls_back_and_hides_what_a_viewer_c
         "git_url": daemon.url(&repo.name),
         "admin": {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
         "viewer": {"email": VIEWER_EMAIL, "password": VIEWER_PASSWORD},
+        "invitee": INVITEE_EMAIL,
         "secret_value": secret_value,
         "archive": dirs.path().join("app.tar.gz"),
         "screenshots": screenshots,
@@ -211,6 +217,36 @@ async fn the_dashboard_deploys_follows_logs_rolls_back_and_hides_what_a_viewer_c
     assert_eq!(app_now["status"]["state"], "running", "{app_now}");
     assert!(app_now["secrets"].get("API_TOKEN").is_none(), "{app_now}");
     assert_eq!(app_now["env"]["PLAIN_KEY"], "plain-value", "{app_now}");
+    assert_eq!(
+        app_now["domains"],
+        json!([]),
+        "the domain was removed: {app_now}"
+    );
+    let (_, addons) = fleet
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/apps/{app}/addons"),
+            None,
+        )
+        .await?;
+    assert_eq!(
+        addons["items"],
+        json!([]),
+        "the add-on was detached: {addons}"
+    );
+    let (_, members) = fleet
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/projects/{}/members", fleet.project_id),
+            None,
+        )
+        .await?;
+    assert!(
+        members["items"].as_array().is_some_and(|items| items
+            .iter()
+            .any(|m| m["email"] == INVITEE_EMAIL && m["role"] == "owner")),
+        "the invitee joined and was made owner: {members}"
+    );
     let (_, list) = fleet
         .call(
             reqwest::Method::GET,
