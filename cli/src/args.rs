@@ -67,6 +67,70 @@ pub enum Command {
     Audit(Audit),
     /// Cloud providers, or one provider's sizes and monthly prices by region.
     Providers(Providers),
+    /// Cloud servers: list, show, create (bought, set up, made a target),
+    /// destroy.
+    #[command(subcommand)]
+    Servers(ServersCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ServersCommand {
+    /// The project's servers, newest first.
+    List,
+    /// One server (name or id): state, addresses, cost, its operations.
+    Show(ServerArg),
+    /// Buy a server from a cloud account and make it an ssh target.
+    Create(CreateServer),
+    /// Destroy a server with the firewall and key made for it.
+    Destroy(DestroyServer),
+}
+
+#[derive(Args)]
+pub struct ServerArg {
+    /// The server's name or id.
+    pub server: String,
+}
+
+#[derive(Args)]
+pub struct CreateServer {
+    /// The server's name (also its host name and its target's name).
+    pub name: String,
+    /// The cloud account (name or id) that pays for it.
+    #[arg(long)]
+    pub account: String,
+    /// The provider's region (see `slipway providers PROVIDER`).
+    #[arg(long)]
+    pub region: String,
+    /// The provider's size (see `slipway providers PROVIDER`).
+    #[arg(long)]
+    pub size: String,
+    /// The provider's image (else its default Debian).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// A free label such as production or staging.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// Follow the create until the server is ready (the default on a terminal).
+    #[arg(long, overrides_with = "no_follow")]
+    pub follow: bool,
+    /// Return once the create is queued.
+    #[arg(long)]
+    pub no_follow: bool,
+}
+
+#[derive(Args)]
+pub struct DestroyServer {
+    /// The server's name or id.
+    pub server: String,
+    /// Destroy it even while apps are placed on it.
+    #[arg(long)]
+    pub force: bool,
+    /// Follow the destroy until it ends (the default on a terminal).
+    #[arg(long, overrides_with = "no_follow")]
+    pub follow: bool,
+    /// Return once the destroy is queued.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 #[derive(Args)]

@@ -17,6 +17,23 @@ use uuid::Uuid;
 const POLL: Duration = Duration::from_millis(200);
 
 pub async fn follow(ctx: &Ctx, id: Uuid) -> Result<Deployment> {
+    let deployment = track(ctx, id).await?;
+    finish(ctx, deployment)
+}
+
+/// Follows an operation that is not an app's deploy (a server's create or
+/// destroy): its steps and lines, then its outcome, with nothing printed
+/// about the operation itself at the end (the caller shows what it made).
+pub async fn follow_quiet(ctx: &Ctx, id: Uuid) -> Result<()> {
+    let deployment = track(ctx, id).await?;
+    if deployment.state == "live" {
+        return Ok(());
+    }
+    Err(failed(deployment))
+}
+
+/// Prints each step and log line until the deployment ends; the end.
+async fn track(ctx: &Ctx, id: Uuid) -> Result<Deployment> {
     let started = Instant::now();
     let mut events_seen = 0;
     let mut after = 0;
@@ -46,7 +63,7 @@ pub async fn follow(ctx: &Ctx, id: Uuid) -> Result<Deployment> {
         }
         after = logs.next;
         if TERMINAL.contains(&deployment.state.as_str()) {
-            return finish(ctx, deployment);
+            return Ok(deployment);
         }
         tokio::time::sleep(POLL).await;
     }
@@ -79,12 +96,16 @@ fn finish(ctx: &Ctx, deployment: Deployment) -> Result<Deployment> {
         }
         return Ok(deployment);
     }
-    Err(CliError::Failed(Outcome {
+    Err(failed(deployment))
+}
+
+fn failed(deployment: Deployment) -> CliError {
+    CliError::Failed(Outcome {
         id: deployment.id.to_string(),
         state: deployment.state,
         code: deployment.error_code,
         message: deployment.error_message,
-    }))
+    })
 }
 
 /// Follows, or just reports the queued deployment.

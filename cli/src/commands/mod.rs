@@ -12,6 +12,7 @@ mod logs;
 mod operate;
 mod resources;
 mod rollback;
+mod servers;
 
 use crate::args::{Cli, Command};
 use crate::client::Client;
@@ -53,6 +54,7 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<()> {
         Command::Tokens(command) => access::tokens(&ctx, command).await,
         Command::Audit(audit) => access::audit(&ctx, audit).await,
         Command::Providers(p) => cloud::providers(&ctx, p.provider.as_deref()).await,
+        Command::Servers(command) => servers::run(&ctx, command).await,
     }
 }
 
