@@ -156,6 +156,16 @@ impl EngineApi {
             })
     }
 
+    /// Starts a stopped container (an event's repair starts the dead one
+    /// at once, before the reconciler's full repair checks it).
+    pub async fn start(&self, name: &str) -> Result<(), bollard::errors::Error> {
+        within(self.docker.start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        ))
+        .await
+    }
+
     /// The last `lines` lines the container printed (both streams).
     pub async fn tail(&self, name: &str, lines: usize) -> Vec<String> {
         let options = LogsOptionsBuilder::new()
