@@ -54,8 +54,14 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     let target = deploy_settings.target;
     let secrets = slipway_shared::config::worker_secret_box()?;
     // What the background tasks reach every target with (ssh targets
-    // through a site per target and round, see `sites`).
-    let sites = sites::Sites::new(target.clone(), secrets.clone())?;
+    // over their persistent sessions, see `session` and `sites`).
+    let mut sites = sites::Sites::new(target.clone(), secrets.clone())?;
+    // The local engine's API: its events repair dead containers at once
+    // and wake the log followers; the monitor and the reconciler look
+    // into local containers through it.
+    let (api, service) =
+        engine::service::supervise(target.containers_conf.clone(), shutdown.clone()).await?;
+    sites.engine = sites.engine.clone().with_api(api.clone());
     let reconciler = std::sync::Arc::new(reconcile::Reconciler {
         pool: slipway_shared::db::pool(&settings.common.database_url, RECONCILER_CONNECTIONS)?,
         sites: sites.clone(),
@@ -69,10 +75,6 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             None
         }
     };
-    // The local engine's API: its events repair dead containers at once
-    // and wake the log followers.
-    let (api, service) =
-        engine::service::supervise(target.containers_conf.clone(), shutdown.clone()).await?;
     let started = std::sync::Arc::new(tokio::sync::Notify::new());
     let watcher = watch::Watcher::new(api.clone(), None, reconciler.clone(), started.clone());
     let watcher = tokio::spawn(watcher.run(shutdown.clone()));
