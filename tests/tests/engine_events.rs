@@ -1,7 +1,8 @@
 //! The deploy worker driven by the local engine's events, against real
 //! podman, a test-owned Caddy and the real worker processes (the
 //! reconciler's pass is turned off here, so only events can repair):
-//! - a killed app container is back and serving, with no new deployment;
+//! - a killed app container is back and serving, with no new deployment,
+//!   and the health monitor sees it listening (through the API and /proc);
 //!   a container stopped by Slipway (`stop`) is not started again;
 //! - runtime logs are followed across a deploy worker's SIGKILL and a new
 //!   worker: every line stored exactly once, in order;
@@ -71,6 +72,11 @@ struct Setup {
 }
 
 async fn setup() -> anyhow::Result<Setup> {
+    setup_with("off").await
+}
+
+/// [`setup`] with the health monitor every `monitor`.
+async fn setup_with(monitor: &str) -> anyhow::Result<Setup> {
     let registry = Registry::start().await?;
     let caddy = Caddy::start().await?;
     let builds = tempfile::tempdir()?;
@@ -85,7 +91,7 @@ async fn setup() -> anyhow::Result<Setup> {
         ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
         // Only the engine's events repair here.
         ("SLIPWAY_RECONCILE_INTERVAL", "off".to_string()),
-        ("SLIPWAY_HEALTH_MONITOR_INTERVAL", "off".to_string()),
+        ("SLIPWAY_HEALTH_MONITOR_INTERVAL", monitor.to_string()),
     ];
     if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
         env.push(("CONTAINERS_CONF", conf));
@@ -189,7 +195,9 @@ fn ticks(lines: &[String]) -> Vec<u32> {
 #[tokio::test]
 async fn a_killed_container_is_repaired_by_its_death_event_and_a_stopped_one_stays_stopped(
 ) -> anyhow::Result<()> {
-    let s = setup().await?;
+    // The monitor runs here: it looks into the container through the
+    // engine's API and reads /proc in-process (the app has no health path).
+    let s = setup_with("500ms").await?;
     let name = s.container()?;
     let deployments = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM deployments WHERE app_id = $1::uuid")
@@ -198,6 +206,21 @@ async fn a_killed_container_is_repaired_by_its_death_event_and_a_stopped_one_sta
             .await
     };
     let before = deployments().await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = s.health().await?;
+        let detail = health["detail"].as_str().unwrap_or_default().to_owned();
+        if detail.starts_with("port 8080 listening inside the container on 1 replica") {
+            assert_eq!(health["ok"], true, "{health}");
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the monitor does not see the app listening: {health}\n{}",
+            s.fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for round in 0..3 {
         podman(&["kill", &name])?;
         let killed = Instant::now();

@@ -305,12 +305,13 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
         start["id"]
     );
 
-    // A container that dies is replaced by the deploy worker on the engine's
-    // death event, with no one asking (the monitor may never see the gap:
-    // the repair is quicker than its round), and a start then has nothing
-    // to do.
-    // A repair may start the same container again: a (container, start
-    // time) pair tells a revived container from the dead one.
+    // A container that dies is started again (or replaced) by the deploy
+    // worker on the engine's death event, with no one asking (the monitor
+    // may never see the gap: the repair is quicker than its round), and a
+    // start then has nothing to do. The repair's start may come while
+    // `podman stop` still cleans up after the death; that stop then fails,
+    // with the container already running again. A (container, start time)
+    // pair tells a revived container from the one stopped.
     let started_at = |id: &str| {
         std::process::Command::new("podman")
             .args(["inspect", "--format", "{{.State.StartedAt}}", id])
@@ -318,39 +319,42 @@ async fn stop_start_restart_with_status_domains_and_https() -> anyhow::Result<()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default()
     };
-    let killed: Vec<(String, String)> = common::app_containers(app_id, false)
-        .into_iter()
-        .map(|id| {
-            let at = started_at(&id);
-            (id, at)
-        })
-        .collect();
-    for (id, _) in &killed {
-        let stopped = std::process::Command::new("podman")
-            .args(["stop", "-t", "0", id])
-            .output()?;
-        anyhow::ensure!(stopped.status.success(), "podman stop {id}");
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let running: Vec<(String, String)> = common::app_containers(app_id, false)
+    let running_now = || -> Vec<(String, String)> {
+        common::app_containers(app_id, false)
             .into_iter()
             .map(|id| {
                 let at = started_at(&id);
                 (id, at)
             })
-            .collect();
-        let replaced = !running.is_empty() && running.iter().all(|c| !killed.contains(c));
-        if replaced && common::through_caddy(caddy, HOST).await?.0 == 200 {
+            .collect()
+    };
+    let killed = running_now();
+    let stopped_at = tokio::time::Instant::now();
+    for (id, _) in &killed {
+        let stopped = std::process::Command::new("podman")
+            .args(["stop", "-t", "0", id])
+            .output()?;
+        anyhow::ensure!(
+            stopped.status.success() || !common::app_containers(app_id, false).is_empty(),
+            "podman stop {id}: {}",
+            String::from_utf8_lossy(&stopped.stderr)
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let running = running_now();
+        let revived = !running.is_empty() && running.iter().all(|c| !killed.contains(c));
+        if revived && common::through_caddy(caddy, HOST).await?.0 == 200 {
             break;
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "the dead container was not replaced: running {running:?}, killed {killed:?}\n{}",
+            "the dead container is not back: running {running:?}, stopped {killed:?}\n{}",
             fleet.logs()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    println!("stopped container back after {:.2?}", stopped_at.elapsed());
     let revived = run(fleet, Method::POST, "/v1/apps/site/start", json!({})).await?;
     assert_eq!(revived["state"], "live", "{revived:#}\n{}", fleet.logs());
     assert!(logs_of(fleet, &revived).await?.contains("nothing to do"));

@@ -4,11 +4,14 @@
 //! target is killed, or removed, and after the target's Caddy restarts
 //! without its config, the reconciler brings the page back through the
 //! target's Caddy without a new deployment; the health monitor checks the
-//! release on the target (the app's `status.health`), the runtime-log
-//! collector copies what it printed there (`GET /v1/apps/{app}/logs`); a
-//! stopped app's 503 route comes back after a Caddy restart too; and a
-//! target that cannot be reached is counted as a failure, then repaired
-//! once it answers again.
+//! release on the target (the app's `status.health`), the log followers
+//! copy what it printed there (`GET /v1/apps/{app}/logs`); a stopped app's
+//! 503 route comes back after a Caddy restart too; and a target that
+//! cannot be reached is counted as a failure, then repaired once it
+//! answers again. On a podman and a Docker server, the reconciler's pass
+//! off, the deploy worker's persistent SSH session carries the engine's
+//! events (a killed container is back) and the followed logs (no line lost
+//! or doubled across the session's ssh killed and the worker's SIGKILL).
 
 mod common;
 
@@ -320,4 +323,235 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
     drop(leftovers);
     drop(server);
     Ok(())
+}
+
+/// How many numbered lines the events tests' app prints (20 a second).
+const TICKS: u32 = 600;
+const EV_HOST: &str = "ev.p.localhost";
+const EV_DOCKERFILE: &str = "FROM localhost/slipway/debian:bookworm\n\
+    COPY server.pl /srv/server.pl\n\
+    ENV PORT=8080\n\
+    CMD [\"perl\", \"/srv/server.pl\"]\n";
+/// Serves 200 on PORT; a child prints `tick N` for N in 1..=TICKS, 50 ms
+/// apart, once per container (a restart does not print them again).
+const EV_SERVER: &str = r#"use strict; use IO::Socket::INET; $| = 1;
+my $s = IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => $ENV{PORT} || 8080,
+    Listen => 64, ReuseAddr => 1, Proto => 'tcp') or die "listen: $!";
+if (!-e "/tmp/ticked" && fork() == 0) {
+    open(my $f, '>', '/tmp/ticked'); close $f;
+    for my $n (1 .. TICKS) { print "tick $n\n"; select(undef, undef, undef, 0.05); }
+    exit 0;
+}
+while (my $c = $s->accept) {
+    my $line = <$c> // ''; while (my $h = <$c>) { last if $h =~ /^\r?\n$/; }
+    print $c "HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+    close $c;
+}
+"#;
+
+/// The `tick N` numbers among the app's stored runtime log lines.
+async fn ticks(fleet: &Fleet) -> anyhow::Result<Vec<u32>> {
+    let (mut after, mut all) = (0, Vec::new());
+    loop {
+        let path = format!("/v1/apps/ev/logs?after={after}&limit=10000");
+        let (status, body) = fleet.call(Method::GET, &path, None).await?;
+        anyhow::ensure!(status == 200, "logs: {status} {body}");
+        let lines = body["lines"].as_array().context("lines")?;
+        if lines.is_empty() {
+            return Ok(all);
+        }
+        all.extend(lines.iter().filter_map(|l| {
+            l["line"]
+                .as_str()?
+                .strip_prefix("tick ")?
+                .parse::<u32>()
+                .ok()
+        }));
+        after = body["next"].as_i64().context("next")?;
+    }
+}
+
+/// Waits until at least `n` ticks are stored.
+async fn wait_ticks(fleet: &Fleet, n: usize, what: &str) -> anyhow::Result<Vec<u32>> {
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    loop {
+        let got = ticks(fleet).await?;
+        if got.len() >= n {
+            return Ok(got);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what}: {} of {n} lines\n{}",
+            got.len(),
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The pids of the deploy workers' persistent SSH sessions to `addr` (the
+/// ssh processes whose remote command carries the sessions' mark).
+fn session_pids(addr: &str) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(|p| {
+            let p = p.ok()?;
+            let pid: u32 = p.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(p.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let ssh = args.iter().any(|a| a == "ssh" || a.ends_with("/ssh"));
+            let ours = args.iter().any(|a| a.contains("slipway-engine-session"))
+                && args.iter().any(|a| a == &format!("root@{addr}"));
+            (ssh && ours).then_some(pid)
+        })
+        .collect()
+}
+
+/// Waits for a session other than `not` to `addr`; returns its pid.
+async fn wait_session(fleet: &Fleet, addr: &str, not: Option<u32>) -> anyhow::Result<u32> {
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    loop {
+        if let Some(pid) = session_pids(addr).into_iter().find(|p| Some(*p) != not) {
+            return Ok(pid);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no SSH session to {addr}\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An ssh target (podman or Docker) driven by its engine's events through
+/// the deploy worker's persistent SSH session, the reconciler's pass off:
+/// the app's logs are followed through the session, across the session's
+/// ssh being killed (it comes back and follows on) and the deploy worker's
+/// SIGKILL, every line stored once and in order; a killed app container is
+/// started again by its death event, with no new deployment.
+async fn events_through_the_session(server: SshServer) -> anyhow::Result<()> {
+    let registry = Registry::start().await?;
+    let builds = tempfile::tempdir()?;
+    let mut fleet = Fleet::start(server.fleet_options(
+        &registry,
+        builds.path(),
+        &[
+            // Only the engine's events repair here.
+            ("SLIPWAY_RECONCILE_INTERVAL", "off"),
+            ("SLIPWAY_HEALTH_MONITOR_INTERVAL", "off"),
+        ],
+    ))
+    .await?;
+    server.add_target(&fleet, "ns").await?;
+    let source = tempfile::tempdir()?;
+    std::fs::write(source.path().join("Dockerfile"), EV_DOCKERFILE)?;
+    let script = EV_SERVER.replace("TICKS", &TICKS.to_string());
+    std::fs::write(source.path().join("server.pl"), script)?;
+    let app = GitApp::create(&fleet, "ev", source.path(), json!({"target": "ns"})).await?;
+    let mut leftovers = Leftovers {
+        app_id: app.id.clone(),
+        tags: Vec::new(),
+    };
+    let deployed = ssh::deploy(&fleet, "ev").await?;
+    leftovers.built(&registry, "ev", &deployed);
+    assert_eq!(deployed["state"], "live", "{deployed:#}\n{}", fleet.logs());
+    let name: String = sqlx::query_scalar(
+        "SELECT container_name FROM releases WHERE app_id = $1::uuid AND state = 'live'",
+    )
+    .bind(&app.id)
+    .fetch_one(&fleet.db.pool)
+    .await?;
+    let addr = server.ns.addr.to_string();
+
+    // Followed through the session; its ssh is killed: it comes back and
+    // the lines go on.
+    let session = wait_session(&fleet, &addr, None).await?;
+    let before = wait_ticks(&fleet, 40, "followed through the session").await?;
+    std::process::Command::new("kill")
+        .args(["-KILL", &session.to_string()])
+        .status()?;
+    let again = wait_session(&fleet, &addr, Some(session)).await?;
+    wait_ticks(&fleet, before.len() + 40, "after the session came back").await?;
+    println!("ssh session {session} killed; {again} follows on");
+
+    // The deploy worker dies mid-stream; the next one follows on.
+    let first = fleet
+        .workers
+        .iter()
+        .find(|w| w.stage == "deploy")
+        .context("deploy worker")?
+        .id
+        .clone();
+    fleet.worker(&first).proc.sigkill()?;
+    let _ = fleet
+        .worker(&first)
+        .proc
+        .wait_exit(Duration::from_secs(10))
+        .await;
+    fleet.spawn_worker("deploy")?;
+    wait_ticks(&fleet, TICKS as usize, "after the worker's SIGKILL").await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let expected: Vec<u32> = (1..=TICKS).collect();
+    assert_eq!(
+        ticks(&fleet).await?,
+        expected,
+        "lines lost, repeated or out of order"
+    );
+
+    // The app's container is killed on the target: its death event starts
+    // it again (the reconciler's pass is off), with no new deployment.
+    let kill = |name: &str| -> anyhow::Result<()> {
+        match &server.docker {
+            Some(docker) => {
+                let out = docker.docker(&["kill", name])?;
+                anyhow::ensure!(out.status.success(), "docker kill: {out:?}");
+                Ok(())
+            }
+            None => podman_on(&server, &["kill", name]).map(drop),
+        }
+    };
+    for round in 0..2 {
+        kill(&name)?;
+        let killed = Instant::now();
+        while !matches!(server.page(EV_HOST).await, Ok((200, _))) {
+            anyhow::ensure!(
+                killed.elapsed() < Duration::from_secs(30),
+                "round {round}: the killed container is not back\n{}",
+                fleet.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!(
+            "round {round}: killed container serving again after {:.2?}",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let deployments: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deployments WHERE app_id = $1::uuid")
+            .bind(&app.id)
+            .fetch_one(&fleet.db.pool)
+            .await?;
+    assert_eq!(deployments, 1, "a repair makes no deployment");
+    let started = r#"slipway_reconcile_repairs_total{kind="container_started",target="ssh"}"#;
+    assert!(fleet.metric("deploy", started).await? >= 1);
+    fleet.stop().await;
+    drop(leftovers);
+    drop(server);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_podman_ssh_target_is_repaired_and_followed_through_one_session() -> anyhow::Result<()> {
+    events_through_the_session(SshServer::start()?).await
+}
+
+#[tokio::test]
+async fn a_docker_ssh_target_is_repaired_and_followed_through_one_session() -> anyhow::Result<()> {
+    events_through_the_session(SshServer::start_docker()?).await
 }

@@ -75,6 +75,9 @@ pub struct Engine {
     host: Host,
     kind: EngineKind,
     containers_conf: Option<PathBuf>,
+    /// The local engine's API, once its service runs: the listening check
+    /// looks through it (and reads `/proc` in-process) instead of the CLI.
+    api: Option<api::EngineApi>,
 }
 
 /// What to run for one release.
@@ -253,6 +256,16 @@ impl Engine {
             host: Host::Local,
             kind: EngineKind::Podman,
             containers_conf,
+            api: None,
+        }
+    }
+
+    /// This local engine, looking at containers through `api` (see
+    /// `probe`).
+    pub fn with_api(self, api: api::EngineApi) -> Engine {
+        Engine {
+            api: Some(api),
+            ..self
         }
     }
 
@@ -263,6 +276,7 @@ impl Engine {
             host: Host::Ssh(host),
             kind,
             containers_conf: containers_conf.filter(|_| kind == EngineKind::Podman),
+            api: None,
         }
     }
 

@@ -1,4 +1,6 @@
-//! Runtime logs of the local target's apps, followed rather than polled:
+//! Runtime logs of the apps, followed rather than polled, on the local
+//! target and on each ssh target (through the engine API its persistent
+//! session forwards, see `session`; one set of followers per target):
 //! one log stream per running app container (the engine's API, see
 //! `engine::api`) across all deploy workers. Which worker follows a
 //! container is decided by a session advisory lock per container, taken on
@@ -12,8 +14,8 @@
 //! Containers are looked for when the event stream says one started (see
 //! `watch`) and every [`LOOK_INTERVAL`] as a backstop: the running
 //! containers labelled as apps (one API request) whose app has a current
-//! release on the local target. A container of another target on the same
-//! engine (ssh test hosts share this machine's storage) has no such
+//! release on this engine's target. A container of another target on the
+//! same engine (ssh test hosts share this machine's storage) has no such
 //! release and is left alone.
 
 mod stream;
@@ -41,6 +43,8 @@ pub struct Followers {
     pub pool: PgPool,
     pub database_url: String,
     pub api: EngineApi,
+    /// The ssh target whose engine this is; `None`: the local target.
+    pub target: Option<Uuid>,
     pub secrets: Option<SecretBox>,
     pub retention: Duration,
     /// Notified when a container started: look now.
@@ -88,7 +92,10 @@ impl Followers {
                     continue;
                 }
                 _ = prune.tick() => {
-                    self.prune().await;
+                    // Once per worker, by the local target's followers.
+                    if self.target.is_none() {
+                        self.prune().await;
+                    }
                     continue;
                 }
                 Some(name) = done_rx.recv() => {
@@ -138,8 +145,8 @@ impl Followers {
         }
     }
 
-    /// Running app containers whose app has a current release on the
-    /// local target: `(name, app)`.
+    /// Running app containers whose app has a current release on this
+    /// engine's target: `(name, app)`.
     async fn wanted(&self) -> anyhow::Result<Vec<(String, Uuid)>> {
         let running = self.api.running_apps().await?;
         if running.is_empty() {
@@ -149,9 +156,11 @@ impl Followers {
         let local: Vec<Uuid> = sqlx::query_scalar(
             "SELECT DISTINCT r.app_id FROM releases r LEFT JOIN targets t ON t.id = r.target_id
              WHERE r.app_id = ANY($1) AND r.state IN ('live', 'paused')
-               AND (r.target_id IS NULL OR t.kind = 'local')",
+               AND CASE WHEN $2::uuid IS NULL THEN (r.target_id IS NULL OR t.kind = 'local')
+                   ELSE r.target_id = $2 END",
         )
         .bind(&apps)
+        .bind(self.target)
         .fetch_all(&self.pool)
         .await?;
         Ok(running

@@ -2,11 +2,11 @@
 //! and runs the probe job, the deploy job (deploys and app operations) and
 //! the deploy side of a target check; beside them, the reconciler that keeps
 //! every target (local and ssh) at the desired state, the health monitor
-//! and the runtime logs of the apps on all of them. On the local target the
-//! worker supervises podman's API service and works from its events: a dead
-//! app container is repaired at once (`watch`) and every container's logs
-//! are followed (`follow`); the ssh targets' logs are still collected in
-//! rounds (`runtime_logs`).
+//! and the runtime logs of the apps on all of them. The worker talks to
+//! every engine through its API: the local podman's service it supervises,
+//! and each ssh target's through one persistent SSH session (`session`).
+//! It works from their events: a dead app container is repaired at once
+//! (`watch`) and every container's logs are followed (`follow`).
 
 pub mod addons;
 pub mod caddy;
@@ -25,7 +25,7 @@ pub mod reconcile;
 pub mod release;
 pub mod replicas;
 pub mod routing;
-pub mod runtime_logs;
+pub mod session;
 pub mod site;
 pub mod sites;
 pub mod target;
@@ -54,8 +54,14 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     let target = deploy_settings.target;
     let secrets = slipway_shared::config::worker_secret_box()?;
     // What the background tasks reach every target with (ssh targets
-    // through a site per target and round, see `sites`).
-    let sites = sites::Sites::new(target.clone(), secrets.clone())?;
+    // over their persistent sessions, see `session` and `sites`).
+    let mut sites = sites::Sites::new(target.clone(), secrets.clone())?;
+    // The local engine's API: its events repair dead containers at once
+    // and wake the log followers; the monitor and the reconciler look
+    // into local containers through it.
+    let (api, service) =
+        engine::service::supervise(target.containers_conf.clone(), shutdown.clone()).await?;
+    sites.engine = sites.engine.clone().with_api(api.clone());
     let reconciler = std::sync::Arc::new(reconcile::Reconciler {
         pool: slipway_shared::db::pool(&settings.common.database_url, RECONCILER_CONNECTIONS)?,
         sites: sites.clone(),
@@ -69,15 +75,10 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             None
         }
     };
-    // The local engine's API: its events repair dead containers at once
-    // and wake the log followers.
-    let (api, service) =
-        engine::service::supervise(target.containers_conf.clone(), shutdown.clone()).await?;
     let started = std::sync::Arc::new(tokio::sync::Notify::new());
-    let watcher = watch::Watcher::new(api.clone(), reconciler.clone(), started.clone());
+    let watcher = watch::Watcher::new(api.clone(), None, reconciler.clone(), started.clone());
     let watcher = tokio::spawn(watcher.run(shutdown.clone()));
-    // The monitor and the ssh targets' log collector share one small pool
-    // of their own, outside the job runtime's.
+    // The monitor has a small pool of its own, outside the job runtime's.
     let side_pool = slipway_shared::db::pool(&settings.common.database_url, 2)?;
     let monitor = target.health_monitor_interval.map(|interval| {
         tokio::spawn(monitor::run(
@@ -87,27 +88,30 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             shutdown.clone(),
         ))
     });
-    let collector = target.runtime_log_interval.map(|interval| {
-        tokio::spawn(runtime_logs::run(
-            side_pool.clone(),
-            sites.clone(),
-            interval,
-            settings.common.log_retention,
-            shutdown.clone(),
-        ))
-    });
-    let followers = target.runtime_log_interval.map(|_| {
-        let followers = follow::Followers {
+    let followers = match target.runtime_log_interval {
+        Some(_) => Some(follow::Followers {
             pool: slipway_shared::db::pool(&settings.common.database_url, FOLLOWER_CONNECTIONS)?,
             database_url: settings.common.database_url.expose_secret().to_owned(),
             api: api.clone(),
+            target: None,
             secrets: secrets.clone(),
             retention: settings.common.log_retention,
             wake: started.clone(),
-        };
-        anyhow::Ok(tokio::spawn(followers.run(shutdown.clone())))
-    });
-    let followers = followers.transpose()?;
+        }),
+        None => None,
+    };
+    // The ssh targets: one persistent session each, carrying the same
+    // watcher and followers on the target's engine API.
+    let sessions = tokio::spawn(
+        session::Supervisor {
+            sessions: sites.sessions.clone(),
+            reconciler: reconciler.clone(),
+            followers: followers.clone(),
+            registry: target.registry.clone(),
+        }
+        .run(shutdown.clone()),
+    );
+    let followers = followers.map(|followers| tokio::spawn(followers.run(shutdown.clone())));
     let deploy = std::sync::Arc::new(handler::DeployHandler::new(target, secrets)?);
     let result = slipway_shared::worker::run(
         STAGE,
@@ -125,8 +129,8 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     for task in [
         pass,
         monitor,
-        collector,
         followers,
+        Some(sessions),
         Some(watcher),
         Some(service),
     ]

@@ -12,8 +12,9 @@
 //! It covers the local target and the ssh targets alike: a pass groups the
 //! apps by target and repairs each target's apps through one [`Site`]
 //! (see [`crate::sites`]): on an ssh target the engine runs over SSH and
-//! the target's own Caddy is driven through the site's forward, one SSH
-//! connection per target per pass, closed after it. A target that cannot be
+//! the target's own Caddy is driven through the site's forward, over the
+//! target's persistent session while it is up (else one SSH connection
+//! for the pass, closed after it). A target that cannot be
 //! reached is logged and counted as a failure; the other targets are
 //! repaired all the same and the next pass tries it again. Destroying apps
 //! are skipped.
@@ -31,12 +32,15 @@
 //! repaired under the app's advisory lock, which a deploy holds for its
 //! whole run, so a deploy that starts meanwhile waits for the repair.
 //!
-//! On the local target a dead container does not wait for a pass: the
-//! engine's events repair it at once (see `watch`, [`Reconciler::repair_now`]);
-//! the pass, a minute apart by default, is the backstop.
+//! A dead container does not wait for a pass: the engine's events (the
+//! local engine's, and each ssh target's through its persistent session,
+//! see `session`) repair it at once (see `watch`,
+//! [`Reconciler::repair_now`]); the pass, a minute apart by default, is
+//! the backstop.
 
 mod repair;
 
+use crate::engine::api::EngineApi;
 use crate::lock;
 use crate::site::Site;
 use crate::sites::{self, Sites, SSH_TARGET_COLUMN, TARGET_EXISTS, TARGET_JOIN};
@@ -254,14 +258,20 @@ impl Reconciler {
         Ok(repairs)
     }
 
-    /// The app's live release on the local target when the reconciler may
-    /// repair it now: not being destroyed, no deploy in flight. `None` also
-    /// for an app that is stopped or runs on an ssh target.
-    pub async fn local_release(&self, app_id: Uuid) -> anyhow::Result<Option<LiveRelease>> {
+    /// The app's live release on `target` (`None`: the local target) when
+    /// the reconciler may repair it now: not being destroyed, no deploy in
+    /// flight. `None` also for an app that is stopped or runs elsewhere.
+    pub async fn release_on(
+        &self,
+        target: Option<Uuid>,
+        app_id: Uuid,
+    ) -> anyhow::Result<Option<LiveRelease>> {
         let release: Option<LiveRelease> = sqlx::query_as(&releases_where(
-            "r.app_id = $1 AND r.state = 'live' AND (r.target_id IS NULL OR t.kind = 'local')",
+            "r.app_id = $1 AND r.state = 'live' AND CASE WHEN $2::uuid IS NULL
+               THEN (r.target_id IS NULL OR t.kind = 'local') ELSE r.target_id = $2 END",
         ))
         .bind(app_id)
+        .bind(target)
         .fetch_optional(&self.pool)
         .await?;
         match release {
@@ -273,11 +283,16 @@ impl Reconciler {
     /// Repairs one app now (the engine events' way in), under the app's
     /// lock and only while its release is still current; `None` when it
     /// was not repaired (the lock stayed busy, or the app changed).
+    /// `dead`: the container that died and the engine API to start it
+    /// through at once, so the app answers again before the full repair
+    /// (a few CLI calls and the health check's settle) has run; a start
+    /// that fails (the container is gone) leaves it to that repair.
     /// The Caddy server is left to the slow pass.
     pub async fn repair_now(
         &self,
         site: &Site,
         release: &LiveRelease,
+        dead: Option<(&EngineApi, &str)>,
     ) -> anyhow::Result<Option<usize>> {
         let mut app_lock = None;
         for _ in 0..LOCK_TRIES {
@@ -294,13 +309,32 @@ impl Reconciler {
             app_lock.release().await;
             return Ok(None);
         }
+        let mut started = 0;
+        if let Some((api, name)) = dead {
+            match api.start(name).await {
+                Ok(()) => {
+                    repaired(
+                        "container_started",
+                        release,
+                        "started its dead container (engine API)",
+                    );
+                    started = 1;
+                }
+                Err(error) => {
+                    tracing::debug!(container = %name, %error, "reconciler: quick start failed; full repair")
+                }
+            }
+        }
         let mut server_checked = true;
-        let repaired = self.repair(site, release, &mut server_checked).await;
+        let outcome = self
+            .repair(site, release, &mut server_checked)
+            .await
+            .map(|n| n + started);
         app_lock.release().await;
-        if repaired.is_err() {
+        if outcome.is_err() {
             FAILURES.inc();
         }
-        repaired.map(Some)
+        outcome.map(Some)
     }
 
     /// Whether the release is still the app's current one, in the state

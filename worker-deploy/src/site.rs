@@ -4,7 +4,9 @@
 //!
 //! On the local target that is all on this host. On an `ssh` target the
 //! engine runs over SSH and one `ssh -N` process ([`Tunnel`]) lives for the
-//! whole job (or, for the deploy worker's background loops, the round). It
+//! whole job (the deploy worker's background loops use the target's
+//! persistent session instead, see `session`, or while it is down a
+//! connection of the round's own). It
 //! is the master of a control socket in the key files' folder, so the
 //! engine's commands are sessions on its connection rather than new
 //! connections (see `slipway_shared::ssh::Mux`), and it carries two
@@ -34,8 +36,9 @@ use crate::engine::Engine;
 use slipway_shared::db::targets::SshTarget;
 use slipway_shared::job::JobError;
 use slipway_shared::local_target::LocalTarget;
-use slipway_shared::ssh::{SshKeyFiles, Tunnel};
+use slipway_shared::ssh::{SshHost, SshKeyFiles, Tunnel};
 use slipway_shared::tls::TlsIssuer;
+use std::sync::Arc;
 
 pub struct Site {
     pub engine: Engine,
@@ -57,10 +60,19 @@ pub struct Site {
 struct SshSite {
     id: uuid::Uuid,
     name: String,
-    files: SshKeyFiles,
-    /// Forward 0 (`-L`): the Caddy admin API; forward 0 (`-R`): the registry.
-    tunnel: Tunnel,
+    host: SshHost,
+    /// The port on the target's loopback that reaches the registry.
+    registry_port: u16,
     registry: String,
+    /// The connection the site's forwards are on, open while the site is
+    /// used: its own ([`OwnConnection`]) or the target's persistent session.
+    _connection: Arc<dyn Send + Sync>,
+}
+
+/// A site's own connection: the tunnel is killed before its key files go.
+struct OwnConnection {
+    _tunnel: Tunnel,
+    _files: SshKeyFiles,
 }
 
 impl Site {
@@ -90,13 +102,50 @@ impl Site {
         )
         .await
         .map_err(|e| e.into_job_error())?;
+        let host = files.host.clone();
+        let (caddy_port, registry_port) = (tunnel.local_port(0), tunnel.remote_port(0));
+        let connection = Arc::new(OwnConnection {
+            _tunnel: tunnel,
+            _files: files,
+        });
+        Site::over(target, local, host, caddy_port, registry_port, connection)
+    }
+
+    /// The site of an ssh target over its persistent session (see
+    /// `session`): no connection of its own; the engine's commands are
+    /// sessions on the session's connection.
+    pub fn over_session(
+        session: Arc<crate::session::connect::Shared>,
+        local: &LocalTarget,
+    ) -> Result<Site, JobError> {
+        let host = session.files.host.clone();
+        let (caddy_port, registry_port) = (session.caddy_port, session.registry_port);
+        let target = &session.target;
+        Site::over(
+            target,
+            local,
+            host,
+            caddy_port,
+            registry_port,
+            session.clone(),
+        )
+    }
+
+    fn over(
+        target: &SshTarget,
+        local: &LocalTarget,
+        host: SshHost,
+        caddy_port: u16,
+        registry_port: u16,
+        connection: Arc<dyn Send + Sync>,
+    ) -> Result<Site, JobError> {
         let caddy = CaddyAdmin::forwarded(
-            &format!("127.0.0.1:{}", tunnel.local_port(0)),
+            &format!("127.0.0.1:{caddy_port}"),
             &target.settings.caddy_admin,
         )
         .map_err(|e| e.into_job_error())?;
         let engine = Engine::ssh(
-            files.host.clone(),
+            host.clone(),
             target.engine(),
             target.settings.containers_conf.as_ref().map(Into::into),
         );
@@ -112,9 +161,10 @@ impl Site {
             ssh: Some(SshSite {
                 id: target.id,
                 name: target.name.clone(),
-                files,
-                tunnel,
+                host,
+                registry_port,
                 registry: local.registry.clone(),
+                _connection: connection,
             }),
         })
     }
@@ -124,7 +174,7 @@ impl Site {
     pub fn image_ref(&self, image_ref: &str) -> String {
         match &self.ssh {
             Some(ssh) => match image_ref.strip_prefix(&format!("{}/", ssh.registry)) {
-                Some(rest) => format!("127.0.0.1:{}/{rest}", ssh.tunnel.remote_port(0)),
+                Some(rest) => format!("127.0.0.1:{}/{rest}", ssh.registry_port),
                 None => image_ref.to_owned(),
             },
             None => image_ref.to_owned(),
@@ -137,7 +187,7 @@ impl Site {
         let Some(ssh) = &self.ssh else {
             return Ok((port, None));
         };
-        let tunnel = Tunnel::open(&ssh.files.host, &[format!("127.0.0.1:{port}")], &[])
+        let tunnel = Tunnel::open(&ssh.host, &[format!("127.0.0.1:{port}")], &[])
             .await
             .map_err(|e| e.into_job_error())?;
         Ok((tunnel.local_port(0), Some(tunnel)))
@@ -167,7 +217,7 @@ impl Site {
         } else {
             format!("{host}:{port}")
         };
-        let tunnel = Tunnel::open(&ssh.files.host, &[target], &[])
+        let tunnel = Tunnel::open(&ssh.host, &[target], &[])
             .await
             .map_err(|e| e.into_job_error())?;
         let here = std::net::SocketAddr::from(([127, 0, 0, 1], tunnel.local_port(0)));
@@ -184,7 +234,7 @@ impl Site {
             return Ok((Vec::new(), None));
         }
         let to_target: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let tunnel = Tunnel::open(&ssh.files.host, &to_target, &[])
+        let tunnel = Tunnel::open(&ssh.host, &to_target, &[])
             .await
             .map_err(|e| e.into_job_error())?;
         let here = (0..ports.len()).map(|i| tunnel.local_port(i)).collect();
@@ -219,13 +269,13 @@ impl Site {
             None => "the local target".into(),
             Some(ssh) => format!(
                 "ssh target {} ({}, port {})",
-                ssh.name, ssh.files.host.destination, ssh.files.host.port
+                ssh.name, ssh.host.destination, ssh.host.port
             ),
         }
     }
 
     /// The port on the target's loopback that reaches the registry.
     pub fn registry_port_on_target(&self) -> Option<u16> {
-        self.ssh.as_ref().map(|s| s.tunnel.remote_port(0))
+        self.ssh.as_ref().map(|s| s.registry_port)
     }
 }

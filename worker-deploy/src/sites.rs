@@ -1,14 +1,16 @@
 //! How the deploy worker's background tasks (the reconciler, the health
 //! monitor, the runtime-log collector) reach the apps they look after: each
 //! round groups the apps by target and reaches each target through one
-//! [`Site`], the local target first. An ssh target's site is one `ssh -N`
-//! process (see [`Site::ssh`]) opened for the round and closed after it, so
-//! a round costs one SSH connection per target, not one per app. A target
+//! [`Site`], the local target first. An ssh target's site is over the
+//! target's persistent session (see `session`) while it is up, so a round
+//! opens no connection; while it is down, one `ssh -N` process (see
+//! [`Site::ssh`]) opened for the round and closed after it. A target
 //! that cannot be reached is logged by the caller and skipped for the
 //! round; the others go on, and the next round tries it again.
 
 use crate::caddy::CaddyAdmin;
 use crate::engine::Engine;
+use crate::session::Sessions;
 use crate::site::Site;
 use slipway_shared::db::targets;
 use slipway_shared::job::JobError;
@@ -37,6 +39,8 @@ pub struct Sites {
     pub engine: Engine,
     pub caddy: CaddyAdmin,
     pub secrets: Option<SecretBox>,
+    /// The ssh targets' persistent sessions.
+    pub sessions: Sessions,
 }
 
 impl Sites {
@@ -46,6 +50,7 @@ impl Sites {
             caddy: CaddyAdmin::new(&local.caddy_admin)?,
             local,
             secrets,
+            sessions: Sessions::default(),
         })
     }
 
@@ -54,6 +59,9 @@ impl Sites {
         match ssh_target {
             None => Ok(Site::local(&self.local, &self.engine, &self.caddy)),
             Some(id) => {
+                if let Some(session) = self.sessions.get(id) {
+                    return Site::over_session(session, &self.local);
+                }
                 let target = targets::ssh_target(pool, id, self.secrets.as_ref()).await?;
                 Site::ssh(&target, &self.local).await
             }

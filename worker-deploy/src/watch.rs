@@ -1,12 +1,15 @@
-//! Events drive repairs on the local target: the engine's event stream
+//! Events drive repairs, on the local target and on each ssh target (one
+//! watcher per target, on the engine API its persistent session forwards,
+//! see `session`): the engine's event stream
 //! (see `engine::api`) says when an app container dies — it exited, was
 //! killed or ran out of memory — and the app is repaired at once through
 //! the reconciler's own repair (`Reconciler::repair_now`), not at its next
 //! pass. A death Slipway caused is not "repaired": a stop, restart, scale
 //! or deploy runs as a deployment in the deploy stage, a drained release is
 //! no longer the app's current one, a destroyed app is `destroying`, and a
-//! container of another target on the same engine has no current release
-//! here; the reconciler's checks, made under the app's lock, say so.
+//! container of another target on the same engine (the ssh test hosts share
+//! this machine's storage) has no current release on the watcher's target;
+//! the reconciler's checks, made under the app's lock, say so.
 //!
 //! A container that keeps dying backs off (see [`backoff`]): after the
 //! second death within [`CRASH_WINDOW`] each start waits longer, and the
@@ -42,6 +45,8 @@ const REPAIR_TRIES: u32 = 3;
 #[derive(Clone)]
 pub struct Watcher {
     pub api: EngineApi,
+    /// The ssh target whose engine this is; `None`: the local target.
+    pub target: Option<Uuid>,
     pub reconciler: Arc<Reconciler>,
     /// Told when an app container started (the log followers).
     pub started: Arc<Notify>,
@@ -54,9 +59,15 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub fn new(api: EngineApi, reconciler: Arc<Reconciler>, started: Arc<Notify>) -> Watcher {
+    pub fn new(
+        api: EngineApi,
+        target: Option<Uuid>,
+        reconciler: Arc<Reconciler>,
+        started: Arc<Notify>,
+    ) -> Watcher {
         Watcher {
             api,
+            target,
             reconciler,
             started,
             crashes: Arc::default(),
@@ -142,7 +153,7 @@ impl Watcher {
 
     async fn on_death(&self, name: &str, app: Uuid, exit_code: Option<i64>) {
         let reconciler = &self.reconciler;
-        let release = match reconciler.local_release(app).await {
+        let release = match reconciler.release_on(self.target, app).await {
             Ok(Some(release)) if release.has_container(name) => release,
             Ok(_) => {
                 tracing::info!(%app, container = %name,
@@ -176,10 +187,10 @@ impl Watcher {
             tracing::warn!(%app, container = %name, deaths, ?wait, "app container crash loop: backing off");
             tokio::time::sleep(wait).await;
         }
-        let site = match reconciler.sites.open(&reconciler.pool, None).await {
+        let site = match reconciler.sites.open(&reconciler.pool, self.target).await {
             Ok(site) => site,
             Err(error) => {
-                tracing::warn!(%error, "engine events: cannot open the local site");
+                tracing::warn!(%error, "engine events: cannot open the target's site");
                 return;
             }
         };
@@ -187,7 +198,11 @@ impl Watcher {
             let Ok(_permit) = self.repairs.acquire().await else {
                 return;
             };
-            match reconciler.repair_now(&site, &release).await {
+            // Docker publishes a restarted container on a new port, which
+            // only the full repair records: a quick start is podman's.
+            let podman = site.engine.kind() == slipway_shared::target::EngineKind::Podman;
+            let dead = podman.then_some((&self.api, name));
+            match reconciler.repair_now(&site, &release, dead).await {
                 Ok(Some(repairs)) => {
                     tracing::info!(%app, container = %name, ?exit_code, repairs,
                         "engine events: repaired a dead app container");

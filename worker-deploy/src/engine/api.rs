@@ -34,7 +34,7 @@ const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A client of one engine's API socket. Connecting is lazy: a request
 /// fails while the socket is not there yet, and the next one tries again.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct EngineApi {
     docker: Docker,
 }
@@ -154,6 +154,42 @@ impl EngineApi {
                 Ok(lines) => lines.left_stream(),
                 Err(error) => futures::stream::iter(vec![Err(error)]).right_stream(),
             })
+    }
+
+    /// The container's state (`running`, `exited` …), main PID and exit
+    /// code; `None` when there is no such container.
+    pub async fn state(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, i64, i64)>, bollard::errors::Error> {
+        let inspect = self.docker.inspect_container(
+            name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        );
+        match within(inspect).await {
+            Ok(found) => {
+                let state = found.state.unwrap_or_default();
+                Ok(Some((
+                    state.status.map(|s| s.to_string()).unwrap_or_default(),
+                    state.pid.unwrap_or(0),
+                    state.exit_code.unwrap_or(0),
+                )))
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Starts a stopped container (an event's repair starts the dead one
+    /// at once, before the reconciler's full repair checks it).
+    pub async fn start(&self, name: &str) -> Result<(), bollard::errors::Error> {
+        within(self.docker.start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        ))
+        .await
     }
 
     /// The last `lines` lines the container printed (both streams).

@@ -4,8 +4,13 @@
 //! `/proc` files — the TCP tables of the container's network namespace and
 //! the process's age. Not a connection to the published port: a port
 //! forward or a userspace proxy accepts connections before the app does.
+//!
+//! The local engine, once its API service runs (the health monitor's and
+//! the reconciler's engine), asks the API for the state and reads `/proc`
+//! in-process: no child process per look, which is most of what an idle
+//! app cost (two CLI processes per app every monitor round).
 
-use super::{says_missing, strings, Engine, EngineError, COMMAND_TIMEOUT};
+use super::{says_missing, strings, Engine, EngineError, Host, COMMAND_TIMEOUT};
 use crate::health::proc_net;
 use crate::health::verdict::Observation;
 
@@ -16,33 +21,28 @@ const READ_PROC: &str = r#"for f in uptime "$1/stat" "$1/net/tcp" "$1/net/tcp6";
 impl Engine {
     /// One look at the container `name` for the listening check.
     pub async fn observe(&self, name: &str) -> Result<Observation, EngineError> {
-        let args = strings(&[
-            "container",
-            "inspect",
-            "--format",
-            "{{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}",
-            name,
-        ]);
-        let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
-        if !out.success {
-            if says_missing(&out.stderr) {
-                return Ok(Observation::Gone);
-            }
-            return Err(self.failed(&args, &out));
-        }
-        let bad_output = || EngineError::BadOutput {
-            command: format!("{} {}", self.program(), args.join(" ")),
-            detail: format!("expected STATUS PID EXITCODE, got {:?}", out.stdout.trim()),
+        let local_api = self.api.as_ref().filter(|_| self.host == Host::Local);
+        let (state, pid, code) = match local_api {
+            Some(api) => match api.state(name).await {
+                Ok(Some((state, pid, code))) => (
+                    state,
+                    u32::try_from(pid).unwrap_or(0),
+                    i32::try_from(code).unwrap_or(-1),
+                ),
+                Ok(None) => return Ok(Observation::Gone),
+                Err(error) => {
+                    return Err(EngineError::Failed {
+                        command: format!("GET /containers/{name}/json"),
+                        stderr: error.to_string(),
+                    })
+                }
+            },
+            None => match self.inspect_state(name).await? {
+                Some(found) => found,
+                None => return Ok(Observation::Gone),
+            },
         };
-        let mut fields = out.stdout.split_whitespace();
-        let (Some(state), Some(pid), Some(code)) = (fields.next(), fields.next(), fields.next())
-        else {
-            return Err(bad_output());
-        };
-        let (pid, code): (u32, i32) = match (pid.parse(), code.parse()) {
-            (Ok(pid), Ok(code)) => (pid, code),
-            _ => return Err(bad_output()),
-        };
+        let state = state.as_str();
         match state {
             "running" if pid > 0 => {}
             "exited" | "stopped" | "dead" => return Ok(Observation::Exited { code }),
@@ -52,11 +52,15 @@ impl Engine {
                 })
             }
         }
-        let script = vec!["-c".into(), READ_PROC.into(), "sh".into(), pid.to_string()];
-        let out = self
-            .exec_program("sh", &script, &[], COMMAND_TIMEOUT)
-            .await?;
-        let files = proc_files(&out.stdout);
+        let files = if local_api.is_some() {
+            read_proc(pid)
+        } else {
+            let script = vec!["-c".into(), READ_PROC.into(), "sh".into(), pid.to_string()];
+            let out = self
+                .exec_program("sh", &script, &[], COMMAND_TIMEOUT)
+                .await?;
+            proc_files(&out.stdout)
+        };
         let file = |suffix: &str| {
             files
                 .iter()
@@ -73,6 +77,57 @@ impl Engine {
         listening.extend(proc_net::listening(file("/net/tcp6")));
         Ok(Observation::Running { age, listening })
     }
+}
+
+impl Engine {
+    /// `(state, pid, exit code)` from the CLI's `inspect`; `None`: no
+    /// such container.
+    async fn inspect_state(&self, name: &str) -> Result<Option<(String, u32, i32)>, EngineError> {
+        let args = strings(&[
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}",
+            name,
+        ]);
+        let out = self.exec(&args, &[], COMMAND_TIMEOUT).await?;
+        if !out.success {
+            if says_missing(&out.stderr) {
+                return Ok(None);
+            }
+            return Err(self.failed(&args, &out));
+        }
+        let bad_output = || EngineError::BadOutput {
+            command: format!("{} {}", self.program(), args.join(" ")),
+            detail: format!("expected STATUS PID EXITCODE, got {:?}", out.stdout.trim()),
+        };
+        let mut fields = out.stdout.split_whitespace();
+        let (Some(state), Some(pid), Some(code)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad_output());
+        };
+        match (pid.parse(), code.parse()) {
+            (Ok(pid), Ok(code)) => Ok(Some((state.to_owned(), pid, code))),
+            _ => Err(bad_output()),
+        }
+    }
+}
+
+/// The files [`READ_PROC`] prints, read here; a file that cannot be read
+/// (the process just exited) is left empty.
+fn read_proc(pid: u32) -> Vec<(String, String)> {
+    [
+        "uptime".to_owned(),
+        format!("{pid}/stat"),
+        format!("{pid}/net/tcp"),
+        format!("{pid}/net/tcp6"),
+    ]
+    .into_iter()
+    .map(|file| {
+        let text = std::fs::read_to_string(format!("/proc/{file}")).unwrap_or_default();
+        (file, text)
+    })
+    .collect()
 }
 
 /// Splits [`READ_PROC`]'s output into `(file, text)`.
