@@ -6,7 +6,9 @@
 //! 422 with stable codes.
 
 use crate::auth::{Project, Viewer};
-use crate::cloud_account::{endpoint_of, provider_failed, Driver, StoredCredentials};
+use crate::cloud_account::{
+    endpoint_of, provider_failed, CredentialsAtEdge, Driver, StoredCredentials,
+};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::openapi::{views, ErrorBody};

@@ -262,6 +262,18 @@ async fn handle(
             ),
             Some(_) => StatusCode::NO_CONTENT.into_response(),
         },
+        ("GET", ["compute", "v2.1", "os-keypairs"]) => {
+            let items: Vec<Value> = data
+                .keypairs
+                .values()
+                .map(|k| json!({"keypair": k}))
+                .collect();
+            answer(StatusCode::OK, json!({"keypairs": items}))
+        }
+        ("GET", ["network", "v2.0", "security-groups"]) => {
+            let items: Vec<Value> = data.groups.values().cloned().collect();
+            answer(StatusCode::OK, json!({"security_groups": items}))
+        }
         ("POST", ["compute", "v2.1", "os-keypairs"]) => {
             let key = &body["keypair"];
             let (Some(name), Some(public)) = (key["name"].as_str(), key["public_key"].as_str())
