@@ -31,7 +31,7 @@ fn refused(error: CatalogError) -> ApiError {
 
 /// The catalog of `provider`: live through `account` where the provider's
 /// API prices (Hetzner), else the table.
-async fn catalog_for(
+pub(crate) async fn catalog_for(
     state: &AppState,
     project: &Project,
     provider: ProviderKind,
