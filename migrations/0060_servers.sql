@@ -7,8 +7,9 @@
 CREATE TABLE servers (
     id                   uuid PRIMARY KEY,
     project_id           uuid NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
-    -- No cascade: an account with servers cannot be deleted (the API says 409).
-    account_id           uuid NOT NULL REFERENCES cloud_accounts (id),
+    -- The API refuses to delete an account while its servers are not
+    -- destroyed (409 account_in_use); destroyed ones go with it.
+    account_id           uuid NOT NULL REFERENCES cloud_accounts (id) ON DELETE CASCADE,
     name                 text NOT NULL,
     provider             text NOT NULL,
     region               text NOT NULL,
