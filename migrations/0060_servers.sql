@@ -51,7 +51,9 @@ CREATE INDEX deployments_server ON deployments (server_id) WHERE server_id IS NO
 -- over); a destroy that goes live makes it destroyed.
 CREATE FUNCTION servers_follow_operations() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.server_id IS NULL OR NEW.state = OLD.state THEN
+    -- The error may be written by a later statement than the state.
+    IF NEW.server_id IS NULL OR (NEW.state = OLD.state
+                                 AND NEW.error_message IS NOT DISTINCT FROM OLD.error_message) THEN
         RETURN NEW;
     END IF;
     IF NEW.kind = 'server_create' AND NEW.state = 'live' THEN
@@ -60,16 +62,16 @@ BEGIN
     ELSIF NEW.kind = 'server_create' AND NEW.state IN ('failed', 'cancelled') THEN
         UPDATE servers SET state = 'failed', updated_at = now(),
                error = COALESCE(NEW.error_code || ': ' || NEW.error_message, 'the create was ' || NEW.state)
-        WHERE id = NEW.server_id AND state IN ('pending', 'provisioning', 'configuring', 'ready');
+        WHERE id = NEW.server_id AND state IN ('pending', 'provisioning', 'configuring', 'ready', 'failed');
     ELSIF NEW.kind = 'server_destroy' AND NEW.state = 'live' THEN
         UPDATE servers SET state = 'destroyed', destroyed_at = now(), updated_at = now()
         WHERE id = NEW.server_id;
     ELSIF NEW.kind = 'server_destroy' AND NEW.state IN ('failed', 'cancelled') THEN
         UPDATE servers SET state = 'failed', updated_at = now(),
                error = COALESCE(NEW.error_code || ': ' || NEW.error_message, 'the destroy was ' || NEW.state)
-        WHERE id = NEW.server_id AND state = 'destroying';
+        WHERE id = NEW.server_id AND state IN ('destroying', 'failed');
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER servers_follow_operations AFTER UPDATE OF state ON deployments
+CREATE TRIGGER servers_follow_operations AFTER UPDATE OF state, error_message ON deployments
     FOR EACH ROW EXECUTE FUNCTION servers_follow_operations();
