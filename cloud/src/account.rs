@@ -155,7 +155,7 @@ pub fn connect(
     polling: Polling,
 ) -> Result<Box<dyn CloudDriver>, CloudError> {
     let openstack = |credentials, region: &str| {
-        let driver = OpenStack::new(endpoint, credentials, region, retry.clone(), polling)?;
+        let driver = OpenStack::new(endpoint, credentials, region, retry, polling)?;
         match guard.clone() {
             Some(guard) => driver.with_guard(guard),
             None => Ok(driver),
@@ -163,7 +163,7 @@ pub fn connect(
     };
     Ok(match (provider, stored) {
         (ProviderKind::Hetzner, StoredCredentials::Token { token }) => {
-            let driver = Hetzner::new(Some(endpoint), token.into(), retry.clone(), polling)?;
+            let driver = Hetzner::new(Some(endpoint), token.into(), retry, polling)?;
             Box::new(match guard.clone() {
                 Some(guard) => driver.with_guard(guard)?,
                 None => driver,

@@ -181,7 +181,7 @@ pub(super) async fn create_server(shared: &Shared, body: Value) -> Response {
     let made = record_server(shared, &body, id, name, size, location, ipv4, &faults);
     let (server, action) = match made {
         Ok(made) => made,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if let Some(delay) = faults.create_answer_delay {
         tokio::time::sleep(delay).await;
@@ -203,7 +203,7 @@ fn record_server(
     location: &str,
     ipv4: std::net::Ipv4Addr,
     faults: &Faults,
-) -> Result<(Value, Value), Response> {
+) -> Result<(Value, Value), Box<Response>> {
     let mut data = shared.data.lock().unwrap();
     let mut server = server_json(
         id,
@@ -219,11 +219,11 @@ fn record_server(
             .firewalls
             .get_mut(&wanted["firewall"].as_u64().unwrap_or(0))
         else {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "firewall not found",
-            ));
+            )));
         };
         if let Some(applied) = firewall["applied_to"].as_array_mut() {
             applied.push(json!({"type": "server", "server": {"id": id}}));
