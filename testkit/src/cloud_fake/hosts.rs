@@ -17,6 +17,7 @@ pub struct FakeHosts {
     hosts: Mutex<BTreeMap<Ipv4Addr, TestHost>>,
     /// Why a boot failed, for the test to show.
     pub failures: Mutex<Vec<String>>,
+    boots: Mutex<Vec<std::time::Duration>>,
 }
 
 impl FakeHosts {
@@ -37,6 +38,11 @@ impl FakeHosts {
     pub fn release(&self, ip: Ipv4Addr) {
         let host = self.hosts.lock().unwrap().remove(&ip);
         drop(host);
+    }
+
+    /// How long each host took from `podman run` to sshd answering.
+    pub fn boot_times(&self) -> Vec<std::time::Duration> {
+        self.boots.lock().unwrap().clone()
     }
 
     /// How many hosts run.
@@ -64,6 +70,7 @@ impl FakeHosts {
         };
         match TestHost::boot(options).await {
             Ok(host) => {
+                self.boots.lock().unwrap().push(host.boot_time);
                 self.hosts.lock().unwrap().insert(address, host);
             }
             // The server then never answers SSH: the create times out.

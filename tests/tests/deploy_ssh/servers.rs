@@ -146,9 +146,11 @@ async fn create_and_destroy(
     size: &str,
     holdings: impl Fn() -> (usize, usize, usize),
 ) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let made = create(fleet, account, region, size, "web-1").await?;
     let id = made["id"].as_str().context("id")?.to_owned();
     let ready = wait_server(fleet, &id, &["ready", "failed"], LONG).await?;
+    let to_ready = started.elapsed();
     let create_op = operation(fleet, &ready, 0).await?;
     let logs = log_text(fleet, &create_op).await?;
     assert_eq!(

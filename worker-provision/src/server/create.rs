@@ -232,7 +232,10 @@ impl ServerCreate {
         still_wanted(ctx, server.id).await?;
 
         ctx.logs.info("step 6/6: set it up").await;
-        target::set_up(ctx, target_id, self.0.secrets.as_ref(), settings).await
+        tokio::select! {
+            done = target::set_up(ctx, target_id, self.0.secrets.as_ref(), settings) => done,
+            _ = ctx.cancel.cancelled() => Err(JobError::Cancelled),
+        }
     }
 
     /// The keys, made by the first attempt and kept.
