@@ -179,11 +179,17 @@ async fn create_and_destroy(
     assert_eq!(target["host"], ready["ipv4"], "{target}");
     assert_eq!(target["user"], "slipway", "{target}");
 
+    let started = std::time::Instant::now();
     let (status, destroying) = fleet
         .call(Method::DELETE, "/v1/servers/web-1", None)
         .await?;
     assert_eq!(status, 202, "{destroying}");
     let destroyed = wait_server(fleet, &id, &["destroyed", "failed"], LONG).await?;
+    eprintln!(
+        "{account}: request to ready {to_ready:.1?} (test host boot {:.1?}), destroy {:.1?}",
+        hosts.boot_times().first().copied().unwrap_or_default(),
+        started.elapsed()
+    );
     assert_eq!(
         destroyed["state"],
         "destroyed",
