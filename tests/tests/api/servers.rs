@@ -4,7 +4,8 @@
 //! codes and buys nothing — the fake is never asked to create anything and
 //! no server row is written; a good request records the server `pending`
 //! with its create queued and its monthly cost; names are the project's;
-//! the account is held while servers use it; a destroy is queued once; and
+//! the account is held while servers use it; a destroy needs `force` while
+//! an app is placed on the server's target and is queued once; and
 //! the orphans of an account are what Slipway labelled that no server owns.
 
 use super::Api;
@@ -230,9 +231,40 @@ async fn bad_server_requests_buy_nothing() -> anyhow::Result<()> {
         .collect();
     assert_eq!(names, ["lost"], "{orphans}");
 
+    // While an app is placed on its target, a destroy needs `force`.
+    let target: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO targets (id, project_id, name, kind, host, port, ssh_user, key_sealed, known_hosts)
+         SELECT gen_random_uuid(), project_id, 'web', 'ssh', '127.0.0.1', 22, 'root', '\\x00', 'x'
+         FROM servers WHERE name = 'web' RETURNING id",
+    )
+    .fetch_one(&api.db.pool)
+    .await?;
+    sqlx::query("UPDATE servers SET target_id = $1 WHERE name = 'web'")
+        .bind(target)
+        .execute(&api.db.pool)
+        .await?;
+    let app =
+        json!({"name": "site", "git_url": "https://example.invalid/site.git", "target": "web"});
+    let (status, made_app) = post(&api, &token, "/v1/apps", app).await;
+    assert_eq!(status, StatusCode::CREATED, "{made_app}");
+    let (status, in_use) = api
+        .call(Method::DELETE, "/v1/servers/web", Some(&token), None)
+        .await;
+    assert_eq!(
+        (status, in_use["code"].as_str()),
+        (StatusCode::CONFLICT, Some("server_in_use")),
+        "{in_use}"
+    );
+    assert!(in_use["message"].as_str().unwrap().contains("site"));
+
     // A destroy is queued once; asking again answers the same.
     let (status, destroying) = api
-        .call(Method::DELETE, "/v1/servers/web", Some(&token), None)
+        .call(
+            Method::DELETE,
+            "/v1/servers/web?force=true",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{destroying}");
     assert_eq!(destroying["state"], "destroying");
