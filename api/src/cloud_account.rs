@@ -6,7 +6,6 @@
 use crate::error::ApiError;
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use slipway_cloud::driver::{CloudDriver, Polling, ProviderKind};
 use slipway_cloud::guard::AddressGuard;
@@ -20,134 +19,30 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What is sealed: the secret and what goes with it.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum StoredCredentials {
-    /// Hetzner Cloud: a project's API token.
-    Token { token: String },
-    /// OpenStack: a user scoped to a project, in a region.
-    Password {
-        username: String,
-        password: String,
-        project_id: String,
-        #[serde(default = "default_domain")]
-        user_domain: String,
-        region: String,
-    },
-    /// OpenStack: an application credential, in a region.
-    ApplicationCredential {
-        application_credential_id: String,
-        application_credential_secret: String,
-        region: String,
-    },
-}
+pub use slipway_cloud::account::StoredCredentials;
 
-fn default_domain() -> String {
-    "Default".into()
-}
-
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::Invalid {
-        code: "invalid_credentials_shape",
-        message: format!("credentials: {}", message.into()),
-    }
-}
-
-impl StoredCredentials {
+/// The API's edge of [`StoredCredentials`]: checked into its errors,
+/// sealed and opened with its key.
+pub trait CredentialsAtEdge: Sized {
     /// The provider's credential document, checked for shape.
-    pub fn parse(provider: ProviderKind, input: Value) -> Result<StoredCredentials, ApiError> {
-        let shape = match provider {
-            ProviderKind::Hetzner => "{\"token\"}",
-            ProviderKind::OpenStack => "{\"region\", \"username\", \"password\", \"project_id\", \"user_domain\"?} or {\"region\", \"application_credential_id\", \"application_credential_secret\"}",
-            other => {
-                return Err(ApiError::Invalid {
-                    code: "provider_not_supported",
-                    message: format!("Slipway has no driver for {} yet, so an account there cannot be checked or used", other.display_name()),
-                })
-            }
-        };
-        let mut tagged = input;
-        let kind = match (provider, tagged.get("token"), tagged.get("password")) {
-            (ProviderKind::Hetzner, _, _) => "token",
-            (_, _, Some(_)) => "password",
-            _ => "application_credential",
-        };
-        let Some(fields) = tagged.as_object_mut() else {
-            return Err(invalid(format!("must be an object {shape}")));
-        };
-        if fields.contains_key("kind") {
-            return Err(invalid(format!("unknown field `kind`; give {shape}")));
-        }
-        fields.insert("kind".into(), kind.into());
-        let stored: StoredCredentials =
-            serde_json::from_value(tagged).map_err(|e| invalid(format!("{e}; give {shape}")))?;
-        for (name, value) in stored.fields() {
-            if value.is_empty() || value.len() > 4096 || value.chars().any(char::is_control) {
-                return Err(invalid(format!(
-                    "{name} must be 1 to 4096 characters without control characters"
-                )));
-            }
-        }
-        Ok(stored)
+    fn parse(provider: ProviderKind, input: Value) -> Result<Self, ApiError>;
+    fn seal(&self, secrets: &slipway_shared::secrets::SecretBox) -> Vec<u8>;
+    fn open(secrets: &slipway_shared::secrets::SecretBox, sealed: &[u8]) -> anyhow::Result<Self>;
+}
+
+impl CredentialsAtEdge for StoredCredentials {
+    fn parse(provider: ProviderKind, input: Value) -> Result<Self, ApiError> {
+        StoredCredentials::parse_input(provider, input).map_err(|e| ApiError::Invalid {
+            code: e.code,
+            message: e.message,
+        })
     }
 
-    fn fields(&self) -> Vec<(&'static str, &str)> {
-        match self {
-            StoredCredentials::Token { token } => vec![("token", token)],
-            StoredCredentials::Password {
-                username,
-                password,
-                project_id,
-                user_domain,
-                region,
-            } => vec![
-                ("username", username),
-                ("password", password),
-                ("project_id", project_id),
-                ("user_domain", user_domain),
-                ("region", region),
-            ],
-            StoredCredentials::ApplicationCredential {
-                application_credential_id,
-                application_credential_secret,
-                region,
-            } => vec![
-                ("application_credential_id", application_credential_id),
-                (
-                    "application_credential_secret",
-                    application_credential_secret,
-                ),
-                ("region", region),
-            ],
-        }
-    }
-
-    /// The kind, which is all the API ever shows.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StoredCredentials::Token { .. } => "token",
-            StoredCredentials::Password { .. } => "password",
-            StoredCredentials::ApplicationCredential { .. } => "application_credential",
-        }
-    }
-
-    pub fn region(&self) -> Option<&str> {
-        match self {
-            StoredCredentials::Token { .. } => None,
-            StoredCredentials::Password { region, .. }
-            | StoredCredentials::ApplicationCredential { region, .. } => Some(region),
-        }
-    }
-
-    pub fn seal(&self, secrets: &slipway_shared::secrets::SecretBox) -> Vec<u8> {
+    fn seal(&self, secrets: &slipway_shared::secrets::SecretBox) -> Vec<u8> {
         secrets.seal(&serde_json::to_string(self).expect("credentials serialize"))
     }
 
-    pub fn open(
-        secrets: &slipway_shared::secrets::SecretBox,
-        sealed: &[u8],
-    ) -> anyhow::Result<StoredCredentials> {
+    fn open(secrets: &slipway_shared::secrets::SecretBox, sealed: &[u8]) -> anyhow::Result<Self> {
         let text: SecretString = secrets.open(sealed)?;
         Ok(serde_json::from_str(text.expose_secret())?)
     }

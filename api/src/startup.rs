@@ -2,8 +2,8 @@
 
 use crate::routes::{
     addons, app_logs, apps, audit, cloud_accounts, cloud_caps, dead_jobs, deployments, events,
-    health, hooks, invitations, logs, members, operations, probes, projects, providers, sessions,
-    stats, target_setup, targets, tokens, users, versions,
+    health, hooks, invitations, logs, members, operations, probes, projects, providers, servers,
+    servers_orphans, sessions, stats, target_setup, targets, tokens, users, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -100,6 +100,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cloud_accounts::create, cloud_accounts::list))
         .routes(routes!(cloud_accounts::get, cloud_accounts::delete))
         .routes(routes!(cloud_caps::get, cloud_caps::set))
+        .routes(routes!(servers::create, servers::list))
+        .routes(routes!(servers::get, servers::delete))
+        .routes(routes!(servers_orphans::list))
         .routes(routes!(dead_jobs::list))
         .routes(routes!(dead_jobs::redrive))
         .routes(routes!(health::healthz))

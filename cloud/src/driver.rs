@@ -173,6 +173,9 @@ pub trait CloudDriver: Send + Sync {
         labels: &Labels,
     ) -> Result<KeyPair, CloudError>;
     async fn delete_key(&self, id: &str) -> Result<(), CloudError>;
+    /// Every key pair whose name starts with `prefix`, across all pages
+    /// (key pairs take no labels everywhere: their names carry Slipway's id).
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<KeyPair>, CloudError>;
 
     async fn create_firewall(
         &self,
@@ -181,6 +184,8 @@ pub trait CloudDriver: Send + Sync {
         labels: &Labels,
     ) -> Result<Firewall, CloudError>;
     async fn delete_firewall(&self, id: &str) -> Result<(), CloudError>;
+    /// Every firewall whose name starts with `prefix`, across all pages.
+    async fn list_firewalls(&self, prefix: &str) -> Result<Vec<Firewall>, CloudError>;
 
     /// Asks for the server and returns as soon as the provider has given it
     /// an id (record it before waiting: [`CloudDriver::wait_running`]).

@@ -18,5 +18,6 @@ pub mod openstack;
 
 pub use driver::{CloudDriver, ProviderKind};
 pub use error::CloudError;
+pub mod account;
 pub mod caps;
 pub mod catalog;

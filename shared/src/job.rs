@@ -76,6 +76,20 @@ impl Stage {
                 _ => crate::db::targets::CHECK_JOB_KIND,
             };
         }
+        if deployment_kind == crate::db::servers::CREATE_KIND {
+            // After the create, the deploy stage checks the new target as
+            // a check does (the create points the deployment at it).
+            return match self {
+                Stage::Provision => crate::db::servers::CREATE_JOB_KIND,
+                _ => crate::db::targets::CHECK_JOB_KIND,
+            };
+        }
+        if deployment_kind == crate::db::servers::DESTROY_KIND {
+            return match self {
+                Stage::Provision => crate::db::servers::DESTROY_JOB_KIND,
+                _ => crate::db::servers::DONE_JOB_KIND,
+            };
+        }
         match self {
             Stage::Build => "build.v1",
             Stage::Provision => "provision.v1",

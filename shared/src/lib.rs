@@ -20,6 +20,7 @@ pub mod process;
 pub mod queue;
 pub mod runtime_settings;
 pub mod secrets;
+pub mod server_done;
 pub mod shutdown;
 pub mod ssh;
 pub mod state;

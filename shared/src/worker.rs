@@ -1,6 +1,6 @@
 //! Starting a worker process: database pool and migrations, the metrics
-//! server, the log sink, and the stage's runtime with the probe handler plus
-//! the stage's own handlers, run until `shutdown`.
+//! server, the log sink, and the stage's runtime with the probe handler (and
+//! the server destroy's last step) plus the stage's own handlers, run until `shutdown`.
 
 use crate::config::WorkerSettings;
 use crate::job::Stage;
@@ -31,8 +31,11 @@ pub async fn run(
     // The sink outlives the runtime's drain, so the last jobs' lines land.
     let sink_stop = CancellationToken::new();
     let (logs, sink_task) = LogSink::start(pool.clone(), LOG_FLUSH_INTERVAL, sink_stop.clone());
-    let runtime =
-        add_handlers(Runtime::new(pool, settings, stage, logs).with_handler(ProbeHandler));
+    let runtime = add_handlers(
+        Runtime::new(pool, settings, stage, logs)
+            .with_handler(ProbeHandler)
+            .with_handler(crate::server_done::ServerDone),
+    );
     let result = Arc::new(runtime).run(shutdown).await;
     sink_stop.cancel();
     let _ = sink_task.await;

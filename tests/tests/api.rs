@@ -12,6 +12,8 @@ mod common;
 mod dashboard;
 #[path = "api/fuzz.rs"]
 mod fuzz;
+#[path = "api/servers.rs"]
+mod servers;
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};

@@ -3,11 +3,14 @@
 //! delete-in-use, a check of an unreachable target naming the problem), and
 //! a deploy from git to live on a "server" that is a network namespace of
 //! the test's own, with its own sshd and Caddy, through the real fleet.
-//! Server setup on test hosts with their own root is in `setup`.
+//! Server setup on test hosts with their own root is in `setup`; servers
+//! bought from the provider fakes in `servers`.
 
 mod common;
 #[path = "deploy_ssh/host_deploy.rs"]
 mod host_deploy;
+#[path = "deploy_ssh/servers.rs"]
+mod servers;
 #[path = "deploy_ssh/setup.rs"]
 mod setup;
 

@@ -1,11 +1,13 @@
 //! The provision worker: consumes the `provision` stage queue with the
 //! shared runtime and runs the probe job, the provision job of app
 //! deployments and the target check, on the local target or an ssh one,
-//! and the setup of a server as an ssh target.
+//! the setup of a server as an ssh target, and the create and destroy of
+//! servers bought from cloud accounts.
 
 pub mod addons;
 pub mod handler;
 pub mod local;
+pub mod server;
 pub mod setup;
 pub mod ssh;
 
@@ -23,6 +25,11 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     let target = slipway_shared::local_target::LocalTarget::from_env()?;
     let secrets = slipway_shared::config::worker_secret_box()?;
     let local = Arc::new(local::LocalProvision::new(target));
+    let servers = Arc::new(server::Servers {
+        secrets: secrets.clone(),
+        settings: slipway_shared::config::server_settings()?,
+        policy: Arc::new(slipway_shared::config::outbound_policy()?),
+    });
     slipway_shared::worker::run(
         STAGE,
         settings,
@@ -31,6 +38,8 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
                 .with_handler(handler::Provision::app(local.clone(), secrets.clone()))
                 .with_handler(handler::Provision::check(local, secrets.clone()))
                 .with_handler(setup::TargetSetup::new(secrets))
+                .with_handler(server::create::ServerCreate(servers.clone()))
+                .with_handler(server::destroy::ServerDestroy(servers))
         },
         shutdown,
     )

@@ -67,7 +67,7 @@ impl JobHandler for TargetSetup {
 }
 
 /// The steps, each logging what it found and changed.
-async fn setup(
+pub(crate) async fn setup(
     ctx: &JobContext,
     target: &SshTarget,
     request: &SetupRequest,

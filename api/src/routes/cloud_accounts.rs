@@ -5,7 +5,9 @@
 //! address policy.
 
 use crate::auth::{Owner, Viewer};
-use crate::cloud_account::{check_endpoint, endpoint_of, Driver, StoredCredentials};
+use crate::cloud_account::{
+    check_endpoint, endpoint_of, CredentialsAtEdge, Driver, StoredCredentials,
+};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::openapi::{formats, views, ErrorBody};

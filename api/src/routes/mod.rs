@@ -18,6 +18,8 @@ pub mod operations;
 pub mod probes;
 pub mod projects;
 pub mod providers;
+pub mod servers;
+pub mod servers_orphans;
 pub mod sessions;
 pub mod stats;
 pub mod target_setup;

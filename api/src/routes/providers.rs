@@ -6,7 +6,9 @@
 //! 422 with stable codes.
 
 use crate::auth::{Project, Viewer};
-use crate::cloud_account::{endpoint_of, provider_failed, Driver, StoredCredentials};
+use crate::cloud_account::{
+    endpoint_of, provider_failed, CredentialsAtEdge, Driver, StoredCredentials,
+};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::openapi::{views, ErrorBody};
@@ -29,7 +31,7 @@ fn refused(error: CatalogError) -> ApiError {
 
 /// The catalog of `provider`: live through `account` where the provider's
 /// API prices (Hetzner), else the table.
-async fn catalog_for(
+pub(crate) async fn catalog_for(
     state: &AppState,
     project: &Project,
     provider: ProviderKind,

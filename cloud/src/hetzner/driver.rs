@@ -85,6 +85,20 @@ impl CloudDriver for Hetzner {
         )
     }
 
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<KeyPair>, CloudError> {
+        let keys = self.pages("/ssh_keys", "ssh_keys", &[]).await?;
+        keys.iter()
+            .filter(|k| k["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .map(|k| {
+                Ok(KeyPair {
+                    id: id_of(k)?,
+                    name: k["name"].as_str().unwrap_or_default().to_owned(),
+                    fingerprint: k["fingerprint"].as_str().map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+
     async fn create_firewall(
         &self,
         name: &str,
@@ -119,6 +133,20 @@ impl CloudDriver for Hetzner {
             )
             .await,
         )
+    }
+
+    async fn list_firewalls(&self, prefix: &str) -> Result<Vec<Firewall>, CloudError> {
+        let firewalls = self.pages("/firewalls", "firewalls", &[]).await?;
+        firewalls
+            .iter()
+            .filter(|f| f["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .map(|f| {
+                Ok(Firewall {
+                    id: id_of(f)?,
+                    name: f["name"].as_str().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect()
     }
 
     async fn create_server(&self, request: &ServerRequest) -> Result<Server, CloudError> {

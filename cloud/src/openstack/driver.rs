@@ -99,6 +99,24 @@ impl CloudDriver for OpenStack {
         )
     }
 
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<KeyPair>, CloudError> {
+        let keys = self
+            .pages(Service::Compute, "/os-keypairs", "keypairs")
+            .await?;
+        Ok(keys
+            .iter()
+            .map(|k| &k["keypair"])
+            .filter_map(|k| {
+                let name = k["name"].as_str().filter(|n| n.starts_with(prefix))?;
+                Some(KeyPair {
+                    id: name.to_owned(),
+                    name: name.to_owned(),
+                    fingerprint: k["fingerprint"].as_str().map(str::to_owned),
+                })
+            })
+            .collect())
+    }
+
     async fn create_firewall(
         &self,
         name: &str,
@@ -165,6 +183,22 @@ impl CloudDriver for OpenStack {
             )
             .await,
         )
+    }
+
+    async fn list_firewalls(&self, prefix: &str) -> Result<Vec<Firewall>, CloudError> {
+        let groups = self
+            .pages(Service::Network, "/security-groups", "security_groups")
+            .await?;
+        Ok(groups
+            .iter()
+            .filter_map(|g| {
+                let name = g["name"].as_str().filter(|n| n.starts_with(prefix))?;
+                Some(Firewall {
+                    id: g["id"].as_str()?.to_owned(),
+                    name: name.to_owned(),
+                })
+            })
+            .collect())
     }
 
     async fn create_server(&self, request: &ServerRequest) -> Result<Server, CloudError> {

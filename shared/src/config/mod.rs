@@ -392,3 +392,37 @@ fn default_worker_id() -> String {
         .unwrap_or_else(|_| "host".into());
     format!("{host}-{}", std::process::id())
 }
+
+/// How the provision worker buys and sets up servers.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// How long a new server may take to run at the provider
+    /// (`SLIPWAY_SERVER_RUNNING_TIMEOUT`, 10 minutes).
+    pub running_timeout: Duration,
+    /// How long a running server may take to answer SSH
+    /// (`SLIPWAY_SERVER_SSH_TIMEOUT`, 5 minutes).
+    pub ssh_timeout: Duration,
+    /// How long a provider may take to delete one (`SLIPWAY_SERVER_DELETE_TIMEOUT`).
+    pub delete_timeout: Duration,
+    /// The port new servers answer SSH on (`SLIPWAY_SERVER_SSH_PORT`, 22).
+    pub ssh_port: u16,
+    /// An apt source line new servers install from
+    /// (`SLIPWAY_SERVER_APT_SOURCE`); none: their own.
+    pub apt_source: Option<String>,
+    /// How often a provider's asynchronous work is polled
+    /// (`SLIPWAY_CLOUD_POLL_INTERVAL`, 2 s).
+    pub poll_interval: Duration,
+    pub endpoints: CloudEndpoints,
+}
+
+pub fn server_settings() -> Result<ServerSettings, ConfigError> {
+    Ok(ServerSettings {
+        running_timeout: duration("SLIPWAY_SERVER_RUNNING_TIMEOUT", Duration::from_secs(600))?,
+        ssh_timeout: duration("SLIPWAY_SERVER_SSH_TIMEOUT", Duration::from_secs(300))?,
+        delete_timeout: duration("SLIPWAY_SERVER_DELETE_TIMEOUT", Duration::from_secs(300))?,
+        ssh_port: parsed("SLIPWAY_SERVER_SSH_PORT", 22, str::parse::<u16>)?,
+        apt_source: raw("SLIPWAY_SERVER_APT_SOURCE"),
+        poll_interval: duration("SLIPWAY_CLOUD_POLL_INTERVAL", Duration::from_secs(2))?,
+        endpoints: cloud_endpoints(),
+    })
+}

@@ -21,6 +21,7 @@ pub mod job_batches;
 pub mod jobs;
 pub mod logs;
 pub mod outbox;
+pub mod servers;
 pub mod sources;
 pub mod target_setup;
 pub mod targets;

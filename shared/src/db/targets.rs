@@ -115,10 +115,11 @@ pub async fn placement(
     .map_err(database)?;
     let Some(row) = row else {
         let check: Option<bool> =
-            sqlx::query_scalar("SELECT kind IN ($2, $3) FROM deployments WHERE id = $1")
+            sqlx::query_scalar("SELECT kind IN ($2, $3, $4) FROM deployments WHERE id = $1")
                 .bind(deployment_id)
                 .bind(CHECK_KIND)
                 .bind(super::target_setup::SETUP_KIND)
+                .bind(super::servers::CREATE_KIND)
                 .fetch_optional(pool)
                 .await
                 .map_err(database)?;

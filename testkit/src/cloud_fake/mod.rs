@@ -10,6 +10,7 @@
 //! reserved for documentation that nothing ever answers on.
 
 pub mod hetzner;
+pub mod hosts;
 pub mod openstack;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -38,6 +39,9 @@ pub struct CreatedServer {
 pub type AddressHook =
     Arc<dyn Fn(CreatedServer) -> Pin<Box<dyn Future<Output = Ipv4Addr> + Send>> + Send + Sync>;
 
+/// "Server at this IPv4 deleted" (the test host there goes).
+pub type DeleteHook = Arc<dyn Fn(Ipv4Addr) + Send + Sync>;
+
 /// Scripted misbehaviour, changed at any time through the fake's `faults`.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
@@ -53,6 +57,9 @@ pub struct Faults {
     pub unavailable: u32,
     /// The most servers the account may hold (a quota refusal beyond).
     pub server_quota: Option<usize>,
+    /// A create's answer is sent this long after the server exists (a
+    /// client that dies meanwhile never learns its id).
+    pub create_answer_delay: Option<std::time::Duration>,
 }
 
 /// A served fake: its base URL, its task (stopped on drop).

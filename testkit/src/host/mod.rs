@@ -44,6 +44,17 @@ pub struct HostOptions {
     /// Files laid over the root before systemd starts: (absolute path,
     /// content).
     pub files: Vec<(String, String)>,
+    /// A loopback address of its own (`127.x.y.z`) where it answers SSH on
+    /// port 22 and HTTP on 80, as a cloud server at its public address;
+    /// `None`: random ports on 127.0.0.1.
+    pub address: Option<std::net::Ipv4Addr>,
+    /// The host key to use (private, public), as a cloud server's user
+    /// data hands it over; `None`: one made here.
+    pub host_key: Option<(String, String)>,
+    /// root's authorized key (a cloud server's key pair); `None`: one made
+    /// here, whose private half [`TestHost::ssh`] uses. With a key given,
+    /// the host is ready when sshd answers.
+    pub authorized_key: Option<String>,
 }
 
 pub struct TestHost {
@@ -62,6 +73,11 @@ pub struct TestHost {
     pub known_hosts: String,
     /// How long from `podman run` to sshd answering.
     pub boot_time: Duration,
+    /// The address sshd and HTTP are published on.
+    pub ip: String,
+    /// Whether root's key is the one made here (else only sshd's banner
+    /// tells it is up).
+    own_key: bool,
 }
 
 fn podman(args: &[&str]) -> anyhow::Result<String> {
@@ -98,17 +114,41 @@ impl TestHost {
         std::fs::create_dir_all(&seed)?;
         std::fs::create_dir_all(&home)?;
         let client = ssh_keygen(&dir, "client_key")?;
-        let host_key = ssh_keygen(&seed, "ssh_host_ed25519_key")?;
-        std::fs::write(
-            seed.join("authorized_keys"),
-            format!("{}\n", client.public_key),
-        )?;
+        let host_key = match &options.host_key {
+            Some((private, public)) => {
+                use std::os::unix::fs::PermissionsExt;
+                let path = seed.join("ssh_host_ed25519_key");
+                std::fs::write(&path, private)?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                std::fs::write(path.with_extension("pub"), format!("{public}\n"))?;
+                crate::git::SshKeyPair {
+                    private_key: private.clone(),
+                    public_key: public.clone(),
+                }
+            }
+            None => ssh_keygen(&seed, "ssh_host_ed25519_key")?,
+        };
+        let authorized = options
+            .authorized_key
+            .clone()
+            .unwrap_or_else(|| client.public_key.clone());
+        std::fs::write(seed.join("authorized_keys"), format!("{authorized}\n"))?;
         for (path, content) in &options.files {
             let path = seed.join("files").join(path.trim_start_matches('/'));
             std::fs::create_dir_all(path.parent().context("a file path has a folder")?)?;
             std::fs::write(path, content)?;
         }
-        let (ssh_port, http_port) = (free_port(), free_port());
+        let (ssh_port, http_port) = match options.address {
+            Some(_) => (22, 80),
+            None => (free_port(), free_port()),
+        };
+        let ip = options
+            .address
+            .map_or_else(|| "127.0.0.1".to_owned(), |a| a.to_string());
+        let pinned = match options.address {
+            Some(_) => ip.clone(),
+            None => format!("[{ip}]:{ssh_port}"),
+        };
         let mut fields = host_key.public_key.split_whitespace();
         let (kind, key) = (
             fields.next().unwrap_or_default(),
@@ -118,9 +158,11 @@ impl TestHost {
             name: format!("slw-host-{id}"),
             repo: None,
             ssh_port,
-            http_addr: format!("127.0.0.1:{http_port}"),
+            http_addr: format!("{ip}:{http_port}"),
+            ip,
             private_key: client.private_key,
-            known_hosts: format!("[127.0.0.1]:{ssh_port} {kind} {key}\n"),
+            known_hosts: format!("{pinned} {kind} {key}\n"),
+            own_key: options.authorized_key.is_none(),
             boot_time: Duration::ZERO,
             dir,
         };
@@ -139,9 +181,9 @@ impl TestHost {
             // match its /sys/fs/cgroup (runc under it mounts by them).
             "--cgroupns=private",
             "--publish",
-            &format!("127.0.0.1:{ssh_port}:22"),
+            &format!("{}:{ssh_port}:22", host.ip),
             "--publish",
-            &format!("127.0.0.1:{http_port}:80"),
+            &format!("{}:{http_port}:80", host.ip),
             "--volume",
             &format!("{}:/seed:ro", seed.display()),
             // /home on this machine's disk, as a server's is on its own:
@@ -166,7 +208,8 @@ impl TestHost {
     /// Waits until `ssh root@host true` works with the pinned key.
     async fn wait_for_ssh(&self, started: Instant) -> anyhow::Result<()> {
         loop {
-            if banner(self.ssh_port) && self.ssh("true").await.is_ok() {
+            if banner(&self.ip, self.ssh_port) && (!self.own_key || self.ssh("true").await.is_ok())
+            {
                 return Ok(());
             }
             if started.elapsed() > BOOT_TIMEOUT {
@@ -195,7 +238,7 @@ impl TestHost {
             .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
             .args(["-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "-p"])
             .arg(self.ssh_port.to_string())
-            .arg(format!("{user}@127.0.0.1"))
+            .arg(format!("{user}@{}", self.ip))
             .args(["--", command])
             .stdin(Stdio::null())
             .output()
@@ -223,15 +266,18 @@ impl TestHost {
 
     /// `POST /v1/targets` body of ssh target `name` on this host as root.
     pub fn target_body(&self, name: &str) -> serde_json::Value {
-        serde_json::json!({"name": name, "kind": "ssh", "host": "127.0.0.1", "port": self.ssh_port,
+        serde_json::json!({"name": name, "kind": "ssh", "host": self.ip, "port": self.ssh_port,
                            "user": "root", "ssh_key": self.private_key,
                            "known_hosts": self.known_hosts})
     }
 }
 
 /// Whether an SSH banner answers on `127.0.0.1:port`.
-fn banner(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+fn banner(ip: &str, port: u16) -> bool {
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let addr = std::net::SocketAddr::new(ip, port);
     let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
         return false;
     };

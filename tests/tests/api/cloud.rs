@@ -288,12 +288,13 @@ async fn accounts_are_checked_sealed_and_never_shown() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // While a server made with it is not destroyed, the account stays.
-    // The servers table arrives with the server work; made here as it will be.
-    sqlx::query("CREATE TABLE servers (id uuid PRIMARY KEY, account_id uuid NOT NULL, name text NOT NULL, state text NOT NULL)")
-        .execute(&api.db.pool).await?;
     let account_id: uuid::Uuid = made_id(&api, "ovh").await;
-    sqlx::query("INSERT INTO servers VALUES (gen_random_uuid(), $1, 'web-1', 'ready')")
-        .bind(account_id)
+    sqlx::query(
+        "INSERT INTO servers (id, project_id, account_id, name, provider, region, size, image, state, monthly_cost_eur_e4)
+         SELECT gen_random_uuid(), project_id, id, 'web-1', 'openstack', 'GRA11', 'd2-2', 'Debian 12', 'ready', 38800
+         FROM cloud_accounts WHERE id = $1",
+    )
+    .bind(account_id)
         .execute(&api.db.pool)
         .await?;
     let (status, in_use) = api

@@ -74,6 +74,11 @@ const NO_SUCCESS_HERE: &[(&str, &[u16])] = &[
     ("POST /v1/cloud-accounts", &[422]),
     ("GET /v1/cloud-accounts/{account}", &[404]),
     ("DELETE /v1/cloud-accounts/{account}", &[404]),
+    // Without an account no server is bought, so none exists to read.
+    ("POST /v1/servers", &[404, 422]),
+    ("GET /v1/servers/{server}", &[404]),
+    ("DELETE /v1/servers/{server}", &[404]),
+    ("GET /v1/cloud-accounts/{account}/orphans", &[404]),
     // A priced size in a region is rarely what random strings name.
     ("POST /v1/estimates", &[200, 422]),
     ("GET /v1/providers/{provider}", &[200, 404]),

@@ -175,6 +175,7 @@ async fn setup_refuses_a_server_that_is_not_debian_or_ubuntu() -> anyhow::Result
             "/etc/os-release".into(),
             "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.0\nPRETTY_NAME=\"Alpine Linux v3.20\"\n".into(),
         )],
+        ..HostOptions::default()
     })
     .await?;
     let fleet = Fleet::start(Options {

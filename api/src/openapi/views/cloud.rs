@@ -116,3 +116,61 @@ pub struct Estimate {
     pub as_of: String,
     pub exchange: Option<CatalogExchange>,
 }
+
+/// One of a server's operations (a deployment of kind `server_create` or
+/// `server_destroy`): its timeline and logs are the deployment's.
+#[derive(ToSchema)]
+pub struct ServerOperation {
+    pub id: Uuid,
+    #[schema(example = "server_create")]
+    pub kind: String,
+    #[schema(example = "provisioning")]
+    pub state: String,
+    #[schema(example = "/v1/deployments/01890a5d-ac96-774b-bcce-b302099a8057")]
+    pub url: String,
+}
+
+/// A server bought from a cloud account.
+#[derive(ToSchema)]
+pub struct Server {
+    pub id: Uuid,
+    pub name: String,
+    /// The account's id.
+    pub account: Uuid,
+    pub provider: String,
+    pub region: String,
+    pub size: String,
+    pub image: String,
+    pub environment: Option<String>,
+    /// `pending`, `provisioning`, `configuring`, `ready`, `failed`,
+    /// `destroying` or `destroyed`.
+    #[schema(example = "ready")]
+    pub state: String,
+    /// The provider's id, once it has given one.
+    pub provider_id: Option<String>,
+    pub ipv4: Option<String>,
+    pub ipv6: Option<String>,
+    /// What it cost a month at its creation (server and IPv4).
+    pub monthly_cost_eur: f64,
+    /// The ssh target it became (its name), once registered.
+    pub target: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    pub created_at: String,
+    pub destroyed_at: Option<String>,
+    /// Its create and destroy, oldest first.
+    pub operations: Vec<ServerOperation>,
+}
+
+/// A resource at the provider that Slipway labelled or named as its own
+/// and that no server of the project owns.
+#[derive(ToSchema)]
+pub struct Orphan {
+    /// `server`, `firewall` or `key_pair`.
+    #[schema(example = "server")]
+    pub kind: String,
+    pub provider_id: String,
+    pub name: String,
+    /// The Slipway server it was made for, as its label or name says.
+    pub server_id: Option<String>,
+}

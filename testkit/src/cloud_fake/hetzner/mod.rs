@@ -36,6 +36,7 @@ struct Shared {
     data: Mutex<Data>,
     faults: Mutex<Faults>,
     hook: AddressHook,
+    deleted: Mutex<Option<super::DeleteHook>>,
     requests: Mutex<Vec<String>>,
 }
 
@@ -73,6 +74,7 @@ impl FakeHetzner {
             }),
             faults: Mutex::new(Faults::default()),
             hook,
+            deleted: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
         });
         let router = axum::Router::new()
@@ -91,6 +93,11 @@ impl FakeHetzner {
 
     pub fn faults(&self, change: impl FnOnce(&mut Faults)) {
         change(&mut self.shared.faults.lock().unwrap());
+    }
+
+    /// Called with a deleted server's IPv4 (its test host goes).
+    pub fn on_delete(&self, hook: super::DeleteHook) {
+        *self.shared.deleted.lock().unwrap() = Some(hook);
     }
 
     /// `METHOD /path` of every request so far.
@@ -244,8 +251,14 @@ async fn handle(
         ("DELETE", ["servers", id]) => {
             let mut data = shared.data.lock().unwrap();
             let id: u64 = id.parse().unwrap_or(0);
-            if data.servers.remove(&id).is_none() {
+            let Some(removed) = data.servers.remove(&id) else {
                 return error(StatusCode::NOT_FOUND, "not_found", "server not found");
+            };
+            let ip = removed["public_net"]["ipv4"]["ip"]
+                .as_str()
+                .and_then(|ip| ip.parse().ok());
+            if let (Some(hook), Some(ip)) = (shared.deleted.lock().unwrap().clone(), ip) {
+                hook(ip);
             }
             for firewall in data.firewalls.values_mut() {
                 if let Some(list) = firewall["applied_to"].as_array_mut() {

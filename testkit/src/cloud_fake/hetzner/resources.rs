@@ -178,6 +178,32 @@ pub(super) async fn create_server(shared: &Shared, body: Value) -> Response {
         labels: body["labels"].as_object().cloned().unwrap_or_default(),
     };
     let ipv4 = (shared.hook)(created).await;
+    let made = record_server(shared, &body, id, name, size, location, ipv4, &faults);
+    let (server, action) = match made {
+        Ok(made) => made,
+        Err(refused) => return *refused,
+    };
+    if let Some(delay) = faults.create_answer_delay {
+        tokio::time::sleep(delay).await;
+    }
+    answer(
+        StatusCode::CREATED,
+        json!({"server": server, "action": action, "next_actions": [], "root_password": null}),
+    )
+}
+
+/// The new server stored, its firewalls applied, its create action begun.
+#[allow(clippy::too_many_arguments)]
+fn record_server(
+    shared: &Shared,
+    body: &Value,
+    id: u64,
+    name: &str,
+    size: &str,
+    location: &str,
+    ipv4: std::net::Ipv4Addr,
+    faults: &Faults,
+) -> Result<(Value, Value), Box<Response>> {
     let mut data = shared.data.lock().unwrap();
     let mut server = server_json(
         id,
@@ -193,7 +219,11 @@ pub(super) async fn create_server(shared: &Shared, body: Value) -> Response {
             .firewalls
             .get_mut(&wanted["firewall"].as_u64().unwrap_or(0))
         else {
-            return error(StatusCode::NOT_FOUND, "not_found", "firewall not found");
+            return Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "firewall not found",
+            )));
         };
         if let Some(applied) = firewall["applied_to"].as_array_mut() {
             applied.push(json!({"type": "server", "server": {"id": id}}));
@@ -205,8 +235,5 @@ pub(super) async fn create_server(shared: &Shared, body: Value) -> Response {
     data.servers.insert(id, server.clone());
     let end = faults.fail_create.clone().map_or(Ok(()), Err);
     let action = new_action(&mut data, "create_server", id, end);
-    answer(
-        StatusCode::CREATED,
-        json!({"server": server, "action": action, "next_actions": [], "root_password": null}),
-    )
+    Ok((server, action))
 }

@@ -87,6 +87,9 @@ pub(super) async fn create_server(shared: &Shared, server: &Value) -> Response {
         .unwrap()
         .servers
         .insert(id.clone(), (stored, FakeOpenStack::STEPS));
+    if let Some(delay) = faults.create_answer_delay {
+        tokio::time::sleep(delay).await;
+    }
     answer(
         StatusCode::ACCEPTED,
         json!({"server": {"id": id, "links": [], "OS-DCF:diskConfig": "MANUAL", "adminPass": "fake-pass"}}),

@@ -50,6 +50,7 @@ struct Shared {
     data: Mutex<Data>,
     faults: Mutex<Faults>,
     hook: AddressHook,
+    deleted: Mutex<Option<super::DeleteHook>>,
 }
 
 pub struct FakeOpenStack {
@@ -75,6 +76,7 @@ impl FakeOpenStack {
             data: Mutex::new(Data::default()),
             faults: Mutex::new(Faults::default()),
             hook: hook.unwrap_or_else(super::documentation_addresses),
+            deleted: Mutex::new(None),
         });
         let router = axum::Router::new()
             .fallback(handle)
@@ -91,6 +93,11 @@ impl FakeOpenStack {
 
     pub fn faults(&self, change: impl FnOnce(&mut Faults)) {
         change(&mut self.shared.faults.lock().unwrap());
+    }
+
+    /// Called with a deleted server's IPv4 (its test host goes).
+    pub fn on_delete(&self, hook: super::DeleteHook) {
+        *self.shared.deleted.lock().unwrap() = Some(hook);
     }
 
     /// Forgets every token, as when they expire.
@@ -260,8 +267,32 @@ async fn handle(
                 "itemNotFound",
                 &format!("Instance {id} could not be found."),
             ),
-            Some(_) => StatusCode::NO_CONTENT.into_response(),
+            Some((removed, _)) => {
+                let ip = removed["addresses"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|nets| nets.values())
+                    .flat_map(|list| list.as_array().into_iter().flatten())
+                    .find(|a| a["version"] == 4)
+                    .and_then(|a| a["addr"].as_str()?.parse().ok());
+                if let (Some(hook), Some(ip)) = (shared.deleted.lock().unwrap().clone(), ip) {
+                    hook(ip);
+                }
+                StatusCode::NO_CONTENT.into_response()
+            }
         },
+        ("GET", ["compute", "v2.1", "os-keypairs"]) => {
+            let items: Vec<Value> = data
+                .keypairs
+                .values()
+                .map(|k| json!({"keypair": k}))
+                .collect();
+            answer(StatusCode::OK, json!({"keypairs": items}))
+        }
+        ("GET", ["network", "v2.0", "security-groups"]) => {
+            let items: Vec<Value> = data.groups.values().cloned().collect();
+            answer(StatusCode::OK, json!({"security_groups": items}))
+        }
         ("POST", ["compute", "v2.1", "os-keypairs"]) => {
             let key = &body["keypair"];
             let (Some(name), Some(public)) = (key["name"].as_str(), key["public_key"].as_str())
