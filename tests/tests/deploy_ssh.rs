@@ -6,6 +6,9 @@
 //! Server setup on test hosts with their own root is in `setup`; servers
 //! bought from the provider fakes in `servers`.
 
+#[path = "cli/run.rs"]
+#[allow(dead_code)]
+mod cli_run;
 mod common;
 #[path = "deploy_ssh/host_deploy.rs"]
 mod host_deploy;

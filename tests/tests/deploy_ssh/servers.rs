@@ -6,8 +6,10 @@
 //! one server, which the re-run adopts; a create that fails at the provider
 //! or times out deletes everything it made, in the provider's words; a
 //! destroy during the create waits for the provider's id and leaves
-//! nothing.
+//! nothing. The Hetzner run buys and destroys through the `slipway` CLI
+//! (`servers create/list/show/destroy`), the OpenStack run through the API.
 
+use super::cli_run::Cli;
 use super::common::{Fleet, Options, TERMINAL};
 use super::log_text;
 use anyhow::Context;
@@ -145,10 +147,43 @@ async fn create_and_destroy(
     region: &str,
     size: &str,
     holdings: impl Fn() -> (usize, usize, usize),
+    cli: Option<&Cli>,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let made = create(fleet, account, region, size, "web-1").await?;
-    let id = made["id"].as_str().context("id")?.to_owned();
+    let id = match cli {
+        // Followed to its end: exit 0 once the server is ready, and the
+        // server shown last (JSON on stdout, the steps on stderr).
+        Some(cli) => {
+            let made = cli
+                .run(&[
+                    "servers",
+                    "create",
+                    "web-1",
+                    "--account",
+                    account,
+                    "--region",
+                    region,
+                    "--size",
+                    size,
+                    "--follow",
+                    "--json",
+                ])
+                .await?;
+            anyhow::ensure!(
+                made.code == 0,
+                "slipway servers create: {made}\n{}",
+                fleet.logs()
+            );
+            let shown: Value = serde_json::from_str(&made.stdout).context("create's JSON")?;
+            assert_eq!(shown["state"], "ready", "{made}");
+            assert!(made.stderr.contains("step 6/6"), "{made}");
+            shown["id"].as_str().context("id")?.to_owned()
+        }
+        None => {
+            let made = create(fleet, account, region, size, "web-1").await?;
+            made["id"].as_str().context("id")?.to_owned()
+        }
+    };
     let ready = wait_server(fleet, &id, &["ready", "failed"], LONG).await?;
     let to_ready = started.elapsed();
     let create_op = operation(fleet, &ready, 0).await?;
@@ -180,10 +215,27 @@ async fn create_and_destroy(
     assert_eq!(target["user"], "slipway", "{target}");
 
     let started = std::time::Instant::now();
-    let (status, destroying) = fleet
-        .call(Method::DELETE, "/v1/servers/web-1", None)
-        .await?;
-    assert_eq!(status, 202, "{destroying}");
+    match cli {
+        Some(cli) => {
+            let listed = cli.run(&["servers", "list"]).await?;
+            assert_eq!(listed.code, 0, "{listed}");
+            assert!(
+                listed.stdout.contains("web-1") && listed.stdout.contains("ready"),
+                "{listed}"
+            );
+            let destroyed = cli
+                .run(&["servers", "destroy", "web-1", "--follow"])
+                .await?;
+            assert_eq!(destroyed.code, 0, "{destroyed}");
+            assert!(destroyed.stdout.contains("destroyed"), "{destroyed}");
+        }
+        None => {
+            let (status, destroying) = fleet
+                .call(Method::DELETE, "/v1/servers/web-1", None)
+                .await?;
+            assert_eq!(status, 202, "{destroying}");
+        }
+    }
     let destroyed = wait_server(fleet, &id, &["destroyed", "failed"], LONG).await?;
     eprintln!(
         "{account}: request to ready {to_ready:.1?} (test host boot {:.1?}), destroy {:.1?}",
@@ -211,7 +263,18 @@ async fn a_hetzner_server_is_made_a_target_and_destroyed() -> anyhow::Result<()>
     fake.on_delete(Arc::new(move |ip| released.release(ip)));
     let (fleet, _registry, _caddy, _dirs) = full_fleet(&[]).await?;
     hetzner_account(&fleet, &fake).await?;
-    create_and_destroy(&fleet, &hosts, "main", "fsn1", "cx22", || fake.holdings()).await?;
+    let home = tempfile::tempdir()?;
+    let cli = Cli::with_env(home.path(), &fleet.api_url, &fleet.token);
+    create_and_destroy(
+        &fleet,
+        &hosts,
+        "main",
+        "fsn1",
+        "cx22",
+        || fake.holdings(),
+        Some(&cli),
+    )
+    .await?;
     fleet.stop().await;
     Ok(())
 }
@@ -230,7 +293,16 @@ async fn an_openstack_server_is_made_a_target_and_destroyed() -> anyhow::Result<
             "credentials": {"region": "GRA11", "application_credential_id": id, "application_credential_secret": secret}})))
         .await?;
     anyhow::ensure!(status == 201, "account: {status} {made}");
-    create_and_destroy(&fleet, &hosts, "ovh", "GRA11", "d2-2", || fake.holdings()).await?;
+    create_and_destroy(
+        &fleet,
+        &hosts,
+        "ovh",
+        "GRA11",
+        "d2-2",
+        || fake.holdings(),
+        None,
+    )
+    .await?;
     fleet.stop().await;
     Ok(())
 }
