@@ -76,7 +76,10 @@ try {
   // Refusals the scenarios provoke (401, 422) are logged by Chromium as
   // failed loads: those are expected; script errors are not.
   page.on("console", (m) => m.type() === "error" && !/Failed to load resource/.test(m.text()) && consoleErrors.push(m.text()));
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  page.on("pageerror", (e) => {
+    log("page error:", String(e));
+    consoleErrors.push(String(e));
+  });
 
   await step("the dashboard's headers", async () => {
     const r = await page.goto(`${cfg.url}/`);
@@ -334,11 +337,14 @@ try {
       ["/audit", "table tbody tr", "audit"],
       ["/tokens", "form button >> text=Create token", "tokens"],
       ["/dead-jobs", "h1 >> text=Dead jobs", "dead-jobs"],
-      ["/targets", "h1 >> text=Targets", "targets"],
+      ["/targets", "text=No cloud servers", "targets"],
     ]) {
       await page.goto(`${base}${path}`);
-      await page.waitForSelector(sel);
-      await page.screenshot({ path: join(shots, `${shot}.png`), fullPage: true });
+      try {
+        await page.waitForSelector(sel);
+      } finally {
+        await page.screenshot({ path: join(shots, `${shot}.png`), fullPage: true });
+      }
     }
   });
 

@@ -1,7 +1,8 @@
 // Owners' and operators' pages: project tokens (made, shown once, revoked),
-// the audit log, dead jobs with re-drive, and targets with their checks.
+// the audit log, dead jobs with re-drive, and targets with their checks and
+// the cloud servers they were bought as (owners destroy them).
 import { useEffect, useState } from "preact/hooks";
-import { canShip, del, enc, get, post } from "../api";
+import { canShip, del, enc, get, isOwner, post } from "../api";
 import type { Ctx } from "../main";
 import { ago, Badge, ErrorBox, shortId } from "../ui";
 
@@ -151,6 +152,56 @@ export function Targets({ ctx }: { ctx: Ctx }) {
           ))}
         </tbody>
       </table>
+      <Servers ctx={ctx} />
     </section>
+  );
+}
+
+// Servers bought from the project's cloud accounts: state, where, cost, the
+// target each became. A destroy takes a second click, as it cannot be
+// undone. Each row names its newest operation (create or destroy) and its
+// state.
+function Servers({ ctx }: { ctx: Ctx }) {
+  const [items, error, load] = useList("/v1/servers");
+  const [failure, setFailure] = useState<unknown>(null);
+  const [armed, setArmed] = useState<string | null>(null);
+  const destroy = async (name: string) => {
+    setFailure(null);
+    if (armed !== name) {
+      setArmed(name);
+      return;
+    }
+    setArmed(null);
+    try {
+      await del(`/v1/servers/${enc(name)}`);
+      load();
+    } catch (err) {
+      setFailure(err);
+    }
+  };
+  const live = (items ?? []).filter((s) => s.state !== "destroyed");
+  return (
+    <>
+      <h2>Servers</h2>
+      <ErrorBox error={error || failure} />
+      {items && live.length === 0 ? <p class="muted">No cloud servers: buy one with the CLI (slipway servers create).</p> : null}
+      <table>
+        <thead><tr><th>Name</th><th>State</th><th>Where</th><th>IPv4</th><th>EUR / month</th><th>Target</th><th>Operation</th><th></th></tr></thead>
+        <tbody>
+          {live.map((s) => {
+            const op = (s.operations ?? [])[(s.operations ?? []).length - 1];
+            return (
+              <tr key={s.id}>
+                <td>{s.name}</td><td><Badge state={s.state} />{s.error ? <div class="muted">{s.error}</div> : null}</td>
+                <td>{s.provider} {s.region} {s.size}</td><td>{s.ipv4 ?? ""}</td>
+                <td>{Number(s.monthly_cost_eur ?? 0).toFixed(2)}</td><td>{s.target ?? ""}</td>
+                <td>{op ? `${op.kind.replace("server_", "")} ${shortId(op.id)} ${op.state}` : null}</td>
+                <td>{isOwner(ctx.project.role) && s.state !== "destroying" ? <button class="small danger" onClick={() => destroy(s.name)}>{armed === s.name ? "Destroy: sure?" : "Destroy"}</button> : null}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </>
   );
 }
