@@ -236,21 +236,24 @@ async fn resolve(conn: &mut PgConnection, project_id: Uuid, key: &str) -> Result
     id.ok_or(ApiError::NotFound("server"))
 }
 
-/// The server as shown (never its keys).
+/// A server as shown (never its keys), one row per server of `servers s`.
+const SERVER_VIEW: &str =
+    "SELECT json_build_object('id', s.id, 'name', s.name, 'account', s.account_id,
+         'provider', s.provider, 'region', s.region, 'size', s.size, 'image', s.image,
+         'environment', s.environment, 'state', s.state, 'provider_id', s.provider_id,
+         'ipv4', s.ipv4, 'ipv6', s.ipv6, 'monthly_cost_eur', s.monthly_cost_eur_e4 / 10000.0,
+         'target', t.name, 'error', s.error, 'created_at', s.created_at,
+         'destroyed_at', s.destroyed_at,
+         'operations', COALESCE((SELECT json_agg(json_build_object('id', d.id, 'kind', d.kind,
+                 'state', d.state, 'url', '/v1/deployments/' || d.id) ORDER BY d.created_at)
+             FROM deployments d WHERE d.server_id = s.id), '[]'::json))
+     FROM servers s LEFT JOIN targets t ON t.id = s.target_id";
+
+/// The server as shown.
 async fn read(conn: &mut PgConnection, project_id: Uuid, id: Uuid) -> Result<Value, ApiError> {
-    let server: Option<Value> = sqlx::query_scalar(
-        "SELECT json_build_object('id', s.id, 'name', s.name, 'account', s.account_id,
-             'provider', s.provider, 'region', s.region, 'size', s.size, 'image', s.image,
-             'environment', s.environment, 'state', s.state, 'provider_id', s.provider_id,
-             'ipv4', s.ipv4, 'ipv6', s.ipv6, 'monthly_cost_eur', s.monthly_cost_eur_e4 / 10000.0,
-             'target', t.name, 'error', s.error, 'created_at', s.created_at,
-             'destroyed_at', s.destroyed_at,
-             'operations', COALESCE((SELECT json_agg(json_build_object('id', d.id, 'kind', d.kind,
-                     'state', d.state, 'url', '/v1/deployments/' || d.id) ORDER BY d.created_at)
-                 FROM deployments d WHERE d.server_id = s.id), '[]'::json))
-         FROM servers s LEFT JOIN targets t ON t.id = s.target_id
-         WHERE s.project_id = $1 AND s.id = $2",
-    )
+    let server: Option<Value> = sqlx::query_scalar(&format!(
+        "{SERVER_VIEW} WHERE s.project_id = $1 AND s.id = $2"
+    ))
     .bind(project_id)
     .bind(id)
     .fetch_optional(conn)
@@ -283,17 +286,13 @@ pub async fn list(
     Viewer(project): Viewer,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM servers WHERE project_id = $1 ORDER BY created_at DESC LIMIT 500",
-    )
+    // One query for the page, however many servers.
+    let items: Vec<Value> = sqlx::query_scalar(&format!(
+        "{SERVER_VIEW} WHERE s.project_id = $1 ORDER BY s.created_at DESC LIMIT 500"
+    ))
     .bind(project.id)
     .fetch_all(&state.pool)
     .await?;
-    let mut conn = state.pool.acquire().await?;
-    let mut items = Vec::with_capacity(ids.len());
-    for id in ids {
-        items.push(read(&mut conn, project.id, id).await?);
-    }
     Ok(axum::Json(json!({ "items": items })))
 }
 
