@@ -962,10 +962,19 @@ async fn operational_endpoints_answer() -> anyhow::Result<()> {
         ),
         "{text}"
     );
-    let (status, body) = api.call(Method::GET, "/nope", None, None).await;
+    let (status, body) = api.call(Method::GET, "/v1/nope", None, None).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    // Any other path is the dashboard's (a client route); this API has no
+    // build of it, and says so.
+    let (status, page) = api.call(Method::GET, "/nope", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
+    assert!(
+        page.as_str()
+            .is_some_and(|p| p.contains("The Slipway dashboard is not built")),
+        "{page}"
     );
     api.stop().await;
     Ok(())
