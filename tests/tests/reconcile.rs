@@ -267,11 +267,44 @@ async fn a_killed_or_removed_container_and_a_restarted_caddy_are_brought_back() 
     s.wait_repaired("stale_container_removed").await?;
     assert!(running(&name));
 
+    // The container is gone and, before anything repairs it, another
+    // process takes its host port: it is re-created on a fresh port and
+    // the route follows (the failed run on the old port leaves nothing in
+    // the way of the name).
+    let old_port = host_port(&name)?;
+    let worker = s
+        .fleet
+        .workers
+        .iter()
+        .rev()
+        .find(|w| w.stage == "deploy")
+        .map(|w| w.id.clone())
+        .context("the deploy worker spawned last")?;
+    s.fleet.worker(&worker).proc.sigkill()?;
+    podman(&["rm", "-f", "-t", "0", &name])?;
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", old_port))
+        .with_context(|| format!("taking port {old_port}"))?;
+    s.fleet.spawn_worker("deploy")?;
+    s.wait_serving("VERSION 1").await?;
+    let new_port = host_port(&name)?;
+    assert_ne!(new_port, old_port, "a fresh port");
+    drop(squatter);
+
     // All of it without a deployment: the same release is live.
     assert_eq!(s.deployments().await?, 1);
     assert_eq!(s.live_release().await?, (name, release));
     s.fleet.stop().await;
     Ok(())
+}
+
+/// The host port a container of the local engine publishes.
+fn host_port(name: &str) -> anyhow::Result<u16> {
+    let out = podman(&["port", name])?;
+    let port = out
+        .lines()
+        .find_map(|l| l.rsplit(':').next()?.trim().parse().ok())
+        .with_context(|| format!("no published port of {name}: {out}"))?;
+    Ok(port)
 }
 
 #[tokio::test]

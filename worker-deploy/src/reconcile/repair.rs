@@ -307,9 +307,14 @@ impl Reconciler {
             .await?;
         let running = match site.engine.run(&spec).await {
             Ok(running) => running,
+            // Another container took the port while this one was dead:
+            // a fresh port (recorded below; the route follows it). The
+            // failed run left a container of this name behind, created but
+            // not started, which would refuse the second run's name.
             Err(EngineError::StartFailed { stderr, .. })
                 if old_port.is_some() && stderr.contains("address already in use") =>
             {
+                site.engine.remove(&spec.name).await?;
                 spec.host_port = None;
                 site.engine.run(&spec).await?
             }
