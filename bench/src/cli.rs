@@ -20,7 +20,6 @@
 mod logs;
 
 use crate::build::fleet::{self, Fleet};
-use crate::build::images;
 use crate::deploy::podman;
 use crate::harness::Env;
 use crate::stats::{max, mean, percentile, round};
@@ -32,19 +31,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BINARIES: [&str; 4] = [
-    fleet::API,
-    "slipway-worker-build",
-    "slipway-worker-provision",
-    "slipway-worker-deploy",
-];
 const CLI: &str = "slipway";
 const APP: &str = "web";
 const RUNS: usize = 5;
 
 pub async fn run(amqp_url: &str) -> anyhow::Result<Value> {
     let dir = fleet::bin_dir();
-    fleet::ensure_binaries(&dir, &BINARIES).await?;
+    fleet::ensure_binaries(&dir, &fleet::FULL_FLEET).await?;
     ensure_cli(&dir).await?;
     let env = Env::new(amqp_url).await?;
     let registry = Registry::start().await?;
@@ -52,28 +45,8 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<Value> {
     let result = async {
         let caddy = Caddy::start().await?;
         std::fs::create_dir_all(work.join("builds"))?;
-        let target: Vec<(String, String)> = [
-            ("SLIPWAY_REGISTRY", registry.addr().to_owned()),
-            ("SLIPWAY_CADDY_ADMIN", caddy.admin_url()),
-            ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_owned()),
-            ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_owned()),
-            ("SLIPWAY_CADDY_SERVER", "apps".to_owned()),
-            ("SLIPWAY_BASE_DOMAIN", "localhost".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .chain(images::containers_conf())
-        .collect();
-        let mut build = target.clone();
-        build.push((
-            "SLIPWAY_BUILD_DIR".into(),
-            work.join("builds").display().to_string(),
-        ));
-        let workers = vec![
-            (BINARIES[1], build),
-            (BINARIES[2], target.clone()),
-            (BINARIES[3], target),
-        ];
+        let workers =
+            fleet::local_target_workers(registry.addr(), &caddy, "apps", &work.join("builds"));
         let mut fleet = Fleet::start(&env, &dir, workers).await?;
         let measured = measure(&fleet, &env, &dir.join(CLI), &work).await;
         let measured = measured.map_err(|e| anyhow::anyhow!("{e:#}\n{}", fleet.tails()));

@@ -35,7 +35,6 @@ mod redeploy;
 mod timings;
 
 use crate::build::fleet::{self, Fleet};
-use crate::build::images;
 use crate::harness::Env;
 use crate::stats::{mean, round};
 use anyhow::Context;
@@ -48,12 +47,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const BINARIES: [&str; 4] = [
-    fleet::API,
-    "slipway-worker-build",
-    "slipway-worker-provision",
-    "slipway-worker-deploy",
-];
 const TERMINAL: &[&str] = &["live", "failed", "cancelled", "superseded"];
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
 const REDEPLOYS: u32 = 5;
@@ -81,7 +74,7 @@ struct Version {
 
 pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
     let dir = fleet::bin_dir();
-    fleet::ensure_binaries(&dir, &BINARIES).await?;
+    fleet::ensure_binaries(&dir, &fleet::FULL_FLEET).await?;
     let env = Env::new(amqp_url).await?;
     let registry = Registry::start().await?;
     let work = std::env::temp_dir().join(format!("slipway-bench-deploy-{}", env.prefix));
@@ -89,30 +82,8 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
         let caddy = Caddy::start().await?;
         std::fs::create_dir_all(work.join("repos"))?;
         std::fs::create_dir_all(work.join("builds"))?;
-        let target: Vec<(String, String)> = [
-            ("SLIPWAY_REGISTRY", registry.addr().to_owned()),
-            ("SLIPWAY_CADDY_ADMIN", caddy.admin_url()),
-            ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_owned()),
-            // The figures are of HTTP deploys (no wait for certificates);
-            // the default HTTPS address may also be another Caddy's.
-            ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_owned()),
-            ("SLIPWAY_CADDY_SERVER", SERVER.to_owned()),
-            ("SLIPWAY_BASE_DOMAIN", "localhost".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .chain(images::containers_conf())
-        .collect();
-        let mut build = target.clone();
-        build.push((
-            "SLIPWAY_BUILD_DIR".into(),
-            work.join("builds").display().to_string(),
-        ));
-        let workers = vec![
-            (BINARIES[1], build),
-            (BINARIES[2], target.clone()),
-            (BINARIES[3], target),
-        ];
+        let workers =
+            fleet::local_target_workers(registry.addr(), &caddy, SERVER, &work.join("builds"));
         let daemon = GitDaemon::start(&work.join("repos"))?;
         let mut fleet = Fleet::start(&env, &dir, workers).await?;
         let measured = measure_all(&fleet, &daemon, &work.join("repos"), &caddy).await;

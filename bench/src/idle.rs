@@ -38,12 +38,6 @@ use slipway_testkit::registry::Registry;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-const BINARIES: [&str; 4] = [
-    fleet::API,
-    "slipway-worker-build",
-    "slipway-worker-provision",
-    "slipway-worker-deploy",
-];
 const REPO: &str = "idle-app";
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Time the fleet gets after the last deploy before the window opens.
@@ -118,7 +112,7 @@ fn humantime_secs(value: &str) -> anyhow::Result<Duration> {
 pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
     let settings = settings()?;
     let dir = fleet::bin_dir();
-    fleet::ensure_binaries(&dir, &BINARIES).await?;
+    fleet::ensure_binaries(&dir, &fleet::FULL_FLEET).await?;
     let env = Env::new(amqp_url).await?;
     let registry = Registry::start().await?;
     let work = std::env::temp_dir().join(format!("slipway-bench-idle-{}", env.prefix));
@@ -134,28 +128,8 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
         std::fs::write(source.join("Dockerfile"), DOCKERFILE)?;
         std::fs::write(source.join("server.pl"), SERVER)?;
         seed_repo(&work.join("repos"), REPO, Some(&source))?;
-        let target: Vec<(String, String)> = [
-            ("SLIPWAY_REGISTRY", registry.addr().to_owned()),
-            ("SLIPWAY_CADDY_ADMIN", caddy.admin_url()),
-            ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_owned()),
-            ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_owned()),
-            ("SLIPWAY_CADDY_SERVER", "apps".to_owned()),
-            ("SLIPWAY_BASE_DOMAIN", "localhost".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .chain(crate::build::images::containers_conf())
-        .collect();
-        let mut build = target.clone();
-        build.push((
-            "SLIPWAY_BUILD_DIR".into(),
-            work.join("builds").display().to_string(),
-        ));
-        let workers = vec![
-            (BINARIES[1], build),
-            (BINARIES[2], target.clone()),
-            (BINARIES[3], target),
-        ];
+        let workers =
+            fleet::local_target_workers(registry.addr(), &caddy, "apps", &work.join("builds"));
         let daemon = GitDaemon::start(&work.join("repos"))?;
         let mut fleet = Fleet::start(&env, &dir, workers).await?;
         let git_url = daemon.url(REPO);

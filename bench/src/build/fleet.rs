@@ -276,3 +276,42 @@ pub async fn ensure_binaries(dir: &Path, binaries: &[&str]) -> anyhow::Result<()
     anyhow::ensure!(status.success(), "cargo build failed: {status}");
     Ok(())
 }
+
+/// The API and the three workers, as the deploy-side scenarios run them.
+pub const FULL_FLEET: [&str; 4] = [
+    API,
+    "slipway-worker-build",
+    "slipway-worker-provision",
+    "slipway-worker-deploy",
+];
+
+/// The three workers of [`FULL_FLEET`] with their settings for deploys to
+/// the local target behind `caddy` (server `caddy_server`, HTTP only: the
+/// figures are of HTTP deploys, and the default HTTPS address may be
+/// another Caddy's), images through `registry`, builds in `builds`.
+pub fn local_target_workers(
+    registry: &str,
+    caddy: &slipway_testkit::caddy::Caddy,
+    caddy_server: &str,
+    builds: &Path,
+) -> Vec<(&'static str, Vec<(String, String)>)> {
+    let target: Vec<(String, String)> = [
+        ("SLIPWAY_REGISTRY", registry.to_owned()),
+        ("SLIPWAY_CADDY_ADMIN", caddy.admin_url()),
+        ("SLIPWAY_CADDY_HTTP_ADDR", caddy.http_addr().to_owned()),
+        ("SLIPWAY_CADDY_HTTPS_ADDR", "off".to_owned()),
+        ("SLIPWAY_CADDY_SERVER", caddy_server.to_owned()),
+        ("SLIPWAY_BASE_DOMAIN", "localhost".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .chain(crate::build::images::containers_conf())
+    .collect();
+    let mut build = target.clone();
+    build.push(("SLIPWAY_BUILD_DIR".into(), builds.display().to_string()));
+    vec![
+        (FULL_FLEET[1], build),
+        (FULL_FLEET[2], target.clone()),
+        (FULL_FLEET[3], target),
+    ]
+}
