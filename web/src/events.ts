@@ -12,6 +12,7 @@
 // `Slipway-Project` header, and `EventSource` can send no header, nor a
 // `Last-Event-ID` of its own choosing on a new connection.
 import { currentProject, projectHeaders } from "./api";
+import { sseParser } from "./sse";
 
 export type StreamEvent =
   | { kind: "open"; fresh: boolean }
@@ -161,38 +162,15 @@ class EventStream {
     const reader = body.getReader();
     this.reader = reader;
     const decoder = new TextDecoder();
-    let buffer = "";
-    let event = "message";
-    let data: string[] = [];
-    let id: string | null = null;
+    const feed = sseParser((event, data, id) => {
+      if (id !== null) this.cursor = id;
+      this.deliver(event, data);
+    });
     while (!signal.aborted) {
       const { value, done } = await reader.read();
       if (done) return;
       this.lastData = Date.now();
-      buffer += decoder.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, nl).replace(/\r$/, "");
-        buffer = buffer.slice(nl + 1);
-        if (line === "") {
-          if (data.length) {
-            if (id !== null) this.cursor = id;
-            this.deliver(event, data.join("\n"));
-          }
-          event = "message";
-          data = [];
-          id = null;
-        } else if (line.startsWith(":")) {
-          // keep-alive
-        } else {
-          const colon = line.indexOf(":");
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-          if (field === "event") event = value;
-          else if (field === "data") data.push(value);
-          else if (field === "id") id = value;
-        }
-      }
+      feed(decoder.decode(value, { stream: true }));
     }
   }
 

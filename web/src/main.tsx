@@ -13,6 +13,7 @@ import { AppsPage } from "./pages/Apps";
 import { AppPage } from "./pages/App";
 import { DeploymentPage } from "./pages/Deployment";
 import { Wizard } from "./pages/Wizard";
+import { InstallPage, InstallsPage } from "./pages/Install";
 import { Overview } from "./pages/Overview";
 import { Tokens, Audit, DeadJobs, Targets } from "./pages/Admin";
 import { Members } from "./pages/Members";
@@ -45,7 +46,7 @@ function Shell({ ctx, children }: { ctx: Ctx; children: any }) {
         <Link href={base} class="brand">Slipway</Link>
         <nav>
           <Link href={`${base}/apps`}>Apps</Link>
-          <Link href={`${base}/install`}>Install</Link>
+          <Link href={`${base}/installs`}>Installs</Link>
           <Link href={`${base}/targets`}>Targets</Link>
           <Link href={`${base}/dead-jobs`}>Dead jobs</Link>
           {isOwner(ctx.project.role) ? <Link href={`${base}/members`}>Members</Link> : null}
@@ -114,6 +115,8 @@ function Root() {
   else if ((m = match("/apps/:app", rest))) page = <AppPage ctx={ctx} name={m.app} key={m.app} />;
   else if ((m = match("/apps/:app/deployments/:id", rest))) page = <DeploymentPage ctx={ctx} app={m.app} id={m.id} key={m.id} />;
   else if (rest === "/install") page = <Wizard ctx={ctx} />;
+  else if (rest === "/installs") page = <InstallsPage ctx={ctx} />;
+  else if ((m = match("/installs/:id", rest))) page = <InstallPage ctx={ctx} id={m.id} key={m.id} />;
   else if (rest === "/members") page = <Members ctx={ctx} />;
   else if (rest === "/tokens") page = <Tokens ctx={ctx} />;
   else if (rest === "/audit") page = <Audit ctx={ctx} />;
