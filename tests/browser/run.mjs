@@ -3,7 +3,9 @@
 // started. It reads its set-up from SLIPWAY_BROWSER (JSON: url, admin and
 // viewer credentials, the git URL of a repository with the branches
 // `main` (prints MARK <epoch ms> lines while it builds), `feature` and
-// `slow` (sleeps in its build)), runs the scenarios in order, writes
+// `slow` (sleeps in its build), and the fake Hetzner API to buy servers
+// from), runs the scenarios in order (or, with `only`, the sign-in and the
+// scenarios whose names match that pattern), writes
 // screenshots to `screenshots`, prints what it measured, and exits 1 on the
 // first failure (with a screenshot of it).
 import { createRequire } from "node:module";
@@ -22,6 +24,9 @@ const LONG = 240_000;
 /** Who the owner invites (the run checks the link the API answers). */
 const invitee = cfg.invitee ?? "newcomer@browser.test";
 const log = (...a) => console.log("browser:", ...a);
+/** `only`: run the scenarios whose names match (with what signs in), for working on one. */
+const only = cfg.only ? new RegExp(cfg.only) : null;
+const ALWAYS = new Set(["the dashboard's headers", "sign in"]);
 
 const browser = await chromium.launch({
   executablePath: cfg.chromium ?? "/usr/bin/chromium",
@@ -36,6 +41,7 @@ function check(ok, what) {
 }
 
 async function step(name, fn) {
+  if (only && !ALWAYS.has(name) && !only.test(name)) return log(`skip ${name}`);
   const started = Date.now();
   try {
     await fn();
@@ -320,15 +326,88 @@ try {
     await page.fill("input[name=domain]", "not a domain");
     await page.fill("input[name=app]", "-web");
     await page.click("form[aria-label=Environment] button[type=submit]");
-    for (const f of ["environment", "domain", "app"]) await page.waitForSelector(`.error[data-field=${f}]`);
+    for (const f of ["environment", "domain", "app", "git_url"]) await page.waitForSelector(`.error[data-field=${f}]`);
     await page.fill("input[name=environment]", "production");
     await page.fill("input[name=domain]", "app.example.com");
     await page.fill("input[name=app]", "web");
+    await page.fill("input[name=git_url]", cfg.git_url);
     await page.click("form[aria-label=Environment] button[type=submit]");
     await page.waitForSelector(".review .total .price >> text=/€\\d+\\.\\d\\d/");
-    await page.click(".review button >> text=Create");
-    await page.waitForSelector(".notice >> text=not available yet");
     await page.screenshot({ path: join(shots, "wizard-review.png"), fullPage: true });
+  });
+
+  await step("an install through the wizard: a refusal at its field, steps and logs live, completed, destroyed", async () => {
+    check(cfg.hetzner?.url, "the fake Hetzner's URL");
+    await page.goto(`${base}/install`);
+    await page.click("button[data-provider=hetzner]");
+    await page.click("button.choice[data-region=fsn1]");
+    await page.click("table.sizes tr[data-size=cx22] button");
+    const form = "form[aria-label=Environment]";
+    await page.fill(`${form} input[name=environment]`, "production");
+    await page.fill(`${form} input[name=domain]`, "");
+    await page.fill(`${form} input[name=app]`, cfg.install_app);
+    // Passes the page's check (not empty), refused by the API's.
+    await page.fill(`${form} input[name=git_url]`, "not-a-url");
+    await page.fill(`${form} input[name=git_ref]`, "main");
+    await page.click(`${form} button[type=submit]`);
+    await page.waitForSelector(".review .total .price >> text=/€\\d+\\.\\d\\d/");
+    // No Hetzner account yet: the page offers to add one; the provider
+    // refuses a wrong token in its words.
+    const account = "form[aria-label='Add a cloud account']";
+    await page.fill(`${account} input[name=token]`, "not-the-token");
+    await page.fill(`${account} input[name=endpoint]`, cfg.hetzner.url);
+    await page.click(`${account} button[type=submit]`);
+    await page.waitForSelector(`${account} .error >> text=invalid_credentials`);
+    await page.fill(`${account} input[name=token]`, cfg.hetzner.token);
+    await page.click(`${account} button[type=submit]`);
+    await page.waitForSelector(".review select[name=account] option[value=main]");
+    await page.click("button[data-action=create-install]");
+    // The API's refusal, at the field it names (back on the setup step).
+    await page.waitForSelector(`${form} .error[data-field=git_url] >> text=validation_failed`);
+    await page.screenshot({ path: join(shots, "wizard-refusal.png"), fullPage: true });
+    await page.fill(`${form} input[name=git_url]`, cfg.git_url);
+    await page.click(`${form} button[type=submit]`);
+    await page.click("button[data-action=create-install]");
+    await page.waitForURL(/\/installs\/[0-9a-f-]+$/);
+    await page.waitForSelector(".install[data-status]");
+    // Every state the page shows each step in, in the order it shows them.
+    await page.evaluate(() => {
+      window.__steps = [];
+      const seen = () => {
+        const now = [...document.querySelectorAll(".install-steps li")].map((li) => `${li.dataset.step}:${li.dataset.state}`).join(" ");
+        if (window.__steps[window.__steps.length - 1] !== now) window.__steps.push(now);
+      };
+      seen();
+      new MutationObserver(seen).observe(document.body, { subtree: true, attributes: true, childList: true });
+    });
+    await page.waitForSelector("[data-log-operation] .line", { timeout: LONG });
+    const ended = await page.waitForSelector(".install[data-status=completed], .install[data-status=failed]", { timeout: 600_000 });
+    if ((await ended.getAttribute("data-status")) !== "completed") {
+      const why = await page.locator(".install-error").allTextContents();
+      throw new Error(`the install failed: ${why.join(" ")}`);
+    }
+    const seen = await page.evaluate(() => window.__steps);
+    log(`install steps as shown: ${seen.join(" | ")}`);
+    const order = ["provision", "configure", "deploy", "verify"];
+    const running = seen.map((s) => s.split(" ").findIndex((x) => x.endsWith(":running"))).filter((i) => i >= 0);
+    check(running.every((i, n) => n === 0 || i >= running[n - 1]), `steps ran in order: ${seen.join(" | ")}`);
+    check(new Set(running).size >= 2, `the page saw the steps advance live: ${seen.join(" | ")}`);
+    check(order.every((s) => seen[seen.length - 1].includes(`${s}:done`)), `all four steps done: ${seen[seen.length - 1]}`);
+    check((await page.locator("[data-log-operation] .line").count()) > 0, "the log of the last step is shown");
+    const appUrl = await page.getAttribute(".app-url a", "href");
+    const answer = await fetch(appUrl);
+    check(answer.status === 200, `the app answers at ${appUrl}: ${answer.status}`);
+    await page.screenshot({ path: join(shots, "install-completed.png"), fullPage: true });
+    // Listed, then destroyed by its owner (a second click confirms).
+    await page.click(".crumbs a >> text=Installs");
+    await page.click("table.installs tbody tr a");
+    await page.waitForSelector(".install[data-status=completed]");
+    await page.click("button[data-action=destroy-install]");
+    await page.click("button[data-action=destroy-install] >> text=sure");
+    await page.waitForSelector(".install[data-status=destroying], .install[data-status=destroyed]");
+    await page.waitForSelector(".install[data-status=destroyed]", { timeout: LONG });
+    check((await page.locator("button[data-action=destroy-install]").count()) === 0, "nothing left to destroy");
+    await page.screenshot({ path: join(shots, "install-destroyed.png"), fullPage: true });
   });
 
   await step("overview, audit, tokens, dead jobs, targets render", async () => {
@@ -421,6 +500,10 @@ try {
       check((await page.locator(`form[aria-label='${form}']`).count()) === 0, `no ${form} form`);
     }
     check((await page.locator("header nav a >> text=Members").count()) === 0, "no members link");
+    await page.goto(`${base}/installs`);
+    await page.waitForSelector("h1 >> text=Installs");
+    check((await page.locator("a >> text=New install").count()) === 0, "no new install link");
+    await page.goto(`${base}/apps/${cfg.app}`);
     await page.waitForSelector(".scale [data-replicas]");
     await page.screenshot({ path: join(shots, "app-as-viewer.png"), fullPage: true });
     const status = await page.evaluate(async ({ app, project }) => {

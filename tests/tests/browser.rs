@@ -9,9 +9,15 @@
 //! add-on and see the scale, invite a member by email (the one-use link is
 //! shown; `already_invited`, `already_member` and `last_owner` refusals
 //! too) who opens the link and joins, the install wizard's prices and
-//! refusals, the owners' pages, 200 apps painted, and a viewer who sees no
-//! deploy, domain, scale or add-on form and whose deploy the API refuses
-//! with 403. Screenshots go to `target/screenshots`.
+//! refusals, an install through the wizard (a cloud account added at the
+//! fake Hetzner, an API refusal shown at its field, then a server bought
+//! there that is a real test host, set up, the app deployed on it and
+//! verified, each step live with its log, then destroyed), the owners'
+//! pages, 200 apps painted, and a viewer who sees no deploy, domain, scale,
+//! add-on or install form and whose deploy the API refuses with 403.
+//! Screenshots go to `target/screenshots`. `SLIPWAY_BROWSER_ONLY=PATTERN`
+//! runs only the scenarios whose names match (after signing in), and skips
+//! the checks of what the others did.
 //!
 //! Needs `chromium` (scripts/test-tools.sh), `npm ci` and `npm run build`
 //! in `web/` (scripts/test.sh does both). Outside CI a missing piece skips
@@ -23,7 +29,10 @@ use anyhow::Context;
 use common::{Fleet, Options};
 use serde_json::{json, Value};
 use slipway_testkit::caddy::Caddy;
+use slipway_testkit::cloud_fake::hetzner::FakeHetzner;
+use slipway_testkit::cloud_fake::hosts::FakeHosts;
 use slipway_testkit::git::{git, seed_repo, GitDaemon};
+use slipway_testkit::host::APT_SOURCE;
 use slipway_testkit::registry::Registry;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +43,10 @@ const VIEWER_EMAIL: &str = "viewer@browser.test";
 const VIEWER_PASSWORD: &str = "ember-willow-cobalt-5530";
 /// Invited by the owner on the members page; joins through the link.
 const INVITEE_EMAIL: &str = "newcomer@browser.test";
+/// The fake Hetzner's API token, typed into the wizard's account form.
+const HETZNER_TOKEN: &str = "hz-browser-token";
+/// The app the wizard's install deploys on the server it buys.
+const INSTALL_APP: &str = "shop";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -138,8 +151,14 @@ async fn the_dashboard_deploys_follows_logs_rolls_back_and_hides_what_a_viewer_c
         eprintln!("SKIPPED the browser test: {why}");
         return Ok(());
     }
+    let only = std::env::var("SLIPWAY_BROWSER_ONLY").ok();
     let registry = Registry::start().await?;
     let caddy = Caddy::start().await?;
+    // The wizard buys its server here: a real test host, gone on delete.
+    let hosts = FakeHosts::new();
+    let hetzner = FakeHetzner::start_with(HETZNER_TOKEN, hosts.hook()).await?;
+    let released = hosts.clone();
+    hetzner.on_delete(std::sync::Arc::new(move |ip| released.release(ip)));
     let dirs = tempfile::tempdir()?;
     let mut env = vec![
         ("SLIPWAY_REGISTRY", registry.addr().to_string()),
@@ -153,6 +172,8 @@ async fn the_dashboard_deploys_follows_logs_rolls_back_and_hides_what_a_viewer_c
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
         ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
         ("SLIPWAY_RUNTIME_LOG_INTERVAL", "300ms".to_string()),
+        ("SLIPWAY_CLOUD_POLL_INTERVAL", "100ms".to_string()),
+        ("SLIPWAY_SERVER_APT_SOURCE", APT_SOURCE.to_string()),
         (
             "SLIPWAY_WEB_DIR",
             root.join("web/dist").display().to_string(),
@@ -188,6 +209,9 @@ async fn the_dashboard_deploys_follows_logs_rolls_back_and_hides_what_a_viewer_c
         "secret_value": secret_value,
         "archive": dirs.path().join("app.tar.gz"),
         "screenshots": screenshots,
+        "hetzner": {"url": hetzner.url(), "token": HETZNER_TOKEN},
+        "install_app": INSTALL_APP,
+        "only": only,
     });
     let started = std::time::Instant::now();
     let run = tokio::process::Command::new("node")
@@ -212,6 +236,26 @@ async fn the_dashboard_deploys_follows_logs_rolls_back_and_hides_what_a_viewer_c
         println!("{}", fleet.logs());
     }
     anyhow::ensure!(status.success(), "the browser scenarios failed: {status}");
+
+    // The install the wizard made was destroyed: nothing left at the
+    // provider, no test host running.
+    let (_, installs) = fleet
+        .call(reqwest::Method::GET, "/v1/installs", None)
+        .await?;
+    let installs = installs["items"].as_array().context("installs")?.clone();
+    assert!(
+        only.is_some() || installs.len() == 1,
+        "the wizard made one install: {installs:?}"
+    );
+    for install in &installs {
+        assert_eq!(install["status"], "destroyed", "{install}");
+    }
+    assert_eq!(hetzner.holdings(), (0, 0, 0), "the fake holds nothing");
+    assert_eq!(hosts.running(), 0, "the server's test host is gone");
+    if only.is_some() {
+        fleet.stop().await;
+        return Ok(());
+    }
 
     // What the pages did, as the API records it.
     assert_eq!(app_now["status"]["state"], "running", "{app_now}");
