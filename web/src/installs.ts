@@ -24,8 +24,6 @@ export interface InstallStep {
   state: StepState;
   /** A deployment id: its logs at /v1/deployments/{id}/logs. */
   operation: string | null;
-  started_at?: string | null;
-  finished_at?: string | null;
 }
 
 export interface Install {
@@ -135,9 +133,10 @@ export function fieldOf(error: ApiError): Field | null {
     return head ? BY_NAME[head] ?? null : null;
   }
   if (error.code === "conflict" || error.code === "app_exists" || error.code === "server_exists") {
+    // By how the message starts: the names it quotes could be any word.
     const m = error.message.toLowerCase();
-    if (/\bapp\b/.test(m)) return "app";
-    if (/\b(server|target)\b/.test(m)) return "server_name";
+    if (/^app\b/.test(m)) return "app";
+    if (/^(an? )?(server|target)\b/.test(m)) return "server_name";
     return null;
   }
   return BY_CODE[error.code] ?? null;
@@ -199,9 +198,23 @@ export function followInstall(id: string, onView: (view: Install) => void, onErr
   return () => controller.abort();
 }
 
-/** How long a step took (or has taken so far), in ms; null when the view gives no times. */
-export function stepTook(step: InstallStep, now: number): number | null {
-  if (!step.started_at) return null;
-  const end = step.finished_at ? Date.parse(step.finished_at) : step.state === "running" ? now : null;
-  return end === null ? null : Math.max(0, end - Date.parse(step.started_at));
+/** An operation's span as `GET /v1/deployments/{id}` gives it. */
+export interface OperationSpan {
+  created_at: string;
+  finished_at: string | null;
+}
+
+/**
+ * How long each step took (or has taken so far), in ms, from its
+ * operation's span; null for a step without one, and for a step sharing
+ * the operation of the step before it (provision and configure are one
+ * server create: its time is shown once, at provision).
+ */
+export function stepTimes(steps: InstallStep[], spans: Record<string, OperationSpan>, now: number): (number | null)[] {
+  return steps.map((step, i) => {
+    const span = step.operation ? spans[step.operation] : undefined;
+    if (!span || step.state === "pending" || (i > 0 && steps[i - 1].operation === step.operation)) return null;
+    const end = span.finished_at ? Date.parse(span.finished_at) : now;
+    return Math.max(0, end - Date.parse(span.created_at));
+  });
 }

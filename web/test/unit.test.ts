@@ -6,7 +6,7 @@ import { parseAnsi, stripAnsi } from "../src/ansi";
 import { appendLines, LogLine } from "../src/pages/LogView";
 import { installBody, Setup, validateSetup } from "../src/pages/Wizard";
 import { ApiError } from "../src/api";
-import { destroyable, fieldOf, installEnded, InstallStep, logStep, StepName, StepState, stepTook } from "../src/installs";
+import { destroyable, fieldOf, installEnded, InstallStep, logStep, StepName, StepState, stepTimes } from "../src/installs";
 import { sseParser } from "../src/sse";
 
 test("ANSI colours become classes and text stays text", () => {
@@ -84,7 +84,9 @@ test("an install refusal is shown at the field it names", () => {
   assert.equal(at("validation_failed", "server_name: must be a Name"), "server_name");
   assert.equal(at("validation_failed", "domain: not a host name"), "domain");
   assert.equal(at("conflict", "app `web` exists in this project"), "app");
-  assert.equal(at("conflict", "a server or target named `shop` exists"), "server_name");
+  assert.equal(at("conflict", "a server or target named `shop` exists in this project"), "server_name");
+  assert.equal(at("conflict", "a server or target named `app` exists in this project"), "server_name", "a name is not a kind");
+  assert.equal(at("conflict", "app `server` exists in this project"), "app");
   assert.equal(at("something_new", "whatever"), null, "unknown codes go above the form");
 });
 
@@ -105,10 +107,17 @@ test("install statuses: which end the stream, which can be destroyed, and step t
   assert.ok(!installEnded("deploying") && !installEnded("destroying"), "a destroy is followed to its end");
   assert.ok(destroyable("failed") && destroyable("completed") && destroyable("pending"));
   assert.ok(!destroyable("destroying") && !destroyable("destroyed"));
+  const op1 = "00000000-0000-0000-0000-000000000001";
+  const op2 = "00000000-0000-0000-0000-000000000002";
   const t0 = Date.parse("2026-12-05T20:00:00Z");
-  assert.equal(stepTook(step("deploy", "pending"), t0), null, "no times, no duration");
-  assert.equal(stepTook({ ...step("deploy", "running"), started_at: "2026-12-05T20:00:00Z" }, t0 + 5000), 5000);
-  assert.equal(stepTook({ ...step("deploy", "done"), started_at: "2026-12-05T20:00:00Z", finished_at: "2026-12-05T20:00:02Z" }, t0 + 9000), 2000);
+  const spans = {
+    [op1]: { created_at: "2026-12-05T20:00:00Z", finished_at: "2026-12-05T20:01:00Z" },
+    [op2]: { created_at: "2026-12-05T20:01:00Z", finished_at: null },
+  };
+  const steps = [step("provision", "done", op1), step("configure", "done", op1), step("deploy", "running", op2), step("verify", "pending")];
+  assert.deepEqual(stepTimes(steps, spans, t0 + 65_000), [60_000, null, 5_000, null],
+    "one server create shown once; a running step counts up; no operation, no time");
+  assert.deepEqual(stepTimes(steps, {}, t0), [null, null, null, null], "not read yet");
 });
 
 test("the SSE parser joins data lines, keeps ids and skips keep-alives, across any chunking", () => {

@@ -6,7 +6,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { del, enc, get, isOwner } from "../api";
 import { events } from "../events";
-import { destroyable, followInstall, Install, logStep, stepTook } from "../installs";
+import { destroyable, followInstall, Install, InstallStep, logStep, OperationSpan, stepTimes } from "../installs";
 import type { Ctx } from "../main";
 import { ago, Badge, duration, ErrorBox, Link, shortId } from "../ui";
 import { appendLines, LogLine, LogView } from "./LogView";
@@ -39,6 +39,25 @@ function useTick(running: boolean): number {
   return now;
 }
 
+/**
+ * The spans of the steps' operations, read again whenever a step's state
+ * changes (a step starts or ends when its operation does).
+ */
+function useSpans(steps: InstallStep[] | undefined): Record<string, OperationSpan> {
+  const [spans, setSpans] = useState<Record<string, OperationSpan>>({});
+  const key = (steps ?? []).map((s) => `${s.operation}:${s.state}`).join(" ");
+  useEffect(() => {
+    const ops = new Set((steps ?? []).filter((s) => s.operation && s.state !== "pending").map((s) => s.operation!));
+    for (const op of ops) {
+      get<OperationSpan>(`/v1/deployments/${enc(op)}`).then(
+        (d) => setSpans((now) => ({ ...now, [op]: { created_at: d.created_at, finished_at: d.finished_at } })),
+        () => {},
+      );
+    }
+  }, [key]);
+  return spans;
+}
+
 export function InstallPage({ ctx, id }: { ctx: Ctx; id: string }) {
   const [install, setInstall] = useState<Install | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -53,6 +72,7 @@ export function InstallPage({ ctx, id }: { ctx: Ctx; id: string }) {
     [id, generation],
   );
   const now = useTick(!!install?.steps.some((s) => s.state === "running"));
+  const spans = useSpans(install?.steps);
 
   const destroy = async () => {
     setFailure(null);
@@ -68,6 +88,7 @@ export function InstallPage({ ctx, id }: { ctx: Ctx; id: string }) {
 
   if (!install) return <section><ErrorBox error={error} /><p class="loading">Loading…</p></section>;
   const shown = logStep(install.steps);
+  const took = stepTimes(install.steps, spans, now);
   return (
     <section class="install" data-install={install.id} data-status={install.status}>
       <p class="crumbs"><Link href={`${base}/installs`}>Installs</Link> / {shortId(install.id)}</p>
@@ -104,17 +125,13 @@ export function InstallPage({ ctx, id }: { ctx: Ctx; id: string }) {
         <div>
           <h2>Steps</h2>
           <ol class="install-steps">
-            {install.steps.map((s) => {
-              const took = stepTook(s, now);
-              return (
-                <li key={s.name} data-step={s.name} data-state={s.state}>
-                  <strong>{s.name}</strong> <Badge state={s.state} />
-                  {took !== null ? <span class="took">{duration(took)}</span> : null}
-                  {s.started_at ? <span class="muted">{new Date(s.started_at).toLocaleTimeString()}</span> : null}
-                  {s.operation ? <span class="muted">operation {shortId(s.operation)}</span> : null}
-                </li>
-              );
-            })}
+            {install.steps.map((s, i) => (
+              <li key={s.name} data-step={s.name} data-state={s.state}>
+                <strong>{s.name}</strong> <Badge state={s.state} />
+                {took[i] !== null ? <span class="took">{duration(took[i]!)}</span> : null}
+                {s.operation ? <span class="muted">operation {shortId(s.operation)}</span> : null}
+              </li>
+            ))}
           </ol>
         </div>
         {shown?.operation ? <OperationLog key={shown.operation} operation={shown.operation} step={shown.name} /> : null}
