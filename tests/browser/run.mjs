@@ -360,7 +360,7 @@ try {
     await page.waitForSelector(`${account} .error >> text=invalid_credentials`);
     await page.fill(`${account} input[name=token]`, cfg.hetzner.token);
     await page.click(`${account} button[type=submit]`);
-    await page.waitForSelector(".review select[name=account] option[value=main]");
+    await page.waitForSelector(".review select[name=account] option[value=main]", { state: "attached" });
     await page.click("button[data-action=create-install]");
     // The API's refusal, at the field it names (back on the setup step).
     await page.waitForSelector(`${form} .error[data-field=git_url] >> text=validation_failed`);

@@ -172,6 +172,8 @@ async fn the_dashboard_deploys_follows_logs_rolls_back_and_hides_what_a_viewer_c
         ("SLIPWAY_CADDY_SERVER", "apps".to_string()),
         ("SLIPWAY_BASE_DOMAIN", "localhost".to_string()),
         ("SLIPWAY_RUNTIME_LOG_INTERVAL", "300ms".to_string()),
+        // The provision worker opens the cloud account's credentials.
+        ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
         ("SLIPWAY_CLOUD_POLL_INTERVAL", "100ms".to_string()),
         ("SLIPWAY_SERVER_APT_SOURCE", APT_SOURCE.to_string()),
         (
