@@ -394,6 +394,10 @@ try {
     check(new Set(running).size >= 2, `the page saw the steps advance live: ${seen.join(" | ")}`);
     check(order.every((s) => seen[seen.length - 1].includes(`${s}:done`)), `all four steps done: ${seen[seen.length - 1]}`);
     check((await page.locator("[data-log-operation] .line").count()) > 0, "the log of the last step is shown");
+    // Any step's log, on a click: the first deployment's build and start.
+    await page.click(".install-steps li[data-step=deploy] button");
+    await page.waitForSelector("h2 >> text=Log of deploy");
+    await page.waitForSelector("[data-log-operation] .line >> text=/succeeded|live/");
     const appUrl = await page.getAttribute(".app-url a", "href");
     const answer = await fetch(appUrl);
     check(answer.status === 200, `the app answers at ${appUrl}: ${answer.status}`);

@@ -63,6 +63,8 @@ export function InstallPage({ ctx, id }: { ctx: Ctx; id: string }) {
   const [error, setError] = useState<unknown>(null);
   const [failure, setFailure] = useState<unknown>(null);
   const [armed, setArmed] = useState(false);
+  // A step whose log the reader chose; else the page follows the running one.
+  const [picked, setPicked] = useState<string | null>(null);
   // A destroy of a finished install starts its stream again.
   const [generation, setGeneration] = useState(0);
   const base = `/p/${enc(ctx.project.name)}`;
@@ -87,7 +89,7 @@ export function InstallPage({ ctx, id }: { ctx: Ctx; id: string }) {
   };
 
   if (!install) return <section><ErrorBox error={error} /><p class="loading">Loading…</p></section>;
-  const shown = logStep(install.steps);
+  const shown = install.steps.find((s) => s.name === picked && s.operation) ?? logStep(install.steps);
   const took = stepTimes(install.steps, spans, now);
   return (
     <section class="install" data-install={install.id} data-status={install.status}>
@@ -104,7 +106,7 @@ export function InstallPage({ ctx, id }: { ctx: Ctx; id: string }) {
         <span>{install.environment}</span>
         <span class="price">€{install.estimated_cost_eur}/month</span>
         <span>server <Badge state={install.server.state} /> {install.server.ipv4 ?? ""}</span>
-        <Link href={`${base}/apps/${enc(install.app.name)}`}>app {install.app.name}</Link>
+        {install.status !== "destroyed" ? <Link href={`${base}/apps/${enc(install.app.name)}`}>app {install.app.name}</Link> : null}
         {isOwner(ctx.project.role) && destroyable(install.status) ? (
           <button class="danger" data-action="destroy-install" onClick={destroy}>{armed ? "Destroy: sure?" : "Destroy"}</button>
         ) : null}
@@ -127,7 +129,10 @@ export function InstallPage({ ctx, id }: { ctx: Ctx; id: string }) {
           <ol class="install-steps">
             {install.steps.map((s, i) => (
               <li key={s.name} data-step={s.name} data-state={s.state}>
-                <strong>{s.name}</strong> <Badge state={s.state} />
+                {s.operation ? (
+                  <button class={`link step-name ${shown?.name === s.name ? "shown" : ""}`} title="show its log" onClick={() => setPicked(s.name)}>{s.name}</button>
+                ) : <strong class="step-name">{s.name}</strong>}{" "}
+                <Badge state={s.state} />
                 {took[i] !== null ? <span class="took">{duration(took[i]!)}</span> : null}
                 {s.operation ? <span class="muted">operation {shortId(s.operation)}</span> : null}
               </li>
