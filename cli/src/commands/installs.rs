@@ -77,7 +77,7 @@ pub async fn create(ctx: &Ctx, args: Install) -> Result<()> {
             or_dash(install["estimated_cost_eur"].as_str()),
         ),
     );
-    let install = follow_install(ctx, &id).await?;
+    let install = follow_install(ctx, &id, true).await?;
     show(ctx, &install);
     match install["status"].as_str() {
         Some("completed") => Ok(()),
@@ -92,7 +92,7 @@ async fn destroy(ctx: &Ctx, args: DestroyInstall) -> Result<()> {
         show(ctx, &install);
         return Ok(());
     }
-    let install = follow_install(ctx, &args.id).await?;
+    let install = follow_install(ctx, &args.id, false).await?;
     show(ctx, &install);
     match install["status"].as_str() {
         Some("destroyed") => Ok(()),
@@ -101,9 +101,9 @@ async fn destroy(ctx: &Ctx, args: DestroyInstall) -> Result<()> {
 }
 
 /// Follows the install until a terminal status: each change of status,
-/// and each step's operation (timeline and logs) while it runs. The
-/// install as it ended.
-async fn follow_install(ctx: &Ctx, id: &str) -> Result<Value> {
+/// and with `steps` each step's operation (timeline and logs) in turn.
+/// The install as it ended.
+async fn follow_install(ctx: &Ctx, id: &str, steps: bool) -> Result<Value> {
     let mut status = String::new();
     let mut followed: Vec<Uuid> = Vec::new();
     loop {
@@ -120,22 +120,20 @@ async fn follow_install(ctx: &Ctx, id: &str) -> Result<Value> {
             );
             status = now;
         }
-        if TERMINAL.contains(&status.as_str()) {
-            return Ok(install);
-        }
-        // The step running now, with an operation not followed yet (the
-        // server's create is two steps but one operation).
-        let running = install["steps"]
+        // The next step that started, with an operation not followed yet
+        // (the server's create is two steps but one operation); one that
+        // already ended (a verify takes a moment) is shown whole.
+        let next = install["steps"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|step| step["state"] == "running")
+            .filter(|step| steps && step["state"] != "pending")
             .filter_map(|step| {
                 let operation: Uuid = step["operation"].as_str()?.parse().ok()?;
                 Some((step["name"].as_str().unwrap_or("-").to_owned(), operation))
             })
             .find(|(_, operation)| !followed.contains(operation));
-        match running {
+        match next {
             Some((step, operation)) => {
                 progress(
                     ctx,
@@ -147,6 +145,7 @@ async fn follow_install(ctx: &Ctx, id: &str) -> Result<Value> {
                 followed.push(operation);
                 follow::track(ctx, operation).await?;
             }
+            None if TERMINAL.contains(&status.as_str()) => return Ok(install),
             None => tokio::time::sleep(POLL).await,
         }
     }

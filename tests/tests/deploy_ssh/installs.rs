@@ -120,7 +120,12 @@ async fn install_and_destroy(
                 )
                 .await?;
             anyhow::ensure!(status == 202, "install: {status} {made}");
-            wait(fleet, made["id"].as_str().context("id")?, &["completed", "failed"]).await?
+            wait(
+                fleet,
+                made["id"].as_str().context("id")?,
+                &["completed", "failed"],
+            )
+            .await?
         }
     };
     let id = completed["id"].as_str().context("id")?.to_owned();
@@ -135,7 +140,12 @@ async fn install_and_destroy(
     eprintln!("{provider}: install request to completed {elapsed:.1?}");
     assert_eq!(
         step_states(&completed),
-        ["provision:done", "configure:done", "deploy:done", "verify:done"]
+        [
+            "provision:done",
+            "configure:done",
+            "deploy:done",
+            "verify:done"
+        ]
     );
     let ipv4 = completed["server"]["ipv4"].as_str().context("ipv4")?;
     assert_eq!(completed["app_url"], format!("http://{ipv4}/"));
@@ -159,7 +169,10 @@ async fn install_and_destroy(
     match cli {
         Some(cli) => {
             let listed = cli.run(&["installs", "list"]).await?;
-            assert!(listed.code == 0 && listed.stdout.contains("completed"), "{listed}");
+            assert!(
+                listed.code == 0 && listed.stdout.contains("completed"),
+                "{listed}"
+            );
             let destroyed = cli.run(&["installs", "destroy", &id]).await?;
             assert_eq!(destroyed.code, 0, "{destroyed}\n{}", fleet.logs());
             assert!(destroyed.stdout.contains("destroyed"), "{destroyed}");
@@ -239,8 +252,10 @@ async fn an_install_whose_create_fails_ends_failed_and_leaves_nothing() -> anyho
         .call(
             Method::POST,
             "/v1/installs",
-            Some(json!({"provider": "hetzner", "account": "main", "region": "fsn1", "size": "cx22",
-                        "app": {"name": "shop", "git_url": "http://127.0.0.1:9/shop.git"}})),
+            Some(
+                json!({"provider": "hetzner", "account": "main", "region": "fsn1", "size": "cx22",
+                        "app": {"name": "shop", "git_url": "http://127.0.0.1:9/shop.git"}}),
+            ),
         )
         .await?;
     anyhow::ensure!(status == 202, "install: {status} {made}");
