@@ -2,7 +2,8 @@
 //! install's server; this checks from Slipway's side what a visitor will
 //! see: `GET http://IPV4/` with the app's host name (the install's domain,
 //! or for an install without one the server's address, which the install
-//! made one of the app's hosts) answers, within [`VERIFY_TIMEOUT`].
+//! made one of the app's hosts) answers with a success or a redirect,
+//! within [`VERIFY_TIMEOUT`].
 
 use async_trait::async_trait;
 use slipway_shared::db::installs::VERIFY_JOB_KIND;
@@ -68,9 +69,10 @@ impl JobHandler for InstallVerify {
         loop {
             tries += 1;
             let last = match self.client.get(&url).header("host", &host).send().await {
-                // A 5xx is the proxy's (no upstream yet) or an app still
-                // starting: worth another try; anything else is the app.
-                Ok(answer) if !answer.status().is_server_error() => {
+                // Success or a redirect is the app's; anything else (the
+                // proxy's 404 for a host it has no route for yet, its 502
+                // while the upstream starts) is worth another try.
+                Ok(answer) if answer.status().is_success() || answer.status().is_redirection() => {
                     ctx.logs
                         .info(&format!(
                             "the app answered {} at {url} (try {tries})",
