@@ -1,0 +1,333 @@
+//! `install`: an app installed on a new server bought from the Hetzner fake
+//! (issue 15's Measure), through the real fleet (release API and the three
+//! workers, a test-owned registry, git daemon and Caddy, real buildah and
+//! podman); the fake's servers are real test hosts (`cloud_fake::hosts`),
+//! set up over SSH by Slipway and deployed to by the deploy user's podman.
+//! The fake runs on a thread and runtime of its own (`install/cloud.rs`).
+//!
+//! The app is the static-site example in a local git repository. A first
+//! install builds its commit and is destroyed; each measured run then
+//! installs the same commit again as a new app of the same name, so its
+//! build finds every layer cached and the registry holding them (the build
+//! worker's image reuse is per app: a new app's build runs buildah, on
+//! cached layers). `SLIPWAY_BENCH_INSTALL_RUNS` runs (default 3), each
+//! destroyed, with nothing left at the fake, before the next.
+//!
+//! One JSON line: the stages of request → `completed` (`install/stages.rs`:
+//! provider create, test host up, provider running, SSH ready, setup,
+//! deploy, verify), from the server operation's log lines and events, the
+//! app deployment's events, the install's `completed_at` and the fake's
+//! own record of the create and of its host answering SSH; `total_ms`;
+//! `overhead_ms` = total − the test host's boot − the fake's simulated
+//! wait (its create action stays `running` for a number of reads, one
+//! poll interval apart: both explicit under `fake`); `destroy_ms`. Means
+//! over the runs, and each run.
+
+mod cloud;
+mod flow;
+mod stages;
+
+use crate::build::fleet::{self, Fleet};
+use crate::deploy::{event_at, podman, timings};
+use crate::harness::Env;
+use crate::stats::{max, mean, round};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use cloud::FakeCloud;
+use flow::{Installed, Via, NAME};
+use reqwest::Method;
+use serde_json::{json, Value};
+use slipway_testkit::caddy::Caddy;
+use slipway_testkit::cloud_fake::hetzner::FakeHetzner;
+use slipway_testkit::git::{seed_repo, GitDaemon};
+use slipway_testkit::host::APT_SOURCE;
+use slipway_testkit::registry::Registry;
+use stages::{SimulatedWaits, Split, Timeline, STAGES};
+use std::path::Path;
+use std::time::Duration;
+
+const DEFAULT_RUNS: usize = 3;
+/// `SLIPWAY_CLOUD_POLL_INTERVAL` of the fleet: its default.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+const OVERHEAD_TARGET_MS: f64 = 5000.0;
+
+pub async fn run(amqp_url: &str) -> anyhow::Result<Value> {
+    let runs = runs()?;
+    let via = Via::from_env()?;
+    let dir = fleet::bin_dir();
+    fleet::ensure_binaries(&dir, &fleet::FULL_FLEET).await?;
+    let env = Env::new(amqp_url).await?;
+    let registry = Registry::start().await?;
+    let work = std::env::temp_dir().join(format!("slipway-bench-install-{}", env.prefix));
+    let cloud = FakeCloud::start()?;
+    let result = async {
+        let caddy = Caddy::start().await?;
+        std::fs::create_dir_all(work.join("repos"))?;
+        std::fs::create_dir_all(work.join("builds"))?;
+        let mut workers =
+            fleet::local_target_workers(registry.addr(), &caddy, "apps", &work.join("builds"));
+        for (_, worker_env) in &mut workers {
+            // New servers install from the test hosts' own apt repository.
+            worker_env.push(("SLIPWAY_SERVER_APT_SOURCE".into(), APT_SOURCE.into()));
+            worker_env.push((
+                "SLIPWAY_CLOUD_POLL_INTERVAL".into(),
+                format!("{}ms", POLL_INTERVAL.as_millis()),
+            ));
+        }
+        let daemon = GitDaemon::start(&work.join("repos"))?;
+        let mut fleet = Fleet::start(&env, &dir, workers).await?;
+        let measured = measure(&fleet, &cloud, &daemon, &work.join("repos"), via, runs).await;
+        let measured = measured.map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#}\nboot failures: {:?}\n{}",
+                cloud.boot_failures(),
+                fleet.tails()
+            )
+        });
+        fleet.stop().await;
+        drop(daemon);
+        measured
+    }
+    .await;
+    cloud.stop().await;
+    podman::remove_leftovers(registry.addr()).await;
+    drop(registry);
+    let _ = std::fs::remove_dir_all(&work);
+    env.cleanup().await;
+    result
+}
+
+fn runs() -> anyhow::Result<usize> {
+    match std::env::var("SLIPWAY_BENCH_INSTALL_RUNS") {
+        Err(_) => Ok(DEFAULT_RUNS),
+        Ok(n) => n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("SLIPWAY_BENCH_INSTALL_RUNS={n}: a positive count")),
+    }
+}
+
+/// One measured run.
+struct Measured {
+    split: Split,
+    deploy_detail: [f64; 3],
+    build: String,
+    /// The deploy job's own pull, start, health and switch, if logged.
+    deploy_steps: Option<timings::Split>,
+    destroy_ms: f64,
+}
+
+async fn measure(
+    fleet: &Fleet,
+    cloud: &FakeCloud,
+    daemon: &GitDaemon,
+    repos: &Path,
+    via: Via,
+    runs: usize,
+) -> anyhow::Result<Value> {
+    let source = fleet::workspace().join("examples/static-site");
+    seed_repo(repos, NAME, Some(&source))?;
+    let (status, account) = fleet
+        .call(
+            Method::POST,
+            "/v1/cloud-accounts",
+            Some(json!({"provider": "hetzner", "name": flow::ACCOUNT, "endpoint": cloud.url,
+                        "credentials": {"token": cloud::TOKEN}})),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "cloud account: {status} {account}");
+    let waits = SimulatedWaits {
+        action_reads: FakeHetzner::STEPS,
+        poll_interval: POLL_INTERVAL,
+    };
+    let git_url = daemon.url(NAME);
+
+    eprintln!("[bench] first install (builds the commit)");
+    let first = one(fleet, cloud, via, &git_url, &waits).await?;
+    let mut measured = Vec::new();
+    for n in 1..=runs {
+        eprintln!("[bench] install {n}/{runs}");
+        measured.push(one(fleet, cloud, via, &git_url, &waits).await?);
+    }
+    let each = |f: &dyn Fn(&Measured) -> f64| measured.iter().map(f).collect::<Vec<_>>();
+    let mut stages = serde_json::Map::new();
+    for (i, name) in STAGES.iter().enumerate() {
+        stages.insert(
+            format!("{name}_ms"),
+            json!(mean(&each(&|m| m.split.stages[i])).round()),
+        );
+    }
+    let totals = each(&|m| m.split.total_ms);
+    let overheads = each(&|m| m.split.overhead_ms);
+    Ok(json!({
+        "scenario": "install",
+        "via": via.describe(),
+        "runs": runs,
+        "stages": stages,
+        "total_ms": mean(&totals).round(),
+        "total_max_ms": max(&totals).round(),
+        "overhead_ms": mean(&overheads).round(),
+        "overhead_max_ms": max(&overheads).round(),
+        "overhead_target_ms": OVERHEAD_TARGET_MS,
+        "destroy_ms": mean(&each(&|m| m.destroy_ms)).round(),
+        // The deploy stage's own timeline: created → built (the build),
+        // built → deploying (provision), deploying → live (pull onto the
+        // new server, start, health check, route switch).
+        "deploy_detail_ms": {
+            "created_to_built": mean(&each(&|m| m.deploy_detail[0])).round(),
+            "built_to_deploying": mean(&each(&|m| m.deploy_detail[1])).round(),
+            "deploying_to_live": mean(&each(&|m| m.deploy_detail[2])).round(),
+        },
+        "fake": {
+            "host_boot_ms": mean(&each(&|m| m.split.host_boot_ms)).round(),
+            "host_boot": "podman run of the test host until its sshd answers, inside the fake's create",
+            "create_action_reads_until_success": waits.action_reads,
+            "cloud_poll_interval_ms": waits.poll_interval.as_millis(),
+            "create_action_wait_ms": waits.create_action().as_millis(),
+        },
+        "first_install": {
+            "total_ms": first.split.total_ms.round(),
+            "overhead_ms": first.split.overhead_ms.round(),
+            "build": first.build,
+        },
+        "per_run": measured.iter().map(|m| json!({
+            "stages": m.split.stages_json(),
+            "total_ms": m.split.total_ms.round(),
+            "overhead_ms": m.split.overhead_ms.round(),
+            "destroy_ms": m.destroy_ms.round(),
+            "build": m.build,
+            "deploy_steps_s": m.deploy_steps.as_ref().map(|s| json!({
+                "pull": s.pull_s, "start": s.start_s, "health": s.health_s, "switch": s.switch_s})),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// Installs, reads the split back, destroys, and checks nothing is left.
+async fn one(
+    fleet: &Fleet,
+    cloud: &FakeCloud,
+    via: Via,
+    git_url: &str,
+    waits: &SimulatedWaits,
+) -> anyhow::Result<Measured> {
+    let installed = flow::install(fleet, via, git_url).await?;
+    let read = read_back(fleet, cloud, &installed, waits).await;
+    let destroyed = flow::destroy(fleet, via, &installed).await?;
+    let (held, hosts) = cloud.holdings();
+    anyhow::ensure!(
+        held == (0, 0, 0) && hosts == 0,
+        "after the destroy the fake holds {held:?} (servers, keys, firewalls) and {hosts} hosts run"
+    );
+    let (split, deploy_detail, lines) = read?;
+    Ok(Measured {
+        split,
+        deploy_detail,
+        build: build_kind(&lines),
+        deploy_steps: deploy_split(&lines),
+        destroy_ms: round(destroyed.as_secs_f64() * 1000.0, 0),
+    })
+}
+
+async fn read_back(
+    fleet: &Fleet,
+    cloud: &FakeCloud,
+    installed: &Installed,
+    waits: &SimulatedWaits,
+) -> anyhow::Result<(Split, [f64; 3], Vec<LogLine>)> {
+    let marks = cloud
+        .marks(NAME)
+        .context("the fake recorded no create of the server")?;
+    let server_op = fleet
+        .get(&format!("/v1/deployments/{}", installed.server_operation))
+        .await?;
+    let server_lines = lines(fleet, &installed.server_operation).await?;
+    let deployment = fleet
+        .get(&format!("/v1/deployments/{}", installed.deployment))
+        .await?;
+    let timeline = Timeline {
+        requested: installed.requested,
+        create_received: marks.create_received,
+        host_up: marks.host_up,
+        ssh_wait: line_at(&server_lines, "step 4/6")?,
+        ssh_ready: line_at(&server_lines, "step 5/6")?,
+        server_ready: event_at(&server_op, "live")?,
+        deploy_live: event_at(&deployment, "live")?,
+        completed: installed.completed,
+    };
+    let split = Split::of(&timeline, waits)?;
+    let created: DateTime<Utc> = deployment["created_at"]
+        .as_str()
+        .context("created_at")?
+        .parse()?;
+    let (built, deploying, live) = (
+        event_at(&deployment, "built")?,
+        event_at(&deployment, "deploying")?,
+        event_at(&deployment, "live")?,
+    );
+    let ms = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds() as f64;
+    let detail = [
+        ms(created, built),
+        ms(built, deploying),
+        ms(deploying, live),
+    ];
+    Ok((split, detail, lines(fleet, &installed.deployment).await?))
+}
+
+/// `(at, stage, line)` of a deployment's log.
+type LogLine = (DateTime<Utc>, String, String);
+
+async fn lines(fleet: &Fleet, id: &str) -> anyhow::Result<Vec<LogLine>> {
+    let body = fleet
+        .get(&format!("/v1/deployments/{id}/logs?limit=10000"))
+        .await?;
+    body["lines"]
+        .as_array()
+        .context("lines")?
+        .iter()
+        .map(|l| {
+            Ok((
+                l["at"].as_str().context("at")?.parse()?,
+                l["stage"].as_str().unwrap_or_default().to_owned(),
+                l["line"].as_str().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn line_at(
+    lines: &[LogLine],
+    prefix: &str,
+) -> anyhow::Result<DateTime<Utc>> {
+    lines
+        .iter()
+        .find(|(_, _, line)| line.starts_with(prefix))
+        .map(|(at, _, _)| *at)
+        .with_context(|| format!("no `{prefix}` line in the server's create log"))
+}
+
+/// How the deployment got its image: an earlier build's image reused, a
+/// build whose every step was cached, or a build that ran steps.
+fn build_kind(lines: &[LogLine]) -> String {
+    let build: Vec<&str> = lines
+        .iter()
+        .filter(|(_, stage, _)| stage == "build")
+        .map(|(_, _, line)| line.as_str())
+        .collect();
+    if build.iter().any(|l| l.contains("without building")) {
+        return "image reused".into();
+    }
+    let steps = build.iter().filter(|l| l.starts_with("STEP ")).count();
+    let cached = build.iter().filter(|l| l.contains("Using cache")).count();
+    format!("built: {cached} cached of {steps} steps")
+}
+
+/// The deploy stage's pull, start, health and switch, if the log has them.
+fn deploy_split(lines: &[LogLine]) -> Option<timings::Split> {
+    let deploy: Vec<String> = lines
+        .iter()
+        .filter(|(_, stage, _)| stage == "deploy")
+        .map(|(_, _, line)| line.clone())
+        .collect();
+    timings::parse(&deploy).ok()
+}
