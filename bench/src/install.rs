@@ -97,6 +97,25 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<Value> {
     result
 }
 
+/// The mean of each name's values over the runs, in the first run's order.
+fn mean_by_name<'a>(runs: impl Iterator<Item = &'a Vec<(String, f64)>>) -> Value {
+    let mut order: Vec<String> = Vec::new();
+    let mut values: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    for run in runs {
+        for (name, ms) in run {
+            if !values.contains_key(name) {
+                order.push(name.clone());
+            }
+            values.entry(name.clone()).or_default().push(*ms);
+        }
+    }
+    let mut map = serde_json::Map::new();
+    for name in order {
+        map.insert(name.clone(), json!(mean(&values[&name]).round()));
+    }
+    Value::Object(map)
+}
+
 fn runs() -> anyhow::Result<usize> {
     match std::env::var("SLIPWAY_BENCH_INSTALL_RUNS") {
         Err(_) => Ok(DEFAULT_RUNS),
@@ -113,6 +132,10 @@ struct Measured {
     split: Split,
     deploy_detail: [f64; 3],
     build: String,
+    /// The setup stage by the create's own steps (`step 5/6` register,
+    /// `step 6/6` and `setup step N/5`), each to the next, the last to
+    /// the operation's `live` (after it the deploy stage checks the target).
+    setup_detail: Vec<(String, f64)>,
     /// The deploy job's own pull, start, health and switch, if logged.
     deploy_steps: Option<timings::Split>,
     destroy_ms: f64,
@@ -132,8 +155,10 @@ async fn measure(
         .call(
             Method::POST,
             "/v1/cloud-accounts",
-            Some(json!({"provider": "hetzner", "name": flow::ACCOUNT, "endpoint": cloud.url,
-                        "credentials": {"token": cloud::TOKEN}})),
+            Some(
+                json!({"provider": "hetzner", "name": flow::ACCOUNT, "endpoint": cloud.url,
+                        "credentials": {"token": cloud::TOKEN}}),
+            ),
         )
         .await?;
     anyhow::ensure!(status == 201, "cloud account: {status} {account}");
@@ -174,6 +199,7 @@ async fn measure(
         // The deploy stage's own timeline: created → built (the build),
         // built → deploying (provision), deploying → live (pull onto the
         // new server, start, health check, route switch).
+        "setup_detail_ms": mean_by_name(measured.iter().map(|m| &m.setup_detail)),
         "deploy_detail_ms": {
             "created_to_built": mean(&each(&|m| m.deploy_detail[0])).round(),
             "built_to_deploying": mean(&each(&|m| m.deploy_detail[1])).round(),
@@ -219,10 +245,11 @@ async fn one(
         held == (0, 0, 0) && hosts == 0,
         "after the destroy the fake holds {held:?} (servers, keys, firewalls) and {hosts} hosts run"
     );
-    let (split, deploy_detail, lines) = read?;
+    let (split, deploy_detail, setup_detail, lines) = read?;
     Ok(Measured {
         split,
         deploy_detail,
+        setup_detail,
         build: build_kind(&lines),
         deploy_steps: deploy_split(&lines),
         destroy_ms: round(destroyed.as_secs_f64() * 1000.0, 0),
@@ -234,7 +261,7 @@ async fn read_back(
     cloud: &FakeCloud,
     installed: &Installed,
     waits: &SimulatedWaits,
-) -> anyhow::Result<(Split, [f64; 3], Vec<LogLine>)> {
+) -> anyhow::Result<(Split, [f64; 3], Vec<(String, f64)>, Vec<LogLine>)> {
     let marks = cloud
         .marks(NAME)
         .context("the fake recorded no create of the server")?;
@@ -256,6 +283,7 @@ async fn read_back(
         completed: installed.completed,
     };
     let split = Split::of(&timeline, waits)?;
+
     let created: DateTime<Utc> = deployment["created_at"]
         .as_str()
         .context("created_at")?
@@ -271,7 +299,13 @@ async fn read_back(
         ms(built, deploying),
         ms(deploying, live),
     ];
-    Ok((split, detail, lines(fleet, &installed.deployment).await?))
+    let setup = setup_detail(&server_lines, timeline.server_ready);
+    Ok((
+        split,
+        detail,
+        setup,
+        lines(fleet, &installed.deployment).await?,
+    ))
 }
 
 /// `(at, stage, line)` of a deployment's log.
@@ -295,15 +329,34 @@ async fn lines(fleet: &Fleet, id: &str) -> anyhow::Result<Vec<LogLine>> {
         .collect()
 }
 
-fn line_at(
-    lines: &[LogLine],
-    prefix: &str,
-) -> anyhow::Result<DateTime<Utc>> {
+fn line_at(lines: &[LogLine], prefix: &str) -> anyhow::Result<DateTime<Utc>> {
     lines
         .iter()
         .find(|(_, _, line)| line.starts_with(prefix))
         .map(|(at, _, _)| *at)
         .with_context(|| format!("no `{prefix}` line in the server's create log"))
+}
+
+/// Each setup step's milliseconds to the next mark (see [`Measured`]).
+fn setup_detail(lines: &[LogLine], ready: DateTime<Utc>) -> Vec<(String, f64)> {
+    let marks: Vec<(String, DateTime<Utc>)> = lines
+        .iter()
+        .filter(|(_, _, l)| {
+            l.starts_with("step 5/6") || l.starts_with("step 6/6") || l.starts_with("setup step ")
+        })
+        .map(|(at, _, l)| {
+            let name = l.split_once(':').map_or(l.as_str(), |(name, _)| name);
+            (name.to_owned(), *at)
+        })
+        .collect();
+    marks
+        .iter()
+        .enumerate()
+        .map(|(i, (name, at))| {
+            let next = marks.get(i + 1).map_or(ready, |(_, at)| *at);
+            (name.clone(), (next - *at).num_milliseconds() as f64)
+        })
+        .collect()
 }
 
 /// How the deployment got its image: an earlier build's image reused, a
@@ -317,9 +370,17 @@ fn build_kind(lines: &[LogLine]) -> String {
     if build.iter().any(|l| l.contains("without building")) {
         return "image reused".into();
     }
-    let steps = build.iter().filter(|l| l.starts_with("STEP ")).count();
+    // A `FROM` step names the base image; it is never "cached".
+    let steps = build
+        .iter()
+        .filter(|l| l.starts_with("STEP ") && !l.contains(": FROM "))
+        .count();
     let cached = build.iter().filter(|l| l.contains("Using cache")).count();
-    format!("built: {cached} cached of {steps} steps")
+    if steps > 0 && cached == steps {
+        format!("every layer cached ({steps} steps after FROM)")
+    } else {
+        format!("built: {cached} of {steps} steps after FROM cached")
+    }
 }
 
 /// The deploy stage's pull, start, health and switch, if the log has them.

@@ -38,15 +38,17 @@ impl Via {
         match std::env::var("SLIPWAY_BENCH_INSTALL_VIA").as_deref() {
             Err(_) | Ok("installs") => Ok(Via::Installs),
             Ok("servers") => Ok(Via::ServersAndDeploy),
-            Ok(other) => anyhow::bail!(
-                "SLIPWAY_BENCH_INSTALL_VIA={other}: expected `installs` or `servers`"
-            ),
+            Ok(other) => {
+                anyhow::bail!("SLIPWAY_BENCH_INSTALL_VIA={other}: expected `installs` or `servers`")
+            }
         }
     }
 
     pub fn describe(self) -> &'static str {
         match self {
-            Via::Installs => "POST /v1/installs until completed; DELETE /v1/installs/{id} until destroyed",
+            Via::Installs => {
+                "POST /v1/installs until completed; DELETE /v1/installs/{id} until destroyed"
+            }
             Via::ServersAndDeploy => {
                 "POST /v1/servers until ready, POST /v1/apps on its target, a deploy until live, \
                  the app answering at the server's address; DELETE the app, then the server"
@@ -110,9 +112,11 @@ async fn through_installs(fleet: &Fleet, git_url: &str) -> anyhow::Result<Instal
         .call(
             Method::POST,
             "/v1/installs",
-            Some(json!({"provider": "hetzner", "account": ACCOUNT, "region": REGION, "size": SIZE,
+            Some(
+                json!({"provider": "hetzner", "account": ACCOUNT, "region": REGION, "size": SIZE,
                         "server_name": NAME,
-                        "app": {"name": NAME, "git_url": git_url, "git_ref": "main"}})),
+                        "app": {"name": NAME, "git_url": git_url, "git_ref": "main"}}),
+            ),
         )
         .await?;
     anyhow::ensure!(status == 202, "POST /v1/installs: {status} {view}");
