@@ -97,7 +97,7 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<Value> {
     result
 }
 
-/// The mean of each name's values over the runs, in the first run's order.
+/// The mean of each step's values over the runs, in the first run's order.
 fn mean_by_name<'a>(runs: impl Iterator<Item = &'a Vec<(String, f64)>>) -> Value {
     let mut order: Vec<String> = Vec::new();
     let mut values: std::collections::HashMap<String, Vec<f64>> = Default::default();
@@ -109,11 +109,10 @@ fn mean_by_name<'a>(runs: impl Iterator<Item = &'a Vec<(String, f64)>>) -> Value
             values.entry(name.clone()).or_default().push(*ms);
         }
     }
-    let mut map = serde_json::Map::new();
-    for name in order {
-        map.insert(name.clone(), json!(mean(&values[&name]).round()));
-    }
-    Value::Object(map)
+    order
+        .iter()
+        .map(|name| json!({"step": name, "ms": mean(&values[name]).round()}))
+        .collect()
 }
 
 fn runs() -> anyhow::Result<usize> {
