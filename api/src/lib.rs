@@ -65,6 +65,11 @@ impl Application {
             admin_token_hash: auth::hash(settings.admin_token.expose_secret()),
             amqp_url: settings.common.amqp_url.clone(),
             logs: logs.clone(),
+            installs: log_stream::LogHub::start_on(
+                pool.clone(),
+                "slipway_installs",
+                shutdown.clone(),
+            ),
             events: events::EventHub::start(
                 pool.clone(),
                 &logs,

@@ -1,5 +1,7 @@
-//! One shared `LISTEN slipway_logs` per API process, fanned out to every SSE
-//! client, so followers do not hold a database connection each.
+//! One shared `LISTEN` per channel and API process (`slipway_logs` for
+//! deployments' log lines, `slipway_installs` for installs' changes), fanned
+//! out to every SSE client, so followers do not hold a database connection
+//! each. A notification's payload is ids, comma-separated.
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -15,8 +17,13 @@ pub struct LogHub {
 
 impl LogHub {
     pub fn start(pool: PgPool, shutdown: CancellationToken) -> LogHub {
+        Self::start_on(pool, "slipway_logs", shutdown)
+    }
+
+    /// A hub of the ids notified on `channel`.
+    pub fn start_on(pool: PgPool, channel: &'static str, shutdown: CancellationToken) -> LogHub {
         let (tx, _) = broadcast::channel(4096);
-        tokio::spawn(listen(pool, tx.clone(), shutdown));
+        tokio::spawn(listen(pool, channel, tx.clone(), shutdown));
         LogHub { tx }
     }
 
@@ -25,17 +32,22 @@ impl LogHub {
     }
 }
 
-async fn listen(pool: PgPool, tx: broadcast::Sender<Uuid>, shutdown: CancellationToken) {
+async fn listen(
+    pool: PgPool,
+    channel: &'static str,
+    tx: broadcast::Sender<Uuid>,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
             Err(error) => {
-                tracing::warn!(%error, "log listener cannot connect; retrying");
+                tracing::warn!(%error, channel, "listener cannot connect; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if listener.listen("slipway_logs").await.is_err() {
+        if listener.listen(channel).await.is_err() {
             continue;
         }
         loop {

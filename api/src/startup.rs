@@ -2,8 +2,8 @@
 
 use crate::routes::{
     addons, app_logs, apps, audit, cloud_accounts, cloud_caps, dead_jobs, deployments, events,
-    health, hooks, invitations, logs, members, operations, probes, projects, providers, servers,
-    servers_orphans, sessions, stats, target_setup, targets, tokens, users, versions,
+    health, hooks, installs, invitations, logs, members, operations, probes, projects, providers,
+    servers, servers_orphans, sessions, stats, target_setup, targets, tokens, users, versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -103,6 +103,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(servers::create, servers::list))
         .routes(routes!(servers::get, servers::delete))
         .routes(routes!(servers_orphans::list))
+        .routes(routes!(installs::create, installs::list))
+        .routes(routes!(installs::get, installs::delete))
         .routes(routes!(dead_jobs::list))
         .routes(routes!(dead_jobs::redrive))
         .routes(routes!(health::healthz))

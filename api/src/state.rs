@@ -10,6 +10,8 @@ pub struct AppState {
     pub admin_token_hash: Vec<u8>,
     pub amqp_url: secrecy::SecretString,
     pub logs: LogHub,
+    /// Changes to installs (and their servers), for their streams.
+    pub installs: LogHub,
     /// The dashboard event stream's shared poller.
     pub events: crate::events::EventHub,
     pub secrets: slipway_shared::secrets::SecretBox,

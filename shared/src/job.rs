@@ -84,6 +84,13 @@ impl Stage {
                 _ => crate::db::targets::CHECK_JOB_KIND,
             };
         }
+        if deployment_kind == crate::db::installs::VERIFY_KIND {
+            // The verify does all its work in the provision stage.
+            return match self {
+                Stage::Provision => crate::db::installs::VERIFY_JOB_KIND,
+                _ => crate::db::servers::DONE_JOB_KIND,
+            };
+        }
         if deployment_kind == crate::db::servers::DESTROY_KIND {
             return match self {
                 Stage::Provision => crate::db::servers::DESTROY_JOB_KIND,

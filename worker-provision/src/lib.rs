@@ -2,10 +2,12 @@
 //! shared runtime and runs the probe job, the provision job of app
 //! deployments and the target check, on the local target or an ssh one,
 //! the setup of a server as an ssh target, and the create and destroy of
-//! servers bought from cloud accounts.
+//! servers bought from cloud accounts, and an install's check that its
+//! app answers on its new server.
 
 pub mod addons;
 pub mod handler;
+pub mod install_verify;
 pub mod local;
 pub mod server;
 pub mod setup;
@@ -30,6 +32,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
         settings: slipway_shared::config::server_settings()?,
         policy: Arc::new(slipway_shared::config::outbound_policy()?),
     });
+    let verify = install_verify::InstallVerify::new()?;
     slipway_shared::worker::run(
         STAGE,
         settings,
@@ -40,6 +43,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
                 .with_handler(setup::TargetSetup::new(secrets))
                 .with_handler(server::create::ServerCreate(servers.clone()))
                 .with_handler(server::destroy::ServerDestroy(servers))
+                .with_handler(verify)
         },
         shutdown,
     )

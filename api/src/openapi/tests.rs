@@ -55,6 +55,7 @@ fn offline_state() -> AppState {
         admin_token_hash: Vec::new(),
         amqp_url: "amqp://127.0.0.1:1".into(),
         logs: logs.clone(),
+        installs: logs.clone(),
         events: crate::events::EventHub::start(
             pool,
             &logs,

@@ -11,6 +11,8 @@ mod vars;
 
 pub use bodies::{CreateApp, UpdateApp};
 
+use slipway_shared::operation::DomainName;
+
 use crate::auth::{Member, Viewer};
 use crate::credentials;
 use crate::error::ApiError;
@@ -84,56 +86,117 @@ pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<CreateApp>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let name = Slug::parse("name", &body.name)?;
-    let domains = domains::parse(&body.domains)?;
-    let (git_url, git_ref) =
-        parse_source(&state, body.git_url.as_deref(), body.git_ref.as_deref()).await?;
-    vars::validate(&body.env, &body.secrets)?;
-    validate_runtime(&body.runtime)?;
-    validate_build(&body.build)?;
-    let credential = body
-        .git_credential
-        .map(StoredGitCredential::try_from)
-        .transpose()?;
-    credentials::check_fits_url(
-        git_url.as_ref().map(GitUrl::as_str),
-        credential.as_ref().map(StoredGitCredential::kind),
-    )?;
+    let target = body.target.clone();
+    let app = NewApp::parse(&state, body).await?;
     let mut tx = state.pool.begin().await?;
-    let target_id = match &body.target {
+    let target_id = match &target {
         Some(key) => Some(targets::resolve(&mut tx, project.id, key).await?),
         None => None,
     };
-    let id = Uuid::now_v7();
-    let inserted = sqlx::query(
-        "INSERT INTO apps (id, project_id, name, git_url, git_ref, build_settings, runtime_settings, target_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, name) DO NOTHING",
-    )
-    .bind(id)
-    .bind(project.id)
-    .bind(name.as_str())
-    .bind(git_url.as_ref().map(GitUrl::as_str))
-    .bind(git_ref.as_ref().map(GitRef::as_str))
-    .bind(Value::Object(body.build))
-    .bind(Value::Object(body.runtime))
-    .bind(target_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Err(ApiError::conflict(
-            "conflict",
-            format!("app `{name}` exists in this project"),
-        ));
-    }
-    vars::upsert(&mut tx, &state.secrets, id, &body.env, &body.secrets).await?;
-    domains::replace(&mut tx, id, &domains).await?;
-    if let Some(credential) = &credential {
-        sources::set_git_credential(&mut tx, &state.secrets, id, credential).await?;
-    }
-    let app = read(&mut tx, project.id, name.as_str()).await?;
+    app.insert(&mut tx, &state, project.id, target_id).await?;
+    let app = read(&mut tx, project.id, app.name.as_str()).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(app)))
+}
+
+/// An app to create, checked as far as it can be before its transaction
+/// (all but its name's and domains' uniqueness). An install creates its
+/// app through this too.
+pub struct NewApp {
+    pub name: Slug,
+    domains: Vec<DomainName>,
+    pub git_url: Option<GitUrl>,
+    git_ref: Option<GitRef>,
+    credential: Option<StoredGitCredential>,
+    body: CreateApp,
+}
+
+impl NewApp {
+    pub async fn parse(state: &AppState, mut body: CreateApp) -> Result<NewApp, ApiError> {
+        let name = Slug::parse("name", &body.name)?;
+        let domains = domains::parse(&body.domains)?;
+        let (git_url, git_ref) =
+            parse_source(state, body.git_url.as_deref(), body.git_ref.as_deref()).await?;
+        vars::validate(&body.env, &body.secrets)?;
+        validate_runtime(&body.runtime)?;
+        validate_build(&body.build)?;
+        let credential = body
+            .git_credential
+            .take()
+            .map(StoredGitCredential::try_from)
+            .transpose()?;
+        credentials::check_fits_url(
+            git_url.as_ref().map(GitUrl::as_str),
+            credential.as_ref().map(StoredGitCredential::kind),
+        )?;
+        Ok(NewApp {
+            name,
+            domains,
+            git_url,
+            git_ref,
+            credential,
+            body,
+        })
+    }
+
+    /// One more of the app's domains (an install's).
+    pub fn add_domain(&mut self, domain: DomainName) -> Result<(), ApiError> {
+        if !self.domains.contains(&domain) {
+            self.domains.push(domain);
+        }
+        if self.domains.len() > domains::MAX_DOMAINS {
+            return Err(ApiError::validation(format!(
+                "domains: at most {}",
+                domains::MAX_DOMAINS
+            )));
+        }
+        Ok(())
+    }
+
+    /// The target the body names (id or name); absent: the local target.
+    pub fn target(&self) -> Option<&str> {
+        self.body.target.as_deref()
+    }
+
+    /// Records the app on `target_id` (`None`: the local target); 409
+    /// `conflict` when the name is taken, `domain_taken` for a domain.
+    pub async fn insert(
+        &self,
+        tx: &mut PgConnection,
+        state: &AppState,
+        project_id: Uuid,
+        target_id: Option<Uuid>,
+    ) -> Result<Uuid, ApiError> {
+        let id = Uuid::now_v7();
+        let body = &self.body;
+        let inserted = sqlx::query(
+            "INSERT INTO apps (id, project_id, name, git_url, git_ref, build_settings, runtime_settings, target_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, name) DO NOTHING",
+        )
+        .bind(id)
+        .bind(project_id)
+        .bind(self.name.as_str())
+        .bind(self.git_url.as_ref().map(GitUrl::as_str))
+        .bind(self.git_ref.as_ref().map(GitRef::as_str))
+        .bind(Value::Object(body.build.clone()))
+        .bind(Value::Object(body.runtime.clone()))
+        .bind(target_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(ApiError::conflict(
+                "conflict",
+                format!("app `{}` exists in this project", self.name),
+            ));
+        }
+        vars::upsert(tx, &state.secrets, id, &body.env, &body.secrets).await?;
+        domains::replace(tx, id, &self.domains).await?;
+        if let Some(credential) = &self.credential {
+            sources::set_git_credential(tx, &state.secrets, id, credential).await?;
+        }
+        Ok(id)
+    }
 }
 
 /// The app as the API shows it; `NotFound` for another project's app.

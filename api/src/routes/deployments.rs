@@ -52,7 +52,8 @@ pub fn accepted(id: Uuid, state: &str) -> Response {
         (status = 202, description = "Queued; `Location` is the deployment's URL", body = views::Accepted,
             headers(("Location" = String, description = "The deployment's URL"))),
         (status = 404, description = "`not_found`: no such app, version or deployment to roll back to", body = ErrorBody),
-        (status = 409, description = "`app_destroying`: the app is being destroyed", body = ErrorBody),
+        (status = 409, description = "`app_destroying` (the app is being destroyed) or `server_not_ready` \
+            (the app's install is still making its server)", body = ErrorBody),
         (status = 422, description = "`validation_failed`, `no_source` (no git_url and no version) \
             or `not_built` (the rollback has no image)", body = ErrorBody),
     ))]
@@ -111,6 +112,7 @@ async fn create_in_lane(
     if destroying {
         return Err(crate::routes::operations::destroying());
     }
+    crate::routes::installs::require_server_ready(&mut tx, app_id).await?;
     let source = match (body.version, body.rollback_to) {
         (Some(version), _) => {
             crate::routes::versions::for_deployment(&mut tx, app_id, version).await?
@@ -139,11 +141,8 @@ async fn create_in_lane(
                 code: "no_source",
                 message: "the app has no git_url; set one with PATCH /v1/apps/{app} or deploy an uploaded version".into(),
             })?;
-            let git_ref = requested_ref
-                .map(|r| r.as_str().to_owned())
-                .or(default_ref)
-                .unwrap_or_else(|| "HEAD".into());
-            json!({"git_url": git_url, "git_ref": git_ref})
+            let git_ref = requested_ref.map(|r| r.as_str().to_owned()).or(default_ref);
+            deployments::git_source(&git_url, git_ref.as_deref())
         }
     };
     let created = deployments::create_with_app_locked(

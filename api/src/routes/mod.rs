@@ -11,6 +11,7 @@ pub mod deployments;
 pub mod events;
 pub mod health;
 pub mod hooks;
+pub mod installs;
 pub mod invitations;
 pub mod logs;
 pub mod members;

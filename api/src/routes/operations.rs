@@ -111,6 +111,7 @@ async fn operate(
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await?;
     let app_id = lock_app(&mut tx, project.id, &app).await?;
+    crate::routes::installs::require_server_ready(&mut tx, app_id).await?;
     require_release(&mut tx, app_id, action.as_str()).await?;
     let id = create(&mut tx, &state, project.id, app_id, action).await?;
     tx.commit().await?;
@@ -252,15 +253,41 @@ pub async fn destroy(
     Query(query): Query<DestroyQuery>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let row: Option<(Uuid, bool)> = sqlx::query_as(
-        "SELECT id, destroying_at IS NOT NULL FROM apps WHERE project_id = $1 AND name = $2
-         FOR UPDATE",
-    )
-    .bind(project.id)
-    .bind(&name)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (id, already) = row.ok_or(ApiError::NotFound("app"))?;
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM apps WHERE project_id = $1 AND name = $2")
+            .bind(project.id)
+            .bind(&name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let id = id.ok_or(ApiError::NotFound("app"))?;
+    let queued = queue_destroy(&mut tx, &state, project.id, id, query.purge).await?;
+    tx.commit().await?;
+    match queued {
+        Some(deployment) => {
+            slipway_shared::db::outbox::committed();
+            Ok(accepted(deployment, "queued"))
+        }
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// Destroys app `id` (its row locked here): at once when nothing of it is
+/// on a target (`None`), else marks it destroying and queues its destroy
+/// deployment (`Some`). 409 `app_busy` while deployments of it run,
+/// `app_destroying` when a destroy already runs. An install's teardown
+/// destroys its app through this too.
+pub async fn queue_destroy(
+    tx: &mut PgConnection,
+    state: &AppState,
+    project_id: Uuid,
+    id: Uuid,
+    purge: bool,
+) -> Result<Option<Uuid>, ApiError> {
+    let already: bool =
+        sqlx::query_scalar("SELECT destroying_at IS NOT NULL FROM apps WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
     let busy: bool = sqlx::query_scalar(&format!(
         "SELECT EXISTS (SELECT 1 FROM deployments WHERE app_id = $1 AND state NOT IN {})",
         DeploymentState::TERMINAL_SQL
@@ -277,7 +304,7 @@ pub async fn destroy(
             "the app has deployments in progress; cancel them first",
         ));
     }
-    if query.purge {
+    if purge {
         sqlx::query("UPDATE addons SET state = 'purging' WHERE app_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -291,7 +318,7 @@ pub async fn destroy(
              OR ($2 AND EXISTS (SELECT 1 FROM addons WHERE app_id = $1 AND ready_at IS NOT NULL))",
     )
     .bind(id)
-    .bind(query.purge)
+    .bind(purge)
     .fetch_one(&mut *tx)
     .await?;
     if !on_target {
@@ -309,16 +336,13 @@ pub async fn destroy(
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        crate::routes::versions::drop_unused_blobs(&mut tx, &blobs).await?;
-        tx.commit().await?;
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        crate::routes::versions::drop_unused_blobs(tx, &blobs).await?;
+        return Ok(None);
     }
     sqlx::query("UPDATE apps SET destroying_at = COALESCE(destroying_at, now()) WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let deployment = create(&mut tx, &state, project.id, id, AppAction::Destroy).await?;
-    tx.commit().await?;
-    slipway_shared::db::outbox::committed();
-    Ok(accepted(deployment, "queued"))
+    let deployment = create(tx, state, project_id, id, AppAction::Destroy).await?;
+    Ok(Some(deployment))
 }

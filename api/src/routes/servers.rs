@@ -8,7 +8,7 @@
 //! way; `409 server_in_use` while apps are placed on its target unless
 //! `?force=true`.
 
-use crate::auth::{Owner, Viewer};
+use crate::auth::{Owner, Project, Viewer};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::openapi::{formats, views, ErrorBody};
@@ -25,7 +25,7 @@ use slipway_cloud::caps::{self, Usage};
 use slipway_cloud::catalog::estimate::{estimate, EstimateRequest};
 use slipway_cloud::catalog::Eur;
 use slipway_cloud::ProviderKind;
-use slipway_shared::db::servers::{create_operation, ServerState, CREATE_KIND, DESTROY_KIND};
+use slipway_shared::db::servers::{create_operation, queue_destroy, ServerState, CREATE_KIND};
 use slipway_shared::domain::Slug;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -77,20 +77,77 @@ pub async fn create(
     Json(body): Json<CreateServer>,
 ) -> Result<Response, ApiError> {
     let name = Slug::parse("name", &body.name)?;
-    let environment = body
+    let wanted = ServerRequest {
+        account: &body.account,
+        provider: None,
+        region: &body.region,
+        size: &body.size,
+        image: body.image.as_deref(),
+        environment: body.environment.as_deref(),
+    };
+    let checked = check(&state, &project, &wanted).await?;
+    let mut tx = state.pool.begin().await?;
+    let (id, _) = record(&mut tx, &state, project.id, &name, &checked).await?;
+    let view = read(&mut tx, project.id, id).await?;
+    tx.commit().await?;
+    slipway_shared::db::outbox::committed();
+    Ok(accepted(id, view))
+}
+
+/// A server asked for (by `POST /v1/servers` or an install).
+pub struct ServerRequest<'a> {
+    pub account: &'a str,
+    /// The provider the caller expects the account to be of (422
+    /// `provider_mismatch` otherwise).
+    pub provider: Option<&'a str>,
+    pub region: &'a str,
+    pub size: &'a str,
+    pub image: Option<&'a str>,
+    pub environment: Option<&'a str>,
+}
+
+/// A server checked against its account, its provider's driver and
+/// catalog: all but the caps and the name, which [`record`] checks in its
+/// transaction.
+pub struct CheckedServer {
+    account: Uuid,
+    provider: ProviderKind,
+    region: String,
+    size: String,
+    image: String,
+    environment: Option<Slug>,
+    monthly: Eur,
+}
+
+/// Checks everything about a server that needs no lock, before anything
+/// is recorded or bought.
+pub async fn check(
+    state: &AppState,
+    project: &Project,
+    wanted: &ServerRequest<'_>,
+) -> Result<CheckedServer, ApiError> {
+    let environment = wanted
         .environment
-        .as_deref()
         .map(|e| Slug::parse("environment", e))
         .transpose()?;
-    let image = body.image.as_deref().map(parse_image).transpose()?;
+    let image = wanted.image.map(parse_image).transpose()?;
     let mut conn = state.pool.acquire().await?;
-    let account = resolve_account(&mut conn, project.id, &body.account).await?;
+    let account = resolve_account(&mut conn, project.id, wanted.account).await?;
     let (provider, account_region): (String, Option<String>) =
         sqlx::query_as("SELECT provider, region FROM cloud_accounts WHERE id = $1")
             .bind(account)
             .fetch_one(&mut *conn)
             .await?;
     drop(conn);
+    if let Some(expected) = wanted.provider.filter(|p| *p != provider) {
+        return Err(ApiError::Invalid {
+            code: "provider_mismatch",
+            message: format!(
+                "account `{}` is a {provider} account, not {expected}",
+                wanted.account
+            ),
+        });
+    }
     let provider = ProviderKind::parse(&provider)
         .ok_or_else(|| anyhow::anyhow!("an account of unknown provider {provider}"))?;
     if !provider.has_driver() {
@@ -102,12 +159,12 @@ pub async fn create(
             ),
         });
     }
-    let catalog = catalog_for(&state, &project, provider, Some(&body.account)).await?;
+    let catalog = catalog_for(state, project, provider, Some(wanted.account)).await?;
     let priced = estimate(
         &catalog,
         &EstimateRequest {
-            region: &body.region,
-            size: &body.size,
+            region: wanted.region,
+            size: wanted.size,
             backups: false,
         },
     )
@@ -115,43 +172,60 @@ pub async fn create(
         code: e.code(),
         message: e.to_string(),
     })?;
-    if let Some(region) = account_region.filter(|r| *r != body.region) {
+    if let Some(region) = account_region.filter(|r| r != wanted.region) {
         return Err(ApiError::Invalid {
             code: "region_not_in_account",
             message: format!(
                 "this {} account makes servers in region {region}, not {}",
                 provider.display_name(),
-                body.region
+                wanted.region
             ),
         });
     }
-    let image = image.unwrap_or_else(|| catalog.default_image.clone());
-    let monthly = priced.monthly_total_eur;
+    Ok(CheckedServer {
+        account,
+        provider,
+        region: wanted.region.to_owned(),
+        size: wanted.size.to_owned(),
+        image: image.unwrap_or_else(|| catalog.default_image.clone()),
+        environment,
+        monthly: priced.monthly_total_eur,
+    })
+}
 
-    let mut tx = state.pool.begin().await?;
+/// Records the server `pending` and queues its create, in the caller's
+/// transaction, once the project's caps and the name allow it (422
+/// `cap_exceeded`, 409 `conflict`). The server's id and its create's.
+pub async fn record(
+    tx: &mut PgConnection,
+    state: &AppState,
+    project_id: Uuid,
+    name: &Slug,
+    checked: &CheckedServer,
+) -> Result<(Uuid, Uuid), ApiError> {
     // Creates of one project take turns, so two cannot both pass the caps;
     // the account is held against its deletion until the server is in.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('servers:' || $1::text, 0))")
-        .bind(project.id)
+        .bind(project_id)
         .execute(&mut *tx)
         .await?;
     sqlx::query("SELECT 1 FROM cloud_accounts WHERE id = $1 FOR SHARE")
-        .bind(account)
+        .bind(checked.account)
         .execute(&mut *tx)
         .await?;
-    let caps = caps_of(&mut tx, project.id).await?;
+    let caps = caps_of(tx, project_id).await?;
     let (count, sum): (i64, Option<i64>) = sqlx::query_as(
         "SELECT count(*), sum(monthly_cost_eur_e4)::bigint FROM servers
          WHERE project_id = $1 AND state NOT IN ('destroyed', 'failed')",
     )
-    .bind(project.id)
+    .bind(project_id)
     .fetch_one(&mut *tx)
     .await?;
     let usage = Usage {
         servers: u32::try_from(count).unwrap_or(u32::MAX),
         monthly_eur: Eur(sum.unwrap_or(0)),
     };
-    caps::check(&caps, &usage, monthly).map_err(|e| ApiError::Invalid {
+    caps::check(&caps, &usage, checked.monthly).map_err(|e| ApiError::Invalid {
         code: e.code(),
         message: e.to_string(),
     })?;
@@ -159,7 +233,7 @@ pub async fn create(
         "SELECT EXISTS (SELECT 1 FROM servers WHERE project_id = $1 AND name = $2 AND state <> 'destroyed')
              OR EXISTS (SELECT 1 FROM targets WHERE project_id = $1 AND name = $2)",
     )
-    .bind(project.id)
+    .bind(project_id)
     .bind(name.as_str())
     .fetch_one(&mut *tx)
     .await?;
@@ -176,22 +250,19 @@ pub async fn create(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10)",
     )
     .bind(id)
-    .bind(project.id)
-    .bind(account)
+    .bind(project_id)
+    .bind(checked.account)
     .bind(name.as_str())
-    .bind(provider.as_str())
-    .bind(&body.region)
-    .bind(&body.size)
-    .bind(&image)
-    .bind(environment.as_ref().map(Slug::as_str))
-    .bind(monthly.0)
+    .bind(checked.provider.as_str())
+    .bind(&checked.region)
+    .bind(&checked.size)
+    .bind(&checked.image)
+    .bind(checked.environment.as_ref().map(Slug::as_str))
+    .bind(checked.monthly.0)
     .execute(&mut *tx)
     .await?;
-    create_operation(&mut tx, &state.names, project.id, id, CREATE_KIND).await?;
-    let view = read(&mut tx, project.id, id).await?;
-    tx.commit().await?;
-    slipway_shared::db::outbox::committed();
-    Ok(accepted(id, view))
+    let operation = create_operation(tx, &state.names, project_id, id, CREATE_KIND).await?;
+    Ok((id, operation))
 }
 
 /// An image name or id as providers take them: printable, no quotes.
@@ -351,11 +422,7 @@ pub async fn delete(
                 ),
             ));
         }
-        sqlx::query("UPDATE servers SET state = 'destroying', updated_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        create_operation(&mut tx, &state.names, project.id, id, DESTROY_KIND).await?;
+        queue_destroy(&mut tx, &state.names, project.id, id).await?;
     }
     let view = read(&mut tx, project.id, id).await?;
     tx.commit().await?;

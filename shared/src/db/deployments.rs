@@ -212,6 +212,12 @@ async fn create_alone(
     })
 }
 
+/// The source of a deployment from the app's repository at `git_ref`
+/// (`HEAD` when none is named).
+pub fn git_source(git_url: &str, git_ref: Option<&str>) -> serde_json::Value {
+    serde_json::json!({"git_url": git_url, "git_ref": git_ref.unwrap_or("HEAD")})
+}
+
 async fn lane_busy(conn: &mut PgConnection, app_id: Uuid) -> sqlx::Result<bool> {
     sqlx::query_scalar(&format!(
         "SELECT EXISTS (SELECT 1 FROM deployments WHERE app_id = $1 AND dispatched
@@ -337,12 +343,15 @@ pub async fn fail(
     Ok(true)
 }
 
-/// After a deployment ended: dispatch the app's held deployment, if any.
+/// After a deployment ended: move its install on (if it is one of an
+/// install's operations), then dispatch the app's held deployment, if any.
+/// Every end of a deployment passes here, in the transaction that ends it.
 pub async fn release_lane(
     conn: &mut PgConnection,
     names: &QueueNames,
     ended_deployment: Uuid,
 ) -> sqlx::Result<()> {
+    crate::db::installs::follow(conn, names, ended_deployment).await?;
     let app_id: Option<Uuid> = sqlx::query_scalar("SELECT app_id FROM deployments WHERE id = $1")
         .bind(ended_deployment)
         .fetch_optional(&mut *conn)

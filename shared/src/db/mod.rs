@@ -17,6 +17,7 @@
 pub mod addons;
 pub mod dead;
 pub mod deployments;
+pub mod installs;
 pub mod job_batches;
 pub mod jobs;
 pub mod logs;

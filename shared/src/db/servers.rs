@@ -120,6 +120,33 @@ pub async fn create_operation(
     Ok(id)
 }
 
+/// Queues the destroy of server `server_id` unless one is queued or it is
+/// destroyed (the row is locked). True when a destroy was queued. The
+/// destroy waits for a create still running.
+pub async fn queue_destroy(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    project_id: Uuid,
+    server_id: Uuid,
+) -> sqlx::Result<bool> {
+    let state: String = sqlx::query_scalar("SELECT state FROM servers WHERE id = $1 FOR UPDATE")
+        .bind(server_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if matches!(
+        ServerState::parse(&state),
+        Some(ServerState::Destroying | ServerState::Destroyed)
+    ) {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE servers SET state = 'destroying', updated_at = now() WHERE id = $1")
+        .bind(server_id)
+        .execute(&mut *conn)
+        .await?;
+    create_operation(conn, names, project_id, server_id, DESTROY_KIND).await?;
+    Ok(true)
+}
+
 /// A server row as the jobs need it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ServerRow {

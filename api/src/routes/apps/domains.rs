@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Most custom domains one app may have.
-const MAX_DOMAINS: usize = 20;
+pub(super) const MAX_DOMAINS: usize = 20;
 
 pub fn parse(values: &[String]) -> Result<Vec<DomainName>, ApiError> {
     if values.len() > MAX_DOMAINS {
