@@ -11,7 +11,9 @@
 //! build finds every layer cached and the registry holding them (the build
 //! worker's image reuse is per app: a new app's build runs buildah, on
 //! cached layers). `SLIPWAY_BENCH_INSTALL_RUNS` runs (default 3), each
-//! destroyed, with nothing left at the fake, before the next.
+//! destroyed, with nothing left at the fake, before the next. With
+//! `SLIPWAY_BENCH_INSTALL_VIA=servers` the same parts are driven by hand
+//! (`POST /v1/servers`, an app on its target, a deploy: `install/flow.rs`).
 //!
 //! One JSON line: the stages of request → `completed` (`install/stages.rs`:
 //! provider create, test host up, provider running, SSH ready, setup,
@@ -97,6 +99,22 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<Value> {
     result
 }
 
+/// The deploy job's pull, start, health and switch, mean over the runs
+/// (null unless every run logged them).
+fn mean_steps(measured: &[Measured]) -> Value {
+    let Some(splits) = measured
+        .iter()
+        .map(|m| m.deploy_steps.clone())
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Value::Null;
+    };
+    let part =
+        |f: fn(&timings::Split) -> f64| round(mean(&splits.iter().map(f).collect::<Vec<_>>()), 2);
+    json!({"pull": part(|s| s.pull_s), "start": part(|s| s.start_s),
+           "health": part(|s| s.health_s), "switch": part(|s| s.switch_s)})
+}
+
 /// The mean of each step's values over the runs, in the first run's order.
 fn mean_by_name<'a>(runs: impl Iterator<Item = &'a Vec<(String, f64)>>) -> Value {
     let mut order: Vec<String> = Vec::new();
@@ -129,7 +147,7 @@ fn runs() -> anyhow::Result<usize> {
 /// One measured run.
 struct Measured {
     split: Split,
-    deploy_detail: [f64; 3],
+    deploy_detail: [f64; 4],
     build: String,
     /// The setup stage by the create's own steps (`step 5/6` register,
     /// `step 6/6` and `setup step N/5`), each to the next, the last to
@@ -204,6 +222,7 @@ async fn measure(
             "built_to_deploying": mean(&each(&|m| m.deploy_detail[1])).round(),
             "deploying_to_live": mean(&each(&|m| m.deploy_detail[2])).round(),
         },
+        "deploy_steps_s": mean_steps(&measured),
         "fake": {
             "host_boot_ms": mean(&each(&|m| m.split.host_boot_ms)).round(),
             "host_boot": "podman run of the test host until its sshd answers, inside the fake's create",
@@ -260,7 +279,7 @@ async fn read_back(
     cloud: &FakeCloud,
     installed: &Installed,
     waits: &SimulatedWaits,
-) -> anyhow::Result<(Split, [f64; 3], Vec<(String, f64)>, Vec<LogLine>)> {
+) -> anyhow::Result<(Split, [f64; 4], Vec<(String, f64)>, Vec<LogLine>)> {
     let marks = cloud
         .marks(NAME)
         .context("the fake recorded no create of the server")?;
@@ -294,6 +313,7 @@ async fn read_back(
     );
     let ms = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds() as f64;
     let detail = [
+        ms(timeline.server_ready, created),
         ms(created, built),
         ms(built, deploying),
         ms(deploying, live),
