@@ -287,13 +287,13 @@ async fn read_back(
     let marks = cloud
         .marks(NAME)
         .context("the fake recorded no create of the server")?;
-    let server_op = fleet
-        .get(&format!("/v1/deployments/{}", installed.server_operation))
-        .await?;
+    let server_op = flow::get(
+        fleet,
+        &format!("/v1/deployments/{}", installed.server_operation),
+    )
+    .await?;
     let server_lines = lines(fleet, &installed.server_operation).await?;
-    let deployment = fleet
-        .get(&format!("/v1/deployments/{}", installed.deployment))
-        .await?;
+    let deployment = flow::get(fleet, &format!("/v1/deployments/{}", installed.deployment)).await?;
     let timeline = Timeline {
         requested: installed.requested,
         create_received: marks.create_received,
@@ -335,9 +335,7 @@ async fn read_back(
 type LogLine = (DateTime<Utc>, String, String);
 
 async fn lines(fleet: &Fleet, id: &str) -> anyhow::Result<Vec<LogLine>> {
-    let body = fleet
-        .get(&format!("/v1/deployments/{id}/logs?limit=10000"))
-        .await?;
+    let body = flow::get(fleet, &format!("/v1/deployments/{id}/logs?limit=10000")).await?;
     body["lines"]
         .as_array()
         .context("lines")?

@@ -5,11 +5,14 @@
 //! with blocking calls (`podman run`, `nsenter` and a `thread::sleep` loop
 //! for the host's apt repository, a blocking TCP connect for sshd's
 //! banner), and its delete drops the host (`podman rm`) inside the handler
-//! while the fake's state mutex is held, so every other request waits on a
-//! blocked thread. On the bench's two-worker runtime those calls took the
-//! workers the bench's own polling and child-process handling needed; the
-//! previous server scenario hung that way. Here they block only the fake's
-//! threads, and the bench talks to it over HTTP like the fleet does.
+//! while the fake's state mutex is held, so every other request to it
+//! waits on a blocked thread. On the bench's two-worker runtime those
+//! calls take the threads the bench's own polling and child processes
+//! need. An earlier session's server scenario hung with the fake inside
+//! the bench process; its code is gone, so that cause is likely, not
+//! confirmed (one run of this scenario with the fake on the bench's
+//! runtime did complete). Here the blocking stays on the fake's threads,
+//! and the bench talks to it over HTTP like the fleet does.
 //!
 //! The create hook is wrapped to record, per server name, when the fake got
 //! the create and when its test host answered SSH: the host's boot happens
