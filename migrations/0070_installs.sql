@@ -33,6 +33,7 @@ CREATE TABLE installs (
 CREATE INDEX installs_project ON installs (project_id, created_at DESC);
 -- Each operation's end looks its install up by one of these.
 CREATE INDEX installs_server ON installs (server_id);
+CREATE INDEX installs_server_operation ON installs (server_operation_id) WHERE server_operation_id IS NOT NULL;
 CREATE INDEX installs_app ON installs (app_id) WHERE app_id IS NOT NULL;
 CREATE INDEX installs_deploy ON installs (deploy_id) WHERE deploy_id IS NOT NULL;
 CREATE INDEX installs_verify ON installs (verify_id) WHERE verify_id IS NOT NULL;

@@ -71,6 +71,74 @@ pub enum Command {
     /// destroy.
     #[command(subcommand)]
     Servers(ServersCommand),
+    /// One-click install: buy a server and deploy an app on it from git,
+    /// followed until the app answers (exit 0) or a step fails.
+    Install(Box<Install>),
+    /// One-click installs: list, show, destroy (the app and its server).
+    #[command(subcommand)]
+    Installs(InstallsCommand),
+}
+
+#[derive(Args)]
+pub struct Install {
+    /// The cloud provider (must be the account's).
+    #[arg(long)]
+    pub provider: String,
+    /// The cloud account (name or id) that pays for the server.
+    #[arg(long)]
+    pub account: String,
+    /// The provider's region (see `slipway providers PROVIDER`).
+    #[arg(long)]
+    pub region: String,
+    /// The provider's size (see `slipway providers PROVIDER`).
+    #[arg(long)]
+    pub size: String,
+    /// A free label kept with the server (default production).
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// A host name for the app; the install shows the DNS record to create.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// The server's name (default: the app's).
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// The app's name.
+    #[arg(long)]
+    pub app: String,
+    /// The app's repository.
+    #[arg(long)]
+    pub git_url: String,
+    /// The branch, tag or commit to deploy (default HEAD).
+    #[arg(long)]
+    pub git_ref: Option<String>,
+    /// Return once the install is recorded.
+    #[arg(long)]
+    pub no_follow: bool,
+}
+
+#[derive(Subcommand)]
+pub enum InstallsCommand {
+    /// The project's installs, newest first.
+    List,
+    /// One install: status, steps, server, app URL or DNS record.
+    Show(InstallArg),
+    /// Destroy the install's app and server.
+    Destroy(DestroyInstall),
+}
+
+#[derive(Args)]
+pub struct InstallArg {
+    /// The install's id.
+    pub id: String,
+}
+
+#[derive(Args)]
+pub struct DestroyInstall {
+    /// The install's id.
+    pub id: String,
+    /// Return once the destroy is queued.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 #[derive(Subcommand)]

@@ -12,6 +12,8 @@ mod common;
 mod dashboard;
 #[path = "api/fuzz.rs"]
 mod fuzz;
+#[path = "api/installs.rs"]
+mod installs;
 #[path = "api/servers.rs"]
 mod servers;
 

@@ -12,6 +12,8 @@ mod cli_run;
 mod common;
 #[path = "deploy_ssh/host_deploy.rs"]
 mod host_deploy;
+#[path = "deploy_ssh/installs.rs"]
+mod installs;
 #[path = "deploy_ssh/servers.rs"]
 mod servers;
 #[path = "deploy_ssh/setup.rs"]

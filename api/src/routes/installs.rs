@@ -23,7 +23,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use slipway_shared::db::deployments::{self, CancelOutcome};
+use slipway_shared::db::deployments;
 use slipway_shared::db::installs::{self as installs_db, Phase};
 use slipway_shared::domain::Slug;
 use slipway_shared::operation::DomainName;
@@ -279,8 +279,6 @@ struct Made {
     phase: String,
     server_id: Uuid,
     app_id: Option<Uuid>,
-    deploy_id: Option<Uuid>,
-    verify_id: Option<Uuid>,
 }
 
 /// Destroy what an install made: its app (through the workers, on the
@@ -304,8 +302,25 @@ pub async fn delete(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await?;
+    // Its operations still running are of no use now. They are cancelled
+    // before the install is locked, in the order a worker ending one takes
+    // its locks (the job, the deployment, then the install), so the two
+    // cannot deadlock; the install then follows none of them.
+    let running: Vec<Uuid> = sqlx::query_scalar(&format!(
+        "SELECT d.id FROM installs i JOIN deployments d ON d.id IN (i.deploy_id, i.verify_id)
+         WHERE i.project_id = $1 AND i.id = $2 AND i.phase IN ('deploying', 'verifying')
+           AND d.state NOT IN {}",
+        slipway_shared::DeploymentState::TERMINAL_SQL
+    ))
+    .bind(project.id)
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for operation in running {
+        deployments::cancel(&mut tx, &state.names, project.id, operation).await?;
+    }
     let found: Option<Made> = sqlx::query_as(
-        "SELECT phase, server_id, app_id, deploy_id, verify_id FROM installs
+        "SELECT phase, server_id, app_id FROM installs
          WHERE project_id = $1 AND id = $2 FOR UPDATE",
     )
     .bind(project.id)
@@ -316,8 +331,6 @@ pub async fn delete(
         phase,
         server_id,
         app_id,
-        deploy_id,
-        verify_id,
     } = found.ok_or(ApiError::NotFound("install"))?;
     if !matches!(
         Phase::parse(&phase),
@@ -331,12 +344,6 @@ pub async fn delete(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        // Its operations still running are of no use now (the install
-        // no longer follows them: their end changes nothing).
-        for operation in [verify_id, deploy_id].into_iter().flatten() {
-            let outcome = deployments::cancel(&mut tx, &state.names, project.id, operation).await?;
-            debug_assert!(outcome != CancelOutcome::NotFound);
-        }
         let app_destroy = match app_id {
             Some(app_id) => {
                 crate::routes::operations::queue_destroy(&mut tx, &state, project.id, app_id, true)

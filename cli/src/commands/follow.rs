@@ -33,7 +33,7 @@ pub async fn follow_quiet(ctx: &Ctx, id: Uuid) -> Result<()> {
 }
 
 /// Prints each step and log line until the deployment ends; the end.
-async fn track(ctx: &Ctx, id: Uuid) -> Result<Deployment> {
+pub(super) async fn track(ctx: &Ctx, id: Uuid) -> Result<Deployment> {
     let started = Instant::now();
     let mut events_seen = 0;
     let mut after = 0;
@@ -69,7 +69,9 @@ async fn track(ctx: &Ctx, id: Uuid) -> Result<Deployment> {
     }
 }
 
-fn progress(ctx: &Ctx, line: &str) {
+/// A line of progress: on stdout, or on stderr with `--json` (stdout then
+/// holds the final answer only).
+pub(super) fn progress(ctx: &Ctx, line: &str) {
     if ctx.out.json {
         eprintln!("{line}");
     } else {

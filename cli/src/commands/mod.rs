@@ -7,6 +7,7 @@ mod cloud;
 mod deploy;
 mod env;
 mod follow;
+mod installs;
 mod login;
 mod logs;
 mod operate;
@@ -55,6 +56,8 @@ pub async fn dispatch(cli: Cli, out: Out) -> Result<()> {
         Command::Audit(audit) => access::audit(&ctx, audit).await,
         Command::Providers(p) => cloud::providers(&ctx, p.provider.as_deref()).await,
         Command::Servers(command) => servers::run(&ctx, command).await,
+        Command::Install(install) => installs::create(&ctx, *install).await,
+        Command::Installs(command) => installs::run(&ctx, command).await,
     }
 }
 

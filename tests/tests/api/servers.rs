@@ -15,9 +15,28 @@ use slipway_shared::egress::OutboundPolicy;
 use slipway_testkit::cloud_fake::hetzner::FakeHetzner;
 use slipway_testkit::cloud_fake::openstack::FakeOpenStack;
 
-async fn post(api: &Api, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+pub(super) async fn post(api: &Api, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
     api.call(Method::POST, path, Some(token), Some(&body.to_string()))
         .await
+}
+
+/// Two cloud accounts of the project: `main` at a Hetzner fake, `ovh` at
+/// an OpenStack fake (region GRA11).
+pub(super) async fn accounts(
+    api: &Api,
+    token: &str,
+) -> anyhow::Result<(FakeHetzner, FakeOpenStack)> {
+    let hetzner = FakeHetzner::start("hz-token").await?;
+    let (status, made) = post(api, token, "/v1/cloud-accounts", json!({
+        "provider": "hetzner", "name": "main", "endpoint": hetzner.url(), "credentials": {"token": "hz-token"}})).await;
+    anyhow::ensure!(status == StatusCode::CREATED, "{made}");
+    let openstack = FakeOpenStack::start("GRA11", None).await?;
+    let (id, secret) = FakeOpenStack::APP_CREDENTIAL;
+    let (status, made) = post(api, token, "/v1/cloud-accounts", json!({
+        "provider": "openstack", "name": "ovh", "endpoint": openstack.auth_url(),
+        "credentials": {"region": "GRA11", "application_credential_id": id, "application_credential_secret": secret}})).await;
+    anyhow::ensure!(status == StatusCode::CREATED, "{made}");
+    Ok((hetzner, openstack))
 }
 
 async fn servers_made(api: &Api) -> i64 {
@@ -35,16 +54,7 @@ async fn bad_server_requests_buy_nothing() -> anyhow::Result<()> {
     ))
     .await?;
     let (_, token) = api.project("servers").await;
-    let hetzner = FakeHetzner::start("hz-token").await?;
-    let (status, made) = post(&api, &token, "/v1/cloud-accounts", json!({
-        "provider": "hetzner", "name": "main", "endpoint": hetzner.url(), "credentials": {"token": "hz-token"}})).await;
-    assert_eq!(status, StatusCode::CREATED, "{made}");
-    let openstack = FakeOpenStack::start("GRA11", None).await?;
-    let (id, secret) = FakeOpenStack::APP_CREDENTIAL;
-    let (status, made) = post(&api, &token, "/v1/cloud-accounts", json!({
-        "provider": "openstack", "name": "ovh", "endpoint": openstack.auth_url(),
-        "credentials": {"region": "GRA11", "application_credential_id": id, "application_credential_secret": secret}})).await;
-    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (hetzner, _openstack) = accounts(&api, &token).await?;
 
     let server = |account: &str, region: &str, size: &str, name: &str| json!({"account": account, "region": region, "size": size, "name": name});
     for (body, status, code) in [

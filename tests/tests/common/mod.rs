@@ -552,10 +552,8 @@ impl GitApp {
         source: &std::path::Path,
         settings: Value,
     ) -> anyhow::Result<GitApp> {
-        let repos = tempfile::tempdir()?;
-        let repo = slipway_testkit::git::seed_repo(repos.path(), name, Some(source))?;
-        let daemon = slipway_testkit::git::GitDaemon::start(repos.path())?;
-        let mut body = json!({"name": name, "git_url": daemon.url(name), "git_ref": "main"});
+        let served = GitSource::serve(name, source)?;
+        let mut body = json!({"name": name, "git_url": served.url, "git_ref": "main"});
         if let (Some(body), Value::Object(settings)) = (body.as_object_mut(), settings) {
             body.extend(settings);
         }
@@ -565,9 +563,32 @@ impl GitApp {
         anyhow::ensure!(status == 201, "create app: {status} {app}");
         Ok(GitApp {
             id: app["id"].as_str().context("app id")?.to_owned(),
+            repo: served.repo,
+            _daemon: served.daemon,
+            _repos: served.repos,
+        })
+    }
+}
+
+/// A repository named `name` seeded from `source` (its branch `main`),
+/// served by a git daemon of its own at `url`.
+pub struct GitSource {
+    pub repo: slipway_testkit::git::SeededRepo,
+    pub url: String,
+    daemon: slipway_testkit::git::GitDaemon,
+    repos: tempfile::TempDir,
+}
+
+impl GitSource {
+    pub fn serve(name: &str, source: &std::path::Path) -> anyhow::Result<GitSource> {
+        let repos = tempfile::tempdir()?;
+        let repo = slipway_testkit::git::seed_repo(repos.path(), name, Some(source))?;
+        let daemon = slipway_testkit::git::GitDaemon::start(repos.path())?;
+        Ok(GitSource {
+            url: daemon.url(name),
             repo,
-            _daemon: daemon,
-            _repos: repos,
+            daemon,
+            repos,
         })
     }
 }

@@ -25,10 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-const TOKEN: &str = "hz-test-token";
-const LONG: Duration = Duration::from_secs(400);
+pub(super) const TOKEN: &str = "hz-test-token";
+pub(super) const LONG: Duration = Duration::from_secs(400);
 
-fn env(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+pub(super) fn env(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("SLIPWAY_SECRET_KEY", "ab".repeat(32)),
         ("SLIPWAY_OUTBOUND_ALLOW", "loopback".to_owned()),
@@ -38,10 +38,22 @@ fn env(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     env
 }
 
-async fn hetzner_account(fleet: &Fleet, fake: &FakeHetzner) -> anyhow::Result<()> {
+pub(super) async fn hetzner_account(fleet: &Fleet, fake: &FakeHetzner) -> anyhow::Result<()> {
     let (status, made) = fleet
         .call(Method::POST, "/v1/cloud-accounts", Some(json!({
             "provider": "hetzner", "name": "main", "endpoint": fake.url(), "credentials": {"token": TOKEN}})))
+        .await?;
+    anyhow::ensure!(status == 201, "account: {status} {made}");
+    Ok(())
+}
+
+/// The account `ovh` at the OpenStack fake (region GRA11).
+pub(super) async fn openstack_account(fleet: &Fleet, fake: &FakeOpenStack) -> anyhow::Result<()> {
+    let (id, secret) = FakeOpenStack::APP_CREDENTIAL;
+    let (status, made) = fleet
+        .call(Method::POST, "/v1/cloud-accounts", Some(json!({
+            "provider": "openstack", "name": "ovh", "endpoint": fake.auth_url(),
+            "credentials": {"region": "GRA11", "application_credential_id": id, "application_credential_secret": secret}})))
         .await?;
     anyhow::ensure!(status == 201, "account: {status} {made}");
     Ok(())
@@ -109,9 +121,11 @@ async fn operation(fleet: &Fleet, server: &Value, index: usize) -> anyhow::Resul
     fleet.deployment(id).await
 }
 
-/// A fleet whose deploy worker can check an ssh target (as the setup test's).
-async fn full_fleet(
+/// A fleet whose deploy worker can check an ssh target (as the setup
+/// test's), with `build_workers` build workers (none when nothing builds).
+pub(super) async fn full_fleet(
     extra: &[(&'static str, &str)],
+    build_workers: usize,
 ) -> anyhow::Result<(Fleet, Registry, Caddy, tempfile::TempDir)> {
     let registry = Registry::start().await?;
     let caddy = Caddy::start().await?;
@@ -131,7 +145,7 @@ async fn full_fleet(
         env.push(("CONTAINERS_CONF", conf));
     }
     let fleet = Fleet::start(Options {
-        build_workers: 0,
+        build_workers,
         env,
         ..Options::default()
     })
@@ -261,7 +275,7 @@ async fn a_hetzner_server_is_made_a_target_and_destroyed() -> anyhow::Result<()>
     let fake = FakeHetzner::start_with(TOKEN, hosts.hook()).await?;
     let released = hosts.clone();
     fake.on_delete(Arc::new(move |ip| released.release(ip)));
-    let (fleet, _registry, _caddy, _dirs) = full_fleet(&[]).await?;
+    let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 0).await?;
     hetzner_account(&fleet, &fake).await?;
     let home = tempfile::tempdir()?;
     let cli = Cli::with_env(home.path(), &fleet.api_url, &fleet.token);
@@ -285,14 +299,8 @@ async fn an_openstack_server_is_made_a_target_and_destroyed() -> anyhow::Result<
     let fake = FakeOpenStack::start("GRA11", Some(hosts.hook())).await?;
     let released = hosts.clone();
     fake.on_delete(Arc::new(move |ip| released.release(ip)));
-    let (fleet, _registry, _caddy, _dirs) = full_fleet(&[]).await?;
-    let (id, secret) = FakeOpenStack::APP_CREDENTIAL;
-    let (status, made) = fleet
-        .call(Method::POST, "/v1/cloud-accounts", Some(json!({
-            "provider": "openstack", "name": "ovh", "endpoint": fake.auth_url(),
-            "credentials": {"region": "GRA11", "application_credential_id": id, "application_credential_secret": secret}})))
-        .await?;
-    anyhow::ensure!(status == 201, "account: {status} {made}");
+    let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 0).await?;
+    openstack_account(&fleet, &fake).await?;
     create_and_destroy(
         &fleet,
         &hosts,
@@ -310,7 +318,7 @@ async fn an_openstack_server_is_made_a_target_and_destroyed() -> anyhow::Result<
 /// A fleet without build workers (a destroy's last step runs on the
 /// deploy worker), fast sweeps, and servers that never answer SSH (unused
 /// loopback addresses).
-async fn provision_fleet(extra: &[(&'static str, &str)]) -> anyhow::Result<Fleet> {
+pub(super) async fn provision_fleet(extra: &[(&'static str, &str)]) -> anyhow::Result<Fleet> {
     let mut all = vec![
         ("SLIPWAY_SERVER_SSH_TIMEOUT", "2s"),
         ("SLIPWAY_LEASE_TIMEOUT", "3s"),

@@ -1,0 +1,305 @@
+//! One-click installs through the real fleet and the provider fakes: per
+//! driver, an install buys a server (a real test host), sets it up, builds
+//! the static site from git and deploys it there, and Slipway's verify
+//! reaches it at the server's address; the test then gets the page itself
+//! at the address the fake reported (no Host of its own: an install without
+//! a domain answers at the bare address), and the install's DELETE leaves
+//! nothing at the fake, no test host, no app. The Hetzner run goes through
+//! `slipway install` and `slipway installs destroy`, the OpenStack run
+//! through the API. An install whose create fails at the provider ends
+//! `failed` in the provider's words with nothing bought left, and its
+//! DELETE removes the app.
+
+use super::cli_run::Cli;
+use super::common::{example, Fleet, GitSource};
+use super::log_text;
+use super::servers::{
+    full_fleet, hetzner_account, openstack_account, provision_fleet, LONG, TOKEN,
+};
+use anyhow::Context;
+use reqwest::Method;
+use serde_json::{json, Value};
+use slipway_testkit::cloud_fake::hetzner::FakeHetzner;
+use slipway_testkit::cloud_fake::hosts::{silent_addresses, FakeHosts};
+use slipway_testkit::cloud_fake::openstack::FakeOpenStack;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+async fn read(fleet: &Fleet, id: &str) -> anyhow::Result<Value> {
+    let (status, install) = fleet
+        .call(Method::GET, &format!("/v1/installs/{id}"), None)
+        .await?;
+    anyhow::ensure!(status == 200, "install {id}: {status} {install}");
+    Ok(install)
+}
+
+/// Waits until the install's status is one of `statuses`.
+async fn wait(fleet: &Fleet, id: &str, statuses: &[&str]) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let now = read(fleet, id).await?;
+        if statuses.contains(&now["status"].as_str().unwrap_or_default()) {
+            return Ok(now);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "install {id}: wanted {statuses:?}\n{now:#}\n{}",
+            fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The logs of one of the install's steps.
+async fn step_logs(fleet: &Fleet, install: &Value, step: usize) -> anyhow::Result<String> {
+    let id: Uuid = install["steps"][step]["operation"]
+        .as_str()
+        .context("the step's operation")?
+        .parse()?;
+    log_text(fleet, &fleet.deployment(id).await?).await
+}
+
+fn step_states(install: &Value) -> Vec<String> {
+    install["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| format!("{}:{}", s["name"], s["state"]).replace('"', ""))
+        .collect()
+}
+
+/// Install → completed → the page at the server's address → destroyed,
+/// nothing left.
+async fn install_and_destroy(
+    fleet: &Fleet,
+    hosts: &FakeHosts,
+    (provider, account, region, size): (&str, &str, &str, &str),
+    holdings: impl Fn() -> (usize, usize, usize),
+    cli: Option<&Cli>,
+) -> anyhow::Result<()> {
+    let source = GitSource::serve("site", &example("static-site"))?;
+    let started = Instant::now();
+    let completed = match cli {
+        Some(cli) => {
+            let args = [
+                "install",
+                "--provider",
+                provider,
+                "--account",
+                account,
+                "--region",
+                region,
+                "--size",
+                size,
+                "--app",
+                "site",
+                "--git-url",
+                &source.url,
+                "--git-ref",
+                "main",
+                "--json",
+            ];
+            let made = cli.run(&args).await?;
+            anyhow::ensure!(made.code == 0, "slipway install: {made}\n{}", fleet.logs());
+            for step in ["step provision", "step deploy", "step verify"] {
+                assert!(made.stderr.contains(step), "{step} in {made}");
+            }
+            let shown: Value = serde_json::from_str(&made.stdout).context("install's JSON")?;
+            shown
+        }
+        None => {
+            let (status, made) = fleet
+                .call(
+                    Method::POST,
+                    "/v1/installs",
+                    Some(json!({
+                        "provider": provider, "account": account, "region": region, "size": size,
+                        "app": {"name": "site", "git_url": source.url, "git_ref": "main",
+                                "runtime": {"health_path": "/healthz"}}})),
+                )
+                .await?;
+            anyhow::ensure!(status == 202, "install: {status} {made}");
+            wait(
+                fleet,
+                made["id"].as_str().context("id")?,
+                &["completed", "failed"],
+            )
+            .await?
+        }
+    };
+    let id = completed["id"].as_str().context("id")?.to_owned();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        completed["status"],
+        "completed",
+        "{completed:#}\nboot failures: {:?}\n{}",
+        hosts.failures.lock().unwrap(),
+        fleet.logs()
+    );
+    eprintln!("{provider}: install request to completed {elapsed:.1?}");
+    assert_eq!(
+        step_states(&completed),
+        [
+            "provision:done",
+            "configure:done",
+            "deploy:done",
+            "verify:done"
+        ]
+    );
+    let ipv4 = completed["server"]["ipv4"].as_str().context("ipv4")?;
+    assert_eq!(completed["app_url"], format!("http://{ipv4}/"));
+    assert!(completed["completed_at"].is_string(), "{completed}");
+    let verify = step_logs(fleet, &completed, 3).await?;
+    assert!(verify.contains("the app answered"), "{verify}");
+    // From here, as a visitor would: the bare address, no Host of ours.
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let page = client
+        .get(format!("http://{ipv4}/"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await?.contains("static-site"));
+    let (status, app) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
+    assert_eq!(status, 200, "{app}");
+    assert_eq!(app["target"], completed["server"]["name"], "{app}");
+    assert_eq!(hosts.running(), 1);
+
+    match cli {
+        Some(cli) => {
+            let listed = cli.run(&["installs", "list"]).await?;
+            assert!(
+                listed.code == 0 && listed.stdout.contains("completed"),
+                "{listed}"
+            );
+            let destroyed = cli.run(&["installs", "destroy", &id]).await?;
+            assert_eq!(destroyed.code, 0, "{destroyed}\n{}", fleet.logs());
+            assert!(destroyed.stdout.contains("destroyed"), "{destroyed}");
+        }
+        None => {
+            let (status, destroying) = fleet
+                .call(Method::DELETE, &format!("/v1/installs/{id}"), None)
+                .await?;
+            assert_eq!(status, 202, "{destroying}");
+            assert_eq!(destroying["status"], "destroying", "{destroying}");
+        }
+    }
+    let destroyed = wait(fleet, &id, &["destroyed", "failed"]).await?;
+    assert_eq!(
+        destroyed["status"],
+        "destroyed",
+        "{destroyed:#}\n{}",
+        fleet.logs()
+    );
+    assert_eq!(destroyed["server"]["state"], "destroyed");
+    assert_eq!(holdings(), (0, 0, 0), "the fake holds nothing");
+    assert_eq!(hosts.running(), 0, "the test host is gone");
+    let (status, _) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
+    assert_eq!(status, 404, "the app is gone");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hetzner_install_through_the_cli_answers_and_is_destroyed() -> anyhow::Result<()> {
+    let hosts = FakeHosts::new();
+    let fake = FakeHetzner::start_with(TOKEN, hosts.hook()).await?;
+    let released = hosts.clone();
+    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 1).await?;
+    hetzner_account(&fleet, &fake).await?;
+    let home = tempfile::tempdir()?;
+    let cli = Cli::with_env(home.path(), &fleet.api_url, &fleet.token);
+    install_and_destroy(
+        &fleet,
+        &hosts,
+        ("hetzner", "main", "fsn1", "cx22"),
+        || fake.holdings(),
+        Some(&cli),
+    )
+    .await?;
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_openstack_install_answers_and_is_destroyed() -> anyhow::Result<()> {
+    let hosts = FakeHosts::new();
+    let fake = FakeOpenStack::start("GRA11", Some(hosts.hook())).await?;
+    let released = hosts.clone();
+    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 1).await?;
+    openstack_account(&fleet, &fake).await?;
+    install_and_destroy(
+        &fleet,
+        &hosts,
+        ("openstack", "ovh", "GRA11", "d2-2"),
+        || fake.holdings(),
+        None,
+    )
+    .await?;
+    fleet.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_install_whose_create_fails_ends_failed_and_leaves_nothing() -> anyhow::Result<()> {
+    let fake = FakeHetzner::start_with(TOKEN, silent_addresses()).await?;
+    let fleet = provision_fleet(&[]).await?;
+    hetzner_account(&fleet, &fake).await?;
+    fake.faults(|f| f.fail_create = Some("the host's disk could not be created".into()));
+    let (status, made) = fleet
+        .call(
+            Method::POST,
+            "/v1/installs",
+            Some(
+                json!({"provider": "hetzner", "account": "main", "region": "fsn1", "size": "cx22",
+                        "app": {"name": "shop", "git_url": "http://127.0.0.1:9/shop.git"}}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 202, "install: {status} {made}");
+    let id = made["id"].as_str().context("id")?.to_owned();
+    let failed = wait(&fleet, &id, &["failed", "completed"]).await?;
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    assert_eq!(failed["error"]["code"], "provider_error", "{failed:#}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the host's disk could not be created"),
+        "{failed:#}"
+    );
+    assert_eq!(
+        step_states(&failed),
+        [
+            "provision:failed",
+            "configure:pending",
+            "deploy:pending",
+            "verify:pending"
+        ]
+    );
+    assert!(failed["app_url"].is_null(), "{failed}");
+    assert_eq!(fake.holdings(), (0, 0, 0), "everything made is deleted");
+    // Its app never ran anywhere and never may until torn down.
+    let (status, refused) = fleet
+        .call(Method::POST, "/v1/apps/shop/deployments", None)
+        .await?;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (409, Some("server_not_ready")),
+        "{refused}"
+    );
+
+    let (status, destroying) = fleet
+        .call(Method::DELETE, &format!("/v1/installs/{id}"), None)
+        .await?;
+    assert_eq!(status, 202, "{destroying}");
+    let destroyed = wait(&fleet, &id, &["destroyed"]).await?;
+    assert!(destroyed["error"].is_null(), "{destroyed}");
+    let (status, _) = fleet.call(Method::GET, "/v1/apps/shop", None).await?;
+    assert_eq!(status, 404, "the app is gone");
+    assert_eq!(fake.holdings(), (0, 0, 0));
+    fleet.stop().await;
+    Ok(())
+}
