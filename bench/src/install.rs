@@ -6,7 +6,8 @@
 //! The fake runs on a thread and runtime of its own (`install/cloud.rs`).
 //!
 //! The app is the static-site example in a local git repository. A first
-//! install builds its commit and is destroyed; each measured run then
+//! install builds its commit (`first_install.build` says whether layers an
+//! earlier run left were found) and is destroyed; each measured run then
 //! installs the same commit again as a new app of the same name, so its
 //! build finds every layer cached and the registry holding them (the build
 //! worker's image reuse is per app: a new app's build runs buildah, on
