@@ -69,7 +69,11 @@ impl JobHandler for InstallVerify {
             tries += 1;
             let last = match self.client.get(&url).header("host", &host).send().await {
                 // A 5xx is the proxy's (no upstream yet) or an app still
-                // starting: worth another try; anything else is the app.
+                // starting: worth another try; so is Caddy's own answer
+                // for a host it has no route for (empty, untyped).
+                Ok(answer) if is_caddys_own(&answer) => {
+                    "an empty answer with no content type (no route for the host)".to_owned()
+                }
                 Ok(answer) if !answer.status().is_server_error() => {
                     ctx.logs
                         .info(&format!(
@@ -96,4 +100,12 @@ impl JobHandler for InstallVerify {
             }
         }
     }
+}
+
+/// Caddy answers a request for a host none of its routes matches with an
+/// empty `200` and no `Content-Type`; an app's answer has one or the other.
+fn is_caddys_own(answer: &reqwest::Response) -> bool {
+    answer.status() == reqwest::StatusCode::OK
+        && answer.content_length() == Some(0)
+        && !answer.headers().contains_key(reqwest::header::CONTENT_TYPE)
 }

@@ -291,6 +291,13 @@ const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
         "$response.body#/id",
     ),
     (
+        "create_install",
+        "202",
+        &["get_install", "delete_install"],
+        "id",
+        "$response.body#/id",
+    ),
+    (
         "create_probe",
         "202",
         &["get_deployment", "cancel_deployment", "deployment_logs"],

@@ -79,6 +79,10 @@ const NO_SUCCESS_HERE: &[(&str, &[u16])] = &[
     ("GET /v1/servers/{server}", &[404]),
     ("DELETE /v1/servers/{server}", &[404]),
     ("GET /v1/cloud-accounts/{account}/orphans", &[404]),
+    // Nor an install, whose server it would buy.
+    ("POST /v1/installs", &[404, 422]),
+    ("GET /v1/installs/{id}", &[404]),
+    ("DELETE /v1/installs/{id}", &[404]),
     // A priced size in a region is rarely what random strings name.
     ("POST /v1/estimates", &[200, 422]),
     ("GET /v1/providers/{provider}", &[200, 404]),

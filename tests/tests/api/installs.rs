@@ -9,7 +9,7 @@
 //! before anything reached the server removes the app at once, queues the
 //! server's destroy, and answers the same when asked again.
 
-use super::servers::{accounts, post};
+use super::servers::{accounts, post, set_caps};
 use super::Api;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -135,15 +135,7 @@ async fn bad_install_requests_write_nothing() -> anyhow::Result<()> {
         );
         assert_eq!(rows(&api).await, before, "nothing written for {body}");
     }
-    let (status, _) = api
-        .call(
-            Method::PUT,
-            "/v1/cloud-caps",
-            Some(&token),
-            Some(r#"{"max_servers":0,"max_monthly_eur":null}"#),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_caps(&api, &token, r#"{"max_servers":0,"max_monthly_eur":null}"#).await;
     let (status, capped) = post(
         &api,
         &token,

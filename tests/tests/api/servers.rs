@@ -39,6 +39,14 @@ pub(super) async fn accounts(
     Ok((hetzner, openstack))
 }
 
+/// Sets the project's caps (`PUT /v1/cloud-caps` with `caps`).
+pub(super) async fn set_caps(api: &Api, token: &str, caps: &str) {
+    let (status, answer) = api
+        .call(Method::PUT, "/v1/cloud-caps", Some(token), Some(caps))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
 async fn servers_made(api: &Api) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM servers")
         .fetch_one(&api.db.pool)
@@ -100,15 +108,7 @@ async fn bad_server_requests_buy_nothing() -> anyhow::Result<()> {
         );
     }
     // Caps: none may be bought.
-    let (status, _) = api
-        .call(
-            Method::PUT,
-            "/v1/cloud-caps",
-            Some(&token),
-            Some(r#"{"max_servers":0,"max_monthly_eur":null}"#),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_caps(&api, &token, r#"{"max_servers":0,"max_monthly_eur":null}"#).await;
     let (status, capped) = post(
         &api,
         &token,
@@ -126,15 +126,7 @@ async fn bad_server_requests_buy_nothing() -> anyhow::Result<()> {
     assert_eq!(creates(hetzner.requests()), 0, "{:?}", hetzner.requests());
 
     // Within the caps: recorded, pending, priced, its create queued.
-    let (status, _) = api
-        .call(
-            Method::PUT,
-            "/v1/cloud-caps",
-            Some(&token),
-            Some(r#"{"max_servers":1,"max_monthly_eur":20}"#),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_caps(&api, &token, r#"{"max_servers":1,"max_monthly_eur":20}"#).await;
     let (status, made) = post(&api, &token, "/v1/servers",
         json!({"account": "main", "region": "fsn1", "size": "cx22", "name": "web", "environment": "production"})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{made}");
@@ -162,15 +154,7 @@ async fn bad_server_requests_buy_nothing() -> anyhow::Result<()> {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("cap_exceeded")),
         "{again}"
     );
-    let (status, _) = api
-        .call(
-            Method::PUT,
-            "/v1/cloud-caps",
-            Some(&token),
-            Some(r#"{"max_servers":5,"max_monthly_eur":null}"#),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_caps(&api, &token, r#"{"max_servers":5,"max_monthly_eur":null}"#).await;
     let (status, again) = post(
         &api,
         &token,

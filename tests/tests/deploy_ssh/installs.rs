@@ -14,7 +14,7 @@ use super::cli_run::Cli;
 use super::common::{example, Fleet, GitSource};
 use super::log_text;
 use super::servers::{
-    full_fleet, hetzner_account, openstack_account, provision_fleet, LONG, TOKEN,
+    full_fleet, hetzner_account, openstack_account, provision_fleet, read_until, LONG, TOKEN,
 };
 use anyhow::Context;
 use reqwest::Method;
@@ -26,29 +26,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-async fn read(fleet: &Fleet, id: &str) -> anyhow::Result<Value> {
-    let (status, install) = fleet
-        .call(Method::GET, &format!("/v1/installs/{id}"), None)
-        .await?;
-    anyhow::ensure!(status == 200, "install {id}: {status} {install}");
-    Ok(install)
-}
-
 /// Waits until the install's status is one of `statuses`.
 async fn wait(fleet: &Fleet, id: &str, statuses: &[&str]) -> anyhow::Result<Value> {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        let now = read(fleet, id).await?;
-        if statuses.contains(&now["status"].as_str().unwrap_or_default()) {
-            return Ok(now);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "install {id}: wanted {statuses:?}\n{now:#}\n{}",
-            fleet.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    read_until(fleet, &format!("/v1/installs/{id}"), LONG, |now| {
+        statuses.contains(&now["status"].as_str().unwrap_or_default())
+    })
+    .await
 }
 
 /// The logs of one of the install's steps.

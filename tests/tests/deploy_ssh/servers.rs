@@ -93,20 +93,34 @@ async fn wait_server(
     states: &[&str],
     limit: Duration,
 ) -> anyhow::Result<Value> {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let now = server(fleet, id).await?;
+    read_until(fleet, &format!("/v1/servers/{id}"), limit, |now| {
         let ended = now["operations"]
             .as_array()
             .into_iter()
             .flatten()
             .all(|o| TERMINAL.contains(&o["state"].as_str().unwrap_or_default()));
-        if states.contains(&now["state"].as_str().unwrap_or_default()) && ended {
+        states.contains(&now["state"].as_str().unwrap_or_default()) && ended
+    })
+    .await
+}
+
+/// Reads `path` until `done` holds for what it answers, within `limit`.
+pub(super) async fn read_until(
+    fleet: &Fleet,
+    path: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let (status, now) = fleet.call(Method::GET, path, None).await?;
+        anyhow::ensure!(status == 200, "{path}: {status} {now}");
+        if done(&now) {
             return Ok(now);
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "server {id}: wanted {states:?}\n{now:#}\n{}",
+            "{path}: not as wanted within {limit:?}\n{now:#}\n{}",
             fleet.logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
