@@ -2,7 +2,8 @@
 //! install's server; this checks from Slipway's side what a visitor will
 //! see: `GET http://IPV4/` with the app's host name (the install's domain,
 //! or for an install without one the server's address, which the install
-//! made one of the app's hosts) answers, within [`VERIFY_TIMEOUT`].
+//! made one of the app's hosts) answers with a success or a redirect,
+//! within [`VERIFY_TIMEOUT`].
 
 use async_trait::async_trait;
 use slipway_shared::db::installs::VERIFY_JOB_KIND;
@@ -68,13 +69,10 @@ impl JobHandler for InstallVerify {
         loop {
             tries += 1;
             let last = match self.client.get(&url).header("host", &host).send().await {
-                // A 5xx is the proxy's (no upstream yet) or an app still
-                // starting: worth another try; so is Caddy's own answer
-                // for a host it has no route for (empty, untyped).
-                Ok(answer) if is_caddys_own(&answer) => {
-                    "an empty answer with no content type (no route for the host)".to_owned()
-                }
-                Ok(answer) if !answer.status().is_server_error() => {
+                // Success or a redirect is the app's; anything else (the
+                // proxy's 404 for a host it has no route for yet, its 502
+                // while the upstream starts) is worth another try.
+                Ok(answer) if answer.status().is_success() || answer.status().is_redirection() => {
                     ctx.logs
                         .info(&format!(
                             "the app answered {} at {url} (try {tries})",
@@ -100,12 +98,4 @@ impl JobHandler for InstallVerify {
             }
         }
     }
-}
-
-/// Caddy answers a request for a host none of its routes matches with an
-/// empty `200` and no `Content-Type`; an app's answer has one or the other.
-fn is_caddys_own(answer: &reqwest::Response) -> bool {
-    answer.status() == reqwest::StatusCode::OK
-        && answer.content_length() == Some(0)
-        && !answer.headers().contains_key(reqwest::header::CONTENT_TYPE)
 }
