@@ -32,7 +32,7 @@
 mod load;
 pub mod podman;
 mod redeploy;
-mod timings;
+pub mod timings;
 
 use crate::build::fleet::{self, Fleet};
 use crate::harness::Env;
@@ -280,7 +280,7 @@ fn seconds(delta: chrono::TimeDelta) -> f64 {
     delta.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
 }
 
-fn event_at(deployment: &Value, to: &str) -> anyhow::Result<DateTime<Utc>> {
+pub fn event_at(deployment: &Value, to: &str) -> anyhow::Result<DateTime<Utc>> {
     let events = deployment["events"].as_array().context("events")?;
     let event = events
         .iter()

@@ -1,8 +1,9 @@
 //! `slipway-bench [--own-broker] SCENARIO` with SCENARIO one of `queue`,
-//! `logs`, `api`, `recovery`, `build`, `deploy`, `cli`, `idle`, `apps-list` or `all`. Each scenario starts what it needs (a
-//! fresh database, a unique queue prefix, in-process runtimes and API, or
-//! the real worker binaries), prints one JSON object per line on stdout,
-//! cleans up and exits 0. Progress and warnings go to stderr. The broker is
+//! `logs`, `api`, `recovery`, `build`, `deploy`, `cli`, `idle`, `apps-list`,
+//! `install` or `all` (the quick ones: `queue`, `logs`, `api`, `recovery`).
+//! Each scenario starts what it needs (a fresh database, a unique queue
+//! prefix, in-process runtimes and API, or the real worker binaries),
+//! prints one JSON object per line on stdout, cleans up and exits 0. Progress and warnings go to stderr. The broker is
 //! the shared one (`slipway_testkit::rabbit_url()`), or with `--own-broker`
 //! a RabbitMQ node started for this run on a free 127.0.0.1 port (with the
 //! same stage-queue policy as `scripts/services.sh`) and stopped after it.
@@ -14,6 +15,7 @@ mod cli;
 mod deploy;
 mod harness;
 mod idle;
+mod install;
 mod logs;
 mod queue;
 mod recovery;
@@ -23,7 +25,7 @@ use slipway_testkit::RabbitNode;
 use std::io::Write;
 
 const USAGE: &str =
-    "usage: slipway-bench [--own-broker] queue|logs|api|recovery|build|deploy|cli|idle|apps-list|all";
+    "usage: slipway-bench [--own-broker] queue|logs|api|recovery|build|deploy|cli|idle|apps-list|install|all";
 
 /// mimalloc: the hot paths allocate many small, short-lived buffers (rows,
 /// JSON, AMQP frames) across threads, which it serves with less CPU than
@@ -39,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let scenarios: Vec<&str> = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["all"] => vec!["queue", "logs", "api", "recovery"],
         [one @ ("queue" | "logs" | "api" | "recovery" | "build" | "deploy" | "cli" | "idle"
-        | "apps-list")] => {
+        | "apps-list" | "install")] => {
             vec![one]
         }
         ["-h" | "--help"] => {
@@ -104,6 +106,7 @@ async fn run_all(scenarios: &[&str], amqp_url: &str) -> anyhow::Result<()> {
             "api" => api::run(amqp_url).await?,
             "cli" => cli::run(amqp_url).await?,
             "apps-list" => apps_list::run(amqp_url).await?,
+            "install" => install::run(amqp_url).await?,
             _ => recovery::run(amqp_url).await?,
         };
         let mut out = std::io::stdout().lock();
