@@ -15,15 +15,14 @@ use super::cli_run::Cli;
 use super::common::{example, Fleet, GitSource};
 use super::log_text;
 use super::servers::{
-    full_fleet, hetzner_account, openstack_account, provision_fleet, read_until, LONG, TOKEN,
+    full_fleet, hetzner_account, hetzner_with_hosts, openstack_account, openstack_with_hosts,
+    provision_fleet, read_until, LONG, TOKEN,
 };
 use anyhow::Context;
 use reqwest::Method;
 use serde_json::{json, Value};
 use slipway_testkit::cloud_fake::hetzner::FakeHetzner;
 use slipway_testkit::cloud_fake::hosts::{silent_addresses, FakeHosts};
-use slipway_testkit::cloud_fake::openstack::FakeOpenStack;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -186,10 +185,7 @@ async fn install_and_destroy(
 
 #[tokio::test]
 async fn a_hetzner_install_through_the_cli_answers_and_is_destroyed() -> anyhow::Result<()> {
-    let hosts = FakeHosts::new();
-    let fake = FakeHetzner::start_with(TOKEN, hosts.hook()).await?;
-    let released = hosts.clone();
-    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    let (hosts, fake) = hetzner_with_hosts().await?;
     let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 1).await?;
     hetzner_account(&fleet, &fake).await?;
     let home = tempfile::tempdir()?;
@@ -208,10 +204,7 @@ async fn a_hetzner_install_through_the_cli_answers_and_is_destroyed() -> anyhow:
 
 #[tokio::test]
 async fn an_openstack_install_answers_and_is_destroyed() -> anyhow::Result<()> {
-    let hosts = FakeHosts::new();
-    let fake = FakeOpenStack::start("GRA11", Some(hosts.hook())).await?;
-    let released = hosts.clone();
-    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    let (hosts, fake) = openstack_with_hosts().await?;
     let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 1).await?;
     openstack_account(&fleet, &fake).await?;
     install_and_destroy(
@@ -294,10 +287,7 @@ async fn an_install_whose_create_fails_ends_failed_and_leaves_nothing() -> anyho
 /// on from the create's end to completed, with one server bought.
 #[tokio::test]
 async fn an_install_survives_its_provision_worker_killed_mid_create() -> anyhow::Result<()> {
-    let hosts = FakeHosts::new();
-    let fake = FakeHetzner::start_with(TOKEN, hosts.hook()).await?;
-    let released = hosts.clone();
-    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    let (hosts, fake) = hetzner_with_hosts().await?;
     fake.faults(|f| f.create_answer_delay = Some(Duration::from_secs(5)));
     // A lease long enough for the set-up's busiest moments on a loaded
     // machine (3 s lost live attempts there), short enough to rescue soon.
