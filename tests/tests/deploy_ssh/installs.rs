@@ -8,21 +8,21 @@
 //! `slipway install` and `slipway installs destroy`, the OpenStack run
 //! through the API. An install whose create fails at the provider ends
 //! `failed` in the provider's words with nothing bought left, and its
-//! DELETE removes the app.
+//! DELETE removes the app. A provision worker killed mid-create does not
+//! lose the install: the adopted server's create ends and the install goes on.
 
 use super::cli_run::Cli;
 use super::common::{example, Fleet, GitSource};
 use super::log_text;
 use super::servers::{
-    full_fleet, hetzner_account, openstack_account, provision_fleet, read_until, LONG, TOKEN,
+    full_fleet, hetzner_account, hetzner_with_hosts, openstack_account, openstack_with_hosts,
+    provision_fleet, read_until, LONG, TOKEN,
 };
 use anyhow::Context;
 use reqwest::Method;
 use serde_json::{json, Value};
 use slipway_testkit::cloud_fake::hetzner::FakeHetzner;
 use slipway_testkit::cloud_fake::hosts::{silent_addresses, FakeHosts};
-use slipway_testkit::cloud_fake::openstack::FakeOpenStack;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -185,10 +185,7 @@ async fn install_and_destroy(
 
 #[tokio::test]
 async fn a_hetzner_install_through_the_cli_answers_and_is_destroyed() -> anyhow::Result<()> {
-    let hosts = FakeHosts::new();
-    let fake = FakeHetzner::start_with(TOKEN, hosts.hook()).await?;
-    let released = hosts.clone();
-    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    let (hosts, fake) = hetzner_with_hosts().await?;
     let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 1).await?;
     hetzner_account(&fleet, &fake).await?;
     let home = tempfile::tempdir()?;
@@ -207,10 +204,7 @@ async fn a_hetzner_install_through_the_cli_answers_and_is_destroyed() -> anyhow:
 
 #[tokio::test]
 async fn an_openstack_install_answers_and_is_destroyed() -> anyhow::Result<()> {
-    let hosts = FakeHosts::new();
-    let fake = FakeOpenStack::start("GRA11", Some(hosts.hook())).await?;
-    let released = hosts.clone();
-    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    let (hosts, fake) = openstack_with_hosts().await?;
     let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 1).await?;
     openstack_account(&fleet, &fake).await?;
     install_and_destroy(
@@ -283,6 +277,81 @@ async fn an_install_whose_create_fails_ends_failed_and_leaves_nothing() -> anyho
     let (status, _) = fleet.call(Method::GET, "/v1/apps/shop", None).await?;
     assert_eq!(status, 404, "the app is gone");
     assert_eq!(fake.holdings(), (0, 0, 0));
+    fleet.stop().await;
+    Ok(())
+}
+
+/// The provision worker is SIGKILLed while the provider makes the
+/// install's server (its id never reached Slipway): the sweeper hands the
+/// create to a new worker, which adopts that server, and the install goes
+/// on from the create's end to completed, with one server bought.
+#[tokio::test]
+async fn an_install_survives_its_provision_worker_killed_mid_create() -> anyhow::Result<()> {
+    let (hosts, fake) = hetzner_with_hosts().await?;
+    fake.faults(|f| f.create_answer_delay = Some(Duration::from_secs(5)));
+    // A lease long enough for the set-up's busiest moments on a loaded
+    // machine (3 s lost live attempts there), short enough to rescue soon.
+    let fast_sweeps = [
+        ("SLIPWAY_LEASE_TIMEOUT", "15s"),
+        ("SLIPWAY_HEARTBEAT_INTERVAL", "1s"),
+        ("SLIPWAY_SWEEP_INTERVAL", "1s"),
+    ];
+    let (mut fleet, _registry, _caddy, _dirs) = full_fleet(&fast_sweeps, 1).await?;
+    hetzner_account(&fleet, &fake).await?;
+    let source = GitSource::serve("site", &example("static-site"))?;
+    let (status, made) = fleet
+        .call(
+            Method::POST,
+            "/v1/installs",
+            Some(
+                json!({"provider": "hetzner", "account": "main", "region": "fsn1", "size": "cx22",
+                        "app": {"name": "site", "git_url": source.url, "git_ref": "main"}}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(status == 202, "install: {status} {made}");
+    let id = made["id"].as_str().context("id")?.to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while fake.holdings().0 == 0 {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no create at the fake"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let provision = fleet
+        .workers
+        .iter()
+        .find(|w| w.stage == "provision")
+        .context("a provision worker")?
+        .id
+        .clone();
+    fleet.worker(&provision).proc.sigkill()?;
+    fake.faults(|f| f.create_answer_delay = None);
+    fleet.spawn_worker("provision")?;
+
+    let completed = wait(&fleet, &id, &["completed", "failed"]).await?;
+    assert_eq!(
+        completed["status"],
+        "completed",
+        "{completed:#}\n{}",
+        fleet.logs()
+    );
+    let creates = fake
+        .requests()
+        .iter()
+        .filter(|r| *r == "POST /v1/servers")
+        .count();
+    assert_eq!(creates, 1, "one server bought: {:?}", fake.requests());
+    let create = step_logs(&fleet, &completed, 0).await?;
+    assert!(create.contains("adopting server"), "{create}");
+    let (status, destroying) = fleet
+        .call(Method::DELETE, &format!("/v1/installs/{id}"), None)
+        .await?;
+    assert_eq!(status, 202, "{destroying}");
+    wait(&fleet, &id, &["destroyed"]).await?;
+    assert_eq!(fake.holdings(), (0, 0, 0));
+    assert_eq!(hosts.running(), 0);
     fleet.stop().await;
     Ok(())
 }

@@ -47,6 +47,24 @@ pub(super) async fn hetzner_account(fleet: &Fleet, fake: &FakeHetzner) -> anyhow
     Ok(())
 }
 
+/// A Hetzner fake whose created servers are test hosts, gone when deleted.
+pub(super) async fn hetzner_with_hosts() -> anyhow::Result<(Arc<FakeHosts>, FakeHetzner)> {
+    let hosts = FakeHosts::new();
+    let fake = FakeHetzner::start_with(TOKEN, hosts.hook()).await?;
+    let released = hosts.clone();
+    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    Ok((hosts, fake))
+}
+
+/// The same at an OpenStack fake (region GRA11).
+pub(super) async fn openstack_with_hosts() -> anyhow::Result<(Arc<FakeHosts>, FakeOpenStack)> {
+    let hosts = FakeHosts::new();
+    let fake = FakeOpenStack::start("GRA11", Some(hosts.hook())).await?;
+    let released = hosts.clone();
+    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    Ok((hosts, fake))
+}
+
 /// The account `ovh` at the OpenStack fake (region GRA11).
 pub(super) async fn openstack_account(fleet: &Fleet, fake: &FakeOpenStack) -> anyhow::Result<()> {
     let (id, secret) = FakeOpenStack::APP_CREDENTIAL;
@@ -285,10 +303,7 @@ async fn create_and_destroy(
 
 #[tokio::test]
 async fn a_hetzner_server_is_made_a_target_and_destroyed() -> anyhow::Result<()> {
-    let hosts = FakeHosts::new();
-    let fake = FakeHetzner::start_with(TOKEN, hosts.hook()).await?;
-    let released = hosts.clone();
-    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    let (hosts, fake) = hetzner_with_hosts().await?;
     let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 0).await?;
     hetzner_account(&fleet, &fake).await?;
     let home = tempfile::tempdir()?;
@@ -309,10 +324,7 @@ async fn a_hetzner_server_is_made_a_target_and_destroyed() -> anyhow::Result<()>
 
 #[tokio::test]
 async fn an_openstack_server_is_made_a_target_and_destroyed() -> anyhow::Result<()> {
-    let hosts = FakeHosts::new();
-    let fake = FakeOpenStack::start("GRA11", Some(hosts.hook())).await?;
-    let released = hosts.clone();
-    fake.on_delete(Arc::new(move |ip| released.release(ip)));
+    let (hosts, fake) = openstack_with_hosts().await?;
     let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 0).await?;
     openstack_account(&fleet, &fake).await?;
     create_and_destroy(
