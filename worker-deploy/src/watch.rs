@@ -36,8 +36,11 @@ use uuid::Uuid;
 /// Lines of a crashing container shown in its app's health.
 const CRASH_LINES: usize = 5;
 /// Repairs running at once: each holds an app lock and a query connection
-/// of the reconciler's pool; more would wait for connections and time out.
-const PARALLEL_REPAIRS: usize = 4;
+/// of the reconciler's pool (see `RECONCILER_CONNECTIONS`); more would
+/// wait for connections and time out. Ten, so that ten apps killed at
+/// once all start again at once: a repair of a container that only died
+/// is a start and a few requests to the engine and Caddy.
+pub const PARALLEL_REPAIRS: usize = 10;
 /// Tries of a repair that failed (a passing fault) before it is left to
 /// the reconciler's pass.
 const REPAIR_TRIES: u32 = 3;

@@ -8,9 +8,11 @@
 //! The local engine, once its API service runs (the health monitor's and
 //! the reconciler's engine), asks the API for the state and reads `/proc`
 //! in-process: no child process per look, which is most of what an idle
-//! app cost (two CLI processes per app every monitor round).
+//! app cost (two CLI processes per app every monitor round). A monitor
+//! round looks at every container from one list of them (podman's own,
+//! which has each one's main PID): no request per container either.
 
-use super::{says_missing, strings, Engine, EngineError, Host, COMMAND_TIMEOUT};
+use super::{says_missing, strings, ContainerInfo, Engine, EngineError, Host, COMMAND_TIMEOUT};
 use crate::health::proc_net;
 use crate::health::verdict::Observation;
 
@@ -21,7 +23,7 @@ const READ_PROC: &str = r#"for f in uptime "$1/stat" "$1/net/tcp" "$1/net/tcp6";
 impl Engine {
     /// One look at the container `name` for the listening check.
     pub async fn observe(&self, name: &str) -> Result<Observation, EngineError> {
-        let local_api = self.api.as_ref().filter(|_| self.host == Host::Local);
+        let local_api = self.local_api();
         let (state, pid, code) = match local_api {
             Some(api) => match api.state(name).await {
                 Ok(Some((state, pid, code))) => (
@@ -42,16 +44,10 @@ impl Engine {
                 None => return Ok(Observation::Gone),
             },
         };
-        let state = state.as_str();
-        match state {
-            "running" if pid > 0 => {}
-            "exited" | "stopped" | "dead" => return Ok(Observation::Exited { code }),
-            other => {
-                return Ok(Observation::Other {
-                    state: other.to_owned(),
-                })
-            }
-        }
+        let pid = match running_pid(&state, pid, code) {
+            Ok(pid) => pid,
+            Err(observation) => return Ok(observation),
+        };
         let files = if local_api.is_some() {
             read_proc(pid)
         } else {
@@ -61,22 +57,58 @@ impl Engine {
                 .await?;
             proc_files(&out.stdout)
         };
-        let file = |suffix: &str| {
-            files
-                .iter()
-                .find(|(name, _)| name.ends_with(suffix))
-                .map_or("", |(_, text)| text.as_str())
-        };
-        let Some(age) = proc_net::process_age(file("uptime"), file("/stat")) else {
-            // The process went away between the inspect and the read.
-            return Ok(Observation::Other {
-                state: "exiting".into(),
-            });
-        };
-        let mut listening = proc_net::listening(file("/net/tcp"));
-        listening.extend(proc_net::listening(file("/net/tcp6")));
-        Ok(Observation::Running { age, listening })
+        Ok(running(&files))
     }
+
+    /// The same look at `name` from a list of the engine's containers
+    /// (see [`Engine::list_apps`]) and this host's `/proc`: no request per
+    /// container. `None` when the list cannot tell (not this host's, or
+    /// without PIDs): then [`Engine::observe`] looks.
+    pub fn observe_listed(&self, listed: &[ContainerInfo], name: &str) -> Option<Observation> {
+        if self.host != Host::Local {
+            return None;
+        }
+        let Some(found) = listed.iter().find(|c| c.name == name) else {
+            return Some(Observation::Gone);
+        };
+        let (pid, code) = found.process?;
+        Some(match running_pid(&found.state, pid, code) {
+            Ok(pid) => running(&read_proc(pid)),
+            Err(observation) => observation,
+        })
+    }
+}
+
+/// The PID of a running container's main process, or what a container
+/// that does not run is.
+fn running_pid(state: &str, pid: u32, code: i32) -> Result<u32, Observation> {
+    match state {
+        "running" if pid > 0 => Ok(pid),
+        "exited" | "stopped" | "dead" => Err(Observation::Exited { code }),
+        other => Err(Observation::Other {
+            state: other.to_owned(),
+        }),
+    }
+}
+
+/// A running container's observation from its `/proc` files (see
+/// [`READ_PROC`]).
+fn running(files: &[(String, String)]) -> Observation {
+    let file = |suffix: &str| {
+        files
+            .iter()
+            .find(|(name, _)| name.ends_with(suffix))
+            .map_or("", |(_, text)| text.as_str())
+    };
+    let Some(age) = proc_net::process_age(file("uptime"), file("/stat")) else {
+        // The process went away between the inspect and the read.
+        return Observation::Other {
+            state: "exiting".into(),
+        };
+    };
+    let mut listening = proc_net::listening(file("/net/tcp"));
+    listening.extend(proc_net::listening(file("/net/tcp6")));
+    Observation::Running { age, listening }
 }
 
 impl Engine {
