@@ -161,8 +161,11 @@ pub async fn repairs(
 }
 
 /// Kills the running containers of `apps` with one `podman kill` (ten
-/// kills at the same instant, and no command per app to load the machine
-/// while the repairs run); returns when it returned.
+/// kills at once, and no command per app to load the machine while the
+/// repairs run); returns the instant before the command ran, which counts
+/// the command's own start in every repair (podman kills one container
+/// after another, and the first is repaired before the last is killed:
+/// the instant after would undercount).
 async fn kill(apps: &[&App]) -> anyhow::Result<Instant> {
     let mut names = Vec::new();
     for app in apps {
@@ -181,8 +184,9 @@ async fn kill(apps: &[&App]) -> anyhow::Result<Instant> {
     }
     let mut args = vec!["kill"];
     args.extend(names.iter().map(String::as_str));
+    let killed = Instant::now();
     images::engine("podman", &args).await?;
-    Ok(Instant::now())
+    Ok(killed)
 }
 
 async fn wait_repaired(url: &str, app: &App, killed: Instant) -> anyhow::Result<Option<Duration>> {
