@@ -196,9 +196,13 @@ async fn listening_health(
     listed: Option<&[ContainerInfo]>,
 ) -> (bool, String) {
     let ports = release.ports();
+    let app_port = match rule {
+        HealthRule::Listening(check) => check.port,
+        HealthRule::Http(_) => 0,
+    };
     for (index, port) in (0u32..).zip(&ports) {
         let name = replica_name(&release.container_name, index);
-        let seen = listed.and_then(|listed| site.engine.observe_listed(listed, &name));
+        let seen = listed.and_then(|listed| site.engine.observe_listed(listed, &name, app_port));
         match rule.check_seen(site, &name, *port, seen).await {
             Ok(_) => {}
             Err(Unhealthy::Failed(what)) => return (false, format!("{name}: {what}")),
@@ -207,14 +211,10 @@ async fn listening_health(
             }
         }
     }
-    let port = match rule {
-        HealthRule::Listening(check) => check.port,
-        HealthRule::Http(_) => 0,
-    };
     (
         true,
         format!(
-            "port {port} listening inside the container on {} replica(s)",
+            "port {app_port} listening inside the container on {} replica(s)",
             ports.len()
         ),
     )

@@ -49,7 +49,7 @@ impl Engine {
             Err(observation) => return Ok(observation),
         };
         let files = if local_api.is_some() {
-            read_proc(pid)
+            read_proc(pid, None)
         } else {
             let script = vec!["-c".into(), READ_PROC.into(), "sh".into(), pid.to_string()];
             let out = self
@@ -64,7 +64,15 @@ impl Engine {
     /// (see [`Engine::list_apps`]) and this host's `/proc`: no request per
     /// container. `None` when the list cannot tell (not this host's, or
     /// without PIDs): then [`Engine::observe`] looks.
-    pub fn observe_listed(&self, listed: &[ContainerInfo], name: &str) -> Option<Observation> {
+    /// `port`: the app's port; when the IPv4 table shows it listened on a
+    /// reachable address, the IPv6 one is not read (the verdict is the
+    /// same; each table read walks the kernel's whole socket hash).
+    pub fn observe_listed(
+        &self,
+        listed: &[ContainerInfo],
+        name: &str,
+        port: u16,
+    ) -> Option<Observation> {
         if self.host != Host::Local {
             return None;
         }
@@ -73,7 +81,7 @@ impl Engine {
         };
         let (pid, code) = found.process?;
         Some(match running_pid(&found.state, pid, code) {
-            Ok(pid) => running(&read_proc(pid)),
+            Ok(pid) => running(&read_proc(pid, Some(port))),
             Err(observation) => observation,
         })
     }
@@ -146,20 +154,28 @@ impl Engine {
 }
 
 /// The files [`READ_PROC`] prints, read here; a file that cannot be read
-/// (the process just exited) is left empty.
-fn read_proc(pid: u32) -> Vec<(String, String)> {
-    [
-        "uptime".to_owned(),
-        format!("{pid}/stat"),
-        format!("{pid}/net/tcp"),
-        format!("{pid}/net/tcp6"),
-    ]
-    .into_iter()
-    .map(|file| {
+/// (the process just exited) is left empty. With `port`, the IPv6 table
+/// is left empty when the IPv4 one has the port on a reachable address.
+fn read_proc(pid: u32, port: Option<u16>) -> Vec<(String, String)> {
+    let read = |file: String| {
         let text = std::fs::read_to_string(format!("/proc/{file}")).unwrap_or_default();
         (file, text)
-    })
-    .collect()
+    };
+    let mut files = vec![
+        read("uptime".to_owned()),
+        read(format!("{pid}/stat")),
+        read(format!("{pid}/net/tcp")),
+    ];
+    let reachable = port.is_some_and(|port| {
+        proc_net::listening(&files[2].1)
+            .iter()
+            .any(|s| s.port() == port && !s.ip().is_loopback())
+    });
+    files.push(match reachable {
+        true => (format!("{pid}/net/tcp6"), String::new()),
+        false => read(format!("{pid}/net/tcp6")),
+    });
+    files
 }
 
 /// Splits [`READ_PROC`]'s output into `(file, text)`.
