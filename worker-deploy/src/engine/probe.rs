@@ -154,28 +154,72 @@ impl Engine {
 }
 
 /// The files [`READ_PROC`] prints, read here; a file that cannot be read
-/// (the process just exited) is left empty. With `port`, the IPv6 table
-/// is left empty when the IPv4 one has the port on a reachable address.
+/// (the process just exited) is left empty. With `port`, the socket tables
+/// are read only as far as a reachable listener on it (see
+/// [`read_to_listener`]), and the IPv6 one not at all after one in IPv4.
 fn read_proc(pid: u32, port: Option<u16>) -> Vec<(String, String)> {
     let read = |file: String| {
         let text = std::fs::read_to_string(format!("/proc/{file}")).unwrap_or_default();
         (file, text)
     };
-    let mut files = vec![
+    let table = |file: String| match port {
+        Some(port) => {
+            let (text, found) = read_to_listener(&format!("/proc/{file}"), port);
+            ((file, text), found)
+        }
+        None => (read(file), false),
+    };
+    let (tcp, found) = table(format!("{pid}/net/tcp"));
+    let tcp6 = match found {
+        true => (format!("{pid}/net/tcp6"), String::new()),
+        false => table(format!("{pid}/net/tcp6")).0,
+    };
+    vec![
         read("uptime".to_owned()),
         read(format!("{pid}/stat")),
-        read(format!("{pid}/net/tcp")),
-    ];
-    let reachable = port.is_some_and(|port| {
-        proc_net::listening(&files[2].1)
+        tcp,
+        tcp6,
+    ]
+}
+
+/// A socket table's lines up to the first listener on `port` at a
+/// reachable address, and whether there was one (else the whole table).
+/// The kernel lists listening sockets first and makes each read's lines
+/// only as far as the read asks: small reads that stop at the listener
+/// never reach the established sockets, whose walk goes through the
+/// whole host's socket hash however few the container has (most of an
+/// idle monitor round's CPU when the tables were read whole).
+fn read_to_listener(path: &str, port: u16) -> (String, bool) {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(path) else {
+        return (String::new(), false);
+    };
+    let mut lines = std::io::BufReader::with_capacity(256, file);
+    let mut text = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match lines.read_line(&mut line) {
+            Ok(0) | Err(_) => return (text, false),
+            Ok(_) => {}
+        }
+        text.push_str(&line);
+        let reachable = proc_net::listening(&line)
             .iter()
-            .any(|s| s.port() == port && !s.ip().is_loopback())
-    });
-    files.push(match reachable {
-        true => (format!("{pid}/net/tcp6"), String::new()),
-        false => read(format!("{pid}/net/tcp6")),
-    });
-    files
+            .any(|s| s.port() == port && !s.ip().is_loopback() && !is_v6_loopback(s));
+        if reachable {
+            return (text, true);
+        }
+    }
+}
+
+/// `::1` and `::ffff:127.x.y.z` (`is_loopback` on an IPv6 address knows
+/// only the first).
+fn is_v6_loopback(socket: &std::net::SocketAddr) -> bool {
+    match socket.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        std::net::IpAddr::V4(_) => false,
+    }
 }
 
 /// Splits [`READ_PROC`]'s output into `(file, text)`.

@@ -179,7 +179,6 @@ struct Reader {
 impl Reader {
     /// The next whole line; `None` once the file is gone.
     async fn next(&mut self) -> anyhow::Result<Option<StampedLine>> {
-        let mut chunk = vec![0u8; CHUNK];
         loop {
             if let Some(line) = self.lines.pop_front() {
                 return Ok(Some(line));
@@ -196,9 +195,11 @@ impl Reader {
                 }
             }
             let file = self.file.as_mut().expect("opened above");
-            let read = file.read(&mut chunk).await?;
+            let start = self.raw.len();
+            self.raw.resize(start + CHUNK, 0);
+            let read = file.read(&mut self.raw[start..]).await?;
+            self.raw.truncate(start + read);
             if read > 0 {
-                self.raw.extend_from_slice(&chunk[..read]);
                 self.split();
                 continue;
             }
