@@ -65,6 +65,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     let reconciler = std::sync::Arc::new(reconcile::Reconciler {
         pool: slipway_shared::db::pool(&settings.common.database_url, RECONCILER_CONNECTIONS)?,
         sites: sites.clone(),
+        event_repairs: Default::default(),
     });
     let pass = match deploy_settings.reconcile_interval {
         Some(interval) => Some(tokio::spawn(

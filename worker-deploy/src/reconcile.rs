@@ -52,7 +52,8 @@ use crate::site::Site;
 use crate::sites::{self, Sites, SSH_TARGET_COLUMN, TARGET_EXISTS, TARGET_JOIN};
 use prometheus::IntCounterVec;
 use sqlx::PgPool;
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -146,6 +147,13 @@ const LOCK_RETRY: Duration = Duration::from_millis(200);
 pub struct Reconciler {
     pub pool: PgPool,
     pub sites: Sites,
+    /// Apps whose container died and whose repair the engine's events run
+    /// (see `watch`), and whether another death came meanwhile. A pass
+    /// leaves them to it: a pass repairs one app after another, and
+    /// holding the lock of each of ten apps killed at once in turn would
+    /// make the event's quick start of the last one wait for all the
+    /// others' full repairs.
+    pub event_repairs: Arc<Mutex<HashMap<Uuid, bool>>>,
 }
 
 impl Reconciler {
@@ -253,6 +261,10 @@ impl Reconciler {
                 if release.in_order(listed, routes) {
                     continue;
                 }
+            }
+            if self.repaired_by_event(release.app_id) {
+                tracing::debug!(app = %release.app_id, "reconciler: an event's repair runs; skipped");
+                continue;
             }
             if self.deploy_in_flight(release.app_id).await? {
                 tracing::debug!(app = %release.app_id, "reconciler: a deploy is in flight; skipped");
@@ -364,6 +376,13 @@ impl Reconciler {
             FAILURES.inc();
         }
         outcome.map(Some)
+    }
+
+    /// Whether an engine event's repair of the app runs (see
+    /// `event_repairs`).
+    fn repaired_by_event(&self, app_id: Uuid) -> bool {
+        let by_event = self.event_repairs.lock().expect("not poisoned");
+        by_event.contains_key(&app_id)
     }
 
     /// Whether the release is still the app's current one, in the state
