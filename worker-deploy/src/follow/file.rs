@@ -44,13 +44,15 @@ impl AsRawFd for InotifyFd {
     }
 }
 
+/// Per watch: the wake-up of its reader and how many readers share it (a
+/// folder watched twice is one watch).
+type Waiters = HashMap<WatchDescriptor, (Arc<Notify>, usize)>;
+
 /// The worker's one inotify instance and who waits on each watch.
 #[derive(Clone)]
 pub struct FileWatch {
     inotify: Arc<AsyncFd<InotifyFd>>,
-    /// Per watch: the wake-up of its reader and how many readers share it
-    /// (a folder watched twice is one watch).
-    waiters: Arc<Mutex<HashMap<WatchDescriptor, (Arc<Notify>, usize)>>>,
+    waiters: Arc<Mutex<Waiters>>,
 }
 
 /// A watch on a followed container's folder; removed when dropped.
