@@ -1,11 +1,13 @@
 //! `idle`: what a fleet of idle apps costs. N small apps (one Perl HTTP
 //! server each, built from one repo, so they share one image) are deployed
-//! on the local target through the real fleet (release binaries, a
+//! on the local target through the real fleet (release binaries unless
+//! `SLIPWAY_BIN_DIR` names others, and the JSON's `binaries` says which; a
 //! registry, git daemon and Caddy of the run's own); once they are quiet:
 //!
 //! - `host_cpu_cores`: busy CPU of the whole host over the window from
 //!   `/proc/stat` with the fleet running, minus the same window with the
-//!   fleet's processes stopped (SIGSTOP), so work the workers cause in a
+//!   fleet's processes and their children (the podman API service)
+//!   stopped (SIGSTOP), so work the workers cause in a
 //!   service or a Postgres backend is counted. Other work on a shared
 //!   machine makes this noisy; the per-process table is the robust figure.
 //! - `processes`: CPU (cores) per role over the running window: each worker
@@ -15,7 +17,10 @@
 //! - `log_visibility_ms`: a request makes an app print a line; the time
 //!   until `GET /v1/apps/{app}/logs` returns it.
 //! - `repair_ms`: `podman kill` of an app's container (batches of up to 10
-//!   apps at once) → the app answers 200 through Caddy again.
+//!   apps at once) → the app answers 200 through Caddy again. An app is
+//!   not killed a third time within the deploy worker's crash window (its
+//!   backoff is a policy, not a repair's speed): with few apps the run
+//!   waits for the window.
 //!
 //! `SLIPWAY_BENCH_IDLE_APPS` (`10,25,50,100`), `SLIPWAY_BENCH_IDLE_WINDOW`
 //! (`60s`), `SLIPWAY_BENCH_IDLE_KILLS` (`50`) and
@@ -133,11 +138,12 @@ pub async fn run(amqp_url: &str) -> anyhow::Result<()> {
         let daemon = GitDaemon::start(&work.join("repos"))?;
         let mut fleet = Fleet::start(&env, &dir, workers).await?;
         let git_url = daemon.url(REPO);
+        let mut kills = repair::Kills::default();
         let measured = async {
             for &count in &settings.counts {
                 add_apps(&fleet, &git_url, &mut apps, &mut created, count).await?;
                 tokio::time::sleep(QUIET).await;
-                let line = measure(&fleet, &env, &caddy, &apps, &settings).await?;
+                let line = measure(&fleet, &env, &caddy, &apps, &settings, &mut kills).await?;
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{line}")?;
                 out.flush()?;
@@ -251,20 +257,40 @@ async fn wait_live(fleet: &Fleet, id: &str) -> anyhow::Result<Value> {
     }
 }
 
+/// Stops (SIGSTOP) or continues every process of the fleet and what they
+/// started (the deploy worker's podman API service, whose followers and
+/// event stream cost CPU of their own), so the stopped window is the host
+/// without the fleet.
+fn pause(fleet: &Fleet, stop: bool) {
+    use nix::sys::signal::{kill, Signal};
+    let signal = if stop {
+        Signal::SIGSTOP
+    } else {
+        Signal::SIGCONT
+    };
+    let all = procs::snapshot();
+    for (_, root) in fleet.pids() {
+        for pid in procs::tree(&all, root) {
+            let _ = kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+}
+
 async fn measure(
     fleet: &Fleet,
     env: &Env,
     caddy: &Caddy,
     apps: &[App],
     settings: &Settings,
+    kills: &mut repair::Kills,
 ) -> anyhow::Result<Value> {
     let roles = procs::Roles::new(fleet.pids(), &env.db.name, apps);
     let running = roles.window(settings.window).await?;
     let stopped = {
-        fleet.pause(true);
+        pause(fleet, true);
         tokio::time::sleep(Duration::from_secs(2)).await;
         let stopped = roles.window(settings.window).await;
-        fleet.pause(false);
+        pause(fleet, false);
         stopped?
     };
     let rss: serde_json::Map<String, Value> = fleet
@@ -274,9 +300,10 @@ async fn measure(
         .collect();
     let url = format!("http://{}/", caddy.http_addr());
     let visibility = repair::log_visibility(fleet, &url, apps, settings.log_samples).await?;
-    let (repairs, unrepaired) = repair::repairs(&url, apps, settings.kills).await?;
+    let (repairs, unrepaired) = repair::repairs(&url, apps, settings.kills, kills).await?;
     Ok(json!({
         "scenario": "idle",
+        "binaries": fleet::bin_dir().display().to_string(),
         "apps": apps.len(),
         "window_s": settings.window.as_secs(),
         "host_cpu_cores": round(running.host - stopped.host, 3),

@@ -159,6 +159,9 @@ pub struct ContainerInfo {
     pub labels: BTreeMap<String, String>,
     /// The first port published on the host, if any.
     pub host_port: Option<u16>,
+    /// The main process's PID (0 when not running) and the last exit
+    /// code, as podman's own list shows them; `None` from Docker's.
+    pub process: Option<(u32, i32)>,
 }
 
 impl ContainerInfo {
@@ -492,7 +495,29 @@ impl Engine {
 
     /// Every container (running or not) whose label `key` equals `value`.
     pub async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, EngineError> {
-        let filter = format!("label={key}={value}");
+        self.list_labelled(&format!("{key}={value}")).await
+    }
+
+    /// Every app container (labelled [`LABEL_APP`]), stopped ones too: what
+    /// a reconciler pass or a monitor round compares with the desired
+    /// state, in one look instead of one per app.
+    pub async fn list_apps(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        self.list_labelled(LABEL_APP).await
+    }
+
+    /// The containers carrying `label` (`KEY` or `KEY=VALUE`): through the
+    /// local engine's API when it runs (one request, no child process),
+    /// else the CLI's `ps`.
+    async fn list_labelled(&self, label: &str) -> Result<Vec<ContainerInfo>, EngineError> {
+        if let Some(api) = self.local_api() {
+            let failed = |stderr: String| EngineError::Failed {
+                command: format!("GET /libpod/containers/json (label {label})"),
+                stderr,
+            };
+            let body = api.list(label).await.map_err(|e| failed(e.to_string()))?;
+            return parse_ps(&body).map_err(failed);
+        }
+        let filter = format!("label={label}");
         // Docker's `--format json` is recent; `{{json .}}` (one object a
         // line) is old and has the same fields.
         let format = if self.is_docker() {
@@ -511,6 +536,12 @@ impl Engine {
             command: format!("{} {}", self.program(), args.join(" ")),
             detail,
         })
+    }
+
+    /// The local engine's API, once its service runs (podman's: the local
+    /// engine is podman).
+    fn local_api(&self) -> Option<&api::EngineApi> {
+        self.api.as_ref().filter(|_| self.host == Host::Local)
     }
 
     /// Removes a named volume (a missing one is fine); fails while a
@@ -787,6 +818,10 @@ struct PsEntry {
     labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     ports: Option<Vec<PsPort>>,
+    #[serde(default)]
+    pid: i64,
+    #[serde(default)]
+    exit_code: i64,
 }
 
 #[derive(Deserialize)]
@@ -794,7 +829,9 @@ struct PsPort {
     host_port: u16,
 }
 
-fn parse_ps(stdout: &str) -> Result<Vec<ContainerInfo>, String> {
+/// podman's own container list, as `ps --format json` prints it and its
+/// API (`/libpod/containers/json`) answers.
+pub(crate) fn parse_ps(stdout: &str) -> Result<Vec<ContainerInfo>, String> {
     if stdout.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -808,6 +845,10 @@ fn parse_ps(stdout: &str) -> Result<Vec<ContainerInfo>, String> {
             state: e.state,
             labels: e.labels.unwrap_or_default(),
             host_port: e.ports.and_then(|p| p.first().map(|p| p.host_port)),
+            process: Some((
+                u32::try_from(e.pid).unwrap_or(0),
+                i32::try_from(e.exit_code).unwrap_or(-1),
+            )),
         })
         .collect())
 }

@@ -18,9 +18,14 @@
 //! same engine (ssh test hosts share this machine's storage) has no such
 //! release and is left alone.
 
+mod file;
 mod stream;
 
-use crate::engine::api::EngineApi;
+pub use file::FileWatch;
+
+use crate::engine::api::{EngineApi, StampedLine};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use slipway_shared::secrets::SecretBox;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::HashMap;
@@ -30,8 +35,13 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// How often running containers are looked for without an event.
-pub const LOOK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often running containers are looked for without an event: a
+/// backstop (a start wakes a look at once, and so does a follower's end),
+/// and the time another worker's containers wait to be taken over after
+/// it died. Each look lists every app container, which costs podman's
+/// service about 1 ms per container: every 5 s that was most of what 100
+/// idle apps cost it.
+pub const LOOK_INTERVAL: Duration = Duration::from_secs(30);
 /// How often the lock connection is checked.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// How often lines past the retention are pruned.
@@ -49,6 +59,9 @@ pub struct Followers {
     pub retention: Duration,
     /// Notified when a container started: look now.
     pub wake: Arc<Notify>,
+    /// The local engine's log files are read directly, woken by inotify
+    /// (see [`file`]); `None`: every log through the engine's API.
+    pub files: Option<FileWatch>,
 }
 
 impl Followers {
@@ -98,12 +111,13 @@ impl Followers {
                     }
                     continue;
                 }
+                // Looks again at once: the container may have been
+                // replaced by one of the same name.
                 Some(name) = done_rx.recv() => {
                     followed.remove(&name);
                     if unlock(&mut conn, &name).await.is_err() {
                         break true;
                     }
-                    continue;
                 }
             }
             match self.wanted().await {
@@ -143,6 +157,33 @@ impl Followers {
         if !lost {
             let _ = conn.close().await;
         }
+    }
+
+    /// The container's lines from `since` (Unix seconds) on: from its log
+    /// file when it names one this worker can read (the local engine),
+    /// else through the engine's API. The file is read from its start:
+    /// the follower skips what it stored.
+    async fn lines(
+        &self,
+        name: &str,
+        since: i64,
+    ) -> BoxStream<'static, anyhow::Result<StampedLine>> {
+        if let Some(files) = &self.files {
+            let readable = |path: &std::path::PathBuf| std::fs::File::open(path).is_ok();
+            if let Some(path) = self.api.log_path(name).await.filter(readable) {
+                match files.follow(path.clone()) {
+                    Ok(lines) => return lines.boxed(),
+                    Err(error) => {
+                        tracing::debug!(container = %name, path = %path.display(), %error,
+                        "log followers: cannot watch the log file; following through the API")
+                    }
+                }
+            }
+        }
+        self.api
+            .follow_logs(name, since)
+            .map(|line| line.map_err(anyhow::Error::from))
+            .boxed()
     }
 
     /// Running app containers whose app has a current release on this

@@ -43,8 +43,8 @@ pub const STAGE: Stage = Stage::Deploy;
 pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
 /// Connections of the reconciler's own pool (opened when needed): its pass
 /// lock, an app lock and its queries, and an app lock and a query
-/// connection for each of the (at most four) repairs engine events run.
-const RECONCILER_CONNECTIONS: u32 = 10;
+/// connection for each of the repairs engine events run at once.
+const RECONCILER_CONNECTIONS: u32 = 2 + 2 * watch::PARALLEL_REPAIRS as u32;
 /// Connections the log followers store their batches through (their locks
 /// are on one more connection of their own).
 const FOLLOWER_CONNECTIONS: u32 = 4;
@@ -65,6 +65,7 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
     let reconciler = std::sync::Arc::new(reconcile::Reconciler {
         pool: slipway_shared::db::pool(&settings.common.database_url, RECONCILER_CONNECTIONS)?,
         sites: sites.clone(),
+        event_repairs: Default::default(),
     });
     let pass = match deploy_settings.reconcile_interval {
         Some(interval) => Some(tokio::spawn(
@@ -97,6 +98,11 @@ pub async fn run(settings: WorkerSettings, shutdown: CancellationToken) -> anyho
             secrets: secrets.clone(),
             retention: settings.common.log_retention,
             wake: started.clone(),
+            files: follow::FileWatch::new()
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "log followers: no inotify; following through the API")
+                })
+                .ok(),
         }),
         None => None,
     };

@@ -6,6 +6,11 @@
 //! The API itself never talks to the target. With several deploy workers
 //! each one checks; the last result wins, which is what a status needs.
 //!
+//! An idle app should cost next to nothing, so a round on the local target
+//! asks the engine once for all its containers (state and main PID, see
+//! `Engine::list_apps`) and reads each one's `/proc` here, and the round's
+//! results are written in one statement.
+//!
 //! A round groups the releases by target ([`crate::sites`]). A release on
 //! an ssh target listens on that server's loopback: the round opens the
 //! target's site and, for the HTTP checks, one more forward carrying
@@ -16,6 +21,7 @@
 //! `crashing` (see `watch`) keeps saying so for five minutes after its
 //! last death rather than flip with each start.
 
+use crate::engine::{ContainerInfo, Host};
 use crate::health::{wait_healthy, HealthCheck, HealthRule, Unhealthy};
 use crate::release;
 use crate::replicas::replica_name;
@@ -101,7 +107,9 @@ pub async fn check_all(pool: &PgPool, sites: &Sites) -> sqlx::Result<usize> {
 }
 
 /// Checks the releases of one target: the HTTP ones through one forward
-/// on an ssh one, the listening ones by looking into their containers.
+/// on an ssh one, the listening ones by looking into their containers
+/// (on the local target all from one list of the engine's containers and
+/// this host's `/proc`). The results are written in one statement.
 async fn check_site(pool: &PgPool, site: &Site, group: &[Serving]) -> sqlx::Result<()> {
     let rules: Vec<HealthRule> = group.iter().map(Serving::rule).collect();
     let http_ports: Vec<u16> = group
@@ -122,18 +130,42 @@ async fn check_site(pool: &PgPool, site: &Site, group: &[Serving]) -> sqlx::Resu
             return Ok(());
         }
     };
+    let listed = list_for_listening(site, &rules).await;
     let mut here = here.into_iter();
+    let mut results = Vec::with_capacity(group.len());
     for (release, rule) in group.iter().zip(&rules) {
         let replicas = release.ports().len();
         let (ok, detail) = match rule {
             HealthRule::Http(check) => {
                 http_health(check, here.by_ref().take(replicas).collect()).await
             }
-            HealthRule::Listening(_) => listening_health(site, rule, release).await,
+            HealthRule::Listening(_) => {
+                listening_health(site, rule, release, listed.as_deref()).await
+            }
         };
-        release::record_health(pool, release.id, ok, &detail).await?;
+        results.push((release.id, ok, detail));
     }
-    Ok(())
+    release::record_healths(pool, &results).await
+}
+
+/// The engine's app containers in one look, when some release has the
+/// listening rule and the list can stand for a look into each container
+/// (the local engine's, with main PIDs); `None` otherwise or when the
+/// list fails (each container is then looked at on its own).
+async fn list_for_listening(site: &Site, rules: &[HealthRule]) -> Option<Vec<ContainerInfo>> {
+    let listening = rules
+        .iter()
+        .any(|rule| matches!(rule, HealthRule::Listening(_)));
+    if !listening || !matches!(site.engine.host(), Host::Local) {
+        return None;
+    }
+    match site.engine.list_apps().await {
+        Ok(listed) => Some(listed),
+        Err(error) => {
+            tracing::debug!(%error, "health monitor: cannot list the containers; looking at each");
+            None
+        }
+    }
 }
 
 /// Healthy when every replica answers; the first failure is the detail.
@@ -157,11 +189,21 @@ async fn http_health(check: &HealthCheck, ports: Vec<u16>) -> (bool, String) {
 }
 
 /// Healthy when the app listens in every replica's container.
-async fn listening_health(site: &Site, rule: &HealthRule, release: &Serving) -> (bool, String) {
+async fn listening_health(
+    site: &Site,
+    rule: &HealthRule,
+    release: &Serving,
+    listed: Option<&[ContainerInfo]>,
+) -> (bool, String) {
     let ports = release.ports();
+    let app_port = match rule {
+        HealthRule::Listening(check) => check.port,
+        HealthRule::Http(_) => 0,
+    };
     for (index, port) in (0u32..).zip(&ports) {
         let name = replica_name(&release.container_name, index);
-        match rule.check(site, &name, *port).await {
+        let seen = listed.and_then(|listed| site.engine.observe_listed(listed, &name, app_port));
+        match rule.check_seen(site, &name, *port, seen).await {
             Ok(_) => {}
             Err(Unhealthy::Failed(what)) => return (false, format!("{name}: {what}")),
             Err(Unhealthy::Unchecked(error)) => {
@@ -169,14 +211,10 @@ async fn listening_health(site: &Site, rule: &HealthRule, release: &Serving) -> 
             }
         }
     }
-    let port = match rule {
-        HealthRule::Listening(check) => check.port,
-        HealthRule::Http(_) => 0,
-    };
     (
         true,
         format!(
-            "port {port} listening inside the container on {} replica(s)",
+            "port {app_port} listening inside the container on {} replica(s)",
             ports.len()
         ),
     )

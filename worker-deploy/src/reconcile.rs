@@ -32,6 +32,12 @@
 //! repaired under the app's advisory lock, which a deploy holds for its
 //! whole run, so a deploy that starts meanwhile waits for the repair.
 //!
+//! A pass looks at each target once (the engine's app containers in one
+//! list, the Caddy server's routes in one request) and passes over every
+//! app found as it should be (each replica running on its recorded port,
+//! its route pointing at them, no other container of the app): an idle
+//! app costs a pass nothing of its own.
+//!
 //! A dead container does not wait for a pass: the engine's events (the
 //! local engine's, and each ssh target's through its persistent session,
 //! see `session`) repair it at once (see `watch`,
@@ -46,7 +52,8 @@ use crate::site::Site;
 use crate::sites::{self, Sites, SSH_TARGET_COLUMN, TARGET_EXISTS, TARGET_JOIN};
 use prometheus::IntCounterVec;
 use sqlx::PgPool;
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -140,6 +147,13 @@ const LOCK_RETRY: Duration = Duration::from_millis(200);
 pub struct Reconciler {
     pub pool: PgPool,
     pub sites: Sites,
+    /// Apps whose container died and whose repair the engine's events run
+    /// (see `watch`), and whether another death came meanwhile. A pass
+    /// leaves them to it: a pass repairs one app after another, and
+    /// holding the lock of each of ten apps killed at once in turn would
+    /// make the event's quick start of the last one wait for all the
+    /// others' full repairs.
+    pub event_repairs: Arc<Mutex<HashMap<Uuid, bool>>>,
 }
 
 impl Reconciler {
@@ -223,8 +237,35 @@ impl Reconciler {
         releases: Vec<LiveRelease>,
     ) -> anyhow::Result<usize> {
         let mut repairs = 0;
-        let mut server_checked = false;
+        let Some(first) = releases.first() else {
+            return Ok(0);
+        };
+        let mut server_checked = match self.ensure_servers(site, first).await {
+            Ok(n) => {
+                repairs += n;
+                true
+            }
+            Err(error) => {
+                tracing::warn!(target = %site.describe(), error = %format!("{error:#}"),
+                    "reconciler: cannot check the apps' Caddy server; the first repair tries again");
+                false
+            }
+        };
+        // One look at the engine and one at the routes for the whole
+        // target: an app found as it should be is passed over without a
+        // lock, a query or a command of its own.
+        let listed = site.engine.list_apps().await.ok();
+        let routes = site.caddy.routes(&site.caddy_server).await.ok();
         for release in releases {
+            if let (Some(listed), Some(routes)) = (&listed, &routes) {
+                if release.in_order(listed, routes) {
+                    continue;
+                }
+            }
+            if self.repaired_by_event(release.app_id) {
+                tracing::debug!(app = %release.app_id, "reconciler: an event's repair runs; skipped");
+                continue;
+            }
             if self.deploy_in_flight(release.app_id).await? {
                 tracing::debug!(app = %release.app_id, "reconciler: a deploy is in flight; skipped");
                 continue;
@@ -335,6 +376,13 @@ impl Reconciler {
             FAILURES.inc();
         }
         outcome.map(Some)
+    }
+
+    /// Whether an engine event's repair of the app runs (see
+    /// `event_repairs`).
+    fn repaired_by_event(&self, app_id: Uuid) -> bool {
+        let by_event = self.event_repairs.lock().expect("not poisoned");
+        by_event.contains_key(&app_id)
     }
 
     /// Whether the release is still the app's current one, in the state

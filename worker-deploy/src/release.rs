@@ -196,3 +196,25 @@ pub async fn record_health(
     .await?;
     Ok(())
 }
+
+/// Records what a monitor round found, `(release, ok, detail)` each, in
+/// one statement.
+pub async fn record_healths(pool: &PgPool, results: &[(Uuid, bool, String)]) -> sqlx::Result<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = results.iter().map(|(id, _, _)| *id).collect();
+    let oks: Vec<bool> = results.iter().map(|(_, ok, _)| *ok).collect();
+    let details: Vec<&str> = results.iter().map(|(_, _, d)| d.as_str()).collect();
+    sqlx::query(
+        "UPDATE releases r SET health_ok = v.ok, health_detail = v.detail, health_checked_at = now()
+         FROM UNNEST($1::uuid[], $2::bool[], $3::text[]) AS v(id, ok, detail)
+         WHERE r.id = v.id AND r.state = 'live'",
+    )
+    .bind(&ids)
+    .bind(&oks)
+    .bind(&details)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -167,6 +167,8 @@ impl Supervisor {
                 api: api.clone(),
                 target: Some(target),
                 wake: started,
+                // The target's files are on the target: its API it is.
+                files: None,
                 ..followers.clone()
             };
             tasks.push(tokio::spawn(followers.run(round.clone())));

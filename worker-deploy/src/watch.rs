@@ -26,7 +26,6 @@ use crate::engine::api::{ContainerEvent, EngineApi};
 use crate::reconcile::Reconciler;
 use crate::release;
 use futures::StreamExt;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -36,8 +35,11 @@ use uuid::Uuid;
 /// Lines of a crashing container shown in its app's health.
 const CRASH_LINES: usize = 5;
 /// Repairs running at once: each holds an app lock and a query connection
-/// of the reconciler's pool; more would wait for connections and time out.
-const PARALLEL_REPAIRS: usize = 4;
+/// of the reconciler's pool (see `RECONCILER_CONNECTIONS`); more would
+/// wait for connections and time out. Ten, so that ten apps killed at
+/// once all start again at once: a repair of a container that only died
+/// is a start and a few requests to the engine and Caddy.
+pub const PARALLEL_REPAIRS: usize = 10;
 /// Tries of a repair that failed (a passing fault) before it is left to
 /// the reconciler's pass.
 const REPAIR_TRIES: u32 = 3;
@@ -53,9 +55,6 @@ pub struct Watcher {
     crashes: Arc<Mutex<CrashLog>>,
     /// Limits the repairs running at once.
     repairs: Arc<tokio::sync::Semaphore>,
-    /// Apps with a repair under way (one at a time per app), and whether
-    /// another death came meanwhile: then the repair runs again after.
-    busy: Arc<Mutex<HashMap<Uuid, bool>>>,
 }
 
 impl Watcher {
@@ -72,7 +71,6 @@ impl Watcher {
             started,
             crashes: Arc::default(),
             repairs: Arc::new(tokio::sync::Semaphore::new(PARALLEL_REPAIRS)),
-            busy: Arc::default(),
         }
     }
 
@@ -122,8 +120,11 @@ impl Watcher {
                 ..
             } => {
                 tracing::info!(%app, container = %name, ?exit_code, "engine events: app container died");
+                // Apps with a repair under way (one at a time per app, and
+                // the reconciler's pass leaves them alone), and whether
+                // another death came meanwhile: then it runs again after.
                 {
-                    let mut busy = self.busy.lock().expect("not poisoned");
+                    let mut busy = self.reconciler.event_repairs.lock().expect("not poisoned");
                     if let Some(again) = busy.get_mut(&app) {
                         *again = true;
                         return;
@@ -138,7 +139,11 @@ impl Watcher {
                             _ = watcher.on_death(&name, app, exit_code) => {}
                             _ = shutdown.cancelled() => return,
                         }
-                        let mut busy = watcher.busy.lock().expect("not poisoned");
+                        let mut busy = watcher
+                            .reconciler
+                            .event_repairs
+                            .lock()
+                            .expect("not poisoned");
                         if busy.get(&app) == Some(&true) {
                             busy.insert(app, false);
                         } else {

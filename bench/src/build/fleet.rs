@@ -197,19 +197,6 @@ impl Fleet {
             .collect()
     }
 
-    /// Stops (SIGSTOP) or continues (SIGCONT) every process of the fleet,
-    /// for a measurement without them.
-    pub fn pause(&self, stop: bool) {
-        let signal = if stop {
-            Signal::SIGSTOP
-        } else {
-            Signal::SIGCONT
-        };
-        for process in &self.processes {
-            let _ = kill(Pid::from_raw(process.pid), signal);
-        }
-    }
-
     /// The last lines of every process' log, for error messages.
     pub fn tails(&self) -> String {
         self.processes

@@ -175,10 +175,13 @@ impl Roles {
         let mut table = serde_json::Map::new();
         let is_service =
             |p: &Proc| p.cmdline.contains("podman") && p.cmdline.contains("system service");
-        let service: Vec<i32> = after
-            .values()
-            .filter(|p| is_service(p))
-            .map(|p| p.pid)
+        // The fleet's own service (the deploy worker's child), not another
+        // fleet's on a shared machine.
+        let service: Vec<i32> = self
+            .fleet
+            .iter()
+            .flat_map(|(_, pid)| tree(&after, *pid))
+            .filter(|pid| after.get(pid).is_some_and(is_service))
             .collect();
         let service_trees: Vec<i32> = service.iter().flat_map(|pid| tree(&after, *pid)).collect();
         for (name, pid) in &self.fleet {

@@ -37,6 +37,9 @@ const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct EngineApi {
     docker: Docker,
+    /// The socket, for podman's own API (see [`EngineApi::list`]), which
+    /// bollard does not speak.
+    socket: std::path::PathBuf,
 }
 
 /// What happened to an app container, as the event stream says it.
@@ -68,6 +71,7 @@ impl EngineApi {
         let path = socket.display().to_string();
         Ok(EngineApi {
             docker: Docker::connect_with_unix(&path, REQUEST_TIMEOUT, &API_VERSION)?,
+            socket: socket.to_owned(),
         })
     }
 
@@ -112,6 +116,28 @@ impl EngineApi {
                 Some((name.trim_start_matches('/').to_owned(), app))
             })
             .collect())
+    }
+
+    /// podman's own list (`GET /libpod/containers/json`, stopped
+    /// containers too) of the containers carrying `label` (`KEY` or
+    /// `KEY=VALUE`), as JSON (see `engine::parse_ps`). One request answers
+    /// for every container, with each one's state, port, main PID and exit
+    /// code, which Docker's compatible list lacks (it would take an
+    /// inspect per container). podman only.
+    pub async fn list(&self, label: &str) -> std::io::Result<String> {
+        let filters = serde_json::json!({ "label": [label] }).to_string();
+        let path = format!(
+            "/v4.0.0/libpod/containers/json?all=true&filters={}",
+            percent_encode(&filters)
+        );
+        tokio::time::timeout(CALL_TIMEOUT, get_http10(&self.socket, &path))
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("GET {path}: no answer within {CALL_TIMEOUT:?}"),
+                ))
+            })
     }
 
     /// The container's lines from `since` (Unix seconds, inclusive) on,
@@ -182,6 +208,18 @@ impl EngineApi {
         }
     }
 
+    /// Where the engine writes the container's log (podman's `k8s-file`
+    /// driver), when it names a file; `None` when it does not or the
+    /// container is not there.
+    pub async fn log_path(&self, name: &str) -> Option<std::path::PathBuf> {
+        let inspect = self.docker.inspect_container(
+            name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        );
+        let path = within(inspect).await.ok()?.log_path?;
+        (!path.is_empty()).then(|| path.into())
+    }
+
     /// Starts a stopped container (an event's repair starts the dead one
     /// at once, before the reconciler's full repair checks it).
     pub async fn start(&self, name: &str) -> Result<(), bollard::errors::Error> {
@@ -221,6 +259,41 @@ async fn within<T>(
     tokio::time::timeout(CALL_TIMEOUT, request)
         .await
         .unwrap_or(Err(bollard::errors::Error::RequestTimeoutError))
+}
+
+/// One `GET` over the unix socket as HTTP/1.0: the answer is not chunked
+/// and ends when the service closes the connection. Fails unless it is 200.
+async fn get_http10(socket: &std::path::Path, path: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: podman\r\n\r\n").as_bytes())
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let answer = String::from_utf8_lossy(&answer);
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad(format!("GET {path}: no HTTP answer")))?;
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(bad(format!("GET {path}: {status}: {}", body.trim())));
+    }
+    Ok(body.to_owned())
+}
+
+/// Percent-encodes everything but unreserved characters (a query value).
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn container_event(message: bollard::models::EventMessage) -> Option<ContainerEvent> {

@@ -42,6 +42,7 @@ pub(super) fn parse_ps(stdout: &str) -> Result<Vec<ContainerInfo>, String> {
             state,
             labels: docker_labels(&e.labels),
             host_port: docker_host_port(&e.ports),
+            process: None,
         });
     }
     Ok(list)

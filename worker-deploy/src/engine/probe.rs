@@ -8,9 +8,11 @@
 //! The local engine, once its API service runs (the health monitor's and
 //! the reconciler's engine), asks the API for the state and reads `/proc`
 //! in-process: no child process per look, which is most of what an idle
-//! app cost (two CLI processes per app every monitor round).
+//! app cost (two CLI processes per app every monitor round). A monitor
+//! round looks at every container from one list of them (podman's own,
+//! which has each one's main PID): no request per container either.
 
-use super::{says_missing, strings, Engine, EngineError, Host, COMMAND_TIMEOUT};
+use super::{says_missing, strings, ContainerInfo, Engine, EngineError, Host, COMMAND_TIMEOUT};
 use crate::health::proc_net;
 use crate::health::verdict::Observation;
 
@@ -21,7 +23,7 @@ const READ_PROC: &str = r#"for f in uptime "$1/stat" "$1/net/tcp" "$1/net/tcp6";
 impl Engine {
     /// One look at the container `name` for the listening check.
     pub async fn observe(&self, name: &str) -> Result<Observation, EngineError> {
-        let local_api = self.api.as_ref().filter(|_| self.host == Host::Local);
+        let local_api = self.local_api();
         let (state, pid, code) = match local_api {
             Some(api) => match api.state(name).await {
                 Ok(Some((state, pid, code))) => (
@@ -42,18 +44,12 @@ impl Engine {
                 None => return Ok(Observation::Gone),
             },
         };
-        let state = state.as_str();
-        match state {
-            "running" if pid > 0 => {}
-            "exited" | "stopped" | "dead" => return Ok(Observation::Exited { code }),
-            other => {
-                return Ok(Observation::Other {
-                    state: other.to_owned(),
-                })
-            }
-        }
+        let pid = match running_pid(&state, pid, code) {
+            Ok(pid) => pid,
+            Err(observation) => return Ok(observation),
+        };
         let files = if local_api.is_some() {
-            read_proc(pid)
+            read_proc(pid, None)
         } else {
             let script = vec!["-c".into(), READ_PROC.into(), "sh".into(), pid.to_string()];
             let out = self
@@ -61,22 +57,66 @@ impl Engine {
                 .await?;
             proc_files(&out.stdout)
         };
-        let file = |suffix: &str| {
-            files
-                .iter()
-                .find(|(name, _)| name.ends_with(suffix))
-                .map_or("", |(_, text)| text.as_str())
-        };
-        let Some(age) = proc_net::process_age(file("uptime"), file("/stat")) else {
-            // The process went away between the inspect and the read.
-            return Ok(Observation::Other {
-                state: "exiting".into(),
-            });
-        };
-        let mut listening = proc_net::listening(file("/net/tcp"));
-        listening.extend(proc_net::listening(file("/net/tcp6")));
-        Ok(Observation::Running { age, listening })
+        Ok(running(&files))
     }
+
+    /// The same look at `name` from a list of the engine's containers
+    /// (see [`Engine::list_apps`]) and this host's `/proc`: no request per
+    /// container. `None` when the list cannot tell (not this host's, or
+    /// without PIDs): then [`Engine::observe`] looks.
+    /// `port`: the app's port; when the IPv4 table shows it listened on a
+    /// reachable address, the IPv6 one is not read (the verdict is the
+    /// same; each table read walks the kernel's whole socket hash).
+    pub fn observe_listed(
+        &self,
+        listed: &[ContainerInfo],
+        name: &str,
+        port: u16,
+    ) -> Option<Observation> {
+        if self.host != Host::Local {
+            return None;
+        }
+        let Some(found) = listed.iter().find(|c| c.name == name) else {
+            return Some(Observation::Gone);
+        };
+        let (pid, code) = found.process?;
+        Some(match running_pid(&found.state, pid, code) {
+            Ok(pid) => running(&read_proc(pid, Some(port))),
+            Err(observation) => observation,
+        })
+    }
+}
+
+/// The PID of a running container's main process, or what a container
+/// that does not run is.
+fn running_pid(state: &str, pid: u32, code: i32) -> Result<u32, Observation> {
+    match state {
+        "running" if pid > 0 => Ok(pid),
+        "exited" | "stopped" | "dead" => Err(Observation::Exited { code }),
+        other => Err(Observation::Other {
+            state: other.to_owned(),
+        }),
+    }
+}
+
+/// A running container's observation from its `/proc` files (see
+/// [`READ_PROC`]).
+fn running(files: &[(String, String)]) -> Observation {
+    let file = |suffix: &str| {
+        files
+            .iter()
+            .find(|(name, _)| name.ends_with(suffix))
+            .map_or("", |(_, text)| text.as_str())
+    };
+    let Some(age) = proc_net::process_age(file("uptime"), file("/stat")) else {
+        // The process went away between the inspect and the read.
+        return Observation::Other {
+            state: "exiting".into(),
+        };
+    };
+    let mut listening = proc_net::listening(file("/net/tcp"));
+    listening.extend(proc_net::listening(file("/net/tcp6")));
+    Observation::Running { age, listening }
 }
 
 impl Engine {
@@ -114,20 +154,72 @@ impl Engine {
 }
 
 /// The files [`READ_PROC`] prints, read here; a file that cannot be read
-/// (the process just exited) is left empty.
-fn read_proc(pid: u32) -> Vec<(String, String)> {
-    [
-        "uptime".to_owned(),
-        format!("{pid}/stat"),
-        format!("{pid}/net/tcp"),
-        format!("{pid}/net/tcp6"),
-    ]
-    .into_iter()
-    .map(|file| {
+/// (the process just exited) is left empty. With `port`, the socket tables
+/// are read only as far as a reachable listener on it (see
+/// [`read_to_listener`]), and the IPv6 one not at all after one in IPv4.
+fn read_proc(pid: u32, port: Option<u16>) -> Vec<(String, String)> {
+    let read = |file: String| {
         let text = std::fs::read_to_string(format!("/proc/{file}")).unwrap_or_default();
         (file, text)
-    })
-    .collect()
+    };
+    let table = |file: String| match port {
+        Some(port) => {
+            let (text, found) = read_to_listener(&format!("/proc/{file}"), port);
+            ((file, text), found)
+        }
+        None => (read(file), false),
+    };
+    let (tcp, found) = table(format!("{pid}/net/tcp"));
+    let tcp6 = match found {
+        true => (format!("{pid}/net/tcp6"), String::new()),
+        false => table(format!("{pid}/net/tcp6")).0,
+    };
+    vec![
+        read("uptime".to_owned()),
+        read(format!("{pid}/stat")),
+        tcp,
+        tcp6,
+    ]
+}
+
+/// A socket table's lines up to the first listener on `port` at a
+/// reachable address, and whether there was one (else the whole table).
+/// The kernel lists listening sockets first and makes each read's lines
+/// only as far as the read asks: small reads that stop at the listener
+/// never reach the established sockets, whose walk goes through the
+/// whole host's socket hash however few the container has (most of an
+/// idle monitor round's CPU when the tables were read whole).
+fn read_to_listener(path: &str, port: u16) -> (String, bool) {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(path) else {
+        return (String::new(), false);
+    };
+    let mut lines = std::io::BufReader::with_capacity(256, file);
+    let mut text = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match lines.read_line(&mut line) {
+            Ok(0) | Err(_) => return (text, false),
+            Ok(_) => {}
+        }
+        text.push_str(&line);
+        let reachable = proc_net::listening(&line)
+            .iter()
+            .any(|s| s.port() == port && !s.ip().is_loopback() && !is_v6_loopback(s));
+        if reachable {
+            return (text, true);
+        }
+    }
+}
+
+/// `::1` and `::ffff:127.x.y.z` (`is_loopback` on an IPv6 address knows
+/// only the first).
+fn is_v6_loopback(socket: &std::net::SocketAddr) -> bool {
+    match socket.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        std::net::IpAddr::V4(_) => false,
+    }
 }
 
 /// Splits [`READ_PROC`]'s output into `(file, text)`.

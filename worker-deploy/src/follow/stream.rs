@@ -59,11 +59,7 @@ impl Follower {
         let mut cursor = self.cursor().await?;
         // `since` is inclusive in both engines; one second earlier costs
         // nothing and leaves no doubt.
-        let mut lines = Box::pin(
-            self.followers
-                .api
-                .follow_logs(&self.name, cursor.second - 1),
-        );
+        let mut lines = self.followers.lines(&self.name, cursor.second - 1).await;
         // Lines of the cursor's second already stored are skipped once,
         // at the start; everything after the first new line is new.
         let start = cursor;
@@ -88,7 +84,8 @@ impl Follower {
                         .store(cursor, std::mem::take(&mut batch), &hidden)
                         .await?
                 }
-                // The stream ended: the container stopped (or the service).
+                // The stream ended: the container stopped (or the service;
+                // a log file: the container was removed).
                 Some(None) => {
                     if !batch.is_empty() {
                         self.store(cursor, batch, &hidden).await?;

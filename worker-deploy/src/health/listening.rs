@@ -5,7 +5,7 @@
 //! overlaps the wait: an app that listens 300 ms after its start is
 //! healthy 1 s after it, if it is still up then.
 
-use super::verdict::{judge, Miss, Verdict};
+use super::verdict::{judge, Miss, Observation, Verdict};
 use crate::engine::{Engine, EngineError};
 use std::time::{Duration, Instant};
 
@@ -66,15 +66,30 @@ pub async fn wait_listening(
     name: &str,
     check: &ListeningCheck,
 ) -> Result<Listening, ListenError> {
+    wait_listening_seen(engine, name, check, None).await
+}
+
+/// [`wait_listening`] from a first look already taken (`seen`: a monitor
+/// round's, from its one list of the containers); later looks ask the
+/// engine.
+pub async fn wait_listening_seen(
+    engine: &Engine,
+    name: &str,
+    check: &ListeningCheck,
+    mut seen: Option<Observation>,
+) -> Result<Listening, ListenError> {
     let started = Instant::now();
     let port = check.port;
     let mut probes = 0;
     loop {
         probes += 1;
-        let observation = engine
-            .observe(name)
-            .await
-            .map_err(|source| ListenError::Engine { port, source })?;
+        let observation = match seen.take() {
+            Some(observation) => observation,
+            None => engine
+                .observe(name)
+                .await
+                .map_err(|source| ListenError::Engine { port, source })?,
+        };
         let waited = started.elapsed();
         let pause = match judge(&observation, port, check.settle) {
             Verdict::Healthy => {

@@ -5,7 +5,8 @@
 //! one, when `GET PATH` answers 2xx or 3xx. Deploys, the reconciler's
 //! repairs and the monitor all use the same rule.
 
-use super::listening::{wait_listening, ListeningCheck};
+use super::listening::{wait_listening_seen, ListeningCheck};
+use super::verdict::Observation;
 use super::{wait_healthy, HealthCheck};
 use crate::site::Site;
 use crate::target::RuntimeSettings;
@@ -82,6 +83,18 @@ impl HealthRule {
     /// Checks container `name`, published on `port` of the site's
     /// loopback; returns what the check said.
     pub async fn check(&self, site: &Site, name: &str, port: u16) -> Result<String, Unhealthy> {
+        self.check_seen(site, name, port, None).await
+    }
+
+    /// [`HealthRule::check`] with a first look at the container already
+    /// taken (`seen`, the listening rule's; see `wait_listening`).
+    pub async fn check_seen(
+        &self,
+        site: &Site,
+        name: &str,
+        port: u16,
+        seen: Option<Observation>,
+    ) -> Result<String, Unhealthy> {
         match self {
             HealthRule::Http(check) => {
                 // On an ssh target through a forward to the port there,
@@ -100,7 +113,7 @@ impl HealthRule {
             }
             HealthRule::Listening(check) => {
                 use super::listening::ListenError;
-                match wait_listening(&site.engine, name, check).await {
+                match wait_listening_seen(&site.engine, name, check, seen).await {
                     // No " in " before the time: the deploy bench reads it.
                     Ok(listening) => Ok(format!(
                         "port {} listening inside the container and up {:.1} s: {} looks in {:.2}s",

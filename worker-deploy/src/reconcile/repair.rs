@@ -20,7 +20,7 @@
 //! gone is re-created with the app's hosts as they are now.
 
 use super::{repaired, LiveRelease, Reconciler};
-use crate::caddy::RouteChange;
+use crate::caddy::{RouteChange, RouteInfo};
 use crate::engine::{ContainerInfo, EngineError, Host, LABEL_APP, LABEL_RELEASE};
 use crate::handler::route_id;
 use crate::health::{HealthRule, Unhealthy};
@@ -38,6 +38,41 @@ impl LiveRelease {
             Some(ports) if !ports.is_empty() => ports.iter().map(port).collect(),
             _ => vec![self.host_port.as_ref().and_then(port)],
         }
+    }
+
+    /// Whether a live release is as it should be by a pass's one look at
+    /// its target: every replica running on its recorded port, the app's
+    /// route pointing at all of them, no other container of the app. Such
+    /// an app needs no repair, so the pass spends nothing more on it.
+    pub(super) fn in_order(&self, listed: &[ContainerInfo], routes: &[RouteInfo]) -> bool {
+        if self.is_paused() {
+            return false;
+        }
+        let mut names = Vec::new();
+        let mut upstreams = Vec::new();
+        for (index, port) in (0u32..).zip(self.ports()) {
+            let name = replica_name(&self.container_name, index);
+            let Some(port) = port else {
+                return false;
+            };
+            let running = listed
+                .iter()
+                .any(|c| c.name == name && c.is_running() && c.host_port == Some(port));
+            if !running {
+                return false;
+            }
+            names.push(name);
+            upstreams.push(format!("127.0.0.1:{port}"));
+        }
+        let id = route_id(self.app_id);
+        let routed = routes
+            .iter()
+            .any(|r| r.id == id && !r.hosts.is_empty() && r.upstreams == upstreams);
+        let app = self.app_id.to_string();
+        let others = listed
+            .iter()
+            .any(|c| c.labels.get(LABEL_APP) == Some(&app) && !names.contains(&c.name));
+        routed && !others
     }
 }
 
@@ -100,7 +135,11 @@ impl Reconciler {
     /// The apps' Caddy server on the site, and its TLS server when the
     /// site serves HTTPS, re-created when missing; checked once per site
     /// and pass.
-    async fn ensure_servers(&self, site: &Site, release: &LiveRelease) -> anyhow::Result<usize> {
+    pub(super) async fn ensure_servers(
+        &self,
+        site: &Site,
+        release: &LiveRelease,
+    ) -> anyhow::Result<usize> {
         let mut repairs = 0;
         let server = &site.caddy_server;
         let http = &site.apps_addr;
