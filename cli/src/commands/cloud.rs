@@ -8,48 +8,39 @@ use serde_json::Value;
 
 pub async fn providers(ctx: &Ctx, provider: Option<&str>) -> Result<()> {
     let Some(provider) = provider else {
-        let all: Value = ctx.client.get("/v1/providers").await?;
-        if ctx.out.json {
-            ctx.out.json(&all);
-            return Ok(());
-        }
-        let rows: Vec<Vec<String>> = all["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                let count = |key: &str| p[key].as_array().map_or(0, Vec::len).to_string();
-                vec![
-                    or_dash(p["provider"].as_str()),
-                    or_dash(p["name"].as_str()),
-                    count("regions"),
-                    count("sizes"),
-                    if p["driver"] == true {
-                        "yes"
-                    } else {
-                        "not yet"
-                    }
-                    .to_owned(),
-                    format!(
-                        "{} ({})",
-                        or_dash(p["source"].as_str()),
-                        or_dash(p["as_of"].as_str())
-                    ),
-                ]
-            })
-            .collect();
-        ctx.out.table(
-            &[
-                "PROVIDER",
-                "NAME",
-                "REGIONS",
-                "SIZES",
-                "CREATE",
-                "PRICES FROM",
-            ],
-            &rows,
-        );
-        return Ok(());
+        return ctx
+            .list(
+                "/v1/providers",
+                &[
+                    "PROVIDER",
+                    "NAME",
+                    "REGIONS",
+                    "SIZES",
+                    "CREATE",
+                    "PRICES FROM",
+                ],
+                |p| {
+                    let count = |key: &str| p[key].as_array().map_or(0, Vec::len).to_string();
+                    vec![
+                        or_dash(p["provider"].as_str()),
+                        or_dash(p["name"].as_str()),
+                        count("regions"),
+                        count("sizes"),
+                        if p["driver"] == true {
+                            "yes"
+                        } else {
+                            "not yet"
+                        }
+                        .to_owned(),
+                        format!(
+                            "{} ({})",
+                            or_dash(p["source"].as_str()),
+                            or_dash(p["as_of"].as_str())
+                        ),
+                    ]
+                },
+            )
+            .await;
     };
     let catalog: Value = ctx
         .client

@@ -6,7 +6,7 @@
 //! the failing step's code and message).
 
 use super::follow::{self, progress};
-use super::Ctx;
+use super::{placement, Ctx};
 use crate::args::{DestroyInstall, Install, InstallsCommand};
 use crate::client::segment;
 use crate::error::{CliError, Result};
@@ -158,34 +158,21 @@ async fn read(ctx: &Ctx, id: &str) -> Result<Value> {
 }
 
 async fn list(ctx: &Ctx) -> Result<()> {
-    let all: Value = ctx.client.get("/v1/installs").await?;
-    if ctx.out.json {
-        ctx.out.json(&all);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = all["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| {
+    ctx.list(
+        "/v1/installs",
+        &["ID", "STATUS", "APP", "SERVER", "WHERE", "URL"],
+        |i| {
             vec![
                 or_dash(i["id"].as_str()),
                 ctx.out.state(i["status"].as_str().unwrap_or("-")),
                 or_dash(i["app"]["name"].as_str()),
                 or_dash(i["server"]["name"].as_str()),
-                format!(
-                    "{} {} {}",
-                    or_dash(i["provider"].as_str()),
-                    or_dash(i["region"].as_str()),
-                    or_dash(i["size"].as_str())
-                ),
+                placement(i),
                 or_dash(i["app_url"].as_str()),
             ]
-        })
-        .collect();
-    ctx.out
-        .table(&["ID", "STATUS", "APP", "SERVER", "WHERE", "URL"], &rows);
-    Ok(())
+        },
+    )
+    .await
 }
 
 /// The install: JSON on stdout with `--json`, else its status, steps, and

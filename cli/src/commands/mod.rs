@@ -19,11 +19,47 @@ use crate::args::{Cli, Command};
 use crate::client::Client;
 use crate::config;
 use crate::error::Result;
-use crate::output::Out;
+use crate::output::{or_dash, Out};
+use serde_json::Value;
 
 pub struct Ctx {
     pub client: Client,
     pub out: Out,
+}
+
+impl Ctx {
+    /// A list the API answers as `{"items": [...]}`: printed as it came with
+    /// `--json`, else as a table of one `row` per item under `headers`.
+    pub async fn list(
+        &self,
+        path: &str,
+        headers: &[&str],
+        row: impl Fn(&Value) -> Vec<String>,
+    ) -> Result<()> {
+        let all: Value = self.client.get(path).await?;
+        if self.out.json {
+            self.out.json(&all);
+            return Ok(());
+        }
+        let rows: Vec<Vec<String>> = all["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(row)
+            .collect();
+        self.out.table(headers, &rows);
+        Ok(())
+    }
+}
+
+/// Where a server is: `provider region size`.
+pub fn placement(item: &Value) -> String {
+    format!(
+        "{} {} {}",
+        or_dash(item["provider"].as_str()),
+        or_dash(item["region"].as_str()),
+        or_dash(item["size"].as_str())
+    )
 }
 
 pub async fn dispatch(cli: Cli, out: Out) -> Result<()> {

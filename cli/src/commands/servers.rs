@@ -4,7 +4,7 @@
 //! kinds `server_create` and `server_destroy`), so they are followed like a
 //! deploy: each step and log line until the operation ends.
 
-use super::{follow, Ctx};
+use super::{follow, placement, Ctx};
 use crate::args::{CreateServer, DestroyServer, ServersCommand};
 use crate::client::segment;
 use crate::error::{CliError, Result};
@@ -23,36 +23,21 @@ pub async fn run(ctx: &Ctx, command: ServersCommand) -> Result<()> {
 }
 
 async fn list(ctx: &Ctx) -> Result<()> {
-    let all: Value = ctx.client.get("/v1/servers").await?;
-    if ctx.out.json {
-        ctx.out.json(&all);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = all["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
+    ctx.list(
+        "/v1/servers",
+        &["NAME", "STATE", "WHERE", "IPV4", "EUR/MONTH", "TARGET"],
+        |s| {
             vec![
                 or_dash(s["name"].as_str()),
                 ctx.out.state(s["state"].as_str().unwrap_or("-")),
-                format!(
-                    "{} {} {}",
-                    or_dash(s["provider"].as_str()),
-                    or_dash(s["region"].as_str()),
-                    or_dash(s["size"].as_str())
-                ),
+                placement(s),
                 or_dash(s["ipv4"].as_str()),
                 format!("{:.2}", s["monthly_cost_eur"].as_f64().unwrap_or_default()),
                 or_dash(s["target"].as_str()),
             ]
-        })
-        .collect();
-    ctx.out.table(
-        &["NAME", "STATE", "WHERE", "IPV4", "EUR/MONTH", "TARGET"],
-        &rows,
-    );
-    Ok(())
+        },
+    )
+    .await
 }
 
 async fn read(ctx: &Ctx, key: &str) -> Result<Value> {

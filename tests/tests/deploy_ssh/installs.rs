@@ -15,8 +15,8 @@ use super::cli_run::Cli;
 use super::common::{example, Fleet, GitSource};
 use super::log_text;
 use super::servers::{
-    full_fleet, hetzner_account, hetzner_with_hosts, openstack_account, openstack_with_hosts,
-    provision_fleet, read_until, LONG, TOKEN,
+    full_fleet, hetzner_account, hetzner_with_hosts, nothing_left, openstack_account,
+    openstack_with_hosts, provision_fleet, read_until, LONG, TOKEN,
 };
 use anyhow::Context;
 use reqwest::Method;
@@ -176,11 +176,7 @@ async fn install_and_destroy(
         fleet.logs()
     );
     assert_eq!(destroyed["server"]["state"], "destroyed");
-    assert_eq!(holdings(), (0, 0, 0), "the fake holds nothing");
-    assert_eq!(hosts.running(), 0, "the test host is gone");
-    let (status, _) = fleet.call(Method::GET, "/v1/apps/site", None).await?;
-    assert_eq!(status, 404, "the app is gone");
-    Ok(())
+    nothing_left(fleet, hosts, holdings, "/v1/apps/site").await
 }
 
 #[tokio::test]

@@ -294,10 +294,22 @@ async fn create_and_destroy(
         "{destroyed:#}\n{}",
         fleet.logs()
     );
+    nothing_left(fleet, hosts, holdings, "/v1/targets/web-1").await
+}
+
+/// After a destroy: the fake holds no server, key or firewall, no test host
+/// runs, and `made` (what Slipway made on the server: its target, the app)
+/// answers 404.
+pub(super) async fn nothing_left(
+    fleet: &Fleet,
+    hosts: &FakeHosts,
+    holdings: impl Fn() -> (usize, usize, usize),
+    made: &str,
+) -> anyhow::Result<()> {
     assert_eq!(holdings(), (0, 0, 0), "the fake holds nothing");
     assert_eq!(hosts.running(), 0, "the test host is gone");
-    let (status, _) = fleet.call(Method::GET, "/v1/targets/web-1", None).await?;
-    assert_eq!(status, 404, "the target is gone");
+    let (status, _) = fleet.call(Method::GET, made, None).await?;
+    assert_eq!(status, 404, "{made} is gone");
     Ok(())
 }
 
