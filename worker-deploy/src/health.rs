@@ -9,6 +9,7 @@
 
 pub mod listening;
 pub mod proc_net;
+pub mod sock_diag;
 mod rule;
 pub mod verdict;
 

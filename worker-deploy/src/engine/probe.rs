@@ -10,10 +10,12 @@
 //! in-process: no child process per look, which is most of what an idle
 //! app cost (two CLI processes per app every monitor round). A monitor
 //! round looks at every container from one list of them (podman's own,
-//! which has each one's main PID): no request per container either.
+//! which has each one's main PID): no request per container either. Its
+//! listeners come from the kernel's socket diagnostics in the container's
+//! namespace rather than the `/proc` tables (see `health::sock_diag`).
 
 use super::{says_missing, strings, ContainerInfo, Engine, EngineError, Host, COMMAND_TIMEOUT};
-use crate::health::proc_net;
+use crate::health::{proc_net, sock_diag};
 use crate::health::verdict::Observation;
 
 /// Prints each `/proc` file the check reads after a `==> NAME` marker; a
@@ -49,7 +51,7 @@ impl Engine {
             Err(observation) => return Ok(observation),
         };
         let files = if local_api.is_some() {
-            read_proc(pid, None)
+            return Ok(observe_local(pid, None));
         } else {
             let script = vec!["-c".into(), READ_PROC.into(), "sh".into(), pid.to_string()];
             let out = self
@@ -81,7 +83,7 @@ impl Engine {
         };
         let (pid, code) = found.process?;
         Some(match running_pid(&found.state, pid, code) {
-            Ok(pid) => running(&read_proc(pid, Some(port))),
+            Ok(pid) => observe_local(pid, Some(port)),
             Err(observation) => observation,
         })
     }
@@ -99,23 +101,52 @@ fn running_pid(state: &str, pid: u32, code: i32) -> Result<u32, Observation> {
     }
 }
 
+/// A running container on this host: its age from `/proc`, its listeners
+/// from the kernel's socket diagnostics (see [`sock_diag`]), or from its
+/// `/proc` socket tables when this process may not enter its network
+/// namespace (a rootless engine's, for a worker that is not its user).
+fn observe_local(pid: u32, port: Option<u16>) -> Observation {
+    match sock_diag::listening_in(pid) {
+        Ok(listening) => {
+            let read = |file: String| {
+                let text = std::fs::read_to_string(format!("/proc/{file}")).unwrap_or_default();
+                (file, text)
+            };
+            let files = [read("uptime".to_owned()), read(format!("{pid}/stat"))];
+            running_with(&files, listening)
+        }
+        Err(error) => {
+            tracing::debug!(pid, %error, "socket diagnostics unavailable; reading the /proc tables");
+            running(&read_proc(pid, port))
+        }
+    }
+}
+
+/// The text of the file whose name ends with `suffix`, or "".
+fn file<'a>(files: &'a [(String, String)], suffix: &str) -> &'a str {
+    files
+        .iter()
+        .find(|(name, _)| name.ends_with(suffix))
+        .map_or("", |(_, text)| text.as_str())
+}
+
 /// A running container's observation from its `/proc` files (see
 /// [`READ_PROC`]).
 fn running(files: &[(String, String)]) -> Observation {
-    let file = |suffix: &str| {
-        files
-            .iter()
-            .find(|(name, _)| name.ends_with(suffix))
-            .map_or("", |(_, text)| text.as_str())
-    };
-    let Some(age) = proc_net::process_age(file("uptime"), file("/stat")) else {
+    let mut listening = proc_net::listening(file(files, "/net/tcp"));
+    listening.extend(proc_net::listening(file(files, "/net/tcp6")));
+    running_with(files, listening)
+}
+
+/// A running container's observation from its `/proc` age files and the
+/// sockets it listens on.
+fn running_with(files: &[(String, String)], listening: Vec<std::net::SocketAddr>) -> Observation {
+    let Some(age) = proc_net::process_age(file(files, "uptime"), file(files, "/stat")) else {
         // The process went away between the inspect and the read.
         return Observation::Other {
             state: "exiting".into(),
         };
     };
-    let mut listening = proc_net::listening(file("/net/tcp"));
-    listening.extend(proc_net::listening(file("/net/tcp6")));
     Observation::Running { age, listening }
 }
 
