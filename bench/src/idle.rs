@@ -16,14 +16,16 @@
 //! - `rss_mb`: each worker's resident memory.
 //! - `log_visibility_ms`: a request makes an app print a line; the time
 //!   until `GET /v1/apps/{app}/logs` returns it.
-//! - `repair_ms`: `podman kill` of an app's container (batches of up to 10
-//!   apps at once) → the app answers 200 through Caddy again. An app is
+//! - `repair_ms`: `podman kill` of an app's container (a series of kills
+//!   for each batch size of `SLIPWAY_BENCH_IDLE_KILL_BATCH`, `10`: so many
+//!   apps killed at once; `10,1` adds a series of one death at a time) → the app answers 200 through Caddy again. An app is
 //!   not killed a third time within the deploy worker's crash window (its
 //!   backoff is a policy, not a repair's speed): with few apps the run
 //!   waits for the window.
 //!
 //! `SLIPWAY_BENCH_IDLE_APPS` (`10,25,50,100`), `SLIPWAY_BENCH_IDLE_WINDOW`
-//! (`60s`), `SLIPWAY_BENCH_IDLE_KILLS` (`50`) and
+//! (`60s`), `SLIPWAY_BENCH_IDLE_KILLS` (`50`), `SLIPWAY_BENCH_IDLE_KILL_BATCH`
+//! (`10`) and
 //! `SLIPWAY_BENCH_IDLE_LOG_SAMPLES` (`40`) shape the run; one JSON line per
 //! app count. The apps are added to the same fleet count by count. Every
 //! container, image, process, queue and the database are removed after.
@@ -79,6 +81,7 @@ struct Settings {
     counts: Vec<usize>,
     window: Duration,
     kills: usize,
+    kill_batches: Vec<usize>,
     log_samples: usize,
 }
 
@@ -102,6 +105,12 @@ fn settings() -> anyhow::Result<Settings> {
         counts,
         window,
         kills: number("SLIPWAY_BENCH_IDLE_KILLS", 50)?,
+        kill_batches: var("SLIPWAY_BENCH_IDLE_KILL_BATCH")
+            .unwrap_or_else(|| "10".into())
+            .split(',')
+            .map(|b| b.trim().parse::<usize>().map(|b| b.max(1)))
+            .collect::<Result<Vec<_>, _>>()
+            .context("SLIPWAY_BENCH_IDLE_KILL_BATCH: comma-separated batch sizes")?,
         log_samples: number("SLIPWAY_BENCH_IDLE_LOG_SAMPLES", 40)?,
     })
 }
@@ -300,7 +309,14 @@ async fn measure(
         .collect();
     let url = format!("http://{}/", caddy.http_addr());
     let visibility = repair::log_visibility(fleet, &url, apps, settings.log_samples).await?;
-    let (repairs, unrepaired) = repair::repairs(&url, apps, settings.kills, kills).await?;
+    let mut repair = Vec::new();
+    for &batch in &settings.kill_batches {
+        let (repairs, unrepaired) =
+            repair::repairs(&url, apps, settings.kills, batch, kills).await?;
+        repair.push(json!({"batch": batch, "kills": repairs.len() + unrepaired,
+            "unrepaired": unrepaired, "p50": round(percentile(&repairs, 50.0), 1),
+            "p99": round(percentile(&repairs, 99.0), 1), "max": round(max(&repairs), 1)}));
+    }
     Ok(json!({
         "scenario": "idle",
         "binaries": fleet::bin_dir().display().to_string(),
@@ -315,8 +331,6 @@ async fn measure(
         "rss_mb": rss,
         "log_visibility_ms": {"samples": visibility.len(), "p50": round(percentile(&visibility, 50.0), 1),
             "p99": round(percentile(&visibility, 99.0), 1), "max": round(max(&visibility), 1)},
-        "repair_ms": {"kills": repairs.len() + unrepaired, "unrepaired": unrepaired,
-            "p50": round(percentile(&repairs, 50.0), 1), "p99": round(percentile(&repairs, 99.0), 1),
-            "max": round(max(&repairs), 1)},
+        "repair_ms": repair,
     }))
 }

@@ -17,6 +17,7 @@
 //! as a script on ssh's stdin (`sh -s`), never on ssh's command line.
 
 pub mod api;
+pub mod book;
 mod docker;
 mod host;
 mod probe;
@@ -503,6 +504,23 @@ impl Engine {
     /// state, in one look instead of one per app.
     pub async fn list_apps(&self) -> Result<Vec<ContainerInfo>, EngineError> {
         self.list_labelled(LABEL_APP).await
+    }
+
+    /// [`Engine::list_apps`], or the local API's kept list of them while it
+    /// is recent (see `book`); and where it came from.
+    pub async fn list_apps_kept(&self) -> Result<(Vec<ContainerInfo>, book::Look), EngineError> {
+        let Some(api) = self.local_api() else {
+            return Ok((self.list_apps().await?, book::Look::Fresh));
+        };
+        let failed = |stderr: String| EngineError::Failed {
+            command: format!("GET /libpod/containers/json (label {LABEL_APP})"),
+            stderr,
+        };
+        let (body, look) = api
+            .list_apps_kept()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok((parse_ps(&body).map_err(failed)?, look))
     }
 
     /// The containers carrying `label` (`KEY` or `KEY=VALUE`): through the

@@ -24,6 +24,7 @@ mod stream;
 pub use file::FileWatch;
 
 use crate::engine::api::{EngineApi, StampedLine};
+use crate::engine::book::Look;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use slipway_shared::secrets::SecretBox;
@@ -38,9 +39,10 @@ use uuid::Uuid;
 /// How often running containers are looked for without an event: a
 /// backstop (a start wakes a look at once, and so does a follower's end),
 /// and the time another worker's containers wait to be taken over after
-/// it died. Each look lists every app container, which costs podman's
+/// it died. A look lists every app container, which costs podman's
 /// service about 1 ms per container: every 5 s that was most of what 100
-/// idle apps cost it.
+/// idle apps cost it; a look of the timer takes the engine's kept list
+/// while no event changed it (see `engine::book`).
 pub const LOOK_INTERVAL: Duration = Duration::from_secs(30);
 /// How often the lock connection is checked.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
@@ -93,6 +95,11 @@ impl Followers {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
         let lost = 'round: loop {
+            // The kept list of running containers (see `engine::book`)
+            // serves a timer's or a start's look (a start forgets it); a
+            // follower's end looks afresh, since the list may still show
+            // its container running.
+            let mut fresh = Look::Kept;
             tokio::select! {
                 _ = shutdown.cancelled() => break false,
                 _ = look.tick() => {}
@@ -114,13 +121,14 @@ impl Followers {
                 // Looks again at once: the container may have been
                 // replaced by one of the same name.
                 Some(name) = done_rx.recv() => {
+                    fresh = Look::Fresh;
                     followed.remove(&name);
                     if unlock(&mut conn, &name).await.is_err() {
                         break true;
                     }
                 }
             }
-            match self.wanted().await {
+            match self.wanted(fresh).await {
                 Ok(wanted) => {
                     for (name, app_id) in wanted {
                         if followed.contains_key(&name) {
@@ -188,8 +196,8 @@ impl Followers {
 
     /// Running app containers whose app has a current release on this
     /// engine's target: `(name, app)`.
-    async fn wanted(&self) -> anyhow::Result<Vec<(String, Uuid)>> {
-        let running = self.api.running_apps().await?;
+    async fn wanted(&self, look: Look) -> anyhow::Result<Vec<(String, Uuid)>> {
+        let running = self.api.running_apps(look).await?;
         if running.is_empty() {
             return Ok(running);
         }

@@ -9,8 +9,8 @@
 
 pub mod listening;
 pub mod proc_net;
-pub mod sock_diag;
 mod rule;
+pub mod sock_diag;
 pub mod verdict;
 
 pub use listening::{wait_listening, ListenError, Listening, ListeningCheck};

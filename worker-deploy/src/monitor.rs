@@ -7,9 +7,10 @@
 //! each one checks; the last result wins, which is what a status needs.
 //!
 //! An idle app should cost next to nothing, so a round on the local target
-//! asks the engine once for all its containers (state and main PID, see
-//! `Engine::list_apps`) and reads each one's `/proc` here, and the round's
-//! results are written in one statement.
+//! takes one list of all its containers (state and main PID, see
+//! `Engine::list_apps`; the engine's kept list while no event changed it,
+//! see `engine::book`), asks the kernel here what each one listens on, and
+//! writes the round's results in one statement.
 //!
 //! A round groups the releases by target ([`crate::sites`]). A release on
 //! an ssh target listens on that server's loopback: the round opens the
@@ -21,6 +22,7 @@
 //! `crashing` (see `watch`) keeps saying so for five minutes after its
 //! last death rather than flip with each start.
 
+use crate::engine::book::Look;
 use crate::engine::{ContainerInfo, Host};
 use crate::health::{wait_healthy, HealthCheck, HealthRule, Unhealthy};
 use crate::release;
@@ -130,7 +132,7 @@ async fn check_site(pool: &PgPool, site: &Site, group: &[Serving]) -> sqlx::Resu
             return Ok(());
         }
     };
-    let listed = list_for_listening(site, &rules).await;
+    let mut listed = list_for_listening(site, &rules, Look::Kept).await;
     let mut here = here.into_iter();
     let mut results = Vec::with_capacity(group.len());
     for (release, rule) in group.iter().zip(&rules) {
@@ -140,7 +142,17 @@ async fn check_site(pool: &PgPool, site: &Site, group: &[Serving]) -> sqlx::Resu
                 http_health(check, here.by_ref().take(replicas).collect()).await
             }
             HealthRule::Listening(_) => {
-                listening_health(site, rule, release, listed.as_deref()).await
+                let seen = listed.as_ref().map(|(l, _)| l.as_slice());
+                let mut verdict = listening_health(site, rule, release, seen).await;
+                // A kept list may be older than the container's start:
+                // before an app is called unhealthy, look afresh (at most
+                // once a round).
+                if !verdict.0 && listed.as_ref().is_some_and(|(_, look)| *look == Look::Kept) {
+                    listed = list_for_listening(site, &rules, Look::Fresh).await;
+                    let seen = listed.as_ref().map(|(l, _)| l.as_slice());
+                    verdict = listening_health(site, rule, release, seen).await;
+                }
+                verdict
             }
         };
         results.push((release.id, ok, detail));
@@ -152,14 +164,23 @@ async fn check_site(pool: &PgPool, site: &Site, group: &[Serving]) -> sqlx::Resu
 /// listening rule and the list can stand for a look into each container
 /// (the local engine's, with main PIDs); `None` otherwise or when the
 /// list fails (each container is then looked at on its own).
-async fn list_for_listening(site: &Site, rules: &[HealthRule]) -> Option<Vec<ContainerInfo>> {
+/// `look`: whether the engine's kept list may serve (see `engine::book`).
+async fn list_for_listening(
+    site: &Site,
+    rules: &[HealthRule],
+    look: Look,
+) -> Option<(Vec<ContainerInfo>, Look)> {
     let listening = rules
         .iter()
         .any(|rule| matches!(rule, HealthRule::Listening(_)));
     if !listening || !matches!(site.engine.host(), Host::Local) {
         return None;
     }
-    match site.engine.list_apps().await {
+    let listed = match look {
+        Look::Kept => site.engine.list_apps_kept().await,
+        Look::Fresh => site.engine.list_apps().await.map(|l| (l, Look::Fresh)),
+    };
+    match listed {
         Ok(listed) => Some(listed),
         Err(error) => {
             tracing::debug!(%error, "health monitor: cannot list the containers; looking at each");

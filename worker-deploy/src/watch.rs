@@ -99,6 +99,8 @@ impl Watcher {
                     None => break,
                 }
             }
+            // What happened while the stream was down is not known.
+            self.api.forget();
             // Replays from the last event's second: a death seen twice is
             // repaired once (the second finds the app running).
             since = since.or_else(|| Some(chrono::Utc::now().timestamp()));
@@ -111,6 +113,9 @@ impl Watcher {
     }
 
     fn on_event(&self, event: ContainerEvent, shutdown: &CancellationToken) {
+        // The engine's kept lists of containers no longer say how it is
+        // (before the followers are woken, so their look lists afresh).
+        self.api.forget();
         match event {
             ContainerEvent::Started { .. } => self.started.notify_one(),
             ContainerEvent::Died {

@@ -1,5 +1,6 @@
 //! The process' one poller of the dashboard's event stream: every tick
-//! (250 ms, or sooner when `slipway_logs` says lines were written) it reads,
+//! (250 ms while a client is subscribed, 10 s while none is; sooner when
+//! `slipway_logs` says lines were written or a client subscribes) it reads,
 //! in one statement, the `project_events` rows that became final since its
 //! last tick, and in one more the new log lines of every deployment and app
 //! any client of this process follows; each batch is broadcast to all
@@ -28,8 +29,14 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// How often the shared poller looks for new events without a wake-up.
+/// How often the shared poller looks for new events without a wake-up
+/// while a client of this process is subscribed.
 pub const TICK: Duration = Duration::from_millis(250);
+/// How often it looks while nobody is: an API nobody watches queries
+/// nothing four times a second (most of what it cost idle), and its
+/// horizon stays close enough that a first subscriber's first tick reads
+/// a few seconds of events, not everything since the last client left.
+pub const IDLE_TICK: Duration = Duration::from_secs(10);
 
 /// What one tick found.
 #[derive(Debug, Default)]
@@ -46,6 +53,8 @@ type Followed = HashMap<(Source, Uuid), (usize, i64)>;
 pub struct EventHub {
     tx: broadcast::Sender<Arc<Batch>>,
     followed: Arc<Mutex<Followed>>,
+    /// Told when a client subscribes: the poller goes back to [`TICK`].
+    subscribed: Arc<tokio::sync::Notify>,
 }
 
 impl EventHub {
@@ -59,6 +68,7 @@ impl EventHub {
         let hub = EventHub {
             tx,
             followed: Arc::default(),
+            subscribed: Arc::default(),
         };
         tokio::spawn(poll(
             hub.clone(),
@@ -71,7 +81,9 @@ impl EventHub {
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
-        self.tx.subscribe()
+        let receiver = self.tx.subscribe();
+        self.subscribed.notify_one();
+        receiver
     }
 
     /// Follow a log source from `after` (the client read up to it); the
@@ -126,10 +138,15 @@ async fn poll(
         }
     };
     let mut pruned_at = tokio::time::Instant::now();
+    let mut ticked_at: Option<tokio::time::Instant> = None;
     loop {
-        match tick(&hub, &pool, horizon).await {
-            Ok(next) => horizon = next,
-            Err(error) => tracing::warn!(%error, "event poller tick failed"),
+        let watched = hub.tx.receiver_count() > 0;
+        if watched || ticked_at.is_none_or(|at| at.elapsed() >= IDLE_TICK) {
+            ticked_at = Some(tokio::time::Instant::now());
+            match tick(&hub, &pool, horizon).await {
+                Ok(next) => horizon = next,
+                Err(error) => tracing::warn!(%error, "event poller tick failed"),
+            }
         }
         if pruned_at.elapsed() > Duration::from_secs(60) {
             pruned_at = tokio::time::Instant::now();
@@ -137,9 +154,14 @@ async fn poll(
                 tracing::warn!(%error, "pruning project events failed");
             }
         }
+        let pause = match (watched, ticked_at) {
+            (false, Some(at)) => IDLE_TICK.saturating_sub(at.elapsed()),
+            _ => TICK,
+        };
         tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = wake.recv() => {}
+            _ = hub.subscribed.notified() => {}
             _ = shutdown.cancelled() => return,
         }
     }

@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 
 const LOG_TIMEOUT: Duration = Duration::from_secs(30);
 const REPAIR_TIMEOUT: Duration = Duration::from_secs(60);
-/// Apps killed at once.
-const KILL_BATCH: usize = 10;
 
 /// `samples` times: a request to one app (round robin) whose path is a
 /// fresh mark, then `GET /v1/apps/{app}/logs?after=…` until the mark shows.
@@ -126,7 +124,7 @@ impl Kills {
     }
 }
 
-/// Kills app containers in batches of up to ten until `kills` were killed;
+/// Kills app containers in batches of up to `batch` until `kills` were killed;
 /// the time from each kill to the app answering 200 through Caddy again,
 /// and how many never came back within a minute. No app is killed a third
 /// time within the crash window (see [`KILLS_WITHOUT_BACKOFF`]): when every
@@ -135,12 +133,13 @@ pub async fn repairs(
     url: &str,
     apps: &[App],
     kills: usize,
+    batch: usize,
     log: &mut Kills,
 ) -> anyhow::Result<(Vec<f64>, usize)> {
     let mut repaired = Vec::new();
     let mut unrepaired = 0;
     while repaired.len() + unrepaired < kills {
-        let batch = KILL_BATCH
+        let batch = batch
             .min(apps.len())
             .min(kills - repaired.len() - unrepaired);
         let chosen = log.choose(apps, batch, Instant::now());
@@ -160,8 +159,8 @@ pub async fn repairs(
     Ok((repaired, unrepaired))
 }
 
-/// Kills the running containers of `apps` with one `podman kill` (ten
-/// kills at once, and no command per app to load the machine while the
+/// Kills the running containers of `apps` with one `podman kill` (a
+/// batch at once, and no command per app to load the machine while the
 /// repairs run); returns the instant before the command ran, which counts
 /// the command's own start in every repair (podman kills one container
 /// after another, and the first is repaired before the last is killed:

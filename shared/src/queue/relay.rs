@@ -84,6 +84,16 @@ async fn relay_once(
 /// Publishes one batch inside a transaction that holds the rows' locks.
 /// Returns (published, failed).
 async fn publish_batch(pool: &PgPool, channel: &Channel) -> anyhow::Result<(usize, usize)> {
+    // The timer's rescans find the outbox empty nearly always: one
+    // statement says so, where the transaction below takes three round
+    // trips (every process runs a relay, each rescanning every second).
+    let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox)")
+        .fetch_one(pool)
+        .await?;
+    if !waiting {
+        METRICS.outbox_lag_seconds.set(0.0);
+        return Ok((0, 0));
+    }
     let mut tx = pool.begin().await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, exchange, routing_key, payload, headers, created_at FROM outbox

@@ -19,6 +19,7 @@ use futures::{Stream, StreamExt};
 use std::collections::HashMap;
 use uuid::Uuid;
 
+use super::book::{Book, Look};
 use super::{LABEL_APP, LABEL_RELEASE};
 
 /// The API version spoken to every engine.
@@ -40,6 +41,8 @@ pub struct EngineApi {
     /// The socket, for podman's own API (see [`EngineApi::list`]), which
     /// bollard does not speak.
     socket: std::path::PathBuf,
+    /// The last lists of the app containers, shared by every clone.
+    book: std::sync::Arc<Book>,
 }
 
 /// What happened to an app container, as the event stream says it.
@@ -72,6 +75,7 @@ impl EngineApi {
         Ok(EngineApi {
             docker: Docker::connect_with_unix(&path, REQUEST_TIMEOUT, &API_VERSION)?,
             socket: socket.to_owned(),
+            book: Default::default(),
         })
     }
 
@@ -101,8 +105,30 @@ impl EngineApi {
             })
     }
 
-    /// The running containers labelled as apps: `(name, app)`.
-    pub async fn running_apps(&self) -> Result<Vec<(String, Uuid)>, bollard::errors::Error> {
+    /// The engine changed (an app container started or died, or the event
+    /// stream broke and may have missed that): the kept lists go.
+    pub fn forget(&self) {
+        self.book.forget();
+    }
+
+    /// The running containers labelled as apps, `(name, app)`: the kept
+    /// list (see [`Book`]) when `look` allows and one is recent.
+    pub async fn running_apps(
+        &self,
+        look: Look,
+    ) -> Result<Vec<(String, Uuid)>, bollard::errors::Error> {
+        if look == Look::Kept {
+            if let Some(kept) = self.book.running() {
+                return Ok(kept);
+            }
+        }
+        let asked_at = self.book.generation();
+        let running = self.list_running_apps().await?;
+        self.book.keep_running(asked_at, &running);
+        Ok(running)
+    }
+
+    async fn list_running_apps(&self) -> Result<Vec<(String, Uuid)>, bollard::errors::Error> {
         let filters: HashMap<&str, Vec<&str>> = HashMap::from([("label", vec![LABEL_APP])]);
         let options = ListContainersOptionsBuilder::new()
             .filters(&filters)
@@ -125,6 +151,24 @@ impl EngineApi {
     /// code, which Docker's compatible list lacks (it would take an
     /// inspect per container). podman only.
     pub async fn list(&self, label: &str) -> std::io::Result<String> {
+        let asked_at = self.book.generation();
+        let listed = self.list_afresh(label).await?;
+        if label == LABEL_APP {
+            self.book.keep_listed(asked_at, &listed);
+        }
+        Ok(listed)
+    }
+
+    /// [`EngineApi::list`] of the app containers, the kept one when it is
+    /// recent; and where it came from.
+    pub async fn list_apps_kept(&self) -> std::io::Result<(String, Look)> {
+        match self.book.listed() {
+            Some(kept) => Ok((kept, Look::Kept)),
+            None => Ok((self.list(LABEL_APP).await?, Look::Fresh)),
+        }
+    }
+
+    async fn list_afresh(&self, label: &str) -> std::io::Result<String> {
         let filters = serde_json::json!({ "label": [label] }).to_string();
         let path = format!(
             "/v4.0.0/libpod/containers/json?all=true&filters={}",
@@ -223,6 +267,7 @@ impl EngineApi {
     /// Starts a stopped container (an event's repair starts the dead one
     /// at once, before the reconciler's full repair checks it).
     pub async fn start(&self, name: &str) -> Result<(), bollard::errors::Error> {
+        self.book.forget();
         within(self.docker.start_container(
             name,
             None::<bollard::query_parameters::StartContainerOptions>,

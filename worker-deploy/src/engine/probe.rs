@@ -15,8 +15,8 @@
 //! namespace rather than the `/proc` tables (see `health::sock_diag`).
 
 use super::{says_missing, strings, ContainerInfo, Engine, EngineError, Host, COMMAND_TIMEOUT};
-use crate::health::{proc_net, sock_diag};
 use crate::health::verdict::Observation;
+use crate::health::{proc_net, sock_diag};
 
 /// Prints each `/proc` file the check reads after a `==> NAME` marker; a
 /// file that cannot be read (the process just exited) is left empty.

@@ -173,7 +173,10 @@ mod tests {
         assert!(!again.contains(&local), "{local} listed as listening");
         drop(v4);
         let after = listening_here().unwrap();
-        assert!(!after.contains(&v4_addr), "{v4_addr} still listed after close");
+        assert!(
+            !after.contains(&v4_addr),
+            "{v4_addr} still listed after close"
+        );
     }
 
     #[test]
