@@ -202,7 +202,10 @@ impl CaddyAdmin {
         match self.get_opt(&id_path).await? {
             Some(current) => {
                 let info = route_info(&current);
-                let proxy_ok = current["handle"][0]["@id"] == json!(proxy_id(route_id));
+                // A route made before its proxy had today's settings (the
+                // dial timeout) is replaced whole once.
+                let proxy_ok = current["handle"][0]["@id"] == json!(proxy_id(route_id))
+                    && current["handle"][0]["transport"] == wanted["handle"][0]["transport"];
                 if proxy_ok && info.hosts == hosts && info.upstreams == upstreams {
                     Ok(RouteChange::Unchanged)
                 } else if proxy_ok && info.hosts == hosts {
@@ -396,6 +399,13 @@ fn route_json(route_id: &str, hosts: &[String], upstreams: &[String]) -> Value {
             // A dial that fails (an upstream just stopped) is retried on
             // the other upstreams instead of answering 502 at once.
             "load_balancing": {"try_duration": "2s", "try_interval": "100ms"},
+            // Every upstream is on the server's own loopback, where a dial
+            // takes well under a millisecond, except to a container that
+            // just died: its port still forwards to an address nobody
+            // answers until podman's cleanup or the restart rewrites it, and
+            // Caddy's default 3 s dial wait held a request through the
+            // whole 2 s of tries. Short dials are tried again every 100 ms.
+            "transport": {"protocol": "http", "dial_timeout": "500ms"},
         }],
     })
 }
