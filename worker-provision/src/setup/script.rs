@@ -33,10 +33,7 @@ pub(super) fn supported(id: &str, _like: &str) -> bool {
 /// rootless podman uses (user namespaces, its network, `--init`, and the
 /// login session that gives the deploy user `/run/user/UID` and a lingering
 /// systemd manager: `libpam-systemd`, missing from minimal images), and
-/// Caddy. `gpg` is named because podman's `libgpgme11` needs `gnupg | gpg`
-/// and apt takes the first: `gnupg` brings a dozen packages (dirmngr, the
-/// key servers' LDAP client, gpgsm, pinentry …) Slipway never runs, a
-/// quarter of the install's time on a minimal server.
+/// Caddy.
 pub(super) fn packages(engine: EngineKind) -> Vec<&'static str> {
     let mut packages = match engine {
         EngineKind::Podman => vec![
@@ -46,7 +43,6 @@ pub(super) fn packages(engine: EngineKind) -> Vec<&'static str> {
             "catatonit",
             "libpam-systemd",
             "dbus-user-session",
-            "gpg",
         ],
         EngineKind::Docker => vec!["docker.io"],
     };
@@ -55,8 +51,7 @@ pub(super) fn packages(engine: EngineKind) -> Vec<&'static str> {
 }
 
 /// Writes the apt source (if any, and if it differs), installs the
-/// packages not installed (no service started meanwhile), and stops the
-/// distribution's Caddy service:
+/// packages not installed, and stops the distribution's Caddy service:
 /// Slipway runs its own Caddy as the deploy user, on the same admin port.
 pub(super) fn install(packages: &[&str], apt_source: Option<&str>) -> String {
     let body = r#"export DEBIAN_FRONTEND=noninteractive
@@ -68,26 +63,14 @@ if [ -n "$src" ]; then
     else echo "fail=cannot write $f"; exit 0; fi
   fi
 fi
-# The packages' services are not started while they install (Debian's
-# policy-rc.d): the only one, Caddy's, is disabled right after, since
-# Slipway runs its own. The policy is Slipway's only while apt runs, never
-# one the server had, and one a broken earlier run left is removed first.
-policy=/usr/sbin/policy-rc.d; mark='# slipway setup: no service starts while packages install'
-if [ "$(sed -n 2p "$policy" 2>/dev/null)" = "$mark" ]; then $SUDO rm -f "$policy"; fi
 missing=
 for p in @PACKAGES@; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
-ours=
-if [ -n "$missing" ] && [ ! -e "$policy" ] &&
-   printf '#!/bin/sh\n%s\nexit 101\n' "$mark" | $SUDO tee "$policy" >/dev/null && $SUDO chmod 0755 "$policy"; then
-  ours=1; trap '$SUDO rm -f "$policy"' EXIT HUP INT TERM
-fi
 if [ -z "$missing" ]; then echo "found=installed already: @PACKAGES@"
 elif out=$($SUDO apt-get update -q 2>&1 && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing 2>&1); then
   echo "change=installed$missing"
 else echo "fail=installing$missing failed: $(printf '%s' "$out" | tail -n 5 | tr '\n' ' ')"; exit 0; fi
-if [ -n "$ours" ]; then $SUDO rm -f "$policy"; trap - EXIT HUP INT TERM; fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled caddy.service >/dev/null 2>&1; then
   if $SUDO systemctl disable --now caddy.service >/dev/null 2>&1; then
     echo "change=disabled the distribution's caddy.service (Slipway runs its own Caddy)"
@@ -273,7 +256,7 @@ mod tests {
         let script = install(&packages(EngineKind::Podman), Some("deb http://r/ ./"));
         assert!(script.contains("src='deb http://r/ ./'"));
         assert!(script.contains(
-            "for p in podman uidmap slirp4netns catatonit libpam-systemd dbus-user-session gpg caddy;"
+            "for p in podman uidmap slirp4netns catatonit libpam-systemd dbus-user-session caddy;"
         ));
         assert!(install(&packages(EngineKind::Docker), None).contains("for p in docker.io caddy;"));
         assert!(user("slipway", "ssh-ed25519 AAAA").contains("u='slipway'; key='ssh-ed25519 AAAA'"));
