@@ -10,6 +10,7 @@
 //! (see `run`).
 
 mod argv;
+mod network_trouble;
 mod prune;
 mod pull_failure;
 mod run;
@@ -275,6 +276,14 @@ async fn build_in(
             .await;
             return Err(JobError::Retryable(format!(
                 "the engine's storage changed under the build: {}",
+                outcome.tail.lines().last().unwrap_or_default()
+            )));
+        }
+        if network_trouble::dropped(&outcome.tail) {
+            logs.info("the network dropped under the build; building again")
+                .await;
+            return Err(JobError::Retryable(format!(
+                "the network dropped under the build: {}",
                 outcome.tail.lines().last().unwrap_or_default()
             )));
         }
