@@ -15,6 +15,7 @@ mod prune;
 mod pull_failure;
 mod run;
 mod storage_race;
+mod tail;
 mod work_dir;
 
 pub use prune::{prune, PruneReport};

@@ -25,10 +25,7 @@ const DROPPED: &[&str] = &[
 
 /// Whether a failed build's last lines show the network dropping.
 pub fn dropped(tail: &str) -> bool {
-    tail.lines().any(|line| {
-        let line = line.to_ascii_lowercase();
-        DROPPED.iter().any(|text| line.contains(text))
-    })
+    super::tail::mentions(tail, DROPPED, None)
 }
 
 #[cfg(test)]

@@ -13,12 +13,10 @@ const VANISHED: &[&str] = &[
     "identifier is not an image",
 ];
 
-/// Whether a failed build's last lines show such a race.
+/// Whether a failed build's last lines show such a race (on an error line:
+/// the words alone may be an app's own output).
 pub fn lost(tail: &str) -> bool {
-    tail.lines().any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.contains("error") && VANISHED.iter().any(|text| line.contains(text))
-    })
+    super::tail::mentions(tail, VANISHED, Some("error"))
 }
 
 #[cfg(test)]

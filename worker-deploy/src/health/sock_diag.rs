@@ -111,8 +111,7 @@ fn parse(datagram: &[u8], found: &mut Vec<SocketAddr>) -> io::Result<bool> {
     let malformed = || io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag answer");
     let mut at = 0;
     while at + HEADER_LEN <= datagram.len() {
-        let word = |i: usize| -> [u8; 4] { datagram[i..i + 4].try_into().expect("4 bytes") };
-        let length = u32::from_ne_bytes(word(at)) as usize;
+        let length = u32_at(datagram, at).ok_or_else(malformed)? as usize;
         let kind = u16::from_ne_bytes([datagram[at + 4], datagram[at + 5]]);
         if length < HEADER_LEN || at + length > datagram.len() {
             return Err(malformed());
@@ -121,10 +120,7 @@ fn parse(datagram: &[u8], found: &mut Vec<SocketAddr>) -> io::Result<bool> {
         match kind {
             NLMSG_DONE => return Ok(true),
             NLMSG_ERROR => {
-                let errno = body
-                    .get(..4)
-                    .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
-                    .ok_or_else(malformed)?;
+                let errno = u32_at(body, 0).ok_or_else(malformed)? as i32;
                 return Err(io::Error::from_raw_os_error(-errno));
             }
             SOCK_DIAG_BY_FAMILY => found.extend(socket_of(body)),
@@ -134,6 +130,12 @@ fn parse(datagram: &[u8], found: &mut Vec<SocketAddr>) -> io::Result<bool> {
         at += (length + 3) & !3;
     }
     Ok(false)
+}
+
+/// The native-endian 32-bit word at `at`, if the bytes hold one.
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let word: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_ne_bytes(word))
 }
 
 /// The local address of one `inet_diag_msg`.
