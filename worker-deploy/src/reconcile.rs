@@ -137,8 +137,13 @@ impl LiveRelease {
 }
 
 /// How often and how long an event's repair tries for a busy app lock
-/// (a pass repairing it, or a deploy that has just begun).
-const LOCK_TRIES: usize = 10;
+/// (a pass repairing it, or a deploy that has just begun): as long as a
+/// pass apart. A pass whose look at the engine came just before the death
+/// may hold the lock with the container "running" in its eyes and leave it
+/// dead; giving up sooner (it was 2 s) left the app down until the next
+/// pass (17 and 33 s in the `idle` bench). A deploy that holds the lock
+/// makes the release not current, which ends the wait at once.
+const LOCK_TRIES: usize = 300;
 const LOCK_RETRY: Duration = Duration::from_millis(200);
 
 /// What the reconciler works with: the same engine, Caddy and target
@@ -338,7 +343,7 @@ impl Reconciler {
         let mut app_lock = None;
         for _ in 0..LOCK_TRIES {
             app_lock = lock::try_lock(&self.pool, lock::app_key(release.app_id)).await?;
-            if app_lock.is_some() {
+            if app_lock.is_some() || !self.still_current(release).await? {
                 break;
             }
             tokio::time::sleep(LOCK_RETRY).await;

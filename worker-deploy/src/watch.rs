@@ -40,9 +40,6 @@ const CRASH_LINES: usize = 5;
 /// once all start again at once: a repair of a container that only died
 /// is a start and a few requests to the engine and Caddy.
 pub const PARALLEL_REPAIRS: usize = 10;
-/// Tries of a repair that failed (a passing fault) before it is left to
-/// the reconciler's pass.
-const REPAIR_TRIES: u32 = 3;
 
 #[derive(Clone)]
 pub struct Watcher {
@@ -204,37 +201,31 @@ impl Watcher {
                 return;
             }
         };
-        for attempt in 1..=REPAIR_TRIES {
-            let Ok(_permit) = self.repairs.acquire().await else {
-                return;
-            };
-            // Docker publishes a restarted container on a new port, which
-            // only the full repair records: a quick start is podman's.
-            let podman = site.engine.kind() == slipway_shared::target::EngineKind::Podman;
-            let dead = podman.then_some((&self.api, name));
-            match reconciler.repair_now(&site, &release, dead).await {
-                Ok(Some(repairs)) => {
-                    tracing::info!(%app, container = %name, ?exit_code, repairs,
-                        "engine events: repaired a dead app container");
-                    return;
-                }
-                Ok(None) => {
-                    tracing::debug!(%app, "engine events: not repaired (busy or no longer current)");
-                    return;
-                }
-                Err(error) => tracing::warn!(%app, container = %name, attempt,
-                    error = %format!("{error:#}"), "engine events: repair failed"),
+        let Ok(_permit) = self.repairs.acquire().await else {
+            return;
+        };
+        // Docker publishes a restarted container on a new port, which
+        // only the full repair records: a quick start is podman's.
+        let podman = site.engine.kind() == slipway_shared::target::EngineKind::Podman;
+        let dead = podman.then_some((&self.api, name));
+        match reconciler.repair_now(&site, &release, dead).await {
+            Ok(Some(repairs)) => {
+                tracing::info!(%app, container = %name, ?exit_code, repairs,
+                    "engine events: repaired a dead app container");
             }
-            // A failed repair usually means the container started and died
-            // again: that start counts as a death, so the next try keeps
-            // the crash loop's pace instead of starting it every second.
-            let deaths = self
-                .crashes
-                .lock()
-                .expect("not poisoned")
-                .record(name, std::time::Instant::now());
-            tokio::time::sleep(backoff(deaths).max(Duration::from_secs(1))).await;
+            Ok(None) => {
+                tracing::debug!(%app, "engine events: not repaired (no longer current)");
+            }
+            // One try per death, not a retry loop here: a repair that
+            // failed because the container died again brings its own
+            // death event (run after this one, at the crash loop's pace),
+            // and any other fault is the reconciler's pass's to retry. A
+            // retry waiting here would keep the app marked as this
+            // watcher's, which makes the pass leave it alone (an ssh target
+            // that was unreachable stayed unrepaired past a pass that way).
+            Err(error) => tracing::warn!(%app, container = %name,
+                error = %format!("{error:#}"),
+                "engine events: repair failed; left to its next death or the reconciler's pass"),
         }
-        tracing::warn!(%app, container = %name, "engine events: left to the reconciler's pass");
     }
 }
