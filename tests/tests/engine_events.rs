@@ -3,7 +3,8 @@
 //! reconciler's pass is turned off here, so only events can repair):
 //! - a killed app container is back and serving, with no new deployment,
 //!   and the health monitor sees it listening (through the API and /proc);
-//!   a container stopped by Slipway (`stop`) is not started again;
+//!   a container stopped by Slipway (`stop`) is not started again; a death
+//!   while the app's lock is held is repaired once it is free;
 //! - runtime logs are followed across a deploy worker's SIGKILL and a new
 //!   worker: every line stored exactly once, in order;
 //! - a container that keeps crashing is started again with growing pauses
@@ -221,6 +222,37 @@ async fn a_killed_container_is_repaired_by_its_death_event_and_a_stopped_one_sta
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A death while the app's lock is held (a reconciler pass whose look
+    // came just before it, or a deploy that has just begun) is repaired as
+    // soon as the lock is free, not left to the next pass (there is none
+    // here): the repair waits for the lock longer than the 2 s it once
+    // did. This death comes first, so no crash-loop backoff (from the
+    // third death on) adds to the wait.
+    let keys = slipway_worker_deploy::lock::app_key(s.app.id.parse()?);
+    let held = slipway_worker_deploy::lock::lock(&s.fleet.db.pool, keys).await?;
+    podman(&["kill", &name])?;
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let while_held = s.page().await.map(|(status, _)| status).unwrap_or(0);
+    held.release().await;
+    let released = Instant::now();
+    loop {
+        if matches!(s.page().await, Ok((200, _))) {
+            break;
+        }
+        anyhow::ensure!(
+            released.elapsed() < Duration::from_secs(20),
+            "a death under a held lock is not repaired after it is free\n{}",
+            s.fleet.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(while_held, 200, "repaired while the app's lock was held");
+    eprintln!(
+        "under a held lock: repaired {:?} after the kill, {:?} after the lock was free",
+        killed.elapsed(),
+        released.elapsed()
+    );
     for round in 0..3 {
         podman(&["kill", &name])?;
         let killed = Instant::now();
