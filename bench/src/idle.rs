@@ -13,6 +13,11 @@
 //! - `processes`: CPU (cores) per role over the running window: each worker
 //!   with its children (reaped ones included), the podman service, the
 //!   apps' `conmon`s, the apps, the fleet's Postgres backends.
+//! - `others_cores` (and `…_workers_stopped`): the busiest processes
+//!   outside those roles by command name, kernel threads among them, and
+//!   `unattributed`, the host's busy time no process alive at the window's
+//!   end accounts for: where a host-wide difference the table does not
+//!   explain goes.
 //! - `rss_mb`: each worker's resident memory.
 //! - `log_visibility_ms`: a request makes an app print a line; the time
 //!   until `GET /v1/apps/{app}/logs` returns it.
@@ -327,6 +332,8 @@ async fn measure(
         "host_cpu_cores_workers_stopped": round(stopped.host, 3),
         "processes_cores": running.table,
         "processes_cores_workers_stopped": stopped.table,
+        "others_cores": running.others,
+        "others_cores_workers_stopped": stopped.others,
         "fleet_cores": round(running.fleet_total(), 3),
         "rss_mb": rss,
         "log_visibility_ms": {"samples": visibility.len(), "p50": round(percentile(&visibility, 50.0), 1),

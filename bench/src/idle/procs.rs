@@ -138,7 +138,16 @@ pub struct Window {
     pub host: f64,
     /// Cores per role.
     pub table: serde_json::Map<String, serde_json::Value>,
+    /// Cores of the busiest processes outside the roles, by command name
+    /// (kernel threads among them), and what no process alive at the
+    /// window's end accounts for (processes that came and went unreaped
+    /// by a process of the table, interrupts): where the host-wide
+    /// difference goes that the table does not show.
+    pub others: serde_json::Map<String, serde_json::Value>,
 }
+
+/// How many of the busiest other processes a window names.
+const OTHERS: usize = 8;
 
 impl Window {
     pub fn fleet_total(&self) -> f64 {
@@ -229,6 +238,37 @@ impl Roles {
             "postgres_backends".into(),
             cores(used(&before, &after, &postgres, &[])).into(),
         );
-        Ok(Window { host, table })
+        let mut counted: std::collections::BTreeSet<i32> = self
+            .fleet
+            .iter()
+            .flat_map(|(_, pid)| tree(&after, *pid))
+            .collect();
+        counted.extend(service_trees.iter().chain(&conmons).chain(&app_procs));
+        counted.extend(&postgres);
+        let mut by_comm: BTreeMap<String, u64> = BTreeMap::new();
+        let everyone: Vec<i32> = after.keys().copied().collect();
+        for pid in everyone.iter().filter(|pid| !counted.contains(pid)) {
+            let jiffies = used(&before, &after, &[*pid], &[]);
+            if jiffies > 0 {
+                *by_comm.entry(after[pid].comm.clone()).or_default() += jiffies;
+            }
+        }
+        let mut busiest: Vec<(String, u64)> = by_comm.into_iter().collect();
+        busiest.sort_by_key(|b| std::cmp::Reverse(b.1));
+        let mut others: serde_json::Map<String, serde_json::Value> = busiest
+            .into_iter()
+            .take(OTHERS)
+            .map(|(comm, jiffies)| (comm, cores(jiffies).into()))
+            .collect();
+        let seen = cores(used(&before, &after, &everyone, &[]));
+        others.insert(
+            "unattributed".into(),
+            (((host - seen) * 1000.0).round() / 1000.0).max(0.0).into(),
+        );
+        Ok(Window {
+            host,
+            table,
+            others,
+        })
     }
 }
