@@ -253,18 +253,20 @@ async fn an_app_on_an_ssh_target_is_repaired_monitored_and_its_logs_collected() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!running(&name));
-    // The monitor says so in the app's health.
+    // The monitor says so in the app's health. A round that began before
+    // the session noticed the link is down may first record its health
+    // check's own failure through the forward (a timeout); the next says
+    // the target cannot be reached.
     let deadline = Instant::now() + REPAIR_TIMEOUT;
     loop {
         let health = app(&fleet).await?["status"]["health"].clone();
-        if health["ok"] == false {
-            let detail = health["detail"].as_str().unwrap_or_default();
-            assert!(detail.contains("cannot reach"), "{health:#}");
+        let detail = health["detail"].as_str().unwrap_or_default();
+        if health["ok"] == false && detail.contains("cannot reach") {
             break;
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the health of an app on an unreachable target stays ok: {health:#}"
+            "the health of an app on an unreachable target does not say so: {health:#}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -19,6 +19,7 @@
 pub mod api;
 pub mod book;
 mod docker;
+pub mod events;
 mod host;
 mod probe;
 pub mod service;

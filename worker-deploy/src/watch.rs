@@ -22,7 +22,8 @@ mod backoff;
 
 pub use backoff::{backoff, CrashLog, CRASH_WINDOW};
 
-use crate::engine::api::{ContainerEvent, EngineApi};
+use crate::engine::api::EngineApi;
+use crate::engine::events::{ContainerEvent, Seen};
 use crate::reconcile::Reconciler;
 use crate::release;
 use futures::StreamExt;
@@ -76,6 +77,7 @@ impl Watcher {
         // Without `since` podman replays its whole event file.
         let mut since: Option<i64> = Some(chrono::Utc::now().timestamp());
         let mut pause = Duration::from_millis(200);
+        let mut seen = Seen::default();
         while !shutdown.is_cancelled() {
             let mut events = Box::pin(self.api.events(since));
             loop {
@@ -84,10 +86,15 @@ impl Watcher {
                     _ = shutdown.cancelled() => return,
                 };
                 match event {
-                    Some(Ok(event)) => {
+                    Some(Ok(observed)) => {
                         pause = Duration::from_millis(200);
-                        since = Some(chrono::Utc::now().timestamp());
-                        self.on_event(event, &shutdown);
+                        since = since.max(Some(observed.time));
+                        // podman sends again what its event file kept when
+                        // it rotates it, and a stream opened again
+                        // replays its last second: acted on once.
+                        if seen.first_time(&observed.key) {
+                            self.on_event(observed.event, &shutdown);
+                        }
                     }
                     Some(Err(error)) => {
                         tracing::warn!(%error, "engine events: stream broke; opening it again");
@@ -98,8 +105,8 @@ impl Watcher {
             }
             // What happened while the stream was down is not known.
             self.api.forget();
-            // Replays from the last event's second: a death seen twice is
-            // repaired once (the second finds the app running).
+            // Replays from the last event's second: a death sent twice is
+            // acted on once (`seen`).
             since = since.or_else(|| Some(chrono::Utc::now().timestamp()));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}

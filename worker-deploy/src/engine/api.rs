@@ -12,7 +12,7 @@
 //! unlike its CLI (nanoseconds): a resume point is therefore a second plus
 //! how many lines of that second were already stored (see `follow`).
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
+use bollard::query_parameters::LogsOptionsBuilder;
 use bollard::{ClientVersion, Docker};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
@@ -20,7 +20,9 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::book::{Book, Look};
-use super::{LABEL_APP, LABEL_RELEASE};
+pub use super::events::ContainerEvent;
+use super::events::Observed;
+use super::LABEL_APP;
 
 /// The API version spoken to every engine.
 pub const API_VERSION: ClientVersion = ClientVersion {
@@ -45,22 +47,6 @@ pub struct EngineApi {
     book: std::sync::Arc<Book>,
 }
 
-/// What happened to an app container, as the event stream says it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ContainerEvent {
-    Started {
-        name: String,
-        app: Uuid,
-    },
-    /// It exited (on its own, killed, out of memory, or stopped).
-    Died {
-        name: String,
-        app: Uuid,
-        release: Option<Uuid>,
-        exit_code: Option<i64>,
-    },
-}
-
 /// One line a container printed, stamped by the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StampedLine {
@@ -83,26 +69,13 @@ impl EngineApi {
         within(self.docker.ping()).await.map(drop)
     }
 
-    /// App containers' start and death events from `since` (Unix seconds)
-    /// on; events of other containers are dropped here.
+    /// App containers' start and death events from `since` (Unix
+    /// seconds) on (see [`super::events`]).
     pub fn events(
         &self,
         since: Option<i64>,
-    ) -> impl Stream<Item = Result<ContainerEvent, bollard::errors::Error>> + Send + 'static {
-        // No query: podman 4.3 matches an `event` or `type` filter against
-        // its own names and drops `die` (seen here). Without `since` it
-        // first replays its event file (capped by its own rotation), so
-        // `since` is applied here.
-        let since = since.unwrap_or(i64::MIN);
-        self.docker
-            .events(None::<bollard::query_parameters::EventsOptions>)
-            .filter_map(move |event| async move {
-                match event {
-                    Err(error) => Some(Err(error)),
-                    Ok(message) if message.time.unwrap_or(0) < since => None,
-                    Ok(message) => container_event(message).map(Ok),
-                }
-            })
+    ) -> impl Stream<Item = std::io::Result<Observed>> + Send + 'static {
+        super::events::stream(self.socket.clone(), since.unwrap_or(i64::MIN))
     }
 
     /// The engine changed (an app container started or died, or the event
@@ -113,10 +86,7 @@ impl EngineApi {
 
     /// The running containers labelled as apps, `(name, app)`: the kept
     /// list (see [`Book`]) when `look` allows and one is recent.
-    pub async fn running_apps(
-        &self,
-        look: Look,
-    ) -> Result<Vec<(String, Uuid)>, bollard::errors::Error> {
+    pub async fn running_apps(&self, look: Look) -> std::io::Result<Vec<(String, Uuid)>> {
         if look == Look::Kept {
             if let Some(kept) = self.book.running() {
                 return Ok(kept);
@@ -128,20 +98,30 @@ impl EngineApi {
         Ok(running)
     }
 
-    async fn list_running_apps(&self) -> Result<Vec<(String, Uuid)>, bollard::errors::Error> {
-        let filters: HashMap<&str, Vec<&str>> = HashMap::from([("label", vec![LABEL_APP])]);
-        let options = ListContainersOptionsBuilder::new()
-            .filters(&filters)
-            .build();
-        let listed = within(self.docker.list_containers(Some(options))).await?;
-        Ok(listed
-            .into_iter()
-            .filter_map(|c| {
-                let app = c.labels.as_ref()?.get(LABEL_APP)?.parse().ok()?;
-                let name = c.names?.into_iter().next()?;
-                Some((name.trim_start_matches('/').to_owned(), app))
-            })
-            .collect())
+    /// Docker's compatible list, read as JSON rather than through
+    /// bollard: podman 4.3 says `stopped` of a container between its death
+    /// and its cleanup, a state bollard's typed list fails on (the
+    /// followers' look failed on it while a killed app came back).
+    async fn list_running_apps(&self) -> std::io::Result<Vec<(String, Uuid)>> {
+        let filters = serde_json::json!({ "label": [LABEL_APP] }).to_string();
+        let path = format!(
+            "/v1.41/containers/json?filters={}",
+            percent_encode(&filters)
+        );
+        let listed = tokio::time::timeout(CALL_TIMEOUT, get_http10(&self.socket, &path))
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("GET {path}: no answer within {CALL_TIMEOUT:?}"),
+                ))
+            })?;
+        running_apps_of(&listed).map_err(|error| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("GET {path}: {error}"),
+            )
+        })
     }
 
     /// podman's own list (`GET /libpod/containers/json`, stopped
@@ -341,24 +321,18 @@ fn percent_encode(value: &str) -> String {
         .collect()
 }
 
-fn container_event(message: bollard::models::EventMessage) -> Option<ContainerEvent> {
-    let actor = message.actor?;
-    let attributes = actor.attributes.unwrap_or_default();
-    let app: Uuid = attributes.get(LABEL_APP)?.parse().ok()?;
-    let name = attributes.get("name")?.clone();
-    match message.action.as_deref()? {
-        "start" => Some(ContainerEvent::Started { name, app }),
-        "die" => Some(ContainerEvent::Died {
-            name,
-            app,
-            release: attributes.get(LABEL_RELEASE).and_then(|r| r.parse().ok()),
-            // podman says `containerExitCode`, Docker `exitCode`.
-            exit_code: ["exitCode", "containerExitCode"]
-                .iter()
-                .find_map(|k| attributes.get(*k)?.parse().ok()),
-        }),
-        _ => None,
-    }
+/// `(name, app)` of each container in a compatible list's JSON that
+/// carries an app label.
+fn running_apps_of(listed: &str) -> serde_json::Result<Vec<(String, Uuid)>> {
+    let listed: Vec<serde_json::Value> = serde_json::from_str(listed)?;
+    Ok(listed
+        .iter()
+        .filter_map(|c| {
+            let app = c["Labels"][LABEL_APP].as_str()?.parse().ok()?;
+            let name = c["Names"].as_array()?.first()?.as_str()?;
+            Some((name.trim_start_matches('/').to_owned(), app))
+        })
+        .collect())
 }
 
 /// `TIMESTAMP TEXT` as the API sends a line with `timestamps`.
@@ -378,6 +352,22 @@ pub fn parse_stamped(raw: &str, stream: &'static str) -> Option<StampedLine> {
 mod tests {
     use super::*;
 
+    /// podman 4.3's compatible list, a container between its death and
+    /// its cleanup among them (`stopped`).
+    #[test]
+    fn the_running_list_is_read_whatever_the_states() {
+        let listed = r#"[{"Id":"a1","Names":["/slipway-a-b"],"State":"stopped","Labels":{"io.slipway.app":"0190c1a2-0000-7000-8000-aaaaaaaaaaaa"}},
+            {"Id":"b2","Names":["/other"],"State":"running","Labels":{}}]"#;
+        assert_eq!(
+            running_apps_of(listed).unwrap(),
+            vec![(
+                "slipway-a-b".to_owned(),
+                "0190c1a2-0000-7000-8000-aaaaaaaaaaaa".parse().unwrap()
+            )]
+        );
+        assert!(running_apps_of("{").is_err());
+    }
+
     #[test]
     fn stamped_lines_are_parsed_to_the_second_or_finer() {
         let line = parse_stamped("2026-12-05T14:00:43Z line 1", "stdout").unwrap();
@@ -386,27 +376,5 @@ mod tests {
         let fine = parse_stamped("2026-12-05T14:00:43.5Z x", "stderr").unwrap();
         assert!(fine.at > line.at);
         assert!(parse_stamped("no stamp", "stdout").is_none());
-    }
-}
-
-#[cfg(test)]
-mod podman_events {
-    use super::*;
-
-    /// A `die` event as podman 4.3's compat API sends it.
-    #[test]
-    fn a_podman_die_event_is_read() {
-        let json = r#"{"status":"die","id":"bc52","from":"localhost/x:y","Type":"container","Action":"die","Actor":{"ID":"bc52","Attributes":{"containerExitCode":"3","io.slipway.app":"0190c1a2-0000-7000-8000-aaaaaaaaaaaa","image":"localhost/x:y","name":"slipway-a-b","podId":""}},"scope":"local","time":1796479260,"timeNano":1796479260310491357}"#;
-        let message: bollard::models::EventMessage = serde_json::from_str(json).unwrap();
-        let event = container_event(message).unwrap();
-        assert_eq!(
-            event,
-            ContainerEvent::Died {
-                name: "slipway-a-b".into(),
-                app: "0190c1a2-0000-7000-8000-aaaaaaaaaaaa".parse().unwrap(),
-                release: None,
-                exit_code: Some(3),
-            }
-        );
     }
 }
