@@ -2,7 +2,8 @@
 //! daemon) over a unix socket, through `bollard`, pinned to API 1.41: the
 //! version both podman 4.3 and Debian's docker.io 20.10 speak. What the
 //! deploy worker keeps open for a long time goes through it: the event
-//! stream that drives repairs, and one followed log stream per container.
+//! stream that drives repairs (over the same socket, read as JSON lines by
+//! `engine::events`), and one followed log stream per container.
 //! Builds and the one-off commands of a deploy (pull, run, stop, rm, exec)
 //! stay on the CLI: they run a few times per deploy, podman's CLI is what
 //! the deploy path and its tests were built and measured on, and over SSH
