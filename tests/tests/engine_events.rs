@@ -138,6 +138,20 @@ impl Setup {
         common::through_caddy(&self.caddy, "ev.p.localhost").await
     }
 
+    /// Until the app answers 200 through Caddy again, at most `limit`
+    /// after `from`; `what` names the death in the failure.
+    async fn wait_serving(&self, from: Instant, limit: Duration, what: &str) -> anyhow::Result<()> {
+        while !matches!(self.page().await, Ok((200, _))) {
+            anyhow::ensure!(
+                from.elapsed() < limit,
+                "{what}: not repaired within {limit:?}\n{}",
+                self.fleet.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     fn container(&self) -> anyhow::Result<String> {
         let name: String = podman(&[
             "ps",
@@ -236,17 +250,12 @@ async fn a_killed_container_is_repaired_by_its_death_event_and_a_stopped_one_sta
     let while_held = s.page().await.map(|(status, _)| status).unwrap_or(0);
     held.release().await;
     let released = Instant::now();
-    loop {
-        if matches!(s.page().await, Ok((200, _))) {
-            break;
-        }
-        anyhow::ensure!(
-            released.elapsed() < Duration::from_secs(20),
-            "a death under a held lock is not repaired after it is free\n{}",
-            s.fleet.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.wait_serving(
+        released,
+        Duration::from_secs(20),
+        "a death under a held lock, once it is free",
+    )
+    .await?;
     assert_ne!(while_held, 200, "repaired while the app's lock was held");
     eprintln!(
         "under a held lock: repaired {:?} after the kill, {:?} after the lock was free",
@@ -256,17 +265,8 @@ async fn a_killed_container_is_repaired_by_its_death_event_and_a_stopped_one_sta
     for round in 0..3 {
         podman(&["kill", &name])?;
         let killed = Instant::now();
-        loop {
-            if matches!(s.page().await, Ok((200, _))) {
-                break;
-            }
-            anyhow::ensure!(
-                killed.elapsed() < Duration::from_secs(30),
-                "round {round}: not repaired\n{}",
-                s.fleet.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        s.wait_serving(killed, Duration::from_secs(30), &format!("round {round}"))
+            .await?;
         eprintln!("round {round}: repaired in {:?}", killed.elapsed());
     }
     assert_eq!(deployments().await?, before, "a repair makes no deployment");

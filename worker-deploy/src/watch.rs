@@ -221,7 +221,7 @@ impl Watcher {
                     "engine events: repaired a dead app container");
             }
             Ok(None) => {
-                tracing::debug!(%app, "engine events: not repaired (no longer current)");
+                tracing::debug!(%app, "engine events: not repaired (no longer current, or its lock stayed busy a pass apart)");
             }
             // One try per death, not a retry loop here: a repair that
             // failed because the container died again brings its own

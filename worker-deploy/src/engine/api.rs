@@ -109,14 +109,7 @@ impl EngineApi {
             "/v1.41/containers/json?filters={}",
             percent_encode(&filters)
         );
-        let listed = tokio::time::timeout(CALL_TIMEOUT, get_http10(&self.socket, &path))
-            .await
-            .unwrap_or_else(|_| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("GET {path}: no answer within {CALL_TIMEOUT:?}"),
-                ))
-            })?;
+        let listed = get_within(&self.socket, &path).await?;
         running_apps_of(&listed).map_err(|error| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -155,14 +148,7 @@ impl EngineApi {
             "/v4.0.0/libpod/containers/json?all=true&filters={}",
             percent_encode(&filters)
         );
-        tokio::time::timeout(CALL_TIMEOUT, get_http10(&self.socket, &path))
-            .await
-            .unwrap_or_else(|_| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("GET {path}: no answer within {CALL_TIMEOUT:?}"),
-                ))
-            })
+        get_within(&self.socket, &path).await
     }
 
     /// The container's lines from `since` (Unix seconds, inclusive) on,
@@ -285,6 +271,18 @@ async fn within<T>(
     tokio::time::timeout(CALL_TIMEOUT, request)
         .await
         .unwrap_or(Err(bollard::errors::Error::RequestTimeoutError))
+}
+
+/// [`get_http10`], cut after [`CALL_TIMEOUT`].
+async fn get_within(socket: &std::path::Path, path: &str) -> std::io::Result<String> {
+    tokio::time::timeout(CALL_TIMEOUT, get_http10(socket, path))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("GET {path}: no answer within {CALL_TIMEOUT:?}"),
+            ))
+        })
 }
 
 /// One `GET` over the unix socket as HTTP/1.0: the answer is not chunked
