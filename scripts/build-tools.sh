@@ -171,10 +171,31 @@ image_recipe() { # image -> its label value, empty when the image is missing
 
 hash_of() { printf '%s' "$1" | sha256sum | cut -c1-16; }
 
+# slim_rootfs ROOTFS: what every image built on it pulls onto every server
+# need not carry, as Debian's own slim images do: apt's package caches (76 MB
+# after an `apt-get update`, rebuilt when apt needs them), manuals,
+# documentation (licences stay) and message translations (33 MB), now and
+# from every package installed later (dpkg's path-exclude). Directories stay:
+# some maintainer scripts expect /usr/share/man/man1.
+slim_rootfs() {
+    local rootfs=$1
+    printf '%s\n' 'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' \
+        >"$rootfs/etc/apt/apt.conf.d/98slipway-no-cache"
+    printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+        'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
+        'path-exclude /usr/share/locale/*' 'path-include /usr/share/locale/locale.alias' \
+        'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/lintian/*' \
+        >"$rootfs/etc/dpkg/dpkg.cfg.d/99slipway-slim"
+    find "$rootfs/usr/share/doc" "$rootfs/usr/share/man" "$rootfs/usr/share/info" \
+        "$rootfs/usr/share/groff" "$rootfs/usr/share/lintian" "$rootfs/usr/share/locale" \
+        ! -type d ! -name copyright ! -name locale.alias -delete 2>/dev/null || true
+    rm -f "$rootfs"/var/cache/apt/*.bin
+}
+
 # debian_image RELEASE IMAGE: a minbase rootfs of the Debian RELEASE, imported as IMAGE.
 debian_image() {
     local release=$1 image=$2 recipe hash cache rootfs start
-    recipe="debootstrap minbase $release $MIRROR v1"
+    recipe="debootstrap minbase $release $MIRROR v2 slim"
     hash=$(hash_of "$recipe")
     if [ "$(image_recipe "$image")" = "$hash" ]; then
         log "image $image: present"
@@ -196,6 +217,7 @@ debian_image() {
         rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
         printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
             >"$rootfs/etc/apt/apt.conf.d/99slipway"
+        slim_rootfs "$rootfs"
         tar -C "$rootfs" -cf "$cache.tmp" .
         mv "$cache.tmp" "$cache"
         rm -rf "$rootfs"
@@ -255,7 +277,7 @@ $body"
 }
 
 APT='RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends'
-APT_CLEAN='&& rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb'
+APT_CLEAN='&& rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/cache/apt/*.bin'
 
 stack_images() {
     # pnpm is not packaged in Debian; it comes from the npm registry, pinned.
