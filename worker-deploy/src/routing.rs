@@ -4,8 +4,10 @@
 //! app's hosts): pointed at a release's upstreams, answering 503 while the
 //! app is stopped, or removed.
 
+use crate::caddy::{route_json, stopped_route_json};
 use crate::handler::route_id;
 use crate::site::Site;
+use serde_json::Value;
 use slipway_shared::job::JobError;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -14,11 +16,14 @@ use uuid::Uuid;
 const CERTIFICATE_WAIT: Duration = Duration::from_secs(30);
 
 /// Makes sure the apps server (and its TLS server) exist and the app's
-/// hosts have certificates.
-async fn prepare(site: &Site, hosts: &[String]) -> Result<(), JobError> {
+/// hosts have certificates; a server made new starts with `route` (see
+/// [`crate::caddy::CaddyAdmin::ensure_server_with`]).
+async fn prepare(site: &Site, hosts: &[String], route: &Value) -> Result<(), JobError> {
     let server = &site.caddy_server;
     let http = &site.apps_addr;
-    site.caddy.ensure_server(server, http).await?;
+    site.caddy
+        .ensure_server_with(server, http, Some(route))
+        .await?;
     if let Some(https) = &site.https_addr {
         site.caddy.ensure_tls_server(server, https, http).await?;
         let issuer = site.tls_issuer.caddy_issuer();
@@ -35,10 +40,11 @@ pub(crate) async fn publish(
     hosts: &[String],
     upstreams: &[String],
 ) -> Result<(), JobError> {
-    prepare(site, hosts).await?;
+    let id = route_id(app_id);
+    prepare(site, hosts, &route_json(&id, hosts, upstreams)).await?;
     let before = route_hosts(site, app_id).await?;
     site.caddy
-        .set_route(&site.caddy_server, &route_id(app_id), hosts, upstreams)
+        .set_route(&site.caddy_server, &id, hosts, upstreams)
         .await?;
     forget_hosts(site, &before, hosts).await
 }
@@ -128,10 +134,11 @@ pub(crate) async fn publish_stopped(
     app_id: Uuid,
     hosts: &[String],
 ) -> Result<(), JobError> {
-    prepare(site, hosts).await?;
+    let id = route_id(app_id);
+    prepare(site, hosts, &stopped_route_json(&id, hosts)).await?;
     let before = route_hosts(site, app_id).await?;
     site.caddy
-        .set_stopped_route(&site.caddy_server, &route_id(app_id), hosts)
+        .set_stopped_route(&site.caddy_server, &id, hosts)
         .await?;
     forget_hosts(site, &before, hosts).await
 }

@@ -153,10 +153,26 @@ impl CaddyAdmin {
     /// and the 404 catch-all. Keeps the app routes of an existing server.
     /// Returns whether anything changed.
     pub async fn ensure_server(&self, server: &str, listen: &str) -> Result<bool, CaddyError> {
+        self.ensure_server_with(server, listen, None).await
+    }
+
+    /// As [`Self::ensure_server`]; a server made new gets `first_route` (a
+    /// [`route_json`] or [`stopped_route_json`]) as its one app route in
+    /// the same change. A change to a Caddy whose servers serve returns
+    /// only after [`drain::SHUTDOWN_DELAY`]; one to a Caddy serving
+    /// nothing yet does not, so the first deploy onto a new server's Caddy
+    /// pays no delay at all.
+    pub async fn ensure_server_with(
+        &self,
+        server: &str,
+        listen: &str,
+        first_route: Option<&Value>,
+    ) -> Result<bool, CaddyError> {
         let delay_changed = self.ensure_shutdown_delay().await?;
         let path = format!("/config/apps/http/servers/{server}");
         let Some(current) = self.get_opt(&path).await? else {
-            self.send("PUT", &path, Some(server_json(server, listen, json!([]))))
+            let app_routes = json!(first_route.into_iter().collect::<Vec<_>>());
+            self.send("PUT", &path, Some(server_json(server, listen, app_routes)))
                 .await?;
             return Ok(true);
         };
@@ -386,7 +402,7 @@ fn server_json(server: &str, listen: &str, app_routes: Value) -> Value {
     })
 }
 
-fn route_json(route_id: &str, hosts: &[String], upstreams: &[String]) -> Value {
+pub(crate) fn route_json(route_id: &str, hosts: &[String], upstreams: &[String]) -> Value {
     let upstreams: Vec<Value> = upstreams.iter().map(|u| json!({"dial": u})).collect();
     json!({
         "@id": route_id,
@@ -412,7 +428,7 @@ fn route_json(route_id: &str, hosts: &[String], upstreams: &[String]) -> Value {
 
 /// What a stopped app's hosts answer: a clear 503, not a 502 from a proxy
 /// to a stopped container.
-fn stopped_route_json(route_id: &str, hosts: &[String]) -> Value {
+pub(crate) fn stopped_route_json(route_id: &str, hosts: &[String]) -> Value {
     json!({
         "@id": route_id,
         "match": [{"host": hosts}],
