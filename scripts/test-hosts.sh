@@ -44,7 +44,7 @@ IMAGE="${SLIPWAY_TEST_HOST_IMAGE:-localhost/slipway/testhost:bookworm}"
 IMAGE_PACKAGES=systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,sudo,procps
 # What setup installs (worker-provision/src/setup/script.rs) and what podman
 # recommends, with everything they need that the image lacks.
-REPO_PACKAGES="podman caddy runc crun catatonit containernetworking-plugins iptables uidmap slirp4netns libpam-systemd dbus-user-session curl"
+REPO_PACKAGES="podman gpg caddy runc crun catatonit containernetworking-plugins iptables uidmap slirp4netns libpam-systemd dbus-user-session curl"
 IMAGE_RECIPE="v2 bookworm $MIRROR $IMAGE_PACKAGES"
 
 log() { printf 'test-hosts: %s\n' "$*" >&2; }

@@ -12,7 +12,7 @@
 
 use slipway_shared::db::targets::{record_engine, SshTarget};
 use slipway_shared::job::{JobContext, JobError};
-use slipway_shared::ssh::{classify_failure, SshKeyFiles, SSH_FAILED};
+use slipway_shared::ssh::{classify_failure, SshKeyFiles, Tunnel, SSH_FAILED};
 use slipway_shared::target::EngineKind;
 use std::process::Stdio;
 use std::time::Duration;
@@ -39,6 +39,13 @@ pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<EngineKin
             target.name, files.host.destination, target.port
         ))
         .await;
+    // One connection for the whole check: the forward to the target's
+    // Caddy admin API, and the master the scripts run as sessions of (a
+    // new connection costs a key exchange and a login, ~0.2 s).
+    let admin = std::slice::from_ref(&target.settings.caddy_admin);
+    let connection = Tunnel::open_master(&files.host, admin, &[])
+        .await
+        .map_err(|e| e.into_job_error())?;
     let report = run_script(&files, &script(target)).await?;
     let mut found = Vec::new();
     let mut changes = Vec::new();
@@ -80,7 +87,16 @@ pub async fn provision(ctx: &JobContext, target: &SshTarget) -> Result<EngineKin
     let folder_ok = report
         .lines()
         .any(|l| l.starts_with("folder=exists") || l.starts_with("folder=created"));
-    let (caddy, started) = caddy::check(&files, target, caddy_installed, folder_ok, ctx).await?;
+    let (caddy, started) = caddy::check(
+        &files,
+        connection.local_port(0),
+        target,
+        caddy_installed,
+        folder_ok,
+        ctx,
+    )
+    .await?;
+    drop(connection);
     found.push(caddy);
     changes.extend(started);
 

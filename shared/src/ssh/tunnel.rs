@@ -193,7 +193,7 @@ impl Tunnel {
             }
             let found = allocated_ports(&text(&lines), to_here);
             if let Some(ports) = found {
-                if all_accept(&local_ports).await {
+                if all_accept(&local_ports).await && master_listens(host, mux) {
                     break ports;
                 }
             }
@@ -234,6 +234,16 @@ fn allocated_ports(stderr: &str, to_here: &[String]) -> Option<Vec<u16>> {
             })
         })
         .collect()
+}
+
+/// Whether a master serves its control socket yet (so the host's next
+/// command shares its connection instead of making one of its own; a
+/// master with no forwards is ready only then).
+fn master_listens(host: &SshHost, mux: Mux) -> bool {
+    match (&host.control_path, mux) {
+        (Some(path), Mux::Master) => path.exists(),
+        _ => true,
+    }
 }
 
 /// Whether ssh listens on every local forward's port yet.

@@ -108,7 +108,7 @@ async fn setup_makes_a_debian_server_a_target_once() -> anyhow::Result<()> {
     assert!(logs.contains("Debian GNU/Linux 12"), "{logs}");
     assert!(
         logs.contains(
-            "changed: installed podman uidmap slirp4netns catatonit libpam-systemd dbus-user-session caddy"
+            "changed: installed podman gpg uidmap slirp4netns catatonit libpam-systemd dbus-user-session caddy"
         ),
         "{logs}"
     );
@@ -125,6 +125,11 @@ async fn setup_makes_a_debian_server_a_target_once() -> anyhow::Result<()> {
         2,
         "{installed}"
     );
+    // gpg, not gnupg's agents, satisfies podman's signing library.
+    let gnupg = host
+        .ssh("dpkg-query -W -f='${Status}' gnupg 2>/dev/null || true")
+        .await?;
+    assert!(!gnupg.contains("install ok installed"), "{gnupg}");
     let owner = host
         .ssh("id -u slipway && stat -c %U /var/lib/slipway")
         .await?;

@@ -33,11 +33,14 @@ pub(super) fn supported(id: &str, _like: &str) -> bool {
 /// rootless podman uses (user namespaces, its network, `--init`, and the
 /// login session that gives the deploy user `/run/user/UID` and a lingering
 /// systemd manager: `libpam-systemd`, missing from minimal images), and
-/// Caddy.
+/// Caddy. `gpg` is named because podman's `libgpgme11` depends on `gnupg |
+/// gpg` and apt, left to choose, takes `gnupg` with its agents and 13 more
+/// packages nothing here uses (a fresh server's install: 6.2 → 5.4 s).
 pub(super) fn packages(engine: EngineKind) -> Vec<&'static str> {
     let mut packages = match engine {
         EngineKind::Podman => vec![
             "podman",
+            "gpg",
             "uidmap",
             "slirp4netns",
             "catatonit",
@@ -256,7 +259,7 @@ mod tests {
         let script = install(&packages(EngineKind::Podman), Some("deb http://r/ ./"));
         assert!(script.contains("src='deb http://r/ ./'"));
         assert!(script.contains(
-            "for p in podman uidmap slirp4netns catatonit libpam-systemd dbus-user-session caddy;"
+            "for p in podman gpg uidmap slirp4netns catatonit libpam-systemd dbus-user-session caddy;"
         ));
         assert!(install(&packages(EngineKind::Docker), None).contains("for p in docker.io caddy;"));
         assert!(user("slipway", "ssh-ed25519 AAAA").contains("u='slipway'; key='ssh-ed25519 AAAA'"));

@@ -8,15 +8,17 @@
 use super::{run_script, Found};
 use slipway_shared::db::targets::SshTarget;
 use slipway_shared::job::{JobContext, JobError};
-use slipway_shared::ssh::{SshKeyFiles, Tunnel};
+use slipway_shared::ssh::SshKeyFiles;
 use std::time::{Duration, Instant};
 
 /// How long a started Caddy has to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What was found, and the change made (a started Caddy), if any.
+/// `admin_port`: the port here forwarded to the target's admin API.
 pub(super) async fn check(
     files: &SshKeyFiles,
+    admin_port: u16,
     target: &SshTarget,
     installed: bool,
     folder_ok: bool,
@@ -24,10 +26,7 @@ pub(super) async fn check(
 ) -> Result<(Found, Option<String>), JobError> {
     let admin = &target.settings.caddy_admin;
     let what = format!("Caddy admin API {admin} on the target");
-    let tunnel = Tunnel::open(&files.host, std::slice::from_ref(admin), &[])
-        .await
-        .map_err(|e| e.into_job_error())?;
-    let url = format!("http://127.0.0.1:{}/config/", tunnel.local_port(0));
+    let url = format!("http://127.0.0.1:{admin_port}/config/");
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
