@@ -17,7 +17,7 @@ export type InstallStatus =
   | "destroyed";
 
 export type StepName = "provision" | "configure" | "deploy" | "verify";
-export type StepState = "pending" | "running" | "done" | "failed";
+export type StepState = "pending" | "running" | "done" | "failed" | "cancelled";
 
 export interface InstallStep {
   name: StepName;

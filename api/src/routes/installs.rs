@@ -133,11 +133,14 @@ pub async fn create(
     let (server_id, create) =
         servers::record(&mut tx, &state, project.id, &server_name, &checked).await?;
     let app_id = app.insert(&mut tx, &state, project.id, None).await?;
+    // The app builds while its server is made (its git_url was required
+    // above).
+    let deploy = installs_db::first_deploy(&mut tx, &state.names, project.id, app_id).await?;
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO installs (id, project_id, server_id, app_id, app_name, environment, domain,
-                               phase, server_operation_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'server', $8)",
+                               phase, server_operation_id, deploy_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'server', $8, $9)",
     )
     .bind(id)
     .bind(project.id)
@@ -147,6 +150,7 @@ pub async fn create(
     .bind(environment.as_str())
     .bind(domain.as_ref().map(DomainName::as_str))
     .bind(create)
+    .bind(deploy)
     .execute(&mut *tx)
     .await?;
     let view = view::read(&mut tx, project.id, id).await?;
@@ -308,7 +312,7 @@ pub async fn delete(
     // cannot deadlock; the install then follows none of them.
     let running: Vec<Uuid> = sqlx::query_scalar(&format!(
         "SELECT d.id FROM installs i JOIN deployments d ON d.id IN (i.deploy_id, i.verify_id)
-         WHERE i.project_id = $1 AND i.id = $2 AND i.phase IN ('deploying', 'verifying')
+         WHERE i.project_id = $1 AND i.id = $2 AND i.phase IN ('server', 'deploying', 'verifying')
            AND d.state NOT IN {}",
         slipway_shared::DeploymentState::TERMINAL_SQL
     ))

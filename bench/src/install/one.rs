@@ -15,8 +15,10 @@ use chrono::{DateTime, Utc};
 /// One measured run.
 pub struct Measured {
     pub split: Split,
-    /// The deploy stage by the deployment's timeline: the server's `live` →
-    /// created → built → deploying → live.
+    /// The app deployment's timeline: created → built (its build runs
+    /// while the server is made), the later of built and the server's
+    /// `live` → provisioning (how soon a deployment waiting for its server
+    /// goes on), provisioning → deploying, deploying → live.
     pub deploy_detail: [f64; 4],
     pub build: String,
     /// The setup stage by the create's own steps (`step 5/6` register,
@@ -87,16 +89,17 @@ async fn read_back(
         .as_str()
         .context("created_at")?
         .parse()?;
-    let (built, deploying, live) = (
+    let (built, provisioning, deploying, live) = (
         event_at(&deployment, "built")?,
+        event_at(&deployment, "provisioning")?,
         event_at(&deployment, "deploying")?,
         event_at(&deployment, "live")?,
     );
     let ms = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds() as f64;
     let detail = [
-        ms(timeline.server_ready, created),
         ms(created, built),
-        ms(built, deploying),
+        ms(built.max(timeline.server_ready), provisioning),
+        ms(provisioning, deploying),
         ms(deploying, live),
     ];
     let setup = setup_detail(&server_lines, timeline.server_ready);

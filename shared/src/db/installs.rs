@@ -1,9 +1,13 @@
 //! One-click installs: a server and an app on it, deployed and checked.
-//! The API records an install with its server's create queued; from then
-//! on the install moves on only when one of its operations ends, in the
-//! transaction that ends it ([`follow`], called wherever a deployment
+//! The API records an install with its server's create and its app's
+//! first deployment queued: the app builds while its server is made (a
+//! first build takes minutes, a server about as long), and a build that
+//! ends first waits, built, for the server ([`waits_for_server`]). From
+//! then on the install moves on only when one of its operations ends, in
+//! the transaction that ends it ([`follow`], called wherever a deployment
 //! ends): the server's create going live places the app on the server's
-//! target and queues its first deployment; that going live queues the
+//! target and sends its deployment on to the server (the provision stage,
+//! at once if it is built, else when its build ends); that going live queues the
 //! verify (a deployment of kind `install_verify`); the verify going live
 //! completes the install. Any of them failing fails the install with that
 //! operation's code and message. A destroy removes the app first (through
@@ -143,6 +147,7 @@ struct Ended {
     project_id: Uuid,
     server_id: Uuid,
     app_id: Option<Uuid>,
+    deploy_id: Option<Uuid>,
     phase: String,
     role: String,
     state: String,
@@ -154,7 +159,7 @@ struct Ended {
 /// transaction) on, if it is one of an install's operations; else nothing.
 pub async fn follow(conn: &mut PgConnection, names: &QueueNames, ended: Uuid) -> sqlx::Result<()> {
     let found: Option<Ended> = sqlx::query_as(
-        "SELECT i.id AS install_id, i.project_id, i.server_id, i.app_id, i.phase,
+        "SELECT i.id AS install_id, i.project_id, i.server_id, i.app_id, i.deploy_id, i.phase,
                 CASE WHEN i.server_operation_id = d.id THEN 'server_create'
                      WHEN i.deploy_id = d.id THEN 'deploy'
                      WHEN i.verify_id = d.id THEN 'verify'
@@ -217,8 +222,25 @@ pub async fn follow(conn: &mut PgConnection, names: &QueueNames, ended: Uuid) ->
                 Step::Provision
             };
             fail(conn, &ended, step).await?;
+            // The app's build, queued with the install, has no server to
+            // go to: it ends (running, or waiting built) instead of
+            // waiting for ever.
+            // (Boxed: the cancel's end comes back here, to be ignored.)
+            if let Some(deploy_id) = ended.deploy_id {
+                Box::pin(deployments::cancel(
+                    conn,
+                    names,
+                    ended.project_id,
+                    deploy_id,
+                ))
+                .await?;
+            }
         }
-        (Role::Deploy, Phase::Deploying) => fail(conn, &ended, Step::Deploy).await?,
+        // The build, run while the server is made, failed (or was
+        // cancelled by the install's destroy, which then says so itself).
+        (Role::Deploy, Phase::Deploying | Phase::Server) if !live => {
+            fail(conn, &ended, Step::Deploy).await?
+        }
         (Role::Verify, Phase::Verifying) => fail(conn, &ended, Step::Verify).await?,
         // The app is gone from the server (or its destroy failed there:
         // the server goes anyway, and what was on it with it).
@@ -281,12 +303,15 @@ async fn place_and_deploy(
     .bind(ended.install_id)
     .execute(&mut *conn)
     .await?;
-    let (git_url, git_ref): (Option<String>, Option<String>) =
-        sqlx::query_as("SELECT git_url, git_ref FROM apps WHERE id = $1")
-            .bind(app_id)
-            .fetch_one(&mut *conn)
+    if let Some(deploy_id) = ended.deploy_id {
+        sqlx::query("UPDATE installs SET phase = 'deploying', updated_at = now() WHERE id = $1")
+            .bind(ended.install_id)
+            .execute(&mut *conn)
             .await?;
-    let Some(git_url) = git_url else {
+        return send_to_server(conn, names, deploy_id).await;
+    }
+    // An install recorded before its first deployment was queued with it.
+    let Some(deploy_id) = first_deploy(conn, names, ended.project_id, app_id).await? else {
         return fail_with(
             conn,
             ended.install_id,
@@ -296,11 +321,39 @@ async fn place_and_deploy(
         )
         .await;
     };
+    sqlx::query(
+        "UPDATE installs SET phase = 'deploying', deploy_id = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(ended.install_id)
+    .bind(deploy_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The app's first deployment, from its repository as a deploy of its
+/// default source would be; `None` for an app with no repository. An
+/// install queues it with itself (the build runs while the server is
+/// made; its provision waits for the server).
+pub async fn first_deploy(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    project_id: Uuid,
+    app_id: Uuid,
+) -> sqlx::Result<Option<Uuid>> {
+    let (git_url, git_ref): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT git_url, git_ref FROM apps WHERE id = $1")
+            .bind(app_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let Some(git_url) = git_url else {
+        return Ok(None);
+    };
     let created = deployments::create(
         conn,
         names,
         NewDeployment {
-            project_id: ended.project_id,
+            project_id,
             app_id: Some(app_id),
             kind: "app",
             source: deployments::git_source(&git_url, git_ref.as_deref()),
@@ -308,13 +361,51 @@ async fn place_and_deploy(
         },
     )
     .await?;
-    sqlx::query(
-        "UPDATE installs SET phase = 'deploying', deploy_id = $2, updated_at = now() WHERE id = $1",
+    Ok(Some(created.id))
+}
+
+/// Whether `deployment` is an install's first deployment whose server is
+/// still being made: its build ended, and it waits, built, until the
+/// server's create going live sends it on ([`follow`]). Called as the
+/// build ends, in that transaction; the install's row lock orders it with
+/// [`follow`], so the deployment is sent on exactly once.
+pub async fn waits_for_server(conn: &mut PgConnection, deployment_id: Uuid) -> sqlx::Result<bool> {
+    let phase: Option<String> =
+        sqlx::query_scalar("SELECT phase FROM installs WHERE deploy_id = $1 FOR UPDATE")
+            .bind(deployment_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(phase.as_deref() == Some(Phase::Server.as_str()))
+}
+
+/// The server is ready: a deployment waiting built goes on to its
+/// provision stage; one still building goes on when its build ends (its
+/// [`waits_for_server`] now says no). Its row is read, not locked: the
+/// build's end locks this install first, so what it wrote is committed.
+async fn send_to_server(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    deployment_id: Uuid,
+) -> sqlx::Result<()> {
+    let waiting: Option<(String, String)> = sqlx::query_as(
+        "SELECT d.kind, d.trace_id FROM deployments d
+         WHERE d.id = $1 AND d.state = 'built'
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.deployment_id = d.id AND j.stage = 'provision')",
     )
-    .bind(ended.install_id)
-    .bind(created.id)
-    .execute(&mut *conn)
+    .bind(deployment_id)
+    .fetch_optional(&mut *conn)
     .await?;
+    if let Some((kind, traceparent)) = waiting {
+        create_job(
+            conn,
+            names,
+            deployment_id,
+            Stage::Provision,
+            &kind,
+            &traceparent,
+        )
+        .await?;
+    }
     Ok(())
 }
 

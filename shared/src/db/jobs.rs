@@ -402,18 +402,28 @@ async fn finish_attempt(
 
 /// The stage succeeded: move the deployment on and create the next job, or
 /// (after deploy) make it live and hand the app's lane on.
-async fn advance(conn: &mut PgConnection, names: &QueueNames, job: &JobInfo) -> sqlx::Result<()> {
+pub(crate) async fn advance(
+    conn: &mut PgConnection,
+    names: &QueueNames,
+    job: &JobInfo,
+) -> sqlx::Result<()> {
     use DeploymentState::*;
     match job.stage.next() {
         Some(next) => {
+            // An install's first build can end before its server is made:
+            // it waits, built, for the server (see `installs`).
+            let waits = job.stage == Stage::Build
+                && crate::db::installs::waits_for_server(conn, job.deployment_id).await?;
+            let note = waits.then_some("built; waiting for the install's server to be ready");
             if transition(
                 conn,
                 job.deployment_id,
                 job.stage.running_state(),
                 next.entry_state(),
-                None,
+                note,
             )
             .await?
+                && !waits
             {
                 create_job(
                     conn,

@@ -207,11 +207,13 @@ async fn an_install_is_recorded_whole_and_its_app_waits_for_its_server() -> anyh
         [
             ("provision", "pending"),
             ("configure", "pending"),
-            ("deploy", "pending"),
+            // The app builds while its server is made.
+            ("deploy", "running"),
             ("verify", "pending")
         ]
     );
     assert!(made["steps"][0]["operation"].is_string(), "{made}");
+    assert!(made["steps"][2]["operation"].is_string(), "{made}");
     assert_eq!(
         rows(&api).await,
         (before.0 + 1, before.1 + 1, before.2 + 1),

@@ -53,13 +53,16 @@ fn step_states(install: &Value) -> Vec<String> {
 }
 
 /// Install → completed → the page at the server's address → destroyed,
-/// nothing left.
+/// nothing left. With `hold_server` (through the API only), the server's
+/// create is held (`hold_server(true)`) until the app's build, queued
+/// with the install, has ended and waits for it; then let go.
 async fn install_and_destroy(
     fleet: &Fleet,
     hosts: &FakeHosts,
     (provider, account, region, size): (&str, &str, &str, &str),
     holdings: impl Fn() -> (usize, usize, usize),
     cli: Option<&Cli>,
+    hold_server: Option<&dyn Fn(bool)>,
 ) -> anyhow::Result<()> {
     let source = GitSource::serve("site", &example("static-site"))?;
     let started = Instant::now();
@@ -103,6 +106,26 @@ async fn install_and_destroy(
                 )
                 .await?;
             anyhow::ensure!(status == 202, "install: {status} {made}");
+            if let Some(hold) = hold_server {
+                let deploy = made["steps"][2]["operation"].as_str().context("deploy")?;
+                let path = format!("/v1/deployments/{deploy}");
+                let waiting = read_until(fleet, &path, LONG, |d| d["state"] == "built").await?;
+                let detail = waiting["events"]
+                    .as_array()
+                    .and_then(|events| events.iter().find(|e| e["to"] == "built"))
+                    .map(|e| e["detail"].to_string())
+                    .unwrap_or_default();
+                assert!(
+                    detail.contains("waiting for the install's server"),
+                    "{waiting:#}"
+                );
+                let id = made["id"].as_str().context("id")?;
+                let (_, install) = fleet
+                    .call(Method::GET, &format!("/v1/installs/{id}"), None)
+                    .await?;
+                assert_eq!(install["status"], "provisioning", "{install:#}");
+                hold(false);
+            }
             wait(
                 fleet,
                 made["id"].as_str().context("id")?,
@@ -135,6 +158,28 @@ async fn install_and_destroy(
     assert!(completed["completed_at"].is_string(), "{completed}");
     let verify = step_logs(fleet, &completed, 3).await?;
     assert!(verify.contains("the app answered"), "{verify}");
+    // The app's build was queued with the install, not after its server.
+    let operation = |step: usize| -> anyhow::Result<Uuid> {
+        Ok(completed["steps"][step]["operation"]
+            .as_str()
+            .context("operation")?
+            .parse()?)
+    };
+    let deploy = fleet.deployment(operation(2)?).await?;
+    let server_create = fleet.deployment(operation(0)?).await?;
+    let at = |value: &Value| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+        Ok(value.as_str().context("a time")?.parse()?)
+    };
+    let server_live = server_create["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["to"] == "live"))
+        .context("the server's live event")?;
+    assert!(
+        at(&deploy["created_at"])? < at(&server_live["at"])?,
+        "deploy created {} after the server was ready at {}",
+        deploy["created_at"],
+        server_live["at"]
+    );
     // From here, as a visitor would: the bare address, no Host of ours.
     let client = reqwest::Client::builder().no_proxy().build()?;
     let page = client
@@ -192,6 +237,7 @@ async fn a_hetzner_install_through_the_cli_answers_and_is_destroyed() -> anyhow:
         ("hetzner", "main", "fsn1", "cx22"),
         || fake.holdings(),
         Some(&cli),
+        None,
     )
     .await?;
     fleet.stop().await;
@@ -203,12 +249,16 @@ async fn an_openstack_install_answers_and_is_destroyed() -> anyhow::Result<()> {
     let (hosts, fake) = openstack_with_hosts().await?;
     let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 1).await?;
     openstack_account(&fleet, &fake).await?;
+    // Its server is held in BUILD until the app's build ends and waits.
+    fake.faults(|f| f.stuck_creating = true);
+    let hold = |held: bool| fake.faults(|f| f.stuck_creating = held);
     install_and_destroy(
         &fleet,
         &hosts,
         ("openstack", "ovh", "GRA11", "d2-2"),
         || fake.holdings(),
         None,
+        Some(&hold),
     )
     .await?;
     fleet.stop().await;
@@ -248,7 +298,8 @@ async fn an_install_whose_create_fails_ends_failed_and_leaves_nothing() -> anyho
         [
             "provision:failed",
             "configure:pending",
-            "deploy:pending",
+            // The build, queued with the install, has no server to go to.
+            "deploy:cancelled",
             "verify:pending"
         ]
     );

@@ -52,6 +52,10 @@ pub enum StepState {
     Running,
     Done,
     Failed,
+    /// Its operation was stopped: the install failed at an earlier step
+    /// (the app's build, queued with the install, has no server to go
+    /// to) or was destroyed.
+    Cancelled,
 }
 
 impl StepState {
@@ -60,6 +64,7 @@ impl StepState {
         match state.and_then(|s| s.parse::<DeploymentState>().ok()) {
             None => StepState::Pending,
             Some(DeploymentState::Live) => StepState::Done,
+            Some(DeploymentState::Cancelled) => StepState::Cancelled,
             Some(s) if s.is_terminal() => StepState::Failed,
             Some(_) => StepState::Running,
         }
@@ -320,7 +325,8 @@ impl Row {
         use StepState::*;
         match StepState::of_operation(self.server_operation_state.as_deref()) {
             Done => (Done, Done),
-            Failed => {
+            // A create stopped by the install's destroy ended it unmade.
+            Failed | Cancelled => {
                 let configure_failed = match self.failed_step.as_deref().and_then(Step::parse) {
                     Some(step) => step == Step::Configure,
                     // Ended by a destroy: the address says how far it got.
