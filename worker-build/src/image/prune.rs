@@ -107,7 +107,7 @@ async fn app_images(
         Engine::Docker => "docker",
         _ => "podman",
     };
-    let output = query(settings, &[program, "images", "--format", "json"]).await?;
+    let output = list_images(settings, program).await?;
     let list: Vec<serde_json::Value> = serde_json::from_str(output.trim())
         .or_else(|_| serde_json::from_str("[]"))
         .map_err(|e: serde_json::Error| JobError::Retryable(e.to_string()))?;
@@ -128,6 +128,25 @@ async fn app_images(
         }
     }
     Ok(tagged)
+}
+
+/// The engine's image list. An image removed while the list is made (a
+/// build or prune beside this one) fails the whole listing with "image not
+/// known"; a listing made again does not list it.
+async fn list_images(settings: &BuildSettings, program: &str) -> Result<String, JobError> {
+    const TRIES: usize = 3;
+    let argv = [program, "images", "--format", "json"];
+    let mut tries = 1;
+    loop {
+        match query(settings, &argv).await {
+            Err(JobError::Retryable(message))
+                if message.contains("image not known") && tries < TRIES =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// buildah working containers left by builds that were killed.
