@@ -303,23 +303,25 @@ async fn place_and_deploy(
     .bind(ended.install_id)
     .execute(&mut *conn)
     .await?;
-    if let Some(deploy_id) = ended.deploy_id {
-        sqlx::query("UPDATE installs SET phase = 'deploying', updated_at = now() WHERE id = $1")
-            .bind(ended.install_id)
-            .execute(&mut *conn)
-            .await?;
-        return send_to_server(conn, names, deploy_id).await;
-    }
-    // An install recorded before its first deployment was queued with it.
-    let Some(deploy_id) = first_deploy(conn, names, ended.project_id, app_id).await? else {
-        return fail_with(
-            conn,
-            ended.install_id,
-            Step::Deploy,
-            "no_source",
-            "the install's app has no git_url",
-        )
-        .await;
+    let deploy_id = match ended.deploy_id {
+        Some(deploy_id) => {
+            send_to_server(conn, names, deploy_id).await?;
+            deploy_id
+        }
+        // An install recorded before its first deployment was queued with it.
+        None => match first_deploy(conn, names, ended.project_id, app_id).await? {
+            Some(deploy_id) => deploy_id,
+            None => {
+                return fail_with(
+                    conn,
+                    ended.install_id,
+                    Step::Deploy,
+                    "no_source",
+                    "the install's app has no git_url",
+                )
+                .await
+            }
+        },
     };
     sqlx::query(
         "UPDATE installs SET phase = 'deploying', deploy_id = $2, updated_at = now() WHERE id = $1",

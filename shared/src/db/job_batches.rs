@@ -261,12 +261,10 @@ pub async fn complete_all(
             for effect in effects.iter() {
                 effect.apply(conn, job).await?;
             }
-            // An install's first build that waits for its server goes the
-            // one-by-one way, which holds it built (see `installs`).
             if job.stage == Stage::Build
                 && crate::db::installs::waits_for_server(conn, job.deployment_id).await?
             {
-                jobs::advance(conn, names, job).await?;
+                jobs::built_waiting_for_server(conn, job).await?;
                 continue;
             }
             advances.push((job, next));

@@ -402,28 +402,23 @@ async fn finish_attempt(
 
 /// The stage succeeded: move the deployment on and create the next job, or
 /// (after deploy) make it live and hand the app's lane on.
-pub(crate) async fn advance(
-    conn: &mut PgConnection,
-    names: &QueueNames,
-    job: &JobInfo,
-) -> sqlx::Result<()> {
+async fn advance(conn: &mut PgConnection, names: &QueueNames, job: &JobInfo) -> sqlx::Result<()> {
     use DeploymentState::*;
     match job.stage.next() {
         Some(next) => {
-            // An install's first build can end before its server is made:
-            // it waits, built, for the server (see `installs`).
-            let waits = job.stage == Stage::Build
-                && crate::db::installs::waits_for_server(conn, job.deployment_id).await?;
-            let note = waits.then_some("built; waiting for the install's server to be ready");
+            if job.stage == Stage::Build
+                && crate::db::installs::waits_for_server(conn, job.deployment_id).await?
+            {
+                return built_waiting_for_server(conn, job).await;
+            }
             if transition(
                 conn,
                 job.deployment_id,
                 job.stage.running_state(),
                 next.entry_state(),
-                note,
+                None,
             )
             .await?
-                && !waits
             {
                 create_job(
                     conn,
@@ -444,6 +439,24 @@ pub(crate) async fn advance(
             }
         }
     }
+    Ok(())
+}
+
+/// An install's first build that ended before its server was made: the
+/// deployment waits `built`, with no provision job, until the server's
+/// create going live sends it on (see `installs`).
+pub(crate) async fn built_waiting_for_server(
+    conn: &mut PgConnection,
+    job: &JobInfo,
+) -> sqlx::Result<()> {
+    transition(
+        conn,
+        job.deployment_id,
+        DeploymentState::Building,
+        DeploymentState::Built,
+        Some("built; waiting for the install's server to be ready"),
+    )
+    .await?;
     Ok(())
 }
 
