@@ -3,7 +3,8 @@
 use crate::routes::{
     addons, app_logs, apps, audit, cloud_accounts, cloud_caps, dead_jobs, deployments, events,
     health, hooks, installs, invitations, logs, members, operations, probes, projects, providers,
-    servers, servers_orphans, sessions, stats, target_setup, targets, tokens, users, versions,
+    server_images, servers, servers_orphans, sessions, stats, target_setup, targets, tokens, users,
+    versions,
 };
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
@@ -98,7 +99,13 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(providers::get))
         .routes(routes!(providers::estimate))
         .routes(routes!(cloud_accounts::create, cloud_accounts::list))
-        .routes(routes!(cloud_accounts::get, cloud_accounts::delete))
+        .routes(routes!(
+            cloud_accounts::get,
+            cloud_accounts::update,
+            cloud_accounts::delete
+        ))
+        .routes(routes!(server_images::list))
+        .routes(routes!(server_images::delete))
         .routes(routes!(cloud_caps::get, cloud_caps::set))
         .routes(routes!(servers::create, servers::list))
         .routes(routes!(servers::get, servers::delete))

@@ -12,7 +12,11 @@
 //! build finds every layer cached and the registry holding them (the build
 //! worker's image reuse is per app: a new app's build runs buildah, on
 //! cached layers). `SLIPWAY_BENCH_INSTALL_RUNS` runs (default 3), each
-//! destroyed, with nothing left at the fake, before the next. With
+//! destroyed, with nothing left at the fake, before the next, twice:
+//! first with every server set up from scratch (`without_server_image`),
+//! then, once the account saves server images and one install has saved
+//! it, from that image (the main figures: the Measure's "cached image");
+//! the image is deleted through the API at the end. With
 //! `SLIPWAY_BENCH_INSTALL_VIA=servers` the same parts are driven by hand
 //! (`POST /v1/servers`, an app on its target, a deploy: `install/flow.rs`).
 //!
@@ -175,31 +179,102 @@ async fn measure(
 
     eprintln!("[bench] first install (builds the commit)");
     let first = one::measure(fleet, cloud, via, &git_url, &waits).await?;
+    let mut fresh = Vec::new();
+    for n in 1..=runs {
+        eprintln!("[bench] install {n}/{runs}, set up from scratch");
+        fresh.push(one::measure(fleet, cloud, via, &git_url, &waits).await?);
+    }
+    // The account saves a server image: the next install saves it (not
+    // measured), the measured ones after it start from it.
+    let (status, changed) = fleet
+        .call(
+            Method::PATCH,
+            &format!("/v1/cloud-accounts/{}", flow::ACCOUNT),
+            Some(json!({"server_images": true})),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "server images on: {status} {changed}");
+    eprintln!("[bench] install that saves the server image");
+    let saving = one::measure(fleet, cloud, via, &git_url, &waits).await?;
     let mut measured = Vec::new();
     for n in 1..=runs {
-        eprintln!("[bench] install {n}/{runs}");
+        eprintln!("[bench] install {n}/{runs}, from the server image");
         measured.push(one::measure(fleet, cloud, via, &git_url, &waits).await?);
     }
-    let each = |f: &dyn Fn(&Measured) -> f64| measured.iter().map(f).collect::<Vec<_>>();
-    let mut stages = serde_json::Map::new();
-    for (i, name) in STAGES.iter().enumerate() {
-        stages.insert(
-            format!("{name}_ms"),
-            json!(mean(&each(&|m| m.split.stages[i])).round()),
-        );
-    }
-    let totals = each(&|m| m.split.total_ms);
-    let overheads = each(&|m| m.split.overhead_ms);
-    Ok(json!({
+    let image = delete_images(fleet, cloud).await?;
+    let mut answer = summary(&measured);
+    let extra = json!({
         "scenario": "install",
         "via": via.describe(),
         "runs": runs,
-        "stages": stages,
+        "server_image": image,
+        "overhead_target_ms": OVERHEAD_TARGET_MS,
+        "without_server_image": {
+            "note": "the same installs before the account saved a server image: every server set up from scratch",
+            "stages": stages_of(&fresh),
+            "summary": summary(&fresh),
+        },
+        "fake": {
+            "host_boot_ms": mean(&fresh.iter().chain(&measured).map(|m| m.split.host_boot_ms).collect::<Vec<_>>()).round(),
+            "host_boot": "podman run of the test host until its sshd answers, inside the fake's create",
+            "create_action_reads_until_success": waits.action_reads,
+            "cloud_poll_interval_ms": waits.poll_interval.as_millis(),
+            "create_action_wait_ms": waits.create_action().as_millis(),
+        },
+        "saving_install": {
+            "total_ms": saving.split.total_ms.round(),
+            "overhead_ms": saving.split.overhead_ms.round(),
+            "setup_ms": saving.split.stages[4].round(),
+        },
+        "first_install": {
+            "total_ms": first.split.total_ms.round(),
+            "overhead_ms": first.split.overhead_ms.round(),
+            "build": first.build,
+        },
+        "per_run": per_run(&measured),
+    });
+    if let (Some(answer), Some(extra)) = (answer.as_object_mut(), extra.as_object()) {
+        for (key, value) in extra {
+            answer.insert(key.clone(), value.clone());
+        }
+    }
+    answer["stages"] = stages_of(&measured);
+    Ok(answer)
+}
+
+fn per_run(measured: &[Measured]) -> Value {
+    measured.iter().map(|m| json!({
+            "stages": m.split.stages_json(),
+            "total_ms": m.split.total_ms.round(),
+            "overhead_ms": m.split.overhead_ms.round(),
+            "destroy_ms": m.destroy_ms.round(),
+            "build": m.build,
+            "deploy_steps_s": m.deploy_steps.as_ref().map(|s| json!({
+                "pull": s.pull_s, "start": s.start_s, "health": s.health_s, "switch": s.switch_s})),
+        })).collect::<Vec<_>>().into()
+}
+
+/// The mean of each stage over the runs.
+fn stages_of(measured: &[Measured]) -> Value {
+    let mut stages = serde_json::Map::new();
+    for (i, name) in STAGES.iter().enumerate() {
+        let values: Vec<f64> = measured.iter().map(|m| m.split.stages[i]).collect();
+        stages.insert(format!("{name}_ms"), json!(mean(&values).round()));
+    }
+    Value::Object(stages)
+}
+
+/// Totals, overheads, destroy, the setup's and the deployment's detail:
+/// means over the runs.
+fn summary(measured: &[Measured]) -> Value {
+    let each = |f: &dyn Fn(&Measured) -> f64| measured.iter().map(f).collect::<Vec<_>>();
+    let totals = each(&|m| m.split.total_ms);
+    let overheads = each(&|m| m.split.overhead_ms);
+    json!({
         "total_ms": mean(&totals).round(),
         "total_max_ms": max(&totals).round(),
         "overhead_ms": mean(&overheads).round(),
         "overhead_max_ms": max(&overheads).round(),
-        "overhead_target_ms": OVERHEAD_TARGET_MS,
         "destroy_ms": mean(&each(&|m| m.destroy_ms)).round(),
         "setup_detail_ms": mean_by_name(measured.iter().map(|m| &m.setup_detail)),
         // The app deployment's timeline: created → built (an install
@@ -217,27 +292,27 @@ async fn measure(
             "provisioning_to_deploying": mean(&each(&|m| m.deploy_detail[2])).round(),
             "deploying_to_live": mean(&each(&|m| m.deploy_detail[3])).round(),
         },
-        "deploy_steps_s": mean_steps(&measured),
-        "fake": {
-            "host_boot_ms": mean(&each(&|m| m.split.host_boot_ms)).round(),
-            "host_boot": "podman run of the test host until its sshd answers, inside the fake's create",
-            "create_action_reads_until_success": waits.action_reads,
-            "cloud_poll_interval_ms": waits.poll_interval.as_millis(),
-            "create_action_wait_ms": waits.create_action().as_millis(),
-        },
-        "first_install": {
-            "total_ms": first.split.total_ms.round(),
-            "overhead_ms": first.split.overhead_ms.round(),
-            "build": first.build,
-        },
-        "per_run": measured.iter().map(|m| json!({
-            "stages": m.split.stages_json(),
-            "total_ms": m.split.total_ms.round(),
-            "overhead_ms": m.split.overhead_ms.round(),
-            "destroy_ms": m.destroy_ms.round(),
-            "build": m.build,
-            "deploy_steps_s": m.deploy_steps.as_ref().map(|s| json!({
-                "pull": s.pull_s, "start": s.start_s, "health": s.health_s, "switch": s.switch_s})),
-        })).collect::<Vec<_>>(),
-    }))
+        "deploy_steps_s": mean_steps(measured),
+    })
+}
+
+/// Deletes the account's server images through the API (what a user
+/// does); the fake must then hold none. Answers what the image was.
+async fn delete_images(fleet: &Fleet, cloud: &FakeCloud) -> anyhow::Result<Value> {
+    let (status, listed) = fleet.call(Method::GET, "/v1/server-images", None).await?;
+    anyhow::ensure!(status == 200, "server images: {status} {listed}");
+    let images = listed["items"].as_array().cloned().unwrap_or_default();
+    for image in &images {
+        let id = image["id"].as_str().unwrap_or_default();
+        let (status, body) = fleet
+            .call(Method::DELETE, &format!("/v1/server-images/{id}"), None)
+            .await?;
+        anyhow::ensure!(status == 204, "delete image {id}: {status} {body}");
+    }
+    anyhow::ensure!(cloud.images() == 0, "the fake still holds an image");
+    anyhow::ensure!(images.len() == 1, "one image was saved: {listed}");
+    Ok(
+        json!({"size_gb": images[0]["size_gb"], "monthly_cost_eur": images[0]["monthly_cost_eur"],
+              "state": images[0]["state"]}),
+    )
 }

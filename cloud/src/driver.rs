@@ -137,6 +137,34 @@ pub struct Firewall {
     pub name: String,
 }
 
+/// Where a server image (a snapshot of a set-up server's disk) is, mapped
+/// from the provider's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageStatus {
+    /// Being saved (Hetzner `creating`, Glance `queued`/`saving`).
+    Creating,
+    /// Servers can be created from it.
+    Available,
+    /// The provider gave up on it (Glance `killed`).
+    Error,
+    /// A state this driver does not map (Hetzner `unavailable`, …).
+    Other,
+}
+
+/// A server image as the provider reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    /// What a [`ServerRequest::image`] names to create a server from it.
+    pub id: String,
+    pub name: String,
+    pub status: ImageStatus,
+    /// The provider's own status word, for logs and errors.
+    pub provider_status: String,
+    /// What the provider stores (and bills), once it knows.
+    pub size_gb: Option<f64>,
+    pub labels: Labels,
+}
+
 /// One inbound rule: a TCP port open to every address (IPv4 and IPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InboundTcp(pub u16);
@@ -202,6 +230,67 @@ pub trait CloudDriver: Send + Sync {
     /// actions, Nova's `BUILD`) to end, then for it to run; fails with the
     /// provider's words if it errs, or [`CloudError::Timeout`] after `limit`.
     async fn wait_running(&self, id: &str, limit: Duration) -> Result<Server, CloudError>;
+
+    /// Saves the disk of server `server_id` as an image and returns as soon
+    /// as the provider has given it an id (record it before waiting:
+    /// [`CloudDriver::wait_image`]). `name` carries Slipway's id where the
+    /// provider keeps no labels on images.
+    async fn create_image(
+        &self,
+        server_id: &str,
+        name: &str,
+        labels: &Labels,
+    ) -> Result<Image, CloudError>;
+    /// `None` when the provider has no such image (or it was deleted).
+    async fn get_image(&self, id: &str) -> Result<Option<Image>, CloudError>;
+    /// Every image of the account carrying all of `labels`, across all pages.
+    async fn list_images(&self, labels: &Labels) -> Result<Vec<Image>, CloudError>;
+    /// Deletes it; an image already gone counts as deleted.
+    async fn delete_image(&self, id: &str) -> Result<(), CloudError>;
+    /// Waits until the image is available; fails with the provider's words
+    /// if it errs or disappears, or [`CloudError::Timeout`] after `limit`.
+    async fn wait_image(&self, id: &str, limit: Duration) -> Result<Image, CloudError>;
+}
+
+/// Polls `get` until the image is available: the image wait of drivers
+/// whose image status is the whole story.
+pub(crate) async fn poll_image<F, Fut>(
+    provider: ProviderKind,
+    id: &str,
+    limit: Duration,
+    interval: Duration,
+    get: F,
+) -> Result<Image, CloudError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Image>, CloudError>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let image = get().await?.ok_or_else(|| CloudError::Failed {
+            provider,
+            what: "save the server image".into(),
+            message: format!("image {id} disappeared while it was being saved"),
+        })?;
+        match image.status {
+            ImageStatus::Available => return Ok(image),
+            ImageStatus::Error => {
+                return Err(CloudError::Failed {
+                    provider,
+                    what: "save the server image".into(),
+                    message: format!("image {id} is `{}`", image.provider_status),
+                })
+            }
+            _ if tokio::time::Instant::now() >= deadline => {
+                return Err(CloudError::Timeout {
+                    provider,
+                    what: format!("saving image {id} (still `{}`)", image.provider_status),
+                    limit,
+                })
+            }
+            _ => tokio::time::sleep(interval).await,
+        }
+    }
 }
 
 /// Whether every label of `wanted` is on `labels` (client-side selection,

@@ -4,7 +4,8 @@
 //! a deploy from git to live on a "server" that is a network namespace of
 //! the test's own, with its own sshd and Caddy, through the real fleet.
 //! Server setup on test hosts with their own root is in `setup`; servers
-//! bought from the provider fakes in `servers`.
+//! bought from the provider fakes in `servers`, and made from a server
+//! image in `server_images`.
 
 #[path = "cli/run.rs"]
 #[allow(dead_code)]
@@ -14,6 +15,8 @@ mod common;
 mod host_deploy;
 #[path = "deploy_ssh/installs.rs"]
 mod installs;
+#[path = "deploy_ssh/server_images.rs"]
+mod server_images;
 #[path = "deploy_ssh/servers.rs"]
 mod servers;
 #[path = "deploy_ssh/setup.rs"]

@@ -41,6 +41,20 @@ pub struct CreateAccount {
     /// The API's base URL (Hetzner `…/v1`, Keystone `…/v3`); the provider's
     /// public one when absent.
     endpoint: Option<String>,
+    /// Save a server image (a snapshot at the provider, billed by size) of
+    /// the first server of each kind once it is set up, and create later
+    /// servers of that kind from it: they start set up. Off by default.
+    #[serde(default)]
+    server_images: bool,
+}
+
+/// What an owner may change on an account.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAccount {
+    /// As on create. Turned off, no image is saved or used; the images
+    /// saved stay (and bill) until deleted (`DELETE /v1/server-images/{id}`).
+    server_images: bool,
 }
 
 /// Create an account after the provider has accepted its credentials.
@@ -85,8 +99,9 @@ pub async fn create(
         .await?;
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
-        "INSERT INTO cloud_accounts (id, project_id, provider, name, endpoint, credentials_kind, credentials_sealed, region)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, name) DO NOTHING",
+        "INSERT INTO cloud_accounts (id, project_id, provider, name, endpoint, credentials_kind, credentials_sealed, region,
+                                     server_images)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (project_id, name) DO NOTHING",
     )
     .bind(id)
     .bind(project.id)
@@ -96,6 +111,7 @@ pub async fn create(
     .bind(kind)
     .bind(sealed)
     .bind(region)
+    .bind(body.server_images)
     .execute(&state.pool)
     .await?
     .rows_affected();
@@ -137,7 +153,7 @@ async fn read(conn: &mut PgConnection, project_id: Uuid, id: Uuid) -> Result<Val
     let account: Option<Value> = sqlx::query_scalar(
         "SELECT json_build_object('id', id, 'provider', provider, 'name', name, 'endpoint', endpoint,
              'region', region, 'credentials', json_build_object('kind', credentials_kind, 'set', true),
-             'created_at', created_at)
+             'server_images', server_images, 'created_at', created_at)
          FROM cloud_accounts WHERE project_id = $1 AND id = $2",
     )
     .bind(project_id)
@@ -161,6 +177,32 @@ pub async fn get(
 ) -> Result<axum::Json<Value>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let id = resolve(&mut conn, project.id, &key).await?;
+    Ok(axum::Json(read(&mut conn, project.id, id).await?))
+}
+
+/// Change an account: whether it saves and uses server images.
+#[utoipa::path(patch, path = "/v1/cloud-accounts/{account}", tag = "cloud", operation_id = "update_cloud_account",
+    security(("project_token" = ["owner"])), request_body = UpdateAccount,
+    params(("account" = formats::Name, Path, description = "The account's name or id")),
+    responses(
+        (status = 200, description = "The account", body = views::CloudAccount),
+        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: not an account change", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn update(
+    Owner(project): Owner,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Json(body): Json<UpdateAccount>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let id = resolve(&mut conn, project.id, &key).await?;
+    sqlx::query("UPDATE cloud_accounts SET server_images = $2 WHERE id = $1")
+        .bind(id)
+        .bind(body.server_images)
+        .execute(&mut *conn)
+        .await?;
     Ok(axum::Json(read(&mut conn, project.id, id).await?))
 }
 
@@ -210,7 +252,8 @@ async fn servers_using(conn: &mut PgConnection, account: Uuid) -> Result<Vec<Str
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "`not_found`: no such account", body = ErrorBody),
-        (status = 409, description = "`account_in_use`: servers made with it are not destroyed", body = ErrorBody),
+        (status = 409, description = "`account_in_use`: servers made with it are not destroyed, or server images \
+            saved with it are not deleted", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn delete(
@@ -231,6 +274,22 @@ pub async fn delete(
             format!(
                 "servers made with this account are not destroyed: {}; destroy them first",
                 servers.join(", ")
+            ),
+        ));
+    }
+    let images: Vec<String> = sqlx::query_scalar(
+        "SELECT id::text FROM server_images WHERE account_id = $1 AND state IN ('saving', 'available')
+         ORDER BY created_at",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !images.is_empty() {
+        return Err(ApiError::conflict(
+            "account_in_use",
+            format!(
+                "server images saved with this account bill until deleted: {}; delete them first (DELETE /v1/server-images/{{id}})",
+                images.join(", ")
             ),
         ));
     }

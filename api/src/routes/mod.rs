@@ -19,6 +19,7 @@ pub mod operations;
 pub mod probes;
 pub mod projects;
 pub mod providers;
+pub mod server_images;
 pub mod servers;
 pub mod servers_orphans;
 pub mod sessions;

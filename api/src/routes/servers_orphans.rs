@@ -1,7 +1,8 @@
 //! `GET /v1/cloud-accounts/{account}/orphans`: what Slipway made at a
 //! provider that no server of the project owns any more — servers labelled
 //! `managed-by=slipway`, firewalls and key pairs named `slipway-fw-…` and
-//! `slipway-key-…` — whose Slipway server is unknown or destroyed. Read
+//! `slipway-key-…` — whose Slipway server is unknown or destroyed, and
+//! server images labelled so whose image Slipway no longer keeps. Read
 //! live from the provider; nothing is deleted here (destroying the server,
 //! or deleting at the provider, does that).
 
@@ -18,6 +19,7 @@ use axum::extract::State;
 use serde_json::{json, Value};
 use slipway_cloud::driver::Labels;
 use slipway_cloud::ProviderKind;
+use slipway_shared::db::server_images;
 use slipway_shared::db::servers::LABEL;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -58,6 +60,14 @@ pub async fn list(
     .await?
     .into_iter()
     .collect();
+    let images: HashSet<String> = sqlx::query_scalar(
+        "SELECT id::text FROM server_images WHERE account_id = $1 AND state IN ('saving', 'available')",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
     drop(conn);
     let provider = ProviderKind::parse(&provider)
         .ok_or_else(|| anyhow::anyhow!("an account of unknown provider {provider}"))?;
@@ -92,6 +102,15 @@ pub async fn list(
     {
         let owner = server_of(&key.name);
         orphan("key_pair", key.id, key.name, owner);
+    }
+    for image in driver.list_images(&ours).await.map_err(provider_failed)? {
+        let owner = image.labels.get(server_images::LABEL);
+        if owner.is_none_or(|o| !images.contains(o)) {
+            items.push(
+                json!({"kind": "image", "provider_id": image.id, "name": image.name,
+                              "server_id": null}),
+            );
+        }
     }
     Ok(axum::Json(json!({ "items": items })))
 }

@@ -81,6 +81,7 @@ impl FakeCloud {
                     };
                     let released = hosts.clone();
                     fake.on_delete(Arc::new(move |ip| released.release(ip)));
+                    fake.on_images(hosts.image_hooks());
                     if started_tx.send(Ok((fake.clone(), hosts))).is_err() {
                         return;
                     }
@@ -117,6 +118,11 @@ impl FakeCloud {
     }
 
     /// Why test hosts failed to boot, if any did.
+    /// How many images (snapshots) the fake holds.
+    pub fn images(&self) -> usize {
+        self.fake.as_ref().map_or(0, |f| f.images())
+    }
+
     pub fn boot_failures(&self) -> Vec<String> {
         self.hosts
             .as_ref()

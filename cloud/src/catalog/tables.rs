@@ -16,6 +16,23 @@ pub const AS_OF: &str = "2025-06-30";
 /// USD → EUR: the ECB reference rate of [`AS_OF`] (1 EUR = 1.1720 USD).
 const USD_EUR: &str = "0.8532";
 
+/// What storing a server image (a snapshot) costs a month per GB, net of
+/// VAT, as of [`AS_OF`], and where the figure is from; `None` where Slipway
+/// saves no server images.
+pub fn image_storage_per_gb_month(provider: ProviderKind) -> Option<(Eur, &'static str)> {
+    match provider {
+        ProviderKind::Hetzner => Some((
+            Eur(119),
+            "https://www.hetzner.com/cloud (snapshots: EUR 0.0119 per GB and month)",
+        )),
+        ProviderKind::OpenStack => Some((
+            Eur(100),
+            "https://www.ovhcloud.com/en/public-cloud/prices/ (instance snapshots: EUR 0.01 per GB and month)",
+        )),
+        _ => None,
+    }
+}
+
 /// `(id, vCPUs, memory GB, disk GB, arch, monthly, hourly, only in these regions (empty: all))`.
 type Row = (
     &'static str,

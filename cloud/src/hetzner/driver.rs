@@ -3,8 +3,8 @@
 
 use super::{decode, id_of, labels_of, numeric, Hetzner, PROVIDER};
 use crate::driver::{
-    gone_is_done, CloudDriver, Firewall, InboundTcp, KeyPair, Labels, ProviderKind, Server,
-    ServerRequest, ServerStatus,
+    gone_is_done, poll_image, CloudDriver, Firewall, Image, ImageStatus, InboundTcp, KeyPair,
+    Labels, ProviderKind, Server, ServerRequest, ServerStatus,
 };
 use crate::error::CloudError;
 use async_trait::async_trait;
@@ -33,6 +33,25 @@ fn server_from(value: &Value) -> Result<Server, CloudError> {
             .as_str()
             .and_then(|net| net.split('/').next()?.parse().ok())
             .map(|prefix: std::net::Ipv6Addr| (u128::from(prefix) | 1).into()),
+        labels: labels_of(value),
+    })
+}
+
+/// A snapshot: Hetzner gives it no name, its description is what Slipway
+/// named it.
+fn image_from(value: &Value) -> Result<Image, CloudError> {
+    let word = value["status"].as_str().unwrap_or("unknown").to_owned();
+    let status = match word.as_str() {
+        "creating" => ImageStatus::Creating,
+        "available" => ImageStatus::Available,
+        _ => ImageStatus::Other,
+    };
+    Ok(Image {
+        id: id_of(value)?,
+        name: value["description"].as_str().unwrap_or_default().to_owned(),
+        status,
+        provider_status: word,
+        size_gb: value["image_size"].as_f64(),
         labels: labels_of(value),
     })
 }
@@ -238,5 +257,57 @@ impl CloudDriver for Hetzner {
             }
             tokio::time::sleep(self.polling.interval).await;
         }
+    }
+
+    async fn create_image(
+        &self,
+        server_id: &str,
+        name: &str,
+        labels: &Labels,
+    ) -> Result<Image, CloudError> {
+        let body = json!({"type": "snapshot", "description": name, "labels": labels});
+        let answer = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/servers/{server_id}/actions/create_image"),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        image_from(&answer["image"])
+    }
+
+    async fn get_image(&self, id: &str) -> Result<Option<Image>, CloudError> {
+        match self.get(&format!("/images/{id}"), &[]).await {
+            Ok(body) => image_from(&body["image"]).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_images(&self, labels: &Labels) -> Result<Vec<Image>, CloudError> {
+        let mut query = vec![("type", "snapshot".to_owned())];
+        if !labels.is_empty() {
+            query.push(("label_selector", selector(labels)));
+        }
+        self.pages("/images", "images", &query)
+            .await?
+            .iter()
+            .map(image_from)
+            .collect()
+    }
+
+    async fn delete_image(&self, id: &str) -> Result<(), CloudError> {
+        gone_is_done(
+            self.call(reqwest::Method::DELETE, &format!("/images/{id}"), &[], None)
+                .await,
+        )
+    }
+
+    async fn wait_image(&self, id: &str, limit: Duration) -> Result<Image, CloudError> {
+        poll_image(PROVIDER, id, limit, self.polling.interval, || {
+            self.get_image(id)
+        })
+        .await
     }
 }

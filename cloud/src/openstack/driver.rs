@@ -3,8 +3,8 @@
 
 use super::{decode, not_offered, OpenStack, Service, PAGE, PROVIDER};
 use crate::driver::{
-    gone_is_done, has_labels, CloudDriver, Firewall, InboundTcp, KeyPair, Labels, ProviderKind,
-    Server, ServerRequest, ServerStatus,
+    gone_is_done, has_labels, poll_image, CloudDriver, Firewall, Image, ImageStatus, InboundTcp,
+    KeyPair, Labels, ProviderKind, Server, ServerRequest, ServerStatus,
 };
 use crate::error::CloudError;
 use async_trait::async_trait;
@@ -13,6 +13,38 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// A Glance image. The metadata Nova's `createImage` was given are the
+/// image's own top-level properties.
+fn image_from(value: &Value) -> Result<Image, CloudError> {
+    let word = value["status"].as_str().unwrap_or("unknown").to_owned();
+    let status = match word.as_str() {
+        "queued" | "saving" | "uploading" | "importing" => ImageStatus::Creating,
+        "active" => ImageStatus::Available,
+        "killed" => ImageStatus::Error,
+        _ => ImageStatus::Other,
+    };
+    let labels = value
+        .as_object()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Image {
+        id: value["id"]
+            .as_str()
+            .ok_or_else(|| decode("image.id"))?
+            .to_owned(),
+        name: value["name"].as_str().unwrap_or_default().to_owned(),
+        status,
+        provider_status: word,
+        size_gb: value["size"].as_f64().map(|bytes| bytes / 1e9),
+        labels,
+    })
+}
 
 fn server_from(value: &Value) -> Result<Server, CloudError> {
     let word = value["status"].as_str().unwrap_or("UNKNOWN").to_owned();
@@ -341,5 +373,91 @@ impl CloudDriver for OpenStack {
                 _ => tokio::time::sleep(self.polling.interval).await,
             }
         }
+    }
+
+    async fn create_image(
+        &self,
+        server_id: &str,
+        name: &str,
+        labels: &Labels,
+    ) -> Result<Image, CloudError> {
+        let body = json!({"createImage": {"name": name, "metadata": labels}});
+        self.call(
+            Service::Compute,
+            Method::POST,
+            &format!("/servers/{server_id}/action"),
+            Some(&body),
+        )
+        .await?;
+        // Nova's answer (before microversion 2.45) carries the image's id
+        // only in a `Location` header; the name is Slipway's and unique.
+        let query = serde_urlencoded::to_string([("name", name)]).unwrap_or_default();
+        let found = self
+            .call(
+                Service::Image,
+                Method::GET,
+                &format!("/images?{query}"),
+                None,
+            )
+            .await?;
+        let image = found["images"]
+            .as_array()
+            .and_then(|images| images.first())
+            .ok_or_else(|| CloudError::Failed {
+                provider: PROVIDER,
+                what: "save the server image".into(),
+                message: format!("Nova accepted image `{name}` but Glance does not list it"),
+            })?;
+        image_from(image)
+    }
+
+    async fn get_image(&self, id: &str) -> Result<Option<Image>, CloudError> {
+        match self
+            .call(Service::Image, Method::GET, &format!("/images/{id}"), None)
+            .await
+        {
+            Ok(body) if body["status"] == "deleted" => Ok(None),
+            Ok(body) => image_from(&body).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_images(&self, labels: &Labels) -> Result<Vec<Image>, CloudError> {
+        // Glance pages through `next`, a path from its root (`/v2/…`).
+        let mut images = Vec::new();
+        let mut next = Some(format!("/images?limit={PAGE}"));
+        while let Some(path) = next.take() {
+            let body = self.call(Service::Image, Method::GET, &path, None).await?;
+            for image in body["images"].as_array().ok_or_else(|| decode("images"))? {
+                images.push(image_from(image)?);
+            }
+            next = body["next"]
+                .as_str()
+                .map(|n| n.strip_prefix("/v2").unwrap_or(n).to_owned());
+        }
+        Ok(images
+            .into_iter()
+            .filter(|i| has_labels(&i.labels, labels))
+            .collect())
+    }
+
+    async fn delete_image(&self, id: &str) -> Result<(), CloudError> {
+        gone_is_done(
+            self.call(
+                Service::Image,
+                Method::DELETE,
+                &format!("/images/{id}"),
+                None,
+            )
+            .await,
+        )
+    }
+
+    async fn wait_image(&self, id: &str, limit: Duration) -> Result<Image, CloudError> {
+        poll_image(PROVIDER, id, limit, self.polling.interval, || {
+            self.get_image(id)
+        })
+        .await
     }
 }

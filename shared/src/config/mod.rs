@@ -412,6 +412,9 @@ pub struct ServerSettings {
     /// How often a provider's asynchronous work is polled
     /// (`SLIPWAY_CLOUD_POLL_INTERVAL`, 2 s).
     pub poll_interval: Duration,
+    /// How long a provider may take to save a server image
+    /// (`SLIPWAY_SERVER_IMAGE_TIMEOUT`, 20 minutes).
+    pub image_timeout: Duration,
     pub endpoints: CloudEndpoints,
 }
 
@@ -423,6 +426,7 @@ pub fn server_settings() -> Result<ServerSettings, ConfigError> {
         ssh_port: parsed("SLIPWAY_SERVER_SSH_PORT", 22, str::parse::<u16>)?,
         apt_source: raw("SLIPWAY_SERVER_APT_SOURCE"),
         poll_interval: duration("SLIPWAY_CLOUD_POLL_INTERVAL", Duration::from_secs(2))?,
+        image_timeout: duration("SLIPWAY_SERVER_IMAGE_TIMEOUT", Duration::from_secs(1200))?,
         endpoints: cloud_endpoints(),
     })
 }

@@ -22,6 +22,7 @@ pub mod job_batches;
 pub mod jobs;
 pub mod logs;
 pub mod outbox;
+pub mod server_images;
 pub mod servers;
 pub mod sources;
 pub mod target_setup;

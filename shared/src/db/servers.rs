@@ -165,6 +165,8 @@ pub struct ServerRow {
     pub host_public_key: Option<String>,
     pub client_key_sealed: Option<Vec<u8>>,
     pub target_id: Option<Uuid>,
+    /// The server image it was created from, if it was.
+    pub server_image_id: Option<Uuid>,
 }
 
 impl ServerRow {
@@ -182,7 +184,7 @@ pub async fn of_operation(pool: &PgPool, deployment_id: Uuid) -> Result<ServerRo
     sqlx::query_as(
         "SELECT s.id, s.project_id, s.account_id, s.name, s.region, s.size, s.image, s.state,
                 s.provider_id, s.key_provider_id, s.firewall_provider_id, s.host_key_sealed,
-                s.host_public_key, s.client_key_sealed, s.target_id
+                s.host_public_key, s.client_key_sealed, s.target_id, s.server_image_id
          FROM deployments d JOIN servers s ON s.id = d.server_id WHERE d.id = $1",
     )
     .bind(deployment_id)

@@ -6,8 +6,8 @@
 //! as the server's IPv4; its delete stops the host. So Slipway's setup
 //! runs for real over SSH, pinned to the key it handed over.
 
-use super::{AddressHook, CreatedServer};
-use crate::host::{HostOptions, TestHost};
+use super::{AddressHook, CreatedServer, ImageHooks};
+use crate::host::{HostOptions, SavedHost, TestHost};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,8 @@ pub struct FakeHosts {
     /// Why a boot failed, for the test to show.
     pub failures: Mutex<Vec<String>>,
     boots: Mutex<Vec<std::time::Duration>>,
+    /// Saved hosts (the fake's images), by handle.
+    saved: Mutex<BTreeMap<String, Arc<SavedHost>>>,
 }
 
 impl FakeHosts {
@@ -32,6 +34,46 @@ impl FakeHosts {
             let hosts = hosts.clone();
             Box::pin(async move { hosts.boot(created).await })
         })
+    }
+
+    /// The fake's image hooks: a snapshot saves the host at its address
+    /// ([`TestHost::save`]), a server created from it boots from that, the
+    /// image's delete removes it.
+    pub fn image_hooks(self: &Arc<Self>) -> ImageHooks {
+        let saver = self.clone();
+        let forgetter = self.clone();
+        ImageHooks {
+            snapshot: Some(Arc::new(move |ip| {
+                let hosts = saver.clone();
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || hosts.save(ip))
+                        .await
+                        .map_err(|e| e.to_string())?
+                })
+            })),
+            forget: Some(Arc::new(move |handle| {
+                let saved = forgetter.saved.lock().unwrap().remove(&handle);
+                drop(saved);
+            })),
+        }
+    }
+
+    /// How many saved hosts (images) are kept.
+    pub fn saved(&self) -> usize {
+        self.saved.lock().unwrap().len()
+    }
+
+    fn save(&self, ip: Ipv4Addr) -> Result<String, String> {
+        let hosts = self.hosts.lock().unwrap();
+        let host = hosts.get(&ip).ok_or_else(|| format!("no host at {ip}"))?;
+        let saved = host.save().map_err(|e| e.to_string())?;
+        drop(hosts);
+        let handle = saved.image.clone();
+        self.saved
+            .lock()
+            .unwrap()
+            .insert(handle.clone(), Arc::new(saved));
+        Ok(handle)
     }
 
     /// The fake's delete hook: the host at `ip` goes.
@@ -62,10 +104,15 @@ impl FakeHosts {
 
     async fn boot(&self, created: CreatedServer) -> Ipv4Addr {
         let address = loopback_address();
+        let saved = created
+            .snapshot
+            .as_ref()
+            .and_then(|handle| self.saved.lock().unwrap().get(handle).cloned());
         let options = HostOptions {
             address: Some(address),
             host_key: host_key(&created.user_data),
             authorized_key: created.ssh_keys.first().cloned(),
+            saved,
             ..HostOptions::default()
         };
         match TestHost::boot(options).await {

@@ -33,6 +33,8 @@ pub struct CreatedServer {
     /// The user data as the driver meant it (decoded from base64 for Nova).
     pub user_data: String,
     pub labels: serde_json::Map<String, Value>,
+    /// The snapshot it is created from ([`SnapshotHook`]'s handle), if it is.
+    pub snapshot: Option<String>,
 }
 
 /// "Server created with these keys and this user data → its IPv4".
@@ -41,6 +43,22 @@ pub type AddressHook =
 
 /// "Server at this IPv4 deleted" (the test host there goes).
 pub type DeleteHook = Arc<dyn Fn(Ipv4Addr) + Send + Sync>;
+
+/// "Save the disk of the server at this IPv4" → a handle the fake keeps
+/// with the image (a committed test host), or why it could not.
+pub type SnapshotHook = Arc<
+    dyn Fn(Ipv4Addr) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync,
+>;
+
+/// "The image with this handle was deleted" (its saved test host goes).
+pub type ForgetHook = Arc<dyn Fn(String) + Send + Sync>;
+
+/// What a fake does with images, set by a test that boots real hosts.
+#[derive(Clone, Default)]
+pub struct ImageHooks {
+    pub snapshot: Option<SnapshotHook>,
+    pub forget: Option<ForgetHook>,
+}
 
 /// Scripted misbehaviour, changed at any time through the fake's `faults`.
 #[derive(Debug, Clone, Default)]

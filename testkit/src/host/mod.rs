@@ -55,6 +55,27 @@ pub struct HostOptions {
     /// here, whose private half [`TestHost::ssh`] uses. With a key given,
     /// the host is ready when sshd answers.
     pub authorized_key: Option<String>,
+    /// Boot from this saved host ([`TestHost::save`]) instead of the test
+    /// host image: its root and a copy of its `/home`.
+    pub saved: Option<std::sync::Arc<SavedHost>>,
+}
+
+/// A test host saved as it was (a server image): its root committed as an
+/// image, its `/home` (a folder of this machine's) copied. Removed on drop.
+#[derive(Debug)]
+pub struct SavedHost {
+    pub image: String,
+    pub home: PathBuf,
+}
+
+impl Drop for SavedHost {
+    fn drop(&mut self) {
+        // Not forced: a host booted from it holds it until it goes.
+        let _ = podman(&["rmi", &self.image]);
+        if let Some(dir) = self.home.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 pub struct TestHost {
@@ -78,6 +99,8 @@ pub struct TestHost {
     /// Whether root's key is the one made here (else only sshd's banner
     /// tells it is up).
     own_key: bool,
+    /// What it was booted from, kept until it goes (dropped after it).
+    saved: Option<std::sync::Arc<SavedHost>>,
 }
 
 fn podman(args: &[&str]) -> anyhow::Result<String> {
@@ -105,14 +128,20 @@ impl TestHost {
             .context(
                 "SLIPWAY_TEST_HOSTS is not set: run scripts/test-hosts.sh, source its output",
             )?;
-        let image = std::env::var("SLIPWAY_TEST_HOST_IMAGE")
-            .unwrap_or_else(|_| "localhost/slipway/testhost:bookworm".into());
+        let image = match &options.saved {
+            Some(saved) => saved.image.clone(),
+            None => std::env::var("SLIPWAY_TEST_HOST_IMAGE")
+                .unwrap_or_else(|_| "localhost/slipway/testhost:bookworm".into()),
+        };
         let id = hex8();
         let dir = std::env::temp_dir().join(format!("slipway-host-{id}"));
         let seed = dir.join("seed");
         let home = dir.join("home");
         std::fs::create_dir_all(&seed)?;
-        std::fs::create_dir_all(&home)?;
+        match &options.saved {
+            Some(saved) => copy_tree(&saved.home, &home)?,
+            None => std::fs::create_dir_all(&home)?,
+        }
         let client = ssh_keygen(&dir, "client_key")?;
         let host_key = match &options.host_key {
             Some((private, public)) => {
@@ -165,6 +194,7 @@ impl TestHost {
             own_key: options.authorized_key.is_none(),
             boot_time: Duration::ZERO,
             dir,
+            saved: options.saved.clone(),
         };
         let started = Instant::now();
         // Privileged: systemd, and the engine setup installs, run inside it.
@@ -203,6 +233,31 @@ impl TestHost {
         host.wait_for_ssh(started).await?;
         host.boot_time = started.elapsed();
         Ok(host)
+    }
+
+    /// Saves the host as it is now, as a provider saves a server's disk: the
+    /// container paused while its root is committed and its `/home` copied.
+    pub fn save(&self) -> anyhow::Result<SavedHost> {
+        let id = hex8();
+        let dir = std::env::temp_dir().join(format!("slipway-saved-{id}"));
+        let saved = SavedHost {
+            image: format!("localhost/slipway/testhost-saved:{id}"),
+            home: dir.join("home"),
+        };
+        std::fs::create_dir_all(&dir)?;
+        podman(&["pause", &self.name])?;
+        let copied = podman(&[
+            "commit",
+            "--pause=false",
+            "--quiet",
+            &self.name,
+            &saved.image,
+        ])
+        .and_then(|_| copy_tree(&self.dir.join("home"), &saved.home));
+        let resumed = podman(&["unpause", &self.name]);
+        copied?;
+        resumed?;
+        Ok(saved)
     }
 
     /// Waits until `ssh root@host true` works with the pinned key.
@@ -272,6 +327,26 @@ impl TestHost {
     }
 }
 
+/// `cp -a from to`: owners, modes and special files kept (the deploy
+/// user's container storage is in it).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .context("running cp")?;
+    if !out.status.success() {
+        bail!(
+            "cp -a {} {}: {}",
+            from.display(),
+            to.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// Whether an SSH banner answers on `127.0.0.1:port`.
 fn banner(ip: &str, port: u16) -> bool {
     let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
@@ -291,5 +366,6 @@ impl Drop for TestHost {
         drop(self.repo.take());
         let _ = podman(&["rm", "--force", "--time", "0", &self.name]);
         let _ = std::fs::remove_dir_all(&self.dir);
+        drop(self.saved.take());
     }
 }

@@ -77,7 +77,7 @@ pub(super) async fn openstack_account(fleet: &Fleet, fake: &FakeOpenStack) -> an
     Ok(())
 }
 
-async fn create(
+pub(super) async fn create(
     fleet: &Fleet,
     account: &str,
     region: &str,
@@ -105,7 +105,7 @@ async fn server(fleet: &Fleet, id: &str) -> anyhow::Result<Value> {
 }
 
 /// Waits until the server is in one of `states` and its operations ended.
-async fn wait_server(
+pub(super) async fn wait_server(
     fleet: &Fleet,
     id: &str,
     states: &[&str],
@@ -145,7 +145,11 @@ pub(super) async fn read_until(
     }
 }
 
-async fn operation(fleet: &Fleet, server: &Value, index: usize) -> anyhow::Result<Value> {
+pub(super) async fn operation(
+    fleet: &Fleet,
+    server: &Value,
+    index: usize,
+) -> anyhow::Result<Value> {
     let id: Uuid = server["operations"][index]["id"]
         .as_str()
         .context("operation")?

@@ -11,6 +11,7 @@
 //! all itself, after waiting for this create to end).
 
 use super::cloud::{driver, failed};
+use super::image;
 use super::keys;
 use super::resources::{firewall_name, key_name, labels, remove_all};
 use super::target;
@@ -123,6 +124,7 @@ impl ServerCreate {
         };
 
         ctx.logs.info("step 2/6: the server at the provider").await;
+        let from_image = image::choose(ctx, &server).await?;
         let provider_id = match &server.provider_id {
             Some(id) => {
                 ctx.logs
@@ -146,11 +148,24 @@ impl ServerCreate {
                         adopted.id
                     }
                     None => {
+                        let image = match &from_image {
+                            Some(saved) => {
+                                ctx.logs
+                                    .info(format!(
+                                        "from server image {} (saved {}): its setup is done",
+                                        saved.name(),
+                                        saved.created_at.format("%Y-%m-%d %H:%M UTC")
+                                    ))
+                                    .await;
+                                saved.provider_id.clone().unwrap_or_default()
+                            }
+                            None => server.image.clone(),
+                        };
                         let request = ServerRequest {
                             name: server.name.clone(),
                             region: server.region.clone(),
                             size: server.size.clone(),
-                            image: server.image.clone(),
+                            image,
                             ssh_key: key,
                             user_data: keys::user_data(&host_private, &host_public),
                             firewall: Some(firewall),
@@ -232,10 +247,24 @@ impl ServerCreate {
         still_wanted(ctx, server.id).await?;
 
         ctx.logs.info("step 6/6: set it up").await;
+        if let Some(saved) = &from_image {
+            let script = image::forget_source_key(saved);
+            target::run_as_root(
+                ctx,
+                &host,
+                settings.ssh_port,
+                &client_private,
+                &known_hosts,
+                &script,
+            )
+            .await?;
+        }
         tokio::select! {
             done = target::set_up(ctx, target_id, self.0.secrets.as_ref(), settings) => done,
             _ = ctx.cancel.cancelled() => Err(JobError::Cancelled),
-        }
+        }?;
+        let server = of_operation(&ctx.pool, ctx.info.deployment_id).await?;
+        image::save(ctx, driver, &server, &provider_id, &client_public, settings).await
     }
 
     /// The keys, made by the first attempt and kept.

@@ -6,6 +6,7 @@
 mod cloud;
 pub mod create;
 pub mod destroy;
+mod image;
 mod keys;
 mod resources;
 mod target;

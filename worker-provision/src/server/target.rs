@@ -53,6 +53,29 @@ pub async fn wait_for_ssh(
     }
 }
 
+/// Runs a `key=value` reporting script as root before setup (see
+/// `setup::script`), logging what it changed; a `fail=` line fails the job.
+pub async fn run_as_root(
+    ctx: &slipway_shared::job::JobContext,
+    host: &str,
+    port: u16,
+    client_private: &SecretString,
+    known_hosts: &str,
+    script: &str,
+) -> Result<(), JobError> {
+    let files = SshKeyFiles::write("root", host, port, client_private, known_hosts)
+        .map_err(|e| JobError::Retryable(format!("writing the server's key files: {e}")))?;
+    let out = run_script_as(&files, "sh -s", script, Duration::from_secs(60)).await?;
+    for line in out.lines() {
+        if let Some(change) = line.strip_prefix("change=") {
+            ctx.logs.info(format!("changed: {change}")).await;
+        } else if let Some(failure) = line.strip_prefix("fail=") {
+            return Err(JobError::permanent("setup_failed", failure.to_owned()));
+        }
+    }
+    Ok(())
+}
+
 /// Registers the server as an ssh target (once: a re-run finds it) and
 /// points the create at it, so the deploy stage checks it.
 pub async fn register(

@@ -21,6 +21,30 @@ pub struct CloudAccount {
     /// OpenStack: the region its servers are made in.
     pub region: Option<String>,
     pub credentials: CredentialsSet,
+    /// Whether it saves and uses server images.
+    pub server_images: bool,
+    pub created_at: String,
+}
+
+/// A server image: a snapshot, at the provider, of a server Slipway had
+/// just set up, that later servers of its kind are created from.
+#[derive(ToSchema)]
+pub struct ServerImage {
+    pub id: Uuid,
+    pub account: String,
+    pub region: String,
+    pub size: String,
+    /// The provider image its source server was created from.
+    pub base_image: String,
+    /// `saving`, `available`, `failed` or `deleted`.
+    #[schema(example = "available")]
+    pub state: String,
+    pub provider_id: Option<String>,
+    pub source_server_id: Option<Uuid>,
+    pub size_gb: Option<f64>,
+    /// What storing it costs a month (net of VAT), once its size is known.
+    pub monthly_cost_eur: Option<f64>,
+    pub error: Option<String>,
     pub created_at: String,
 }
 
@@ -166,7 +190,7 @@ pub struct Server {
 /// and that no server of the project owns.
 #[derive(ToSchema)]
 pub struct Orphan {
-    /// `server`, `firewall` or `key_pair`.
+    /// `server`, `firewall`, `key_pair` or `image`.
     #[schema(example = "server")]
     pub kind: String,
     pub provider_id: String,

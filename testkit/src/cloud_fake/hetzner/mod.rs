@@ -7,7 +7,7 @@
 
 use super::{
     answer, bearer, param, query, rate_limited, selected, serve, unavailable, AddressHook,
-    CreatedServer, Faults, Served,
+    CreatedServer, Faults, ImageHooks, Served,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -19,7 +19,10 @@ use std::sync::{Arc, Mutex};
 
 mod resources;
 
-use resources::{create_key, create_server, new_action, pricing, read_action, server_type};
+use resources::{
+    create_image, create_key, create_server, delete_image, new_action, pricing, read_action,
+    read_image, server_type,
+};
 
 #[derive(Default)]
 struct Data {
@@ -27,6 +30,9 @@ struct Data {
     servers: BTreeMap<u64, Value>,
     keys: BTreeMap<u64, Value>,
     firewalls: BTreeMap<u64, Value>,
+    /// Snapshots, and the handle each was saved as ([`ImageHooks`]).
+    images: BTreeMap<u64, Value>,
+    snapshots: BTreeMap<u64, String>,
     /// Action, reads left until it ends, and its end (`Err` = error words).
     actions: BTreeMap<u64, (Value, u32, Result<(), String>)>,
 }
@@ -37,6 +43,7 @@ struct Shared {
     faults: Mutex<Faults>,
     hook: AddressHook,
     deleted: Mutex<Option<super::DeleteHook>>,
+    images: Mutex<ImageHooks>,
     requests: Mutex<Vec<String>>,
 }
 
@@ -75,6 +82,7 @@ impl FakeHetzner {
             faults: Mutex::new(Faults::default()),
             hook,
             deleted: Mutex::new(None),
+            images: Mutex::new(ImageHooks::default()),
             requests: Mutex::new(Vec::new()),
         });
         let router = axum::Router::new()
@@ -98,6 +106,16 @@ impl FakeHetzner {
     /// Called with a deleted server's IPv4 (its test host goes).
     pub fn on_delete(&self, hook: super::DeleteHook) {
         *self.shared.deleted.lock().unwrap() = Some(hook);
+    }
+
+    /// What a snapshot saves and its delete removes (real test hosts).
+    pub fn on_images(&self, hooks: ImageHooks) {
+        *self.shared.images.lock().unwrap() = hooks;
+    }
+
+    /// How many images (snapshots) the account holds.
+    pub fn images(&self) -> usize {
+        self.shared.data.lock().unwrap().images.len()
     }
 
     /// `METHOD /path` of every request so far.
@@ -269,6 +287,23 @@ async fn handle(
             answer(StatusCode::OK, json!({"action": action}))
         }
         ("GET", ["actions", id]) => read_action(&shared, id.parse().unwrap_or(0)),
+        ("POST", ["servers", id, "actions", "create_image"]) => {
+            create_image(&shared, id.parse().unwrap_or(0), body).await
+        }
+        ("GET", ["images"]) => {
+            let data = shared.data.lock().unwrap();
+            let items = data
+                .images
+                .values()
+                .filter(|i| param(&query, "type").is_none_or(|t| i["type"] == t))
+                .filter(|i| selected(&i["labels"], param(&query, "label_selector")))
+                .cloned()
+                .collect();
+            let (items, meta) = page(items, &query);
+            answer(StatusCode::OK, json!({"images": items, "meta": meta}))
+        }
+        ("GET", ["images", id]) => read_image(&shared, id.parse().unwrap_or(0)),
+        ("DELETE", ["images", id]) => delete_image(&shared, id.parse().unwrap_or(0)),
         ("POST", ["ssh_keys"]) => create_key(&shared, body),
         ("POST", ["firewalls"]) => {
             let Some(name) = body["name"].as_str() else {

@@ -71,6 +71,17 @@ pub(super) fn read_action(shared: &Shared, id: u64) -> Response {
         }
     }
     let action = action.clone();
+    if action["command"] == "create_image" && action["status"] != "running" {
+        let image_id = action["resources"][1]["id"].as_u64().unwrap_or(0);
+        if action["status"] == "success" {
+            if let Some(image) = data.images.get_mut(&image_id) {
+                image["status"] = json!("available");
+                image["image_size"] = json!(1.62);
+            }
+        } else {
+            data.images.remove(&image_id);
+        }
+    }
     if creating && action["status"] != "running" {
         let server_id = action["resources"][0]["id"].as_u64().unwrap_or(0);
         if let Some(server) = data.servers.get_mut(&server_id) {
@@ -133,7 +144,7 @@ pub(super) async fn create_server(shared: &Shared, body: Value) -> Response {
             "invalid input in fields 'name', 'server_type', 'location'",
         );
     };
-    let (keys, id) = {
+    let (keys, snapshot, id) = {
         let mut data = shared.data.lock().unwrap();
         if data.servers.values().any(|s| s["name"] == name) {
             return error(
@@ -167,8 +178,26 @@ pub(super) async fn create_server(shared: &Shared, body: Value) -> Response {
                 None => return error(StatusCode::NOT_FOUND, "not_found", "SSH key not found"),
             }
         }
+        // An image named by id is a snapshot of the account's; a name is
+        // one of Hetzner's system images.
+        let snapshot = match body["image"].as_str().and_then(|i| i.parse::<u64>().ok()) {
+            None => None,
+            Some(image) => match data.images.get(&image) {
+                Some(found) if found["status"] == "available" => {
+                    Some(data.snapshots.get(&image).cloned().unwrap_or_default())
+                }
+                Some(_) => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_input",
+                        "image is not available",
+                    )
+                }
+                None => return error(StatusCode::NOT_FOUND, "not_found", "image not found"),
+            },
+        };
         data.next_id += 1;
-        (keys, data.next_id)
+        (keys, snapshot, data.next_id)
     };
     let created = CreatedServer {
         id: id.to_string(),
@@ -176,6 +205,7 @@ pub(super) async fn create_server(shared: &Shared, body: Value) -> Response {
         ssh_keys: keys,
         user_data: body["user_data"].as_str().unwrap_or_default().to_owned(),
         labels: body["labels"].as_object().cloned().unwrap_or_default(),
+        snapshot: snapshot.filter(|handle| !handle.is_empty()),
     };
     let ipv4 = (shared.hook)(created).await;
     let made = record_server(shared, &body, id, name, size, location, ipv4, &faults);
@@ -236,4 +266,106 @@ fn record_server(
     let end = faults.fail_create.clone().map_or(Ok(()), Err);
     let action = new_action(&mut data, "create_server", id, end);
     Ok((server, action))
+}
+
+/// `POST /servers/{id}/actions/create_image`: the disk is saved as it is
+/// now (the hook commits the test host), the image is `creating` until its
+/// action ends.
+pub(super) async fn create_image(shared: &Shared, server_id: u64, body: Value) -> Response {
+    let kind = body["type"].as_str().unwrap_or("snapshot");
+    if kind != "snapshot" && kind != "backup" {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "invalid input in field 'type'",
+        );
+    }
+    let (ip, server_name) = {
+        let data = shared.data.lock().unwrap();
+        let Some(server) = data.servers.get(&server_id) else {
+            return error(StatusCode::NOT_FOUND, "not_found", "server not found");
+        };
+        (
+            server["public_net"]["ipv4"]["ip"]
+                .as_str()
+                .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok()),
+            server["name"].clone(),
+        )
+    };
+    let hook = shared.images.lock().unwrap().snapshot.clone();
+    let handle = match (hook, ip) {
+        (Some(hook), Some(ip)) => match hook(ip).await {
+            Ok(handle) => handle,
+            Err(words) => {
+                return error(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    &format!("snapshot failed: {words}"),
+                )
+            }
+        },
+        _ => String::new(),
+    };
+    let mut data = shared.data.lock().unwrap();
+    data.next_id += 1;
+    let id = data.next_id;
+    let image = json!({"id": id, "type": kind, "status": "creating", "name": null,
+        "description": body["description"].as_str().unwrap_or_default(), "image_size": null,
+        "disk_size": 40, "created": "2026-12-05T12:00:00+00:00",
+        "created_from": {"id": server_id, "name": server_name}, "bound_to": null,
+        "os_flavor": "debian", "os_version": null, "rapid_deploy": false,
+        "protection": {"delete": false}, "deprecated": null, "deleted": null,
+        "labels": body["labels"].as_object().cloned().unwrap_or_default(), "architecture": "x86"});
+    data.images.insert(id, image.clone());
+    data.snapshots.insert(id, handle);
+    let action = new_action(&mut data, "create_image", server_id, Ok(()));
+    let action_id = action["id"].as_u64().unwrap_or(0);
+    let action = match data.actions.get_mut(&action_id) {
+        Some((stored, _, _)) => {
+            stored["resources"] =
+                json!([{"id": server_id, "type": "server"}, {"id": id, "type": "image"}]);
+            stored.clone()
+        }
+        None => action,
+    };
+    answer(
+        StatusCode::CREATED,
+        json!({"image": image, "action": action}),
+    )
+}
+
+/// `GET /images/{id}`: a read moves its create action on, as a client
+/// polling the image would see the provider work.
+pub(super) fn read_image(shared: &Shared, id: u64) -> Response {
+    let action = {
+        let data = shared.data.lock().unwrap();
+        data.actions
+            .iter()
+            .find(|(_, (a, _, _))| a["command"] == "create_image" && a["resources"][1]["id"] == id)
+            .map(|(action_id, _)| *action_id)
+    };
+    if let Some(action) = action {
+        read_action(shared, action);
+    }
+    match shared.data.lock().unwrap().images.get(&id) {
+        Some(image) => answer(StatusCode::OK, json!({"image": image})),
+        None => error(StatusCode::NOT_FOUND, "not_found", "image not found"),
+    }
+}
+
+/// `DELETE /images/{id}`: 204, and its saved test host goes.
+pub(super) fn delete_image(shared: &Shared, id: u64) -> Response {
+    let handle = {
+        let mut data = shared.data.lock().unwrap();
+        if data.images.remove(&id).is_none() {
+            return error(StatusCode::NOT_FOUND, "not_found", "image not found");
+        }
+        data.snapshots.remove(&id)
+    };
+    if let (Some(forget), Some(handle)) = (shared.images.lock().unwrap().forget.clone(), handle) {
+        if !handle.is_empty() {
+            forget(handle);
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
 }

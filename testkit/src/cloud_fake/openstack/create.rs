@@ -16,7 +16,7 @@ pub(super) async fn create_server(shared: &Shared, server: &Value) -> Response {
             "Invalid input for field/attribute server.",
         );
     };
-    let (keys, id) = {
+    let (keys, snapshot, id) = {
         let mut data = shared.data.lock().unwrap();
         if faults.server_quota.is_some_and(|q| data.servers.len() >= q) {
             let used = data.servers.len();
@@ -29,13 +29,10 @@ pub(super) async fn create_server(shared: &Shared, server: &Value) -> Response {
                 &format!("Flavor {flavor} could not be found."),
             );
         }
-        if image != IMAGE.0 {
-            return nova(
-                StatusCode::BAD_REQUEST,
-                "badRequest",
-                &format!("Image {image} could not be found."),
-            );
-        }
+        let snapshot = match super::images::snapshot_of(&data, image) {
+            Ok(snapshot) => snapshot,
+            Err(refused) => return refused,
+        };
         let key = server["key_name"].as_str().unwrap_or_default();
         let Some(pair) = data.keypairs.get(key) else {
             return nova(
@@ -57,7 +54,7 @@ pub(super) async fn create_server(shared: &Shared, server: &Value) -> Response {
                 );
             }
         }
-        (keys, uuid(&mut data))
+        (keys, snapshot, uuid(&mut data))
     };
     let user_data = server["user_data"]
         .as_str()
@@ -68,6 +65,7 @@ pub(super) async fn create_server(shared: &Shared, server: &Value) -> Response {
         ssh_keys: keys,
         user_data: String::from_utf8_lossy(&user_data.unwrap_or_default()).into_owned(),
         labels: server["metadata"].as_object().cloned().unwrap_or_default(),
+        snapshot: snapshot.filter(|handle| !handle.is_empty()),
     };
     let ipv4 = (shared.hook)(created).await;
     let mut stored = server_json(

@@ -8,7 +8,8 @@
 //! `fault`). Errors are each service's own bodies.
 
 use super::{
-    answer, param, query, rate_limited, serve, AddressHook, CreatedServer, Faults, Served,
+    answer, param, query, rate_limited, serve, AddressHook, CreatedServer, Faults, ImageHooks,
+    Served,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 mod create;
+mod images;
 mod keystone;
 
 use create::create_server;
@@ -40,6 +42,9 @@ struct Data {
     servers: BTreeMap<String, (Value, u32)>,
     keypairs: BTreeMap<String, Value>,
     groups: BTreeMap<String, Value>,
+    /// Snapshots (and reads left until active), and each one's handle.
+    images: BTreeMap<String, (Value, u32)>,
+    snapshots: BTreeMap<String, String>,
 }
 
 struct Shared {
@@ -51,6 +56,7 @@ struct Shared {
     faults: Mutex<Faults>,
     hook: AddressHook,
     deleted: Mutex<Option<super::DeleteHook>>,
+    images: Mutex<ImageHooks>,
 }
 
 pub struct FakeOpenStack {
@@ -77,6 +83,7 @@ impl FakeOpenStack {
             faults: Mutex::new(Faults::default()),
             hook: hook.unwrap_or_else(super::documentation_addresses),
             deleted: Mutex::new(None),
+            images: Mutex::new(ImageHooks::default()),
         });
         let router = axum::Router::new()
             .fallback(handle)
@@ -98,6 +105,16 @@ impl FakeOpenStack {
     /// Called with a deleted server's IPv4 (its test host goes).
     pub fn on_delete(&self, hook: super::DeleteHook) {
         *self.shared.deleted.lock().unwrap() = Some(hook);
+    }
+
+    /// What a snapshot saves and its delete removes (real test hosts).
+    pub fn on_images(&self, hooks: ImageHooks) {
+        *self.shared.images.lock().unwrap() = hooks;
+    }
+
+    /// How many snapshots Glance holds.
+    pub fn images(&self) -> usize {
+        self.shared.data.lock().unwrap().images.len()
     }
 
     /// Forgets every token, as when they expire.
@@ -393,22 +410,15 @@ async fn handle(
                 Some(_) => StatusCode::NO_CONTENT.into_response(),
             }
         }
-        ("GET", ["image", "v2", "images"]) => {
-            let found = param(&query, "name").is_none_or(|n| n == IMAGE.1);
-            let images = if found {
-                vec![json!({"id": IMAGE.0, "name": IMAGE.1, "status": "active"})]
-            } else {
-                vec![]
-            };
-            answer(StatusCode::OK, json!({"images": images}))
+        ("GET", ["image", "v2", "images"]) => images::list(&data, &query),
+        ("GET", ["image", "v2", "images", id]) => images::show(&mut data, id),
+        ("DELETE", ["image", "v2", "images", id]) => images::delete(&shared, &mut data, id),
+        ("POST", ["compute", "v2.1", "servers", id, "action"])
+            if body.get("createImage").is_some() =>
+        {
+            drop(data);
+            images::create_image(&shared, id, &body["createImage"]).await
         }
-        ("GET", ["image", "v2", "images", id]) if *id == IMAGE.0 => {
-            answer(StatusCode::OK, json!({"id": IMAGE.0, "name": IMAGE.1}))
-        }
-        ("GET", ["image", "v2", "images", _]) => answer(
-            StatusCode::NOT_FOUND,
-            json!({"code": 404, "title": "Not Found", "message": "No image found"}),
-        ),
         _ => nova(
             StatusCode::NOT_FOUND,
             "itemNotFound",

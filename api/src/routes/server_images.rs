@@ -1,0 +1,103 @@
+//! `/v1/server-images`: the server images a project's accounts saved (see
+//! `slipway_shared::db::server_images`), listed with what they cost, and
+//! deleted at the provider by an owner. An image being saved cannot be
+//! deleted (its server's create ends it); one already gone at the
+//! provider counts as deleted.
+
+use crate::auth::{Owner, Viewer};
+use crate::cloud_account::{
+    check_endpoint, endpoint_of, provider_failed, CredentialsAtEdge, Driver, StoredCredentials,
+};
+use crate::error::ApiError;
+use crate::extract::Path;
+use crate::openapi::{views, ErrorBody};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use slipway_cloud::ProviderKind;
+use slipway_shared::db::server_images::ImageState;
+use uuid::Uuid;
+
+const VIEW: &str = "json_build_object('id', i.id, 'account', a.name, 'region', i.region, 'size', i.size,
+    'base_image', i.base_image, 'state', i.state, 'provider_id', i.provider_id,
+    'source_server_id', i.source_server_id, 'size_gb', i.size_gb,
+    'monthly_cost_eur', i.monthly_cost_eur_e4 / 10000.0, 'error', i.error, 'created_at', i.created_at)";
+
+/// List the project's server images (deleted ones left out), newest first.
+#[utoipa::path(get, path = "/v1/server-images", tag = "cloud", operation_id = "list_server_images",
+    security(("project_token" = ["viewer"])),
+    responses((status = 200, description = "The images", body = views::Items<views::ServerImage>)))]
+pub async fn list(
+    Viewer(project): Viewer,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let items: Vec<Value> = sqlx::query_scalar(&format!(
+        "SELECT {VIEW} FROM server_images i JOIN cloud_accounts a ON a.id = i.account_id
+         WHERE i.project_id = $1 AND i.state <> 'deleted' ORDER BY i.created_at DESC"
+    ))
+    .bind(project.id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(json!({ "items": items })))
+}
+
+/// Delete a server image at the provider; later servers of its kind are
+/// set up from scratch (and saved again if the account still saves images).
+#[utoipa::path(delete, path = "/v1/server-images/{image}", tag = "cloud", operation_id = "delete_server_image",
+    security(("project_token" = ["owner"])), params(("image" = Uuid, Path, description = "The image's id")),
+    responses(
+        (status = 204, description = "Deleted (or gone already)"),
+        (status = 404, description = "`not_found`: no such image", body = ErrorBody),
+        (status = 409, description = "`image_saving`: its server's create is still saving it", body = ErrorBody),
+        (status = 422, description = "`address_not_allowed`, `invalid_credentials` or `provider_unreachable`", body = ErrorBody),
+        (status = 502, description = "`provider_error`: the provider failed (its words)", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn delete(
+    Owner(project): Owner,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let row: Option<(String, Option<String>, String, Option<String>, Vec<u8>)> = sqlx::query_as(
+        "SELECT i.state, i.provider_id, a.provider, a.endpoint, a.credentials_sealed
+         FROM server_images i JOIN cloud_accounts a ON a.id = i.account_id
+         WHERE i.project_id = $1 AND i.id = $2",
+    )
+    .bind(project.id)
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (image_state, provider_id, provider, endpoint, sealed) =
+        row.ok_or(ApiError::NotFound("server image"))?;
+    match ImageState::parse(&image_state) {
+        Some(ImageState::Saving) => {
+            return Err(ApiError::conflict(
+                "image_saving",
+                "the image is being saved by its server's create; delete it once that has ended",
+            ))
+        }
+        Some(ImageState::Available) => {}
+        _ => return Ok(StatusCode::NO_CONTENT),
+    }
+    if let Some(provider_id) = provider_id {
+        let provider = ProviderKind::parse(&provider)
+            .ok_or_else(|| anyhow::anyhow!("an account of unknown provider {provider}"))?;
+        let endpoint = endpoint_of(&state.cloud.endpoints, provider, endpoint.as_deref());
+        check_endpoint(&state.outbound, &endpoint, "the account's endpoint").await?;
+        let stored = StoredCredentials::open(&state.secrets, &sealed)?;
+        let built = Driver::build(provider, &endpoint, stored, &state.outbound)?;
+        built
+            .driver()
+            .delete_image(&provider_id)
+            .await
+            .map_err(provider_failed)?;
+    }
+    sqlx::query(
+        "UPDATE server_images SET state = 'deleted', updated_at = now() WHERE id = $1 AND state = 'available'",
+    )
+    .bind(id)
+    .execute(&state.pool)
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
