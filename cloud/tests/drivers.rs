@@ -1,13 +1,13 @@
 //! The drivers against the provider fakes of `slipway_testkit::cloud_fake`:
 //! a server's whole life (key, firewall, create, asynchronous progress,
 //! get, list by label, delete), pages followed to the end, 429 answered by
-//! waiting what `Retry-After` says, and the providers' own words in every
-//! refusal and failure.
+//! waiting what `Retry-After` says, the providers' own words in every
+//! refusal and failure, and a server saved as an image and created from.
 
 use secrecy::SecretString;
 use serde_json::json;
 use slipway_cloud::driver::{
-    CloudDriver, InboundTcp, Labels, Polling, ServerRequest, ServerStatus,
+    CloudDriver, ImageStatus, InboundTcp, Labels, Polling, ServerRequest, ServerStatus,
 };
 use slipway_cloud::hetzner::Hetzner;
 use slipway_cloud::http::RetryPolicy;
@@ -477,6 +477,116 @@ async fn openstack_refusals_and_failures_keep_its_words() -> anyhow::Result<()> 
     assert!(
         no_flavor.to_string().contains("no flavor `x9-999`"),
         "{no_flavor}"
+    );
+    Ok(())
+}
+
+/// A running server saved as an image: `creating` at first, available once
+/// the provider is done (with its size), found by its labels, a server
+/// created from it, and deleted (twice: gone is done). A server cannot be
+/// created from an image that is not available yet.
+async fn image_life(
+    driver: &dyn CloudDriver,
+    size: &str,
+    region: &str,
+    image: &str,
+) -> Result<(), CloudError> {
+    let mine = labels(&[("slipway", "test")]);
+    let key = driver.create_key("slipway-i1", PUBLIC_KEY, &mine).await?;
+    let request = |name: &str, image: &str| ServerRequest {
+        name: name.into(),
+        region: region.into(),
+        size: size.into(),
+        image: image.into(),
+        ssh_key: key.id.clone(),
+        user_data: "#cloud-config\n".into(),
+        firewall: None,
+        labels: mine.clone(),
+    };
+    let source = driver.create_server(&request("slipway-i1", image)).await?;
+    driver.wait_running(&source.id, LIMIT).await?;
+    let theirs = labels(&[("slipway-image", "img-1")]);
+    let saving = driver
+        .create_image(&source.id, "slipway-image-1", &theirs)
+        .await?;
+    assert_eq!(saving.status, ImageStatus::Creating, "{saving:?}");
+    assert_eq!(saving.name, "slipway-image-1");
+    let early = driver
+        .create_server(&request("slipway-i2", &saving.id))
+        .await
+        .expect_err("an image still being saved is not used");
+    assert!(matches!(early.status(), Some(400 | 422)), "{early}");
+    let saved = driver.wait_image(&saving.id, LIMIT).await?;
+    assert_eq!(saved.status, ImageStatus::Available, "{saved:?}");
+    assert!(saved.size_gb.is_some_and(|gb| gb > 0.0), "{saved:?}");
+    let listed = driver.list_images(&theirs).await?;
+    assert_eq!(
+        listed.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        [saving.id.as_str()]
+    );
+    assert!(driver
+        .list_images(&labels(&[("slipway-image", "other")]))
+        .await?
+        .is_empty());
+    let from_image = driver
+        .create_server(&request("slipway-i2", &saving.id))
+        .await?;
+    driver.wait_running(&from_image.id, LIMIT).await?;
+    driver.delete_image(&saving.id).await?;
+    assert_eq!(driver.get_image(&saving.id).await?, None);
+    driver.delete_image(&saving.id).await?;
+    for server in [source, from_image] {
+        driver.delete_server(&server.id, LIMIT).await?;
+    }
+    driver.delete_key(&key.id).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn server_images_are_saved_used_and_deleted() -> anyhow::Result<()> {
+    let (hook, seen) = recording_hook();
+    let fake = FakeHetzner::start_with(TOKEN, hook).await?;
+    image_life(&hetzner(&fake, TOKEN), "cx22", "fsn1", "debian-12").await?;
+    assert_eq!((fake.holdings(), fake.images()), ((0, 0, 0), 0));
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    let (hook, _) = recording_hook();
+    let fake = FakeOpenStack::start("GRA11", Some(hook)).await?;
+    image_life(
+        &openstack(&fake, app_credential()),
+        "d2-2",
+        "GRA11",
+        "Debian 12",
+    )
+    .await?;
+    assert_eq!((fake.holdings(), fake.images()), ((0, 0, 0), 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn glance_images_are_listed_across_pages() -> anyhow::Result<()> {
+    let fake = FakeOpenStack::start("GRA11", None).await?;
+    let driver = openstack(&fake, app_credential());
+    let id = fake.seed_server("source", json!({}));
+    for i in 0..105 {
+        let role = if i % 5 == 0 { "a" } else { "b" };
+        driver
+            .create_image(
+                &id,
+                &format!("img-{i}"),
+                &labels(&[("slipway", "1"), ("role", role)]),
+            )
+            .await?;
+    }
+    assert_eq!(
+        driver
+            .list_images(&labels(&[("slipway", "1")]))
+            .await?
+            .len(),
+        105
+    );
+    assert_eq!(
+        driver.list_images(&labels(&[("role", "a")])).await?.len(),
+        21
     );
     Ok(())
 }

@@ -84,7 +84,11 @@ impl GitUrl {
 }
 
 /// A branch, tag or commit: what `git check-ref-format` accepts, plus HEAD
-/// and hex commit ids.
+/// and hex commit ids, within the safe subset the API documents (the
+/// `GitRefName` pattern: words of letters, digits and `_` joined by single
+/// `.`, `/` or `-`), so what the document allows and what is accepted are
+/// the same (a name with `+`, `@` or letters beyond ASCII is refused; a
+/// commit id reaches those).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct GitRef(String);
@@ -103,7 +107,8 @@ impl GitRef {
             || value.contains("//")
             || value
                 .chars()
-                .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+                .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c))
+            || !documented_ref(value);
         if bad {
             return Err(invalid(
                 "git_ref",
@@ -116,6 +121,13 @@ impl GitRef {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `^[A-Za-z0-9_]+([./-][A-Za-z0-9_]+)*$`: the API document's pattern.
+fn documented_ref(value: &str) -> bool {
+    value
+        .split(['.', '/', '-'])
+        .all(|word| !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 #[cfg(test)]
@@ -150,7 +162,9 @@ mod tests {
         for good in ["main", "v1.2.3", "feature/x", "HEAD", "0123abcd"] {
             assert!(GitRef::parse(good).is_ok(), "{good}");
         }
-        for bad in ["", "-x", "a..b", "a b", "x.lock", "a~1", "refs/", "a:b"] {
+        for bad in [
+            "", "-x", "a..b", "a b", "x.lock", "a~1", "refs/", "a:b", "a+b", "ü", "a/-b",
+        ] {
             assert!(GitRef::parse(bad).is_err(), "{bad}");
         }
     }

@@ -24,6 +24,10 @@ const VIEW: &str = "json_build_object('id', i.id, 'account', a.name, 'region', i
     'source_server_id', i.source_server_id, 'size_gb', i.size_gb,
     'monthly_cost_eur', i.monthly_cost_eur_e4 / 10000.0, 'error', i.error, 'created_at', i.created_at)";
 
+/// An image's state and provider id, its account's provider, endpoint and
+/// sealed credentials.
+type ImageAndAccount = (String, Option<String>, String, Option<String>, Vec<u8>);
+
 /// List the project's server images (deleted ones left out), newest first.
 #[utoipa::path(get, path = "/v1/server-images", tag = "cloud", operation_id = "list_server_images",
     security(("project_token" = ["viewer"])),
@@ -59,7 +63,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let row: Option<(String, Option<String>, String, Option<String>, Vec<u8>)> = sqlx::query_as(
+    let row: Option<ImageAndAccount> = sqlx::query_as(
         "SELECT i.state, i.provider_id, a.provider, a.endpoint, a.credentials_sealed
          FROM server_images i JOIN cloud_accounts a ON a.id = i.account_id
          WHERE i.project_id = $1 AND i.id = $2",

@@ -311,7 +311,7 @@ async fn resolve(conn: &mut PgConnection, project_id: Uuid, key: &str) -> Result
 const SERVER_VIEW: &str =
     "SELECT json_build_object('id', s.id, 'name', s.name, 'account', s.account_id,
          'provider', s.provider, 'region', s.region, 'size', s.size, 'image', s.image,
-         'environment', s.environment, 'state', s.state, 'provider_id', s.provider_id,
+         'server_image', s.server_image_id, 'environment', s.environment, 'state', s.state, 'provider_id', s.provider_id,
          'ipv4', s.ipv4, 'ipv6', s.ipv6, 'monthly_cost_eur', s.monthly_cost_eur_e4 / 10000.0,
          'target', t.name, 'error', s.error, 'created_at', s.created_at,
          'destroyed_at', s.destroyed_at,

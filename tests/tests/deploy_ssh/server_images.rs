@@ -92,10 +92,11 @@ async fn saved_and_used(
     let second_id = second["id"].as_str().context("id")?.to_owned();
     let logs = ready(fleet, hosts, &second_id).await?;
     assert!(logs.contains("from server image"), "{logs}");
-    assert!(
-        logs.contains("found=installed already") || logs.contains("installed already"),
-        "{logs}"
-    );
+    let (_, shown) = fleet
+        .call(Method::GET, &format!("/v1/servers/{second_id}"), None)
+        .await?;
+    assert_eq!(shown["server_image"], image["id"], "{shown:#}");
+    assert!(logs.contains("installed already"), "{logs}");
     assert!(!logs.contains("changed: installed"), "{logs}");
     assert!(
         logs.contains(

@@ -263,6 +263,8 @@ impl ServerCreate {
             done = target::set_up(ctx, target_id, self.0.secrets.as_ref(), settings) => done,
             _ = ctx.cancel.cancelled() => Err(JobError::Cancelled),
         }?;
+        // Saved before the deploy stage lets anything of an app on it.
+        still_wanted(ctx, server.id).await?;
         let server = of_operation(&ctx.pool, ctx.info.deployment_id).await?;
         image::save(ctx, driver, &server, &provider_id, &client_public, settings).await
     }

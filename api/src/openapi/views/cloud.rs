@@ -165,6 +165,8 @@ pub struct Server {
     pub region: String,
     pub size: String,
     pub image: String,
+    /// The server image it was created from (`/v1/server-images`), if it was.
+    pub server_image: Option<Uuid>,
     pub environment: Option<String>,
     /// `pending`, `provisioning`, `configuring`, `ready`, `failed`,
     /// `destroying` or `destroyed`.

@@ -31,7 +31,7 @@ pub(super) async fn create_server(shared: &Shared, server: &Value) -> Response {
         }
         let snapshot = match super::images::snapshot_of(&data, image) {
             Ok(snapshot) => snapshot,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         };
         let key = server["key_name"].as_str().unwrap_or_default();
         let Some(pair) = data.keypairs.get(key) else {

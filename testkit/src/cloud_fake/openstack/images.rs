@@ -134,7 +134,7 @@ pub(super) fn delete(shared: &Shared, data: &mut Data, id: &str) -> Response {
 }
 
 /// The snapshot a create names, when it is one (`Err`: not usable).
-pub(super) fn snapshot_of(data: &Data, image: &str) -> Result<Option<String>, Response> {
+pub(super) fn snapshot_of(data: &Data, image: &str) -> Result<Option<String>, Box<Response>> {
     if image == IMAGE.0 {
         return Ok(None);
     }
@@ -142,16 +142,16 @@ pub(super) fn snapshot_of(data: &Data, image: &str) -> Result<Option<String>, Re
         Some((found, _)) if found["status"] == "active" => {
             Ok(Some(data.snapshots.get(image).cloned().unwrap_or_default()))
         }
-        Some(_) => Err(nova(
+        Some(_) => Err(Box::new(nova(
             StatusCode::BAD_REQUEST,
             "badRequest",
             &format!("Image {image} is not active."),
-        )),
-        None => Err(nova(
+        ))),
+        None => Err(Box::new(nova(
             StatusCode::BAD_REQUEST,
             "badRequest",
             &format!("Image {image} could not be found."),
-        )),
+        ))),
     }
 }
 
