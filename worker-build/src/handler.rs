@@ -215,6 +215,9 @@ impl BuildHandler {
                 built.reference
             ))
             .await;
+        if let Some(base) = &plan.base_image {
+            image::base_mirror::mirror(&settings.build, base, &ctx.logs, &ctx.cancel).await;
+        }
         // Old images only cost disk: a failed prune must not fail the build.
         if let Err(error) = image::prune(&settings.build, &repository, &ctx.logs, &ctx.cancel).await
         {

@@ -415,6 +415,9 @@ pub struct ServerSettings {
     /// How long a provider may take to save a server image
     /// (`SLIPWAY_SERVER_IMAGE_TIMEOUT`, 20 minutes).
     pub image_timeout: Duration,
+    /// The platform's registry (`SLIPWAY_REGISTRY`): a server about to be
+    /// saved as an image pulls the project's base images from it.
+    pub registry: Option<String>,
     pub endpoints: CloudEndpoints,
 }
 
@@ -427,6 +430,7 @@ pub fn server_settings() -> Result<ServerSettings, ConfigError> {
         apt_source: raw("SLIPWAY_SERVER_APT_SOURCE"),
         poll_interval: duration("SLIPWAY_CLOUD_POLL_INTERVAL", Duration::from_secs(2))?,
         image_timeout: duration("SLIPWAY_SERVER_IMAGE_TIMEOUT", Duration::from_secs(1200))?,
+        registry: raw("SLIPWAY_REGISTRY"),
         endpoints: cloud_endpoints(),
     })
 }

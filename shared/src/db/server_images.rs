@@ -20,6 +20,40 @@ pub const LABEL: &str = "slipway-image";
 /// when setup installs or prepares something else.
 pub const RECIPE: &str = "setup-v1";
 
+/// The registry path a build's base image is mirrored to
+/// (`slipway-base/<its path without a registry host>`): the build worker
+/// pushes it there, the provision worker pulls it onto a server before
+/// saving that server as an image, so servers made from the image hold the
+/// base layers every app's image starts with.
+pub fn base_mirror_path(base: &str) -> String {
+    let path = match base.split_once('/') {
+        Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" => rest,
+        _ => base,
+    };
+    format!("slipway-base/{path}")
+}
+
+/// The base images of the project's builds (the newest first, at most
+/// `limit`), as their plans name them.
+pub async fn project_bases(
+    pool: &PgPool,
+    project_id: Uuid,
+    limit: i64,
+) -> Result<Vec<String>, JobError> {
+    sqlx::query_scalar(
+        "SELECT base FROM (
+             SELECT build_plan->>'base_image' AS base, max(created_at) AS last FROM deployments
+             WHERE project_id = $1 AND image_digest IS NOT NULL AND build_plan->>'base_image' IS NOT NULL
+             GROUP BY 1) bases
+         ORDER BY last DESC LIMIT $2",
+    )
+    .bind(project_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(database)
+}
+
 /// Where an image is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -230,4 +264,26 @@ pub async fn use_for(pool: &PgPool, server_id: Uuid, image_id: Uuid) -> Result<(
         .await
         .map_err(database)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_mirror_path;
+
+    #[test]
+    fn base_images_are_mirrored_without_their_registry_host() {
+        assert_eq!(
+            base_mirror_path("localhost/slipway/static:bookworm"),
+            "slipway-base/slipway/static:bookworm"
+        );
+        assert_eq!(
+            base_mirror_path("registry.example:5000/py:3.12"),
+            "slipway-base/py:3.12"
+        );
+        assert_eq!(base_mirror_path("debian:12"), "slipway-base/debian:12");
+        assert_eq!(
+            base_mirror_path("library/node:20"),
+            "slipway-base/library/node:20"
+        );
+    }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Waits until the install's status is one of `statuses`.
-async fn wait(fleet: &Fleet, id: &str, statuses: &[&str]) -> anyhow::Result<Value> {
+pub(super) async fn wait(fleet: &Fleet, id: &str, statuses: &[&str]) -> anyhow::Result<Value> {
     read_until(fleet, &format!("/v1/installs/{id}"), LONG, |now| {
         statuses.contains(&now["status"].as_str().unwrap_or_default())
     })
@@ -35,7 +35,11 @@ async fn wait(fleet: &Fleet, id: &str, statuses: &[&str]) -> anyhow::Result<Valu
 }
 
 /// The logs of one of the install's steps.
-async fn step_logs(fleet: &Fleet, install: &Value, step: usize) -> anyhow::Result<String> {
+pub(super) async fn step_logs(
+    fleet: &Fleet,
+    install: &Value,
+    step: usize,
+) -> anyhow::Result<String> {
     let id: Uuid = install["steps"][step]["operation"]
         .as_str()
         .context("the step's operation")?

@@ -5,14 +5,17 @@
 //! its kind is created from it, its setup finds everything done, and the
 //! first server's key it carried is removed; the account cannot be deleted
 //! while the image bills; deleting the image leaves nothing at the fake
-//! and no saved host. An account that saves none creates from the
-//! distribution image (every other server test).
+//! and no saved host. An install's server is saved with the layers of its
+//! app's base image, and the next install's server holds them. An account
+//! that saves none creates from the distribution image (every other server
+//! test).
 
-use super::common::Fleet;
+use super::common::{example, Fleet, GitSource};
+use super::installs::{step_logs, wait};
 use super::log_text;
 use super::servers::{
     create, full_fleet, hetzner_account, hetzner_with_hosts, openstack_account,
-    openstack_with_hosts, operation, wait_server, LONG,
+    openstack_with_hosts, operation, read_until, wait_server, LONG, TOKEN,
 };
 use anyhow::Context;
 use reqwest::Method;
@@ -181,5 +184,112 @@ async fn an_openstack_server_image_is_saved_used_and_deleted() -> anyhow::Result
     openstack_account(&fleet, &fake).await?;
     saved_and_used(&fleet, &hosts, ("ovh", "GRA11", "d2-2"), || fake.images()).await?;
     fleet.stop().await;
+    Ok(())
+}
+
+/// Installs with an account that saves server images: the first install's
+/// server is saved once set up, with the layers of the base image its
+/// app's build used (the build mirrors it to the registry; held in the
+/// provider's create until that build has ended, so the project has a
+/// build to name it); the next install's server is made from the image and
+/// holds that base image before its deploy pulls anything.
+#[tokio::test]
+async fn an_install_from_a_server_image_holds_its_base_layers() -> anyhow::Result<()> {
+    let (hosts, fake) = hetzner_with_hosts().await?;
+    fake.on_images(hosts.image_hooks());
+    let (fleet, _registry, _caddy, _dirs) = full_fleet(&[], 1).await?;
+    let (status, made) = fleet
+        .call(
+            Method::POST,
+            "/v1/cloud-accounts",
+            Some(json!({
+            "provider": "hetzner", "name": "main", "endpoint": fake.url(),
+            "credentials": {"token": TOKEN}, "server_images": true})),
+        )
+        .await?;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["server_images"], true, "{made}");
+    let source = GitSource::serve("site", &example("static-site"))?;
+    let body = json!({"provider": "hetzner", "account": "main", "region": "fsn1", "size": "cx22",
+                      "app": {"name": "site", "git_url": source.url, "git_ref": "main"}});
+
+    fake.faults(|f| f.stuck_creating = true);
+    let (status, first) = fleet
+        .call(Method::POST, "/v1/installs", Some(body.clone()))
+        .await?;
+    assert_eq!(status, 202, "{first}");
+    let deploy = first["steps"][2]["operation"].as_str().context("deploy")?;
+    read_until(&fleet, &format!("/v1/deployments/{deploy}"), LONG, |d| {
+        d["state"] == "built"
+    })
+    .await?;
+    fake.faults(|f| f.stuck_creating = false);
+    let first_id = first["id"].as_str().context("id")?.to_owned();
+    let completed = wait(&fleet, &first_id, &["completed", "failed"]).await?;
+    assert_eq!(
+        completed["status"],
+        "completed",
+        "{completed:#}\n{}",
+        fleet.logs()
+    );
+    let create = step_logs(&fleet, &completed, 0).await?;
+    assert!(
+        create.contains("the image holds the layers of base image localhost/slipway/static"),
+        "{create}"
+    );
+    assert!(create.contains("saved server image"), "{create}");
+    destroy_install(&fleet, &first_id).await?;
+
+    let (status, second) = fleet.call(Method::POST, "/v1/installs", Some(body)).await?;
+    assert_eq!(status, 202, "{second}");
+    let second_id = second["id"].as_str().context("id")?.to_owned();
+    let completed = wait(&fleet, &second_id, &["completed", "failed"]).await?;
+    assert_eq!(
+        completed["status"],
+        "completed",
+        "{completed:#}\n{}",
+        fleet.logs()
+    );
+    let create = step_logs(&fleet, &completed, 0).await?;
+    assert!(create.contains("from server image"), "{create}");
+    let container = hosts.containers().into_iter().next().context("its host")?;
+    let out = std::process::Command::new("podman")
+        .args([
+            "exec",
+            &container,
+            "su",
+            "-",
+            "slipway",
+            "-c",
+            "XDG_RUNTIME_DIR=/run/user/$(id -u) podman images --format '{{.Repository}}'",
+        ])
+        .output()?;
+    let images = String::from_utf8_lossy(&out.stdout);
+    assert!(images.contains("/slipway-base/slipway/static"), "{images}");
+    destroy_install(&fleet, &second_id).await?;
+
+    let (_, listed) = fleet.call(Method::GET, "/v1/server-images", None).await?;
+    for image in listed["items"].as_array().into_iter().flatten() {
+        let id = image["id"].as_str().context("image id")?;
+        let (status, body) = fleet
+            .call(Method::DELETE, &format!("/v1/server-images/{id}"), None)
+            .await?;
+        assert_eq!(status, 204, "{body}");
+    }
+    assert_eq!(
+        (fake.holdings(), fake.images(), hosts.saved()),
+        ((0, 0, 0), 0, 0)
+    );
+    fleet.stop().await;
+    Ok(())
+}
+
+async fn destroy_install(fleet: &Fleet, id: &str) -> anyhow::Result<()> {
+    let (status, destroying) = fleet
+        .call(Method::DELETE, &format!("/v1/installs/{id}"), None)
+        .await?;
+    assert_eq!(status, 202, "{destroying}");
+    let destroyed = wait(fleet, id, &["destroyed", "failed"]).await?;
+    assert_eq!(destroyed["status"], "destroyed", "{destroyed:#}");
     Ok(())
 }

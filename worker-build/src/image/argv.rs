@@ -75,6 +75,9 @@ fn pull_flag(engine: Engine, policy: PullPolicy) -> Option<String> {
 }
 
 pub struct PushArgv<'a> {
+    /// The local image pushed; `None`: the one tagged `tag`.
+    pub source: Option<&'a str>,
+    /// Where it goes (`registry/path:tag`).
     pub tag: &'a str,
     pub digest_file: &'a Path,
     pub auth_file: Option<&'a Path>,
@@ -96,7 +99,7 @@ pub fn push(settings: &BuildSettings, a: &PushArgv) -> Vec<String> {
         argv.push("--authfile".into());
         argv.push(auth.display().to_string());
     }
-    argv.push(a.tag.into());
+    argv.push(a.source.unwrap_or(a.tag).into());
     argv.push(format!("docker://{}", a.tag));
     argv
 }
@@ -170,6 +173,7 @@ mod tests {
         let argv = push(
             &settings("buildah"),
             &PushArgv {
+                source: None,
                 tag: "127.0.0.1:5000/slipway/p-a:d1",
                 digest_file: Path::new("/w/digest"),
                 auth_file: None,

@@ -10,6 +10,7 @@
 //! (see `run`).
 
 mod argv;
+pub mod base_mirror;
 mod network_trouble;
 mod prune;
 mod pull_failure;
@@ -130,7 +131,7 @@ pub async fn build_and_push(
     let work = WorkDir::create(settings, request.deployment_id).await?;
     let result = async {
         let local = build_in(settings, request, &work, logs, cancel).await?;
-        let pushed = push_in(settings, &local.tag, &work, logs, cancel).await?;
+        let pushed = push_in(settings, None, &local.tag, &work, logs, cancel).await?;
         Ok(BuiltImage {
             tag: pushed.tag,
             digest: pushed.digest,
@@ -166,7 +167,37 @@ pub async fn push(
     cancel: &CancellationToken,
 ) -> Result<PushedImage, JobError> {
     let work = WorkDir::create(settings, Uuid::new_v4()).await?;
-    let result = push_in(settings, tag, &work, logs, cancel).await;
+    let result = push_in(settings, None, tag, &work, logs, cancel).await;
+    work.remove().await;
+    result
+}
+
+/// Pushes local image `source` to `destination` without tagging it so
+/// here (a tag of the registry's would make a removal by id of the
+/// registry's images take `source` with it). Docker pushes only tags: it
+/// tags, pushes and removes that tag again.
+pub async fn push_as(
+    settings: &BuildSettings,
+    source: &str,
+    destination: &str,
+    logs: &LogHandle,
+    cancel: &CancellationToken,
+) -> Result<PushedImage, JobError> {
+    if settings.engine == Engine::Docker {
+        let program = settings.engine.program();
+        prune::engine(
+            settings,
+            &[program, "tag", source, destination],
+            logs,
+            cancel,
+        )
+        .await?;
+        let pushed = push(settings, destination, logs, cancel).await;
+        let _ = prune::engine(settings, &[program, "rmi", destination], logs, cancel).await;
+        return pushed;
+    }
+    let work = WorkDir::create(settings, Uuid::new_v4()).await?;
+    let result = push_in(settings, Some(source), destination, &work, logs, cancel).await;
     work.remove().await;
     result
 }
@@ -297,6 +328,7 @@ async fn build_in(
 
 async fn push_in(
     settings: &BuildSettings,
+    source: Option<&str>,
     tag: &str,
     work: &WorkDir,
     logs: &LogHandle,
@@ -317,12 +349,16 @@ async fn push_in(
     let argv = argv::push(
         settings,
         &argv::PushArgv {
+            source,
             tag,
             digest_file: &digest_file,
             auth_file: auth_file.as_deref(),
         },
     );
-    logs.info(format!("pushing {tag}")).await;
+    match source {
+        Some(source) => logs.info(format!("pushing {source} as {tag}")).await,
+        None => logs.info(format!("pushing {tag}")).await,
+    }
     let started = Instant::now();
     let outcome = run::run(
         run::Invocation {

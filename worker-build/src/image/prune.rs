@@ -178,7 +178,7 @@ async fn remove_stale_containers(
 }
 
 /// A state-changing engine command, logged like a build step.
-async fn engine(
+pub(super) async fn engine(
     settings: &BuildSettings,
     argv: &[&str],
     logs: &LogHandle,

@@ -266,7 +266,7 @@ impl ServerCreate {
         // Saved before the deploy stage lets anything of an app on it.
         still_wanted(ctx, server.id).await?;
         let server = of_operation(&ctx.pool, ctx.info.deployment_id).await?;
-        image::save(ctx, driver, &server, &provider_id, &client_public, settings).await
+        image::save(ctx, driver, &server, &provider_id, &client_public, &self.0).await
     }
 
     /// The keys, made by the first attempt and kept.

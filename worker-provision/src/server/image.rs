@@ -7,12 +7,25 @@
 //! server goes on.
 
 use super::cloud::failed;
+use super::Servers;
+use crate::ssh::run_script_as;
 use slipway_cloud::catalog::tables::image_storage_per_gb_month;
 use slipway_cloud::driver::{CloudDriver, Labels};
 use slipway_shared::config::ServerSettings;
-use slipway_shared::db::server_images::{self, ImageState, ServerImageRow, LABEL};
+use slipway_shared::db::server_images::{
+    self, base_mirror_path, ImageState, ServerImageRow, LABEL,
+};
 use slipway_shared::db::servers::ServerRow;
+use slipway_shared::db::targets;
 use slipway_shared::job::{JobContext, JobError};
+use slipway_shared::ssh::Tunnel;
+use slipway_shared::target::EngineKind;
+use std::time::{Duration, Instant};
+
+/// The most base images a server image holds (the project's newest).
+const BASES_KEPT: i64 = 4;
+/// How long pulling one base image onto the server may take.
+const BASE_PULL_LIMIT: Duration = Duration::from_secs(600);
 
 /// The labels of image `image`.
 pub fn labels(image: &ServerImageRow) -> Labels {
@@ -55,8 +68,9 @@ pub async fn save(
     server: &ServerRow,
     provider_id: &str,
     public_key: &str,
-    settings: &ServerSettings,
+    servers: &Servers,
 ) -> Result<(), JobError> {
+    let settings = &servers.settings;
     if server.server_image_id.is_some() || !server_images::wanted(&ctx.pool, server).await? {
         return Ok(());
     }
@@ -72,6 +86,9 @@ pub async fn save(
             settings.image_timeout
         ))
         .await;
+    if image.provider_id.is_none() {
+        keep_bases(ctx, server, servers).await;
+    }
     let saved = tokio::select! {
         saved = saving(ctx, driver, &image, provider_id, settings) => saved,
         _ = ctx.cancel.cancelled() => Err(JobError::Cancelled),
@@ -94,6 +111,70 @@ pub async fn save(
                 _ => Ok(()),
             }
         }
+    }
+}
+
+/// Pulls the base images of the project's builds, mirrored in the
+/// platform's registry, into the deploy user's storage, so servers made
+/// from the image hold their layers. Whatever fails is said and skipped:
+/// the image is then saved without it.
+async fn keep_bases(ctx: &JobContext, server: &ServerRow, servers: &Servers) {
+    let Some(registry) = &servers.settings.registry else {
+        ctx.logs
+            .info("no SLIPWAY_REGISTRY: the image holds no base image layers")
+            .await;
+        return;
+    };
+    let outcome = async {
+        let bases = server_images::project_bases(&ctx.pool, server.project_id, BASES_KEPT).await?;
+        if bases.is_empty() {
+            ctx.logs
+                .info("no build of this project names a base image yet: the image holds none")
+                .await;
+            return Ok(());
+        }
+        let target_id = server
+            .target_id
+            .ok_or_else(|| JobError::permanent("server_invalid", "the server has no target yet"))?;
+        let target = targets::ssh_target(&ctx.pool, target_id, servers.secrets.as_ref()).await?;
+        let files = target.key_files()?;
+        let tunnel = Tunnel::open_master(&files.host, &[], std::slice::from_ref(registry))
+            .await
+            .map_err(|e| e.into_job_error())?;
+        let port = tunnel.remote_port(0);
+        let (program, tls) = match target.settings.engine.unwrap_or(EngineKind::Podman) {
+            EngineKind::Podman => ("podman", " --tls-verify=false"),
+            // Docker's daemon takes a registry on loopback without TLS.
+            EngineKind::Docker => ("docker", ""),
+        };
+        for base in bases {
+            let mirror = format!("127.0.0.1:{port}/{}", base_mirror_path(&base));
+            let started = Instant::now();
+            let script = format!("{program} pull --quiet{tls} '{mirror}' >/dev/null");
+            match run_script_as(&files, "sh -s", &script, BASE_PULL_LIMIT).await {
+                Ok(_) => {
+                    ctx.logs
+                        .info(format!(
+                            "the image holds the layers of base image {base} (pulled in {:.1} s)",
+                            started.elapsed().as_secs_f64()
+                        ))
+                        .await
+                }
+                Err(error) => {
+                    ctx.logs
+                        .info(format!("base image {base} not pulled: {error}"))
+                        .await
+                }
+            }
+        }
+        drop(tunnel);
+        Ok::<_, JobError>(())
+    }
+    .await;
+    if let Err(error) = outcome {
+        ctx.logs
+            .info(format!("the image holds no base image layers: {error}"))
+            .await;
     }
 }
 
