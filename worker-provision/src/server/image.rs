@@ -150,9 +150,22 @@ async fn keep_bases(ctx: &JobContext, server: &ServerRow, servers: &Servers) {
         for base in bases {
             let mirror = format!("127.0.0.1:{port}/{}", base_mirror_path(&base));
             let started = Instant::now();
-            let script = format!("{program} pull --quiet{tls} '{mirror}' >/dev/null");
-            match run_script_as(&files, "sh -s", &script, BASE_PULL_LIMIT).await {
-                Ok(_) => {
+            // The script's exit status is not the ssh's: it says how it went.
+            let script = format!(
+                "if out=$({program} pull --quiet{tls} '{mirror}' 2>&1); then echo pulled=yes; \
+                 else echo \"fail=$(printf '%s' \"$out\" | tail -n 2 | tr '\\n' ' ')\"; fi"
+            );
+            let pulled = run_script_as(&files, "sh -s", &script, BASE_PULL_LIMIT)
+                .await
+                .and_then(|out| match out.lines().any(|l| l == "pulled=yes") {
+                    true => Ok(()),
+                    false => Err(JobError::permanent(
+                        "pull_failed",
+                        out.trim().trim_start_matches("fail=").to_owned(),
+                    )),
+                });
+            match pulled {
+                Ok(()) => {
                     ctx.logs
                         .info(format!(
                             "the image holds the layers of base image {base} (pulled in {:.1} s)",
