@@ -1,8 +1,9 @@
 //! `/v1/server-images`: the server images a project's accounts saved (see
 //! `slipway_shared::db::server_images`), listed with what they cost, and
 //! deleted at the provider by an owner. An image being saved cannot be
-//! deleted (its server's create ends it); one already gone at the
-//! provider counts as deleted.
+//! deleted while its server's create runs (that create ends it); one a
+//! create left `saving` when it died can. One already gone at the provider
+//! counts as deleted.
 
 use crate::auth::{Owner, Viewer};
 use crate::cloud_account::{
@@ -17,6 +18,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 use slipway_cloud::ProviderKind;
 use slipway_shared::db::server_images::ImageState;
+use slipway_shared::state::DeploymentState;
 use uuid::Uuid;
 
 const VIEW: &str = "json_build_object('id', i.id, 'account', a.name, 'region', i.region, 'size', i.size,
@@ -48,12 +50,12 @@ pub async fn list(
 
 /// Delete a server image at the provider; later servers of its kind are
 /// set up from scratch (and saved again if the account still saves images).
-#[utoipa::path(delete, path = "/v1/server-images/{image}", tag = "cloud", operation_id = "delete_server_image",
-    security(("project_token" = ["owner"])), params(("image" = Uuid, Path, description = "The image's id")),
+#[utoipa::path(delete, path = "/v1/server-images/{id}", tag = "cloud", operation_id = "delete_server_image",
+    security(("project_token" = ["owner"])), params(("id" = Uuid, Path, description = "The image's id")),
     responses(
         (status = 204, description = "Deleted (or gone already)"),
         (status = 404, description = "`not_found`: no such image", body = ErrorBody),
-        (status = 409, description = "`image_saving`: its server's create is still saving it", body = ErrorBody),
+        (status = 409, description = "`image_saving`: its server's create runs and is still saving it", body = ErrorBody),
         (status = 422, description = "`address_not_allowed`, `invalid_credentials` or `provider_unreachable`", body = ErrorBody),
         (status = 502, description = "`provider_error`: the provider failed (its words)", body = ErrorBody),
     ))]
@@ -75,13 +77,14 @@ pub async fn delete(
     let (image_state, provider_id, provider, endpoint, sealed) =
         row.ok_or(ApiError::NotFound("server image"))?;
     match ImageState::parse(&image_state) {
-        Some(ImageState::Saving) => {
+        Some(ImageState::Saving) if saving_now(&state, id).await? => {
             return Err(ApiError::conflict(
                 "image_saving",
                 "the image is being saved by its server's create; delete it once that has ended",
             ))
         }
-        Some(ImageState::Available) => {}
+        // A create that ended without finishing it (it died) left it.
+        Some(ImageState::Saving | ImageState::Available) => {}
         _ => return Ok(StatusCode::NO_CONTENT),
     }
     if let Some(provider_id) = provider_id {
@@ -98,10 +101,25 @@ pub async fn delete(
             .map_err(provider_failed)?;
     }
     sqlx::query(
-        "UPDATE server_images SET state = 'deleted', updated_at = now() WHERE id = $1 AND state = 'available'",
+        "UPDATE server_images SET state = 'deleted', updated_at = now()
+         WHERE id = $1 AND state IN ('saving', 'available')",
     )
     .bind(id)
     .execute(&state.pool)
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether the create of the image's source server is still open (and so
+/// may still be saving it).
+async fn saving_now(state: &AppState, id: Uuid) -> Result<bool, ApiError> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM server_images i JOIN deployments d ON d.server_id = i.source_server_id
+                        WHERE i.id = $1 AND d.kind = 'server_create'
+                          AND d.state NOT IN {})",
+        DeploymentState::TERMINAL_SQL
+    ))
+    .bind(id)
+    .fetch_one(&state.pool)
+    .await?)
 }

@@ -74,6 +74,9 @@ const NO_SUCCESS_HERE: &[(&str, &[u16])] = &[
     ("POST /v1/cloud-accounts", &[422]),
     ("GET /v1/cloud-accounts/{account}", &[404]),
     ("DELETE /v1/cloud-accounts/{account}", &[404]),
+    ("PATCH /v1/cloud-accounts/{account}", &[404]),
+    // Without a server no server image is saved.
+    ("DELETE /v1/server-images/{id}", &[404]),
     // Without an account no server is bought, so none exists to read.
     ("POST /v1/servers", &[404, 422]),
     ("GET /v1/servers/{server}", &[404]),

@@ -141,6 +141,12 @@ async fn saved_and_used(
         "{refused}"
     );
 
+    // As a create that died while saving would leave it: `saving`, with
+    // no create open. It can be deleted all the same.
+    sqlx::query("UPDATE server_images SET state = 'saving' WHERE id::text = $1")
+        .bind(&image_id)
+        .execute(&fleet.db.pool)
+        .await?;
     let (status, body) = fleet
         .call(
             Method::DELETE,

@@ -57,6 +57,7 @@ function AccountForm({ provider, onAdded }: { provider: string; onAdded: (name: 
   const [name, setName] = useState("main");
   const [secret, setSecret] = useState("");
   const [endpoint, setEndpoint] = useState("");
+  const [serverImages, setServerImages] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const tokenOnly = provider === "hetzner";
@@ -71,7 +72,13 @@ function AccountForm({ provider, onAdded }: { provider: string; onAdded: (name: 
     }
     setBusy(true);
     try {
-      const made = await post<{ name: string }>("/v1/cloud-accounts", { provider, name, credentials, ...(endpoint ? { endpoint } : {}) });
+      const made = await post<{ name: string }>("/v1/cloud-accounts", {
+        provider,
+        name,
+        credentials,
+        ...(endpoint ? { endpoint } : {}),
+        ...(serverImages ? { server_images: true } : {}),
+      });
       onAdded(made.name);
     } catch (err) {
       setError(err);
@@ -89,6 +96,10 @@ function AccountForm({ provider, onAdded }: { provider: string; onAdded: (name: 
         <label>Credentials (JSON)<textarea name="credentials" rows={4} value={secret} onInput={(e) => setSecret(e.currentTarget.value)} /></label>
       )}
       <label>API endpoint (optional)<input name="endpoint" placeholder="the provider's public API" value={endpoint} onInput={(e) => setEndpoint(e.currentTarget.value)} /></label>
+      <label class="check">
+        <input type="checkbox" name="server_images" checked={serverImages} onChange={(e) => setServerImages(e.currentTarget.checked)} /> Save a server image of the first server of
+        each kind (billed by its size): later servers start set up
+      </label>
       <ErrorBox error={error} />
       <button type="submit" disabled={busy}>{busy ? "Checking…" : "Add account"}</button>
     </form>
