@@ -107,6 +107,23 @@ pub enum Driver {
 }
 
 impl Driver {
+    /// The driver of a stored account (its provider, endpoint or the
+    /// provider's public one, sealed credentials): the endpoint checked
+    /// against the outbound policy, the credentials opened.
+    pub async fn of_account(
+        state: &crate::state::AppState,
+        provider: &str,
+        endpoint: Option<&str>,
+        sealed: &[u8],
+    ) -> Result<Driver, ApiError> {
+        let provider = ProviderKind::parse(provider)
+            .ok_or_else(|| anyhow::anyhow!("an account of unknown provider {provider}"))?;
+        let endpoint = endpoint_of(&state.cloud.endpoints, provider, endpoint);
+        check_endpoint(&state.outbound, &endpoint, "the account's endpoint").await?;
+        let stored = StoredCredentials::open(&state.secrets, sealed)?;
+        Driver::build(provider, &endpoint, stored, &state.outbound)
+    }
+
     /// The driver for an account; every name it resolves is held to
     /// `policy` when it connects.
     pub fn build(

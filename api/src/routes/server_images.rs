@@ -6,9 +6,7 @@
 //! counts as deleted.
 
 use crate::auth::{Owner, Viewer};
-use crate::cloud_account::{
-    check_endpoint, endpoint_of, provider_failed, CredentialsAtEdge, Driver, StoredCredentials,
-};
+use crate::cloud_account::{provider_failed, Driver};
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::openapi::{views, ErrorBody};
@@ -16,7 +14,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use slipway_cloud::ProviderKind;
 use slipway_shared::db::server_images::ImageState;
 use slipway_shared::state::DeploymentState;
 use uuid::Uuid;
@@ -88,13 +85,8 @@ pub async fn delete(
         _ => return Ok(StatusCode::NO_CONTENT),
     }
     if let Some(provider_id) = provider_id {
-        let provider = ProviderKind::parse(&provider)
-            .ok_or_else(|| anyhow::anyhow!("an account of unknown provider {provider}"))?;
-        let endpoint = endpoint_of(&state.cloud.endpoints, provider, endpoint.as_deref());
-        check_endpoint(&state.outbound, &endpoint, "the account's endpoint").await?;
-        let stored = StoredCredentials::open(&state.secrets, &sealed)?;
-        let built = Driver::build(provider, &endpoint, stored, &state.outbound)?;
-        built
+        Driver::of_account(&state, &provider, endpoint.as_deref(), &sealed)
+            .await?
             .driver()
             .delete_image(&provider_id)
             .await

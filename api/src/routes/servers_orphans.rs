@@ -7,9 +7,7 @@
 //! or deleting at the provider, does that).
 
 use crate::auth::Viewer;
-use crate::cloud_account::{
-    check_endpoint, endpoint_of, provider_failed, CredentialsAtEdge, Driver, StoredCredentials,
-};
+use crate::cloud_account::{provider_failed, Driver};
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::openapi::{formats, views, ErrorBody};
@@ -18,7 +16,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use serde_json::{json, Value};
 use slipway_cloud::driver::Labels;
-use slipway_cloud::ProviderKind;
 use slipway_shared::db::server_images;
 use slipway_shared::db::servers::LABEL;
 use std::collections::HashSet;
@@ -69,12 +66,7 @@ pub async fn list(
     .into_iter()
     .collect();
     drop(conn);
-    let provider = ProviderKind::parse(&provider)
-        .ok_or_else(|| anyhow::anyhow!("an account of unknown provider {provider}"))?;
-    let endpoint = endpoint_of(&state.cloud.endpoints, provider, endpoint.as_deref());
-    check_endpoint(&state.outbound, &endpoint, "the account's endpoint").await?;
-    let stored = StoredCredentials::open(&state.secrets, &sealed)?;
-    let built = Driver::build(provider, &endpoint, stored, &state.outbound)?;
+    let built = Driver::of_account(&state, &provider, endpoint.as_deref(), &sealed).await?;
     let driver = built.driver();
     let ours = Labels::from([("managed-by".to_owned(), "slipway".to_owned())]);
     let mut items = Vec::new();

@@ -391,24 +391,15 @@ impl CloudDriver for OpenStack {
         .await?;
         // Nova's answer (before microversion 2.45) carries the image's id
         // only in a `Location` header; the name is Slipway's and unique.
-        let query = serde_urlencoded::to_string([("name", name)]).unwrap_or_default();
-        let found = self
-            .call(
-                Service::Image,
-                Method::GET,
-                &format!("/images?{query}"),
-                None,
-            )
-            .await?;
-        let image = found["images"]
-            .as_array()
-            .and_then(|images| images.first())
+        let image = self
+            .image_named(name)
+            .await?
             .ok_or_else(|| CloudError::Failed {
                 provider: PROVIDER,
                 what: "save the server image".into(),
                 message: format!("Nova accepted image `{name}` but Glance does not list it"),
             })?;
-        image_from(image)
+        image_from(&image)
     }
 
     async fn get_image(&self, id: &str) -> Result<Option<Image>, CloudError> {

@@ -186,8 +186,9 @@ impl OpenStack {
             .ok_or_else(|| not_offered("flavor", size, &self.region))
     }
 
-    async fn image_id(&self, image: &str) -> Result<String, CloudError> {
-        let query = serde_urlencoded::to_string([("name", image)]).unwrap_or_default();
+    /// The first image Glance lists by that name.
+    async fn image_named(&self, name: &str) -> Result<Option<Value>, CloudError> {
+        let query = serde_urlencoded::to_string([("name", name)]).unwrap_or_default();
         let found = self
             .call(
                 Service::Image,
@@ -196,11 +197,12 @@ impl OpenStack {
                 None,
             )
             .await?;
-        let by_name = found["images"]
-            .as_array()
-            .and_then(|i| i.first())
-            .and_then(|i| i["id"].as_str());
-        match by_name {
+        Ok(found["images"].as_array().and_then(|i| i.first()).cloned())
+    }
+
+    async fn image_id(&self, image: &str) -> Result<String, CloudError> {
+        let by_name = self.image_named(image).await?;
+        match by_name.as_ref().and_then(|i| i["id"].as_str()) {
             Some(id) => Ok(id.to_owned()),
             // Not a name: perhaps already an id.
             None => match self

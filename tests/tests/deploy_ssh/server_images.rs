@@ -19,7 +19,7 @@ use super::servers::{
 };
 use anyhow::Context;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use slipway_testkit::cloud_fake::hosts::FakeHosts;
 
 /// A ready server's create logs.
@@ -220,25 +220,18 @@ async fn an_install_from_a_server_image_holds_its_base_layers() -> anyhow::Resul
                       "app": {"name": "site", "git_url": source.url, "git_ref": "main"}});
 
     fake.faults(|f| f.stuck_creating = true);
-    let (status, first) = fleet
-        .call(Method::POST, "/v1/installs", Some(body.clone()))
-        .await?;
-    assert_eq!(status, 202, "{first}");
-    let deploy = first["steps"][2]["operation"].as_str().context("deploy")?;
-    read_until(&fleet, &format!("/v1/deployments/{deploy}"), LONG, |d| {
-        d["state"] == "built"
-    })
-    .await?;
-    fake.faults(|f| f.stuck_creating = false);
-    let first_id = first["id"].as_str().context("id")?.to_owned();
-    let completed = wait(&fleet, &first_id, &["completed", "failed"]).await?;
-    assert_eq!(
-        completed["status"],
-        "completed",
-        "{completed:#}\n{}",
-        fleet.logs()
-    );
-    let create = step_logs(&fleet, &completed, 0).await?;
+    let built = |first: &Value| {
+        let deploy = first["steps"][2]["operation"].as_str().unwrap_or_default();
+        let path = format!("/v1/deployments/{deploy}");
+        let fleet = &fleet;
+        let fake = &fake;
+        async move {
+            read_until(fleet, &path, LONG, |d| d["state"] == "built").await?;
+            fake.faults(|f| f.stuck_creating = false);
+            Ok(())
+        }
+    };
+    let (first_id, create) = completed_install(&fleet, &body, Some(built)).await?;
     assert!(
         create.contains("the image holds the layers of base image localhost/slipway/static"),
         "{create}"
@@ -246,17 +239,12 @@ async fn an_install_from_a_server_image_holds_its_base_layers() -> anyhow::Resul
     assert!(create.contains("saved server image"), "{create}");
     destroy_install(&fleet, &first_id).await?;
 
-    let (status, second) = fleet.call(Method::POST, "/v1/installs", Some(body)).await?;
-    assert_eq!(status, 202, "{second}");
-    let second_id = second["id"].as_str().context("id")?.to_owned();
-    let completed = wait(&fleet, &second_id, &["completed", "failed"]).await?;
-    assert_eq!(
-        completed["status"],
-        "completed",
-        "{completed:#}\n{}",
-        fleet.logs()
-    );
-    let create = step_logs(&fleet, &completed, 0).await?;
+    let (second_id, create) = completed_install(
+        &fleet,
+        &body,
+        None::<fn(&Value) -> std::future::Ready<anyhow::Result<()>>>,
+    )
+    .await?;
     assert!(create.contains("from server image"), "{create}");
     let container = hosts.containers().into_iter().next().context("its host")?;
     let out = std::process::Command::new("podman")
@@ -288,6 +276,35 @@ async fn an_install_from_a_server_image_holds_its_base_layers() -> anyhow::Resul
     );
     fleet.stop().await;
     Ok(())
+}
+
+/// Posts the install, runs `meanwhile` with its answer, waits for it to
+/// complete: its id and its server create's logs.
+async fn completed_install<F, Fut>(
+    fleet: &Fleet,
+    body: &Value,
+    meanwhile: Option<F>,
+) -> anyhow::Result<(String, String)>
+where
+    F: Fn(&Value) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let (status, made) = fleet
+        .call(Method::POST, "/v1/installs", Some(body.clone()))
+        .await?;
+    assert_eq!(status, 202, "{made}");
+    if let Some(meanwhile) = meanwhile {
+        meanwhile(&made).await?;
+    }
+    let id = made["id"].as_str().context("id")?.to_owned();
+    let completed = wait(fleet, &id, &["completed", "failed"]).await?;
+    assert_eq!(
+        completed["status"],
+        "completed",
+        "{completed:#}\n{}",
+        fleet.logs()
+    );
+    Ok((id, step_logs(fleet, &completed, 0).await?))
 }
 
 async fn destroy_install(fleet: &Fleet, id: &str) -> anyhow::Result<()> {
