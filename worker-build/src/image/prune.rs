@@ -5,9 +5,10 @@
 //!
 //! Call semantics: call it after an app's build has finished (successfully
 //! or not), with the app's repository; safe to call at any time and from
-//! several workers. It never touches what a running build uses: dangling
-//! cache images and working containers are removed only when they are older
-//! than the build time limit, which no running build can be.
+//! several workers. It never touches what a running build uses: working
+//! containers are removed only when they are older than the build time
+//! limit, which no running build can be, and dangling cache images only
+//! when a day old (a build may reuse one made long before it).
 
 use super::run;
 use super::ImageRepository;
@@ -57,7 +58,7 @@ pub async fn prune(
         report.removed_images.push(image.tag);
     }
     if settings.engine == Engine::Docker {
-        let until = format!("until={}s", stale_after(settings).as_secs());
+        let until = format!("until={}s", cache_kept(settings).as_secs());
         engine(
             settings,
             &["docker", "image", "prune", "-f", "--filter", &until],
@@ -69,7 +70,7 @@ pub async fn prune(
     }
     report.removed_containers = remove_stale_containers(settings, logs, cancel).await?;
     // Each pass frees the parents of what the previous one removed.
-    let until = format!("until={}s", stale_after(settings).as_secs());
+    let until = format!("until={}s", cache_kept(settings).as_secs());
     for _ in 0..10 {
         let removed = engine(
             settings,
@@ -96,6 +97,17 @@ pub async fn prune(
 /// Nothing a running build uses is older than this.
 fn stale_after(settings: &BuildSettings) -> Duration {
     settings.time_limit + Duration::from_secs(600)
+}
+
+/// How old a dangling cache image (a step's cached result) must be to go:
+/// a day, and never less than [`stale_after`]. Its age is when it was made,
+/// not when a build last used it: a build an hour ago that found a step
+/// cached from the morning made nothing newer, and pruning that cache image
+/// at the build time limit (as was done) made the app's next build, with
+/// the same dependencies, install them again (seen in CI, where runs an
+/// hour apart share this machine's storage).
+fn cache_kept(settings: &BuildSettings) -> Duration {
+    stale_after(settings).max(Duration::from_secs(24 * 3600))
 }
 
 async fn app_images(
