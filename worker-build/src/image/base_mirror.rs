@@ -24,12 +24,16 @@ pub async fn mirror(
     cancel: &CancellationToken,
 ) {
     let mirror = format!("{}/{}", settings.registry.address, base_mirror_path(base));
-    if PUSHED.lock().unwrap().contains(&mirror) {
+    if PUSHED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .contains(&mirror)
+    {
         return;
     }
     match super::push_as(settings, base, &mirror, logs, cancel).await {
         Ok(_) => {
-            PUSHED.lock().unwrap().insert(mirror);
+            PUSHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(mirror);
         }
         Err(error) => {
             logs.info(format!(
